@@ -1,0 +1,14 @@
+//! rcomet: a comet/push server built for a million concurrent connections, drop-in compatible with
+//! iComet. Data flows one way: socket → engine → worker → http → api → comet, and back.
+//! Lower layers never import higher ones; `worker` is the only module that sees every layer.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod api;
+pub mod comet;
+pub mod config;
+pub mod conn;
+pub mod engine;
+pub mod http;
+pub mod server;
+pub mod worker;
