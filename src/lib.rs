@@ -7,8 +7,10 @@
 pub mod api;
 pub mod comet;
 pub mod config;
+pub mod daemon;
 pub mod conn;
 pub mod engine;
 pub mod http;
+pub mod logging;
 pub mod server;
 pub mod worker;
