@@ -7,8 +7,8 @@
 pub mod api;
 pub mod comet;
 pub mod config;
-pub mod daemon;
 pub mod conn;
+pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod logging;

@@ -1,1 +1,3 @@
-//! worker (in progress)
+//! The per-core loop (in progress).
+pub mod mailbox;
+pub mod timer;

@@ -1,0 +1,290 @@
+//! The readiness backend: one edge-triggered epoll instance per worker. Each connection is
+//! registered once for input, output and peer hang-up and never modified again (no epoll_ctl per
+//! message); readable sockets are drained into one per-worker scratch buffer that is lent to the
+//! handler, so idle connections own no buffer.
+//!
+//! Depends on: engine (Token, Completion, OutQueue), sys, libc.
+
+use super::out::MAX_IOVECS;
+use super::sys::{self, EventFd};
+use super::{Backend, Completion, ConnId, Flush, OutQueue, ReadControl, Token};
+use crate::syscall;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Size of the per-worker read buffer. One read of a whole 64 KiB request head fits.
+const SCRATCH_BYTES: usize = 64 * 1024;
+/// Events taken from the kernel per wait.
+const EVENTS_PER_WAIT: usize = 1024;
+/// Reads of one connection per turn before it yields to the others (fairness under floods).
+const READS_PER_TURN: usize = 8;
+/// Accepts per listener per turn before the other events get their turn.
+const ACCEPTS_PER_TURN: usize = 512;
+
+pub struct Epoll {
+    epfd: OwnedFd,
+    listeners: Vec<(TcpListener, u32)>,
+    listening: bool,
+    waker: Arc<EventFd>,
+    events: Vec<libc::epoll_event>,
+    scratch: Box<[u8]>,
+    /// Connections with input that was not read yet (yielded, or resumed after a pause).
+    ready: Vec<(ConnId, Token)>,
+    /// Listeners whose accept queue may still hold connections.
+    ready_listeners: Vec<usize>,
+    /// The fd of each attached slot (epoll user data carries the token, not the fd).
+    fds: Vec<RawFd>,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
+        // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let waker = Arc::new(EventFd::new()?);
+        let backend = Epoll {
+            epfd,
+            listeners: Vec::new(),
+            listening: true,
+            waker,
+            events: Vec::with_capacity(EVENTS_PER_WAIT),
+            scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
+            ready: Vec::new(),
+            ready_listeners: Vec::new(),
+            fds: Vec::new(),
+        };
+        let waker_fd = backend.waker.raw();
+        backend.ctl(
+            libc::EPOLL_CTL_ADD,
+            waker_fd,
+            libc::EPOLLIN as u32,
+            Token::WAKER,
+        )?;
+        Ok(backend)
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event { events, u64: data };
+        syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev))?;
+        Ok(())
+    }
+
+    /// Accepts until the queue is empty or the per-turn budget is spent.
+    fn accept_from(
+        &mut self,
+        index: usize,
+        handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
+    ) {
+        let Some((listener, tag)) = self.listeners.get(index) else {
+            return;
+        };
+        let (fd, tag) = (listener.as_raw_fd(), *tag);
+        for _ in 0..ACCEPTS_PER_TURN {
+            match sys::accept(fd) {
+                Ok(Some((conn, peer))) => {
+                    handler(Completion::Accepted {
+                        listener: tag,
+                        conn: ConnId(conn as u32),
+                        peer,
+                    });
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // EMFILE/ENFILE/ENOBUFS: the connection stays queued; try again next turn.
+                    log::warn!("accept failed: {e}");
+                    break;
+                }
+            }
+        }
+        if !self.ready_listeners.contains(&index) {
+            self.ready_listeners.push(index);
+        }
+    }
+
+    /// Reads a connection until the kernel has nothing more, the handler pauses it, or it used up
+    /// its share of this turn (then it is queued to continue next turn).
+    fn read_from(
+        &mut self,
+        conn: ConnId,
+        token: Token,
+        handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
+    ) {
+        for _ in 0..READS_PER_TURN {
+            let res = syscall!(read(
+                conn.0 as RawFd,
+                self.scratch.as_mut_ptr() as *mut libc::c_void,
+                self.scratch.len()
+            ));
+            match res {
+                Ok(0) => {
+                    handler(Completion::PeerClosed { token });
+                    return;
+                }
+                Ok(n) => {
+                    let n = n as usize;
+                    let bytes = &self.scratch[..n];
+                    if handler(Completion::Data { token, bytes }) == ReadControl::Pause {
+                        return;
+                    }
+                    if n < self.scratch.len() {
+                        // A short read almost always means the socket is drained; one more read
+                        // would just return EAGAIN. Edge-triggered epoll reports new data anyway.
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    handler(Completion::PeerClosed { token });
+                    return;
+                }
+            }
+        }
+        self.ready.push((conn, token));
+    }
+}
+
+impl Backend for Epoll {
+    fn listen(&mut self, listener: TcpListener, tag: u32) -> io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let index = self.listeners.len();
+        self.ctl(
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
+            Token::listener_word(index),
+        )?;
+        self.listeners.push((listener, tag));
+        Ok(())
+    }
+
+    fn attach(&mut self, conn: ConnId, token: Token) -> io::Result<()> {
+        let slot = token.slot as usize;
+        if self.fds.len() <= slot {
+            self.fds.resize(slot + 1, -1);
+        }
+        self.fds[slot] = conn.0 as RawFd;
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        self.ctl(
+            libc::EPOLL_CTL_ADD,
+            conn.0 as RawFd,
+            events as u32,
+            token.pack(),
+        )
+    }
+
+    fn flush(&mut self, conn: ConnId, _token: Token, out: &mut OutQueue) -> io::Result<Flush> {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        while !out.is_empty() {
+            let count = out.iovecs(&mut iov);
+            let res = syscall!(writev(conn.0 as RawFd, iov.as_ptr(), count as libc::c_int));
+            match res {
+                Ok(n) => out.advance(n as usize),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Flush::Pending),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Flush::Done)
+    }
+
+    fn resume(&mut self, conn: ConnId, token: Token) {
+        if !self.ready.iter().any(|(_, t)| *t == token) {
+            self.ready.push((conn, token));
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, token: Token) {
+        self.ready.retain(|(_, t)| *t != token);
+        if let Some(fd) = self.fds.get_mut(token.slot as usize) {
+            *fd = -1;
+        }
+        // Closing the fd also removes it from the epoll set.
+        sys::close_fd(conn.0 as RawFd);
+    }
+
+    fn stop_listening(&mut self) {
+        for (listener, _) in &self.listeners {
+            let _ = self.ctl(libc::EPOLL_CTL_DEL, listener.as_raw_fd(), 0, 0);
+        }
+        self.listeners.clear();
+        self.ready_listeners.clear();
+        self.listening = false;
+    }
+
+    fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
+    ) -> io::Result<()> {
+        let has_backlog = !self.ready.is_empty() || !self.ready_listeners.is_empty();
+        let timeout_ms = match timeout {
+            _ if has_backlog => 0,
+            None => -1,
+            Some(d) => d.as_millis().min(i32::MAX as u128) as i32,
+        };
+        // Work carried over from the last turn runs first, before new events are taken.
+        for index in std::mem::take(&mut self.ready_listeners) {
+            if self.listening {
+                self.accept_from(index, handler);
+            }
+        }
+        for (conn, token) in std::mem::take(&mut self.ready) {
+            self.read_from(conn, token, handler);
+        }
+        self.events.clear();
+        let n = match syscall!(epoll_wait(
+            self.epfd.as_raw_fd(),
+            self.events.as_mut_ptr(),
+            EVENTS_PER_WAIT as libc::c_int,
+            timeout_ms
+        )) {
+            Ok(n) => n as usize,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        // SAFETY: epoll_wait initialised the first n entries, n <= capacity.
+        unsafe { self.events.set_len(n) };
+        for i in 0..n {
+            let ev = self.events[i];
+            let (bits, word) = (ev.events, ev.u64);
+            if word == Token::WAKER {
+                self.waker.drain();
+                handler(Completion::Wake);
+                continue;
+            }
+            let token = Token::unpack(word);
+            if token.slot >= Token::RESERVED_SLOTS {
+                let index = (u64::MAX - 1 - word) as usize;
+                if self.listening {
+                    self.accept_from(index, handler);
+                }
+                continue;
+            }
+            let Some(&fd) = self.fds.get(token.slot as usize) else {
+                continue;
+            };
+            if fd < 0 {
+                continue;
+            }
+            if bits & (libc::EPOLLOUT as u32) != 0 {
+                handler(Completion::Writable { token });
+            }
+            let input = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
+            if bits & (input as u32) != 0 {
+                self.read_from(ConnId(fd as u32), token, handler);
+            }
+        }
+        Ok(())
+    }
+
+    fn waker(&self) -> Arc<EventFd> {
+        Arc::clone(&self.waker)
+    }
+}

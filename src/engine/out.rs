@@ -1,0 +1,203 @@
+//! Queued output of one connection: a list of byte segments, some owned, some shared by reference
+//! between many connections (a pushed message is encoded once and every subscriber's queue points at
+//! the same bytes), some static. Sending removes bytes from the front.
+//!
+//! Depends on: std only.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// Shared segments shorter than this are copied into the owned tail instead: an extra iovec costs
+/// more than copying a few hundred bytes.
+const SHARE_MIN: usize = 1024;
+/// The first owned tail segment is allocated with at least this capacity.
+const OWNED_MIN_CAPACITY: usize = 256;
+/// The most segments handed to one writev/sendmsg call.
+pub const MAX_IOVECS: usize = 64;
+
+#[derive(Debug)]
+enum Segment {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+    Static(&'static [u8]),
+}
+
+impl Segment {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Owned(v) => v,
+            Segment::Shared(a) => a,
+            Segment::Static(s) => s,
+        }
+    }
+}
+
+/// Unsent output of one connection. `queued` is always the number of bytes not yet sent.
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    segments: VecDeque<Segment>,
+    /// Bytes of the first segment already sent.
+    sent_in_front: usize,
+    /// Unsent bytes over all segments.
+    queued: usize,
+}
+
+impl OutQueue {
+    pub fn new() -> OutQueue {
+        OutQueue::default()
+    }
+
+    /// Bytes waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Appends a copy of `bytes`, growing the owned tail segment when there is one.
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.queued += bytes.len();
+        if let Some(Segment::Owned(tail)) = self.segments.back_mut() {
+            tail.extend_from_slice(bytes);
+            return;
+        }
+        let mut v = Vec::with_capacity(bytes.len().max(OWNED_MIN_CAPACITY));
+        v.extend_from_slice(bytes);
+        self.segments.push_back(Segment::Owned(v));
+    }
+
+    /// Appends an owned buffer as it is (no copy).
+    pub fn push_vec(&mut self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        if bytes.len() < SHARE_MIN {
+            return self.push_bytes(&bytes);
+        }
+        self.queued += bytes.len();
+        self.segments.push_back(Segment::Owned(bytes));
+    }
+
+    /// Appends bytes shared with other queues; small ones are copied instead.
+    pub fn push_shared(&mut self, bytes: &Arc<[u8]>) {
+        if bytes.len() < SHARE_MIN {
+            return self.push_bytes(bytes);
+        }
+        self.queued += bytes.len();
+        self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
+    }
+
+    /// Appends static bytes without copying when they are large, copying small ones.
+    pub fn push_static(&mut self, bytes: &'static [u8]) {
+        if bytes.len() < SHARE_MIN {
+            return self.push_bytes(bytes);
+        }
+        self.queued += bytes.len();
+        self.segments.push_back(Segment::Static(bytes));
+    }
+
+    /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
+    pub fn iovecs(&self, iov: &mut [libc::iovec; MAX_IOVECS]) -> usize {
+        let mut n = 0;
+        for (i, seg) in self.segments.iter().enumerate() {
+            if n == MAX_IOVECS {
+                break;
+            }
+            let bytes = seg.bytes();
+            let bytes = if i == 0 {
+                &bytes[self.sent_in_front.min(bytes.len())..]
+            } else {
+                bytes
+            };
+            iov[n] = libc::iovec {
+                iov_base: bytes.as_ptr() as *mut libc::c_void,
+                iov_len: bytes.len(),
+            };
+            n += 1;
+        }
+        n
+    }
+
+    /// Drops the first `n` unsent bytes (they were sent).
+    pub fn advance(&mut self, mut n: usize) {
+        n = n.min(self.queued);
+        self.queued -= n;
+        while n > 0 {
+            let Some(front) = self.segments.front() else {
+                break;
+            };
+            let left = front.bytes().len() - self.sent_in_front;
+            if n >= left {
+                n -= left;
+                self.segments.pop_front();
+                self.sent_in_front = 0;
+            } else {
+                self.sent_in_front += n;
+                n = 0;
+            }
+        }
+        if self.queued == 0 {
+            self.segments.clear();
+            self.sent_in_front = 0;
+        }
+    }
+
+    /// Copies every unsent byte into one vector (tests and diagnostics).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.queued);
+        for (i, seg) in self.segments.iter().enumerate() {
+            let bytes = seg.bytes();
+            out.extend_from_slice(if i == 0 {
+                &bytes[self.sent_in_front..]
+            } else {
+                bytes
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queues_copies_and_shares_and_advances_across_segments() {
+        let big: Arc<[u8]> = vec![b'x'; 2000].into();
+        let mut q = OutQueue::new();
+        q.push_bytes(b"head ");
+        q.push_shared(&big);
+        q.push_static(b" tail");
+        q.push_shared(&Arc::from(&b"small"[..]));
+        assert_eq!(q.queued(), 5 + 2000 + 5 + 5);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        assert_eq!(q.iovecs(&mut iov), 3, "small pieces join the owned tail");
+        q.advance(3);
+        assert_eq!(&q.to_vec()[..2], b"d ");
+        q.advance(2 + 1999);
+        assert_eq!(q.to_vec(), b"x tailsmall");
+        q.push_bytes(b"!");
+        assert_eq!(q.to_vec(), b"x tailsmall!");
+        q.advance(100);
+        assert!(q.is_empty());
+        assert_eq!(q.iovecs(&mut iov), 0);
+    }
+
+    #[test]
+    fn extends_a_partly_sent_single_segment() {
+        let mut q = OutQueue::new();
+        q.push_bytes(b"abcdef");
+        q.advance(2);
+        q.push_bytes(b"gh");
+        assert_eq!(q.to_vec(), b"cdefgh");
+        assert_eq!(q.queued(), 6);
+    }
+}

@@ -1,0 +1,143 @@
+//! Cross-core messages: one crossbeam channel per receiving worker plus that worker's eventfd.
+//!
+//! Wake-up protocol (no lost wake-ups, at most one eventfd write per sleep): before sleeping the
+//! receiver stores `awake = false`, issues a SeqCst fence and looks at its inbox once more; a sender
+//! pushes, fences, and writes the eventfd only if it is the one that flipped `awake` back to true.
+//!
+//! Depends on: crossbeam-channel, engine::sys::EventFd.
+
+use crate::engine::sys::EventFd;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The sending end of one worker's mailbox; cheap to clone, usable from any thread.
+pub struct Outbox<M> {
+    tx: Sender<M>,
+    awake: Arc<AtomicBool>,
+    waker: Arc<EventFd>,
+}
+
+impl<M> Clone for Outbox<M> {
+    fn clone(&self) -> Self {
+        Outbox {
+            tx: self.tx.clone(),
+            awake: Arc::clone(&self.awake),
+            waker: Arc::clone(&self.waker),
+        }
+    }
+}
+
+impl<M> Outbox<M> {
+    /// Delivers `msg` and wakes the receiver if it may be asleep. Returns false when the receiving
+    /// worker is gone.
+    pub fn send(&self, msg: M) -> bool {
+        if self.tx.send(msg).is_err() {
+            return false;
+        }
+        fence(Ordering::SeqCst);
+        if !self.awake.swap(true, Ordering::SeqCst) {
+            self.waker.wake();
+        }
+        true
+    }
+}
+
+/// The receiving end, owned by one worker.
+pub struct Inbox<M> {
+    rx: Receiver<M>,
+    awake: Arc<AtomicBool>,
+}
+
+impl<M> Inbox<M> {
+    /// Takes the next message without blocking.
+    pub fn try_recv(&self) -> Option<M> {
+        match self.rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => None,
+        }
+    }
+
+    /// Call right before blocking in the backend. Returns false when messages are already waiting,
+    /// in which case the caller must not block.
+    pub fn prepare_sleep(&self) -> bool {
+        self.awake.store(false, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if self.rx.is_empty() {
+            true
+        } else {
+            self.awake.store(true, Ordering::SeqCst);
+            false
+        }
+    }
+
+    /// Call after the backend returned from waiting.
+    pub fn woke(&self) {
+        self.awake.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A mailbox for one worker whose waker is `waker` (the worker backend's eventfd).
+pub fn mailbox<M>(waker: Arc<EventFd>) -> (Outbox<M>, Inbox<M>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let awake = Arc::new(AtomicBool::new(true));
+    (
+        Outbox {
+            tx,
+            awake: Arc::clone(&awake),
+            waker,
+        },
+        Inbox { rx, awake },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::epoll::Epoll;
+    use crate::engine::{Backend, Completion, ReadControl};
+    use std::time::{Duration, Instant};
+
+    /// A worker asleep in epoll_wait is woken by a message from another thread, and every message
+    /// arrives exactly once.
+    #[test]
+    fn a_message_from_another_thread_wakes_a_sleeping_backend() {
+        let mut backend = Epoll::new().unwrap();
+        let (outbox, inbox) = mailbox::<u32>(backend.waker());
+        let sender = std::thread::spawn(move || {
+            for i in 0..1000 {
+                assert!(outbox.send(i));
+                if i % 100 == 0 {
+                    std::thread::yield_now();
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < 1000 {
+            assert!(
+                Instant::now() < deadline,
+                "timed out with {} messages",
+                got.len()
+            );
+            if inbox.prepare_sleep() {
+                let mut woke = false;
+                backend
+                    .wait(Some(Duration::from_secs(5)), &mut |c| {
+                        if matches!(c, Completion::Wake) {
+                            woke = true;
+                        }
+                        ReadControl::Continue
+                    })
+                    .unwrap();
+                inbox.woke();
+                let _ = woke;
+            }
+            while let Some(m) = inbox.try_recv() {
+                got.push(m);
+            }
+        }
+        sender.join().unwrap();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    }
+}
