@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 #[macro_export]
 macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
-        #[allow(unused_unsafe)]
+        #[allow(unused_unsafe, clippy::macro_metavars_in_unsafe)]
         // SAFETY: the caller passes arguments that satisfy the libc function's contract; each call
         // site documents why (valid fds, pointers to live buffers of the stated length).
         let res = unsafe { libc::$fn($($arg),*) };
@@ -116,9 +116,8 @@ impl EventFd {
     pub fn new() -> io::Result<EventFd> {
         let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
         // SAFETY: eventfd just returned this fd and nothing else owns it.
-        Ok(EventFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
     }
 
     /// Makes the eventfd readable. Never blocks: a saturated counter already means "wake up".
