@@ -11,4 +11,5 @@
 //! module tree (tests excepted).
 #![deny(clippy::indexing_slicing)]
 
+pub mod date;
 pub mod query;
