@@ -11,5 +11,7 @@
 //! module tree (tests excepted).
 #![deny(clippy::indexing_slicing)]
 
+pub mod chunked;
 pub mod date;
 pub mod query;
+pub mod request;
