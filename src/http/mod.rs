@@ -15,3 +15,8 @@ pub mod chunked;
 pub mod date;
 pub mod query;
 pub mod request;
+pub mod response;
+
+pub use date::DateCache;
+pub use query::{percent_decode, Params};
+pub use request::{parse, HttpLimits, Method, Parsed, Reject, Request, Version};
