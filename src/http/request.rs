@@ -1,6 +1,6 @@
 //! HTTP/1.0 and 1.1 request parsing: one stateless function, [`parse`], called again on the grown
 //! buffer until it answers `Complete` or `Reject`. Depends on `httparse` (header block), and on
-//! [`chunked`](super::chunked) and [`percent_decode`] from this module tree.
+//! [`chunked`] and [`percent_decode`] from this module tree.
 //!
 //! The request line is checked here rather than by `httparse`, which would refuse targets that are
 //! not UTF-8 or hold `{`, `"` and similar bytes (libevent accepted them, and iComet clients send
@@ -24,7 +24,7 @@
 //!   the limit are buffered without the head being complete.
 //! * Body: `Content-Length` (digits only; duplicates must agree; else 400); a length above
 //!   `max_body_bytes` is 413 at once. `Transfer-Encoding: chunked` is decoded (see
-//!   [`chunked`](super::chunked)); any other transfer coding, or more than one Transfer-Encoding
+//!   [`chunked`]); any other transfer coding, or more than one Transfer-Encoding
 //!   header, is 501; Transfer-Encoding together with Content-Length is 400. Without either, the body
 //!   is empty, whatever the method.
 //! * `Expect: 100-continue` on an HTTP/1.1 request with a body: `Partial { send_continue: true }`
