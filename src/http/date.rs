@@ -1,0 +1,204 @@
+//! The `Date` header value (RFC 1123, always GMT: `Wed, 25 Nov 2026 18:24:50 GMT`), cached per
+//! second. The civil date is computed here from Unix seconds. Depends on `std` only.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Length of an RFC 1123 date: `Wed, 25 Nov 2026 18:24:50 GMT`.
+pub const HTTP_DATE_LEN: usize = 29;
+
+/// Latest second that still has a four-digit year: 9999-12-31 23:59:59 GMT. Later times are clamped
+/// to it; times before 1970 are clamped to 1970-01-01 00:00:00.
+const LAST_SECOND: u64 = 253_402_300_799;
+
+/// The current `Date` value, recomputed only when the second changes.
+#[derive(Clone, Debug)]
+pub struct DateCache {
+    secs: u64,
+    value: [u8; HTTP_DATE_LEN],
+}
+
+impl DateCache {
+    /// A cache holding the current time.
+    pub fn new() -> Self {
+        let secs = unix_secs(SystemTime::now());
+        DateCache {
+            secs,
+            value: http_date(secs),
+        }
+    }
+
+    /// Moves the cache to `now`; formats only if the second differs from the cached one.
+    pub fn update(&mut self, now: SystemTime) {
+        let secs = unix_secs(now);
+        if secs != self.secs {
+            self.secs = secs;
+            self.value = http_date(secs);
+        }
+    }
+
+    /// The cached value, e.g. `Wed, 25 Nov 2026 18:24:50 GMT`.
+    pub fn get(&self) -> &[u8] {
+        &self.value
+    }
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unix_secs(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Formats Unix seconds as an RFC 1123 date (clamped to years 1970..=9999).
+pub fn http_date(secs: u64) -> [u8; HTTP_DATE_LEN] {
+    const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let secs = secs.min(LAST_SECOND);
+    let days = secs / 86_400;
+    let in_day = secs % 86_400;
+    let (year, month, day) = civil_date(days);
+    let weekday = WEEKDAYS.get((days % 7) as usize).copied().unwrap_or(b"Thu");
+    let month_name = MONTHS.get(month as usize).copied().unwrap_or(b"Jan");
+
+    let mut out = [0u8; HTTP_DATE_LEN];
+    let mut at = Cursor {
+        out: &mut out,
+        at: 0,
+    };
+    at.put(weekday);
+    at.put(b", ");
+    at.digits(u64::from(day), 2);
+    at.put(b" ");
+    at.put(month_name);
+    at.put(b" ");
+    at.digits(year, 4);
+    at.put(b" ");
+    at.digits(in_day / 3600, 2);
+    at.put(b":");
+    at.digits(in_day / 60 % 60, 2);
+    at.put(b":");
+    at.digits(in_day % 60, 2);
+    at.put(b" GMT");
+    out
+}
+
+/// Writes into a fixed array; bytes past its end are dropped (cannot happen for valid dates).
+struct Cursor<'o> {
+    out: &'o mut [u8; HTTP_DATE_LEN],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if let Some(slot) = self.out.get_mut(self.at) {
+                *slot = b;
+            }
+            self.at += 1;
+        }
+    }
+
+    /// `value` in decimal, zero-padded to `width` digits (higher digits dropped).
+    fn digits(&mut self, value: u64, width: u32) {
+        for power in (0..width).rev() {
+            let digit = value / 10u64.pow(power) % 10;
+            self.put(&[b'0' + digit as u8]);
+        }
+    }
+}
+
+fn is_leap(year: u64) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+/// Days since 1970-01-01 → (year, month index 0..12, day of month 1..=31).
+fn civil_date(days: u64) -> (u64, u32, u32) {
+    // 400 Gregorian years always hold 146097 days, so whole cycles can be skipped at once.
+    const CYCLE_DAYS: u64 = 146_097;
+    let mut year = 1970 + 400 * (days / CYCLE_DAYS);
+    let mut left = days % CYCLE_DAYS;
+    loop {
+        let year_days = if is_leap(year) { 366 } else { 365 };
+        if left < year_days {
+            break;
+        }
+        left -= year_days;
+        year += 1;
+    }
+    let february = if is_leap(year) { 29 } else { 28 };
+    let month_days = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut month = 0;
+    for len in month_days {
+        if left < len {
+            break;
+        }
+        left -= len;
+        month += 1;
+    }
+    (year, month, left as u32 + 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn date(secs: u64) -> String {
+        String::from_utf8(http_date(secs).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn epoch_and_known_dates() {
+        assert_eq!(date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(date(1_795_631_090), "Wed, 25 Nov 2026 18:24:50 GMT");
+        assert_eq!(date(1_000_000_000), "Sun, 09 Sep 2001 01:46:40 GMT");
+        assert_eq!(date(1_234_567_890), "Fri, 13 Feb 2009 23:31:30 GMT");
+        assert_eq!(date(2_147_483_647), "Tue, 19 Jan 2038 03:14:07 GMT");
+        assert_eq!(date(4_102_444_800), "Fri, 01 Jan 2100 00:00:00 GMT");
+    }
+
+    #[test]
+    fn leap_years() {
+        assert_eq!(date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(date(951_868_799), "Tue, 29 Feb 2000 23:59:59 GMT");
+        assert_eq!(date(951_868_800), "Wed, 01 Mar 2000 00:00:00 GMT");
+        assert_eq!(date(1_709_164_800), "Thu, 29 Feb 2024 00:00:00 GMT");
+        assert_eq!(date(1_709_251_199), "Thu, 29 Feb 2024 23:59:59 GMT");
+        assert_eq!(date(1_709_251_200), "Fri, 01 Mar 2024 00:00:00 GMT");
+        assert_eq!(date(978_220_800), "Sun, 31 Dec 2000 00:00:00 GMT");
+        // 2100 is not a leap year: 28 Feb is followed by 1 Mar.
+        assert_eq!(date(4_107_456_000), "Sun, 28 Feb 2100 00:00:00 GMT");
+        assert_eq!(date(4_107_542_400), "Mon, 01 Mar 2100 00:00:00 GMT");
+        assert_eq!(date(1_735_603_200), "Tue, 31 Dec 2024 00:00:00 GMT");
+    }
+
+    #[test]
+    fn out_of_range_times_are_clamped() {
+        assert_eq!(date(LAST_SECOND), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
+        let mut cache = DateCache::new();
+        cache.update(UNIX_EPOCH - Duration::from_secs(5));
+        assert_eq!(cache.get(), b"Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn cache_recomputes_when_the_second_changes() {
+        let mut cache = DateCache::new();
+        let at = UNIX_EPOCH + Duration::from_secs(1_795_631_090);
+        cache.update(at);
+        assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:50 GMT");
+        cache.update(at + Duration::from_millis(999));
+        assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:50 GMT");
+        cache.update(at + Duration::from_secs(1));
+        assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:51 GMT");
+        assert_eq!(cache.get().len(), HTTP_DATE_LEN);
+    }
+}
