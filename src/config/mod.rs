@@ -1,1 +1,229 @@
-//! config (in progress)
+//! rcomet's configuration: the typed [`Config`] with its built-in defaults, loaded from an
+//! iComet-format file (`parse`, `settings`) and overridden by command-line flags (`cli`).
+//! Depends on nothing else in the crate (std, clap and log only).
+
+mod cli;
+mod error;
+mod ipfilter;
+mod parse;
+mod settings;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+pub use cli::{from_args, Action, Startup};
+pub use error::ConfigError;
+pub use ipfilter::IpFilter;
+pub use parse::{ConfigFile, Entry, ParseError};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * KIB;
+
+/// Everything the server needs to start. `Default` is the built-in configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The configuration file, made absolute; `None` when running on built-in defaults.
+    pub config_path: Option<PathBuf>,
+    /// Where to write the process id; `None` for no pidfile.
+    pub pidfile: Option<PathBuf>,
+    pub logger: LoggerConfig,
+    pub admin: AdminConfig,
+    pub front: FrontConfig,
+    pub server: ServerConfig,
+    pub limits: Limits,
+}
+
+/// `logger:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggerConfig {
+    pub level: log::LevelFilter,
+    pub output: LogOutput,
+    /// A log file is rotated when it would grow beyond this many bytes.
+    pub rotate_size: u64,
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogOutput {
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+/// `admin:` block: the publisher-side port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub filter: IpFilter,
+}
+
+/// `front:` block: the subscriber-side port and channel settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontConfig {
+    pub listen: SocketAddr,
+    pub auth: Auth,
+    pub max_channels: usize,
+    pub max_subscribers_per_channel: usize,
+    /// Messages kept per channel for replay.
+    pub channel_buffer_size: usize,
+    /// Seconds an unsubscribed channel lives; presence re-announce period. Always >= 1.
+    pub channel_timeout: u32,
+    /// Seconds a subscriber waits before a `noop`. Always >= 1.
+    pub polling_timeout: u32,
+}
+
+/// Subscription authentication (`front.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// Anyone may subscribe; subscribing creates the channel.
+    None,
+    /// Subscribers must present the token handed out by `/sign`.
+    Token,
+}
+
+/// The I/O backend (`server.engine`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    Epoll,
+    IoUring,
+}
+
+/// `server:` block: rcomet's process-level settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Worker threads; 0 in the file or flag means available cores. Always >= 1.
+    pub threads: usize,
+    pub engine: EngineKind,
+    /// Per process, all workers together.
+    pub max_connections: usize,
+    /// Seconds to receive a whole request head (slowloris). Always >= 1.
+    pub header_timeout: u32,
+    /// Seconds an idle keep-alive connection may wait for its next request. Always >= 1.
+    pub keepalive_timeout: u32,
+    /// Seconds graceful shutdown waits before closing what is left (0 = close at once).
+    pub shutdown_timeout: u32,
+}
+
+/// `limits:` block: bounds on what one client can make the server hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Request line + headers; beyond → 431.
+    pub max_header_bytes: usize,
+    /// Request body; beyond → 413.
+    pub max_body_bytes: usize,
+    /// Channel name length; beyond → 400.
+    pub max_cname_bytes: usize,
+    /// Queued unsent output per connection; beyond → subscriber closed.
+    pub max_output_bytes: usize,
+    /// Per worker: sum of borrowed read/write buffers.
+    pub buffer_budget_bytes: usize,
+}
+
+/// Number of worker threads for `threads: 0`: the cores this process may run on.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn local(a: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(a), port))
+}
+
+impl Default for LoggerConfig {
+    fn default() -> Self {
+        LoggerConfig {
+            level: log::LevelFilter::Info,
+            output: LogOutput::Stdout,
+            rotate_size: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: local([127, 0, 0, 1], 8000),
+            filter: IpFilter::default(),
+        }
+    }
+}
+
+impl Default for FrontConfig {
+    fn default() -> Self {
+        FrontConfig {
+            listen: local([0, 0, 0, 0], 8100),
+            auth: Auth::None,
+            max_channels: 1_000_000,
+            max_subscribers_per_channel: 100_000,
+            channel_buffer_size: 10,
+            channel_timeout: 30,
+            polling_timeout: 30,
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: available_cores(),
+            engine: EngineKind::Epoll,
+            max_connections: 1_100_000,
+            header_timeout: 10,
+            keepalive_timeout: 60,
+            shutdown_timeout: 5,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 64 * KIB,
+            max_body_bytes: 4 * MIB,
+            max_cname_bytes: 1024,
+            max_output_bytes: 8 * MIB,
+            buffer_budget_bytes: 512 * MIB,
+        }
+    }
+}
+
+impl Config {
+    /// Loads a configuration file over the built-in defaults. Returns the config and the
+    /// warnings (unknown keys) as `FILE:LINE: message` strings.
+    pub fn from_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut builder = settings::Builder::new();
+        let warnings = builder.load_file(path)?;
+        Ok((builder.finish()?, warnings))
+    }
+
+    /// Like [`Config::from_file`] for text already in memory; `path` labels errors and anchors
+    /// relative paths.
+    pub fn from_text(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut builder = settings::Builder::new();
+        let warnings = builder.load_bytes(path, text.as_bytes())?;
+        Ok((builder.finish()?, warnings))
+    }
+
+    /// Checks what single values cannot: the invariants the rest of the server relies on.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |s: &str| Err(ConfigError::Invalid(s.to_string()));
+        if self.server.threads == 0 {
+            return invalid("server.threads resolved to 0");
+        }
+        if self.front.polling_timeout == 0 || self.front.channel_timeout == 0 {
+            return invalid("front.polling_timeout and front.channel_timeout must be >= 1");
+        }
+        if self.server.header_timeout == 0 || self.server.keepalive_timeout == 0 {
+            return invalid("server.header_timeout and server.keepalive_timeout must be >= 1");
+        }
+        if self.admin.listen == self.front.listen && self.front.listen.port() != 0 {
+            return invalid("admin.listen and front.listen are the same address");
+        }
+        if self.limits.buffer_budget_bytes < self.limits.max_header_bytes {
+            return invalid("limits.buffer_budget must be at least limits.max_header_size");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
