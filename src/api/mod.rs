@@ -1,1 +1,93 @@
-//! api (in progress)
+//! iComet-compatible glue: an HTTP request in, response bytes and an [`Outcome`] out. The worker
+//! carries the outcome out (subscriptions and channel operations run on the channel's home core).
+//!
+//! Depends on: http, comet (escaping, messages), config. Never on worker or engine.
+
+pub mod admin;
+pub mod frame;
+pub mod front;
+pub mod json;
+pub mod params;
+pub mod reply;
+
+use crate::config::Config;
+use crate::http::Version;
+use frame::Transport;
+use std::sync::Arc;
+
+/// What a handler needs to know beyond the request.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    /// The current `Date` header value.
+    pub date: &'a [u8],
+    /// The admin allow/deny list accepted this connection's address.
+    pub admin_allowed: bool,
+    /// Live channels and subscribers over all workers (for `/info`).
+    pub channels: usize,
+    pub subscribers: usize,
+    /// Process-wide counters for `/stats`.
+    pub metrics: &'a dyn Metrics,
+}
+
+/// Something that can describe the server's counters as one JSON object (`/stats`).
+pub trait Metrics {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+/// How a reply must be framed for the request it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyStyle {
+    pub version: Version,
+    pub keep_alive: bool,
+    /// HEAD: headers only.
+    pub head_only: bool,
+}
+
+/// What the worker must do after a handler wrote its bytes (if any) into the output buffer.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The response is complete. `close`: close the connection after sending it.
+    Done { close: bool },
+    /// Open a subscription on the channel's home core.
+    Subscribe(SubscribeRequest),
+    /// Run a channel operation on the channel's home core and send its reply.
+    Home(HomeRequest),
+    /// The reply was written; deliver a broadcast on every core.
+    Broadcast { content: Arc<[u8]>, close: bool },
+    /// The /psub head was written; the connection now receives presence events.
+    Presence,
+}
+
+/// A subscription asked for on the front port.
+#[derive(Debug, Clone)]
+pub struct SubscribeRequest {
+    pub transport: Transport,
+    pub cname: Vec<u8>,
+    pub seq: u32,
+    pub noop: u32,
+    /// JSONP callback (long-poll only).
+    pub callback: Option<Vec<u8>>,
+    pub token: Vec<u8>,
+    pub version: Version,
+}
+
+/// A channel operation asked for on the admin port.
+#[derive(Debug, Clone)]
+pub struct HomeRequest {
+    pub op: HomeOp,
+    pub cname: Vec<u8>,
+    /// JSONP callback for /sign, /pub, /push.
+    pub callback: Option<Vec<u8>>,
+    pub style: ReplyStyle,
+}
+
+#[derive(Debug, Clone)]
+pub enum HomeOp {
+    Sign { expires: i32 },
+    /// `content` is the JSON string inside, already escaped (/push) or verbatim and checked (/pub).
+    Publish { content: Vec<u8> },
+    Close,
+    Clear,
+    Info,
+    Check,
+}

@@ -1,0 +1,91 @@
+//! The front (subscriber) port: /sub /poll /stream /sse /iframe open subscriptions, /ping answers
+//! at once, anything else is the 404 page.
+//!
+//! Depends on: http, api (reply, params, frame).
+
+use super::frame::Transport;
+use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
+use crate::http::response::error_page;
+use crate::http::{Method, Params, Request};
+
+fn style(req: &Request<'_>) -> ReplyStyle {
+    ReplyStyle {
+        version: req.version,
+        keep_alive: req.keep_alive,
+        head_only: req.method == Method::Head,
+    }
+}
+
+pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
+    let transport = match &*req.path {
+        b"/sub" | b"/poll" => Transport::LongPoll,
+        b"/stream" => Transport::Stream,
+        b"/sse" => Transport::Sse,
+        b"/iframe" => Transport::Iframe,
+        b"/ping" => return ping(req, ctx, out),
+        _ => {
+            error_page(out, req.version, 404, req.uri, ctx.date);
+            return Outcome::Done { close: true };
+        }
+    };
+    let style = style(req);
+    if req.method != Method::Get {
+        reply::fixed(out, &style, ctx.date, (405, "Method Not Allowed"), &[], b"");
+        return Outcome::Done { close: false };
+    }
+    let p = Params::new(req.query, None);
+    let parsed = (|| -> Result<SubscribeRequest, String> {
+        let cname = params::cname(&p, ctx.config.limits.max_cname_bytes)?;
+        let seq = params::seq(&p, "seq")?;
+        let noop = params::seq(&p, "noop")?;
+        let callback = match transport {
+            Transport::LongPoll => params::callback(&p)?,
+            _ => None,
+        };
+        let token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
+        if token.len() > 64 {
+            return Err("token longer than 64 bytes".into());
+        }
+        Ok(SubscribeRequest {
+            transport,
+            cname,
+            seq,
+            noop,
+            callback,
+            token,
+            version: req.version,
+        })
+    })();
+    match parsed {
+        Ok(request) => Outcome::Subscribe(request),
+        Err(reason) => {
+            reply::bad_request(out, &style, ctx.date, &reason);
+            Outcome::Done { close: false }
+        }
+    }
+}
+
+/// `/ping`: `cb({"type":"ping","sub_timeout":N});` (callback `icomet_cb` by default; an empty `cb=`
+/// gives plain JSON).
+fn ping(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
+    let style = style(req);
+    let p = Params::new(req.query, None);
+    let callback = match p.get("cb") {
+        None => Some(b"icomet_cb".to_vec()),
+        Some(_) => match params::callback(&p) {
+            Ok(cb) => cb,
+            Err(reason) => {
+                reply::bad_request(out, &style, ctx.date, &reason);
+                return Outcome::Done { close: false };
+            }
+        },
+    };
+    let mut json = Vec::with_capacity(48);
+    json.extend_from_slice(b"{\"type\":\"ping\",\"sub_timeout\":");
+    crate::http::response::write_usize(&mut json, ctx.config.front.polling_timeout as usize);
+    json.push(b'}');
+    let mut body = Vec::with_capacity(json.len() + 16);
+    reply::jsonp(&mut body, callback.as_deref(), &json);
+    reply::fixed(out, &style, ctx.date, (200, "OK"), &[], &body);
+    Outcome::Done { close: false }
+}

@@ -1,0 +1,137 @@
+//! Fixed-length replies in the header order iComet's HTTP layer produces: the handler's headers,
+//! then `Date` (HTTP/1.1), `Connection: keep-alive` (HTTP/1.0 keep-alive), `Content-Length`, a
+//! default `Content-Type` when the handler set none, and `Connection: close` when the connection
+//! ends after this reply.
+//!
+//! Depends on: http (response writers), api (ReplyStyle).
+
+use super::ReplyStyle;
+use crate::http::response::{content_length, end_head, header, status_line};
+use crate::http::Version;
+
+/// The content type iComet's HTTP layer adds when a handler sets none.
+pub const DEFAULT_CONTENT_TYPE: &[u8] = b"text/html; charset=ISO-8859-1";
+/// The `Server` header every admin reply starts with.
+pub const SERVER: (&str, &[u8]) = ("Server", b"icomet 0.2.5");
+
+/// Writes a complete fixed-length reply.
+pub fn fixed(
+    out: &mut Vec<u8>,
+    style: &ReplyStyle,
+    date: &[u8],
+    status: (u16, &str),
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) {
+    status_line(out, style.version, status.0, status.1);
+    let mut has_type = false;
+    for (name, value) in headers {
+        has_type |= name.eq_ignore_ascii_case("Content-Type");
+        header(out, name, value);
+    }
+    let http11 = style.version == Version::Http11;
+    if http11 {
+        header(out, "Date", date);
+    } else if style.keep_alive {
+        header(out, "Connection", b"keep-alive");
+    }
+    if http11 || style.keep_alive {
+        content_length(out, body.len());
+    }
+    if !has_type {
+        header(out, "Content-Type", DEFAULT_CONTENT_TYPE);
+    }
+    if http11 && !style.keep_alive {
+        header(out, "Connection", b"close");
+    }
+    end_head(out);
+    if !style.head_only {
+        out.extend_from_slice(body);
+    }
+}
+
+/// A 400 reply naming what is wrong with the request's parameters (the connection stays usable).
+pub fn bad_request(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8], reason: &str) {
+    let mut body = Vec::with_capacity(reason.len() + 16);
+    body.extend_from_slice(b"bad request: ");
+    body.extend_from_slice(reason.as_bytes());
+    body.push(b'\n');
+    fixed(
+        out,
+        style,
+        date,
+        (400, "Bad Request"),
+        &[("Content-Type", b"text/plain; charset=utf-8")],
+        &body,
+    );
+}
+
+/// Wraps `json` as `cb(json);\n` when a callback is given, else `json\n`.
+pub fn jsonp(out: &mut Vec<u8>, callback: Option<&[u8]>, json: &[u8]) {
+    match callback {
+        Some(cb) => {
+            out.extend_from_slice(cb);
+            out.push(b'(');
+            out.extend_from_slice(json);
+            out.extend_from_slice(b");\n");
+        }
+        None => {
+            out.extend_from_slice(json);
+            out.push(b'\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn style(version: Version, keep_alive: bool) -> ReplyStyle {
+        ReplyStyle {
+            version,
+            keep_alive,
+            head_only: false,
+        }
+    }
+
+    #[test]
+    fn ping_shape_for_http11_and_http10() {
+        let mut out = Vec::new();
+        let body = b"icomet_cb({\"type\":\"ping\",\"sub_timeout\":3});\n";
+        fixed(&mut out, &style(Version::Http11, true), b"D", (200, "OK"), &[], body);
+        let expected = format!(
+            "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 44\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n{}",
+            String::from_utf8_lossy(body)
+        );
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+        out.clear();
+        fixed(&mut out, &style(Version::Http10, false), b"D", (200, "OK"), &[], b"p\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\np\n"
+        );
+    }
+
+    #[test]
+    fn handler_headers_come_first_and_close_comes_last() {
+        let mut out = Vec::new();
+        let headers = [SERVER, ("Content-Type", &b"text/html; charset=utf-8"[..])];
+        fixed(&mut out, &style(Version::Http11, false), b"D", (200, "OK"), &headers, b"x");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nServer: icomet 0.2.5\r\nContent-Type: text/html; charset=utf-8\r\nDate: D\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx".to_vec()
+        );
+    }
+
+    #[test]
+    fn head_requests_get_no_body() {
+        let mut out = Vec::new();
+        let s = ReplyStyle {
+            version: Version::Http11,
+            keep_alive: true,
+            head_only: true,
+        };
+        fixed(&mut out, &s, b"D", (200, "OK"), &[], b"body");
+        assert!(out.ends_with(b"Content-Length: 4\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n"));
+    }
+}

@@ -1,0 +1,285 @@
+//! Reading side of a connection: bytes from the backend → complete requests → the API layer.
+//!
+//! Bytes are parsed straight from the backend's scratch buffer; only what is left of an incomplete
+//! request (or pipelined requests that must wait their turn) is copied into a borrowed `inbuf`.
+//!
+//! Depends on: worker (State, Conn), http (parse), api (dispatch).
+
+use super::conn::{flags, Phase, Port};
+use super::State;
+use crate::api::{self, Outcome};
+use crate::engine::{Backend, ReadControl, Token};
+use crate::http::{self, HttpLimits, Parsed};
+
+/// Reading pauses while a connection has more than this much output queued (a client pipelining
+/// requests without reading the answers); it resumes when the queue drains.
+const PAUSE_OUTPUT_BYTES: usize = 256 * 1024;
+
+impl State {
+    fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_header_bytes: self.shared.config.limits.max_header_bytes,
+            max_body_bytes: self.shared.config.limits.max_body_bytes,
+        }
+    }
+
+    pub(super) fn on_data(&mut self, token: Token, bytes: &[u8]) -> ReadControl {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return ReadControl::Pause;
+        };
+        match conn.phase {
+            Phase::Closing => return ReadControl::Pause,
+            Phase::Idle | Phase::Reading if conn.inbuf.is_none() => {
+                let used = self.process(token, bytes);
+                if let Some(rest) = bytes.get(used..).filter(|r| !r.is_empty()) {
+                    self.keep(token, rest);
+                }
+            }
+            Phase::Idle | Phase::Reading => {
+                let Some(mut buf) = conn.inbuf.take() else {
+                    return ReadControl::Continue;
+                };
+                let before = buf.capacity();
+                buf.extend_from_slice(bytes);
+                self.buffered += buf.capacity() - before;
+                let used = self.process(token, &buf);
+                self.put_back(token, buf, used);
+            }
+            // A request is in progress elsewhere: hold what arrives (bounded) until it is done.
+            Phase::Waiting | Phase::Subscribed | Phase::Presence => {
+                self.keep(token, bytes);
+            }
+        }
+        self.read_control(token)
+    }
+
+    /// Whether the backend should keep reading this connection.
+    fn read_control(&mut self, token: Token) -> ReadControl {
+        let max_hold = self.shared.config.limits.max_header_bytes;
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return ReadControl::Pause;
+        };
+        let held = conn.inbuf.as_ref().map_or(0, |b| b.len());
+        let busy = matches!(
+            conn.phase,
+            Phase::Waiting | Phase::Subscribed | Phase::Presence
+        );
+        let queued = conn.out.as_ref().map_or(0, |o| o.queued());
+        if conn.phase == Phase::Closing
+            || (busy && held >= max_hold)
+            || queued > PAUSE_OUTPUT_BYTES
+            || conn.has(flags::CLOSE_AFTER_FLUSH)
+        {
+            conn.set(flags::PAUSED);
+            ReadControl::Pause
+        } else {
+            ReadControl::Continue
+        }
+    }
+
+    /// Appends bytes to the connection's borrowed input buffer.
+    fn keep(&mut self, token: Token, bytes: &[u8]) {
+        let budget = self.shared.config.limits.buffer_budget_bytes;
+        if self.buffered + bytes.len() > budget {
+            self.shared
+                .budget_refusals
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.reject(token, 503, b"");
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
+        let buf = conn.inbuf.get_or_insert_with(Default::default);
+        let before = buf.capacity();
+        buf.extend_from_slice(bytes);
+        self.buffered += buf.capacity() - before;
+    }
+
+    /// Returns the unparsed tail of `buf` to the connection (or frees the buffer when all was used).
+    #[allow(clippy::box_collection)] // the slot keeps a thin pointer; see `Conn::inbuf`
+    fn put_back(&mut self, token: Token, mut buf: Box<Vec<u8>>, used: usize) {
+        let capacity = buf.capacity();
+        let used = used.min(buf.len());
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            self.buffered = self.buffered.saturating_sub(capacity);
+            return;
+        };
+        if used == buf.len() {
+            self.buffered = self.buffered.saturating_sub(capacity);
+            return;
+        }
+        buf.drain(..used);
+        // Anything that arrived while the buffer was out is appended after the remainder.
+        if let Some(newer) = conn.inbuf.take() {
+            self.buffered = self.buffered.saturating_sub(newer.capacity());
+            buf.extend_from_slice(&newer);
+        }
+        let shrunk = if buf.capacity() > 4 * buf.len().max(4096) {
+            buf.shrink_to(buf.len().max(4096));
+            true
+        } else {
+            false
+        };
+        let _ = shrunk;
+        self.buffered = self.buffered.saturating_sub(capacity) + buf.capacity();
+        conn.inbuf = Some(buf);
+    }
+
+    /// Parses and handles every complete request at the front of `buf`, in order, while the
+    /// connection stays ready for the next one. Returns the bytes consumed.
+    pub(super) fn process(&mut self, token: Token, buf: &[u8]) -> usize {
+        let limits = self.http_limits();
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+                return buf.len();
+            };
+            if !matches!(conn.phase, Phase::Idle | Phase::Reading)
+                || conn.has(flags::CLOSE_AFTER_FLUSH)
+                || conn.out.as_ref().is_some_and(|o| o.queued() > PAUSE_OUTPUT_BYTES)
+            {
+                return pos;
+            }
+            let rest = buf.get(pos..).unwrap_or_default();
+            if rest.is_empty() {
+                if conn.phase == Phase::Reading {
+                    conn.phase = Phase::Idle;
+                }
+                let keepalive = self.now + self.shared.config.server.keepalive_timeout;
+                self.arm(token, keepalive);
+                return pos;
+            }
+            match http::parse(rest, &limits) {
+                Parsed::Partial { send_continue } => {
+                    if conn.phase == Phase::Idle {
+                        conn.phase = Phase::Reading;
+                        let d = self.now + self.shared.config.server.header_timeout;
+                        self.arm(token, d);
+                    }
+                    let conn_ref = self.conns.get_mut(token.slot, token.generation);
+                    if let Some(conn) = conn_ref {
+                        if send_continue && !conn.has(flags::CONTINUE_SENT) {
+                            conn.set(flags::CONTINUE_SENT);
+                            self.queue(token, b"HTTP/1.1 100 Continue\r\n\r\n");
+                        }
+                    }
+                    return pos;
+                }
+                Parsed::Reject(reject) => {
+                    self.reject(token, reject.status(), b"");
+                    return buf.len();
+                }
+                Parsed::Complete { req, used } => {
+                    pos += used;
+                    conn.phase = Phase::Idle;
+                    conn.clear(flags::CONTINUE_SENT);
+                    let port = conn.port;
+                    let allowed = conn.has(flags::ADMIN_ALLOWED);
+                    self.handle_request(token, port, allowed, &req);
+                }
+            }
+        }
+    }
+
+    /// Hands one complete request to the API layer and carries out what it asks for.
+    fn handle_request(&mut self, token: Token, port: Port, allowed: bool, req: &http::Request<'_>) {
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
+        let ctx = api::Ctx {
+            config: &self.shared.config,
+            date: self.date.get(),
+            admin_allowed: allowed,
+            channels: self.shared.channels(),
+            subscribers: self.shared.subscribers(),
+            metrics: &*self.shared,
+        };
+        self.stats().requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let outcome = match port {
+            Port::Front => api::front::handle(req, &ctx, &mut out),
+            Port::Admin => api::admin::handle(req, &ctx, &mut out),
+        };
+        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+            if req.version == http::Version::Http10 {
+                conn.set(flags::HTTP10);
+            } else {
+                conn.clear(flags::HTTP10);
+            }
+            if req.keep_alive {
+                conn.set(flags::KEEP_ALIVE);
+            } else {
+                conn.clear(flags::KEEP_ALIVE);
+            }
+        }
+        if !out.is_empty() {
+            self.queue(token, &out);
+        }
+        self.scratch = out;
+        match outcome {
+            Outcome::Done { close } => {
+                if close || !req.keep_alive {
+                    self.close_after_flush(token);
+                }
+            }
+            Outcome::Subscribe(request) => self.subscribe(token, request),
+            Outcome::Home(request) => self.send_home(token, request),
+            Outcome::Broadcast { content, close } => {
+                self.broadcast(content);
+                if close || !req.keep_alive {
+                    self.close_after_flush(token);
+                }
+            }
+            Outcome::Presence => self.start_presence(token),
+        }
+    }
+
+    /// Processes requests that waited in a connection's buffer (its previous request finished), and
+    /// lets the backend read again.
+    pub(super) fn resume_buffered<B: Backend>(&mut self, backend: &mut B) {
+        // Handling a request can queue more resumes; loop until none are left, bounded.
+        for _ in 0..4 {
+            let list = std::mem::take(&mut self.to_resume);
+            if list.is_empty() {
+                return;
+            }
+            for token in list {
+                let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+                    continue;
+                };
+                if !matches!(conn.phase, Phase::Idle | Phase::Reading) {
+                    continue;
+                }
+                if let Some(buf) = conn.inbuf.take() {
+                    let used = self.process(token, &buf);
+                    self.put_back(token, buf, used);
+                }
+                if self.read_control(token) == ReadControl::Continue {
+                    if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+                        if conn.has(flags::PAUSED) {
+                            conn.clear(flags::PAUSED);
+                            backend.resume(conn.id, token);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks a connection whose current request just finished, so buffered requests run next.
+    pub(crate) fn request_done(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        conn.phase = Phase::Idle;
+        if !conn.has(flags::KEEP_ALIVE) {
+            self.close_after_flush(token);
+            return;
+        }
+        let keepalive = self.now + self.shared.config.server.keepalive_timeout;
+        self.arm(token, keepalive);
+        self.to_resume.push(token);
+    }
+}

@@ -1,0 +1,65 @@
+//! Messages between workers. A channel's operations run on its home worker; replies and
+//! deliveries go back to the workers holding the connections. Mailboxes are FIFO per sender, which
+//! is what keeps every subscriber's messages in seq order.
+//!
+//! Depends on: engine (Token), comet (messages, catch-up), api (channel operations).
+
+use crate::api::HomeRequest;
+use crate::comet::hub::{SubscribeError, Subscribed};
+use crate::comet::message::Message;
+use crate::engine::Token;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub enum Msg {
+    /// To a channel's home: register a subscriber of worker `from`.
+    Subscribe(Box<SubscribeMsg>),
+    /// To the subscriber's worker: the outcome of `Subscribe`.
+    Subscribed {
+        token: Token,
+        name: Arc<[u8]>,
+        result: Result<Subscribed, SubscribeError>,
+    },
+    /// To a channel's home: `count` subscribers of worker `from` left; `none_left` when that worker
+    /// has no subscriber of the channel any more.
+    Unsubscribe {
+        from: usize,
+        name: Arc<[u8]>,
+        epoch: u32,
+        count: u32,
+        none_left: bool,
+    },
+    /// To a channel's home: run an admin operation and reply to `from`.
+    Home {
+        from: usize,
+        token: Token,
+        request: Box<HomeRequest>,
+    },
+    /// To the admin connection's worker: the reply bytes.
+    HomeReply { token: Token, reply: Vec<u8> },
+    /// To every worker with subscribers of the channel: a new message (encoded once, shared).
+    Deliver { name: Arc<[u8]>, msg: Message },
+    /// To every worker with subscribers of the channel: the channel was closed.
+    Closed {
+        name: Arc<[u8]>,
+        json: Arc<[u8]>,
+    },
+    /// To every worker: broadcast this content on every channel you are home of.
+    Broadcast { content: Arc<[u8]> },
+    /// To every worker with /psub clients: one presence line (`1 name\n` / `0 name\n`).
+    Presence { line: Arc<[u8]> },
+    /// Stop accepting, finish, exit.
+    Shutdown,
+}
+
+/// A subscription request travelling to the channel's home.
+#[derive(Debug)]
+pub struct SubscribeMsg {
+    pub from: usize,
+    pub token: Token,
+    pub name: Arc<[u8]>,
+    pub seq: u32,
+    pub auth: Vec<u8>,
+    /// Long-poll: register only when there is nothing to send at once.
+    pub long_poll: bool,
+}

@@ -1,0 +1,190 @@
+//! Writing side of a connection: output is queued during the turn and flushed once per connection
+//! at the end of it (one writev for everything a turn produced); connections are torn down after.
+//!
+//! Depends on: worker (State, Conn), engine (Backend, OutQueue), http (error pages).
+
+use super::conn::{flags, Phase};
+use super::State;
+use crate::engine::{Backend, Flush, Token};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl State {
+    /// Marks the connection for the end-of-turn flush.
+    fn mark_dirty(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+            if !conn.has(flags::DIRTY) {
+                conn.set(flags::DIRTY);
+                self.dirty.push(token);
+            }
+        }
+    }
+
+    /// Queues a copy of `bytes` for the connection. Returns false if the connection is gone or was
+    /// closed for holding too much unsent output.
+    pub(crate) fn queue(&mut self, token: Token, bytes: &[u8]) -> bool {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return false;
+        };
+        if conn.phase == Phase::Closing {
+            return false;
+        }
+        conn.out().push_bytes(bytes);
+        self.buffered += bytes.len();
+        self.after_queue(token)
+    }
+
+    /// Queues `prefix`, the shared bytes, and `suffix` (the shared part is not copied when large).
+    pub(crate) fn queue_shared(
+        &mut self,
+        token: Token,
+        prefix: &[u8],
+        shared: &Arc<[u8]>,
+        suffix: &[u8],
+    ) -> bool {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return false;
+        };
+        if conn.phase == Phase::Closing {
+            return false;
+        }
+        let out = conn.out();
+        out.push_bytes(prefix);
+        out.push_shared(shared);
+        out.push_bytes(suffix);
+        self.buffered += prefix.len() + shared.len() + suffix.len();
+        self.after_queue(token)
+    }
+
+    /// Applies the per-connection output cap and schedules the flush.
+    fn after_queue(&mut self, token: Token) -> bool {
+        let max = self.shared.config.limits.max_output_bytes;
+        let queued = self
+            .conns
+            .get(token.slot, token.generation)
+            .and_then(|c| c.out.as_ref())
+            .map_or(0, |o| o.queued());
+        if queued > max {
+            self.shared
+                .slow_consumers_closed
+                .fetch_add(1, Ordering::Relaxed);
+            log::debug!("closing a slow consumer with {queued} bytes unsent");
+            self.close(token);
+            return false;
+        }
+        self.mark_dirty(token);
+        true
+    }
+
+    /// Writes an error page and closes the connection once it is sent.
+    pub(crate) fn reject(&mut self, token: Token, status: u16, uri: &[u8]) {
+        let mut page = Vec::with_capacity(256);
+        let version = match self.conns.get(token.slot, token.generation) {
+            Some(c) if c.has(flags::HTTP10) => crate::http::Version::Http10,
+            Some(_) => crate::http::Version::Http11,
+            None => return,
+        };
+        crate::http::response::error_page(&mut page, version, status, uri, self.date.get());
+        self.queue(token, &page);
+        self.close_after_flush(token);
+    }
+
+    /// Closes the connection once its queued output is sent (bounded by the header timeout).
+    pub(crate) fn close_after_flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
+        conn.set(flags::CLOSE_AFTER_FLUSH);
+        if conn.out.as_ref().is_none_or(|o| o.is_empty()) {
+            self.close(token);
+        } else {
+            self.mark_dirty(token);
+            let d = self.now + self.shared.config.server.header_timeout;
+            self.arm(token, d);
+        }
+    }
+
+    /// Tears the connection down at the end of this turn; nothing more is sent.
+    pub(crate) fn close(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
+        if conn.phase == Phase::Closing {
+            return;
+        }
+        let was = conn.phase;
+        conn.phase = Phase::Closing;
+        self.leave_phase(token, was);
+        self.closing.push(token);
+    }
+
+    /// The peer closed its side. Subscribers are removed at once; a connection with a response
+    /// still queued gets it flushed first.
+    pub(super) fn on_peer_closed(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            return;
+        };
+        conn.set(flags::PEER_CLOSED);
+        let has_output = conn.out.as_ref().is_some_and(|o| !o.is_empty());
+        match conn.phase {
+            Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
+            _ => self.close(token),
+        }
+    }
+
+    /// Flushes every connection that got output this turn.
+    pub(super) fn flush_dirty<B: Backend>(&mut self, backend: &mut B) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for token in &dirty {
+            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+                continue;
+            };
+            conn.clear(flags::DIRTY);
+            if conn.phase == Phase::Closing {
+                continue;
+            }
+            let Some(mut out) = conn.out.take() else {
+                continue;
+            };
+            let before = out.queued();
+            let result = backend.flush(conn.id, *token, &mut out);
+            self.buffered = self.buffered.saturating_sub(before - out.queued());
+            match result {
+                Ok(Flush::Done) => {
+                    // The queue box is dropped here: an idle connection owns no output buffer.
+                    let close = conn.has(flags::CLOSE_AFTER_FLUSH);
+                    let resume = conn.has(flags::PAUSED);
+                    if close {
+                        self.close(*token);
+                    } else if resume {
+                        self.to_resume.push(*token);
+                    }
+                }
+                Ok(Flush::Pending) => conn.out = Some(out),
+                Err(_) => {
+                    self.buffered = self.buffered.saturating_sub(out.queued());
+                    self.close(*token);
+                }
+            }
+        }
+        // Reuse the list's allocation.
+        let mut dirty = dirty;
+        dirty.clear();
+        if self.dirty.is_empty() {
+            self.dirty = dirty;
+        }
+    }
+
+    /// Frees the slots of connections closed this turn.
+    pub(super) fn free_closed<B: Backend>(&mut self, backend: &mut B) {
+        for token in std::mem::take(&mut self.closing) {
+            let Some(conn) = self.conns.remove(token.slot, token.generation) else {
+                continue;
+            };
+            self.buffered = self.buffered.saturating_sub(conn.buffered());
+            backend.close(conn.id, token);
+            self.shared.release_connection();
+            self.stats().connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}

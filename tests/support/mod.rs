@@ -1,0 +1,383 @@
+//! Test support: start the real `rcomet` binary on 127.0.0.1 with port 0, find its ports from its
+//! ready line, and talk to it over real sockets with raw bytes. Every read has a timeout; nothing
+//! sleeps to synchronise.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any single read waits before the test fails.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The engines every integration test runs on (the one test body, each backend).
+pub fn engines() -> Vec<&'static str> {
+    match std::env::var("RCOMET_TEST_ENGINES") {
+        Ok(list) if list == "epoll" => vec!["epoll"],
+        Ok(list) if list == "io_uring" => vec!["io_uring"],
+        _ => vec!["epoll"],
+    }
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub admin: SocketAddr,
+    pub front: SocketAddr,
+    pub pid: u32,
+    pub engine: &'static str,
+    _dir: Option<TempDir>,
+}
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("rcomet-test-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Options for starting a server.
+pub struct Opts<'a> {
+    pub engine: &'static str,
+    pub threads: usize,
+    /// Extra command-line flags.
+    pub args: Vec<String>,
+    /// A config file body (TAB-indented iComet format), if any.
+    pub config: Option<&'a str>,
+}
+
+impl<'a> Opts<'a> {
+    pub fn new(engine: &'static str) -> Opts<'a> {
+        Opts {
+            engine,
+            threads: 2,
+            args: Vec::new(),
+            config: None,
+        }
+    }
+
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.to_string());
+        self
+    }
+
+    pub fn config(mut self, body: &'a str) -> Self {
+        self.config = Some(body);
+        self
+    }
+}
+
+impl Server {
+    pub fn start(opts: Opts<'_>) -> Server {
+        let dir = TempDir::new("srv");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rcomet"));
+        if let Some(body) = opts.config {
+            let path = dir.0.join("icomet.conf");
+            std::fs::write(&path, body).unwrap();
+            cmd.arg(&path);
+        }
+        cmd.args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--front-listen",
+            "127.0.0.1:0",
+            "--threads",
+            &opts.threads.to_string(),
+            "--engine",
+            opts.engine,
+            "--log-level",
+            "warn",
+            "--log-output",
+            "stderr",
+        ]);
+        cmd.args(&opts.args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start rcomet");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                if line.starts_with("rcomet ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("rcomet did not print its ready line");
+        let field = |name: &str| -> String {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+                .to_string()
+        };
+        let admin: SocketAddr = field("admin=").parse().unwrap();
+        let front: SocketAddr = field("front=").parse().unwrap();
+        let pid = child.id();
+        Server {
+            child: Some(child),
+            admin,
+            front,
+            pid,
+            engine: opts.engine,
+            _dir: Some(dir),
+        }
+    }
+
+    /// Resident set size of the server process, in bytes.
+    pub fn rss(&self) -> u64 {
+        proc_status_kb(self.pid, "VmRSS:") * 1024
+    }
+
+    /// Anonymous resident memory of the server process, in bytes.
+    pub fn rss_anon(&self) -> u64 {
+        proc_status_kb(self.pid, "RssAnon:") * 1024
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status code.
+    pub fn terminate(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn proc_status_kb(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Polls `cond` until it holds or `within` passes; returns whether it held.
+pub fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw client connection with a read buffer.
+pub struct Conn {
+    pub stream: TcpStream,
+    pub buf: Vec<u8>,
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends `GET path HTTP/1.1` with a Host header.
+    pub fn get(&mut self, path: &str) {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+
+    /// Reads more bytes into the buffer; false on EOF.
+    pub fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) => panic!("read failed (timeout?): {e}; have {:?}", String::from_utf8_lossy(&self.buf)),
+        }
+    }
+
+    /// Reads until `n` bytes are buffered (or EOF); returns the first n (consumed).
+    pub fn read_exact_n(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            if !self.fill() {
+                break;
+            }
+        }
+        let n = n.min(self.buf.len());
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads until the peer closes; returns everything buffered.
+    pub fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill() {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// True if the peer closes the connection (EOF or reset) before the timeout.
+    pub fn closed_by_peer(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
+    fn find(&self, pat: &[u8]) -> Option<usize> {
+        self.buf.windows(pat.len()).position(|w| w == pat)
+    }
+
+    /// Reads a response head (through the blank line).
+    pub fn read_head(&mut self) -> (u16, String) {
+        loop {
+            if let Some(end) = self.find(b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let status = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                return (status, head);
+            }
+            assert!(self.fill(), "EOF before a full head: {:?}", String::from_utf8_lossy(&self.buf));
+        }
+    }
+
+    /// Reads one HTTP chunk's payload; `None` for the terminating zero chunk.
+    pub fn read_chunk(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if let Some(eol) = self.find(b"\r\n") {
+                let size_line = String::from_utf8_lossy(&self.buf[..eol]).into_owned();
+                let size = usize::from_str_radix(size_line.trim(), 16)
+                    .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+                let total = eol + 2 + size + 2;
+                while self.buf.len() < total {
+                    assert!(self.fill(), "EOF inside a chunk");
+                }
+                let data = self.buf[eol + 2..eol + 2 + size].to_vec();
+                assert_eq!(&self.buf[eol + 2 + size..total], b"\r\n", "chunk not followed by CRLF");
+                self.buf.drain(..total);
+                return if size == 0 { None } else { Some(data) };
+            }
+            assert!(self.fill(), "EOF before a chunk");
+        }
+    }
+
+    /// Reads one whole response: Content-Length, chunked (all chunks joined) or until close.
+    pub fn read_response(&mut self) -> Response {
+        let (status, head) = self.read_head();
+        let lower = head.to_ascii_lowercase();
+        let body = if lower.contains("transfer-encoding: chunked") {
+            let mut body = Vec::new();
+            while let Some(c) = self.read_chunk() {
+                body.extend_from_slice(&c);
+            }
+            body
+        } else if let Some(len) = lower
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        {
+            self.read_exact_n(len)
+        } else {
+            self.read_to_close()
+        };
+        Response { status, head, body }
+    }
+}
+
+/// One request on a fresh connection; returns the response.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    let mut c = Conn::open(addr);
+    c.get(path);
+    c.read_response()
+}
+
+/// The head of a response with its Date value replaced by `D`, for byte-exact comparisons.
+pub fn normalize_date(head: &str) -> String {
+    head.lines()
+        .map(|l| if l.starts_with("Date: ") { "Date: D" } else { l })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
