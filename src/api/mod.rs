@@ -1,1 +1,3 @@
 //! api (in progress)
+pub mod frame;
+pub mod json;
