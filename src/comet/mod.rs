@@ -1,1 +1,34 @@
-//! comet (in progress)
+//! comet: pure per-core pub/sub state and message encoding. No I/O, no HTTP, no sockets, no
+//! threads: the worker calls these and moves the results between cores and onto sockets.
+//! Depends on std and `getrandom` only (never on the layers above).
+//!
+//! Model: each channel has a HOME worker (`route::home_worker`) whose `hub::Hub` holds the
+//! authoritative state (seq, ring, token, countdown, subscriber count, workers with
+//! subscribers). Subscribers live on the worker that accepted them, indexed per worker by
+//! `local::LocalSubs`. A push goes to the home, which assigns the seq, encodes the message once
+//! (`message`) and reports the workers to notify; each fans out locally with the shared bytes.
+
+pub mod channel;
+pub mod escape;
+pub mod hub;
+pub mod local;
+pub mod message;
+pub mod ring;
+pub mod route;
+pub mod seq;
+pub mod table;
+pub mod token;
+
+pub use channel::{CatchUp, Channel};
+pub use hub::{
+    Closed, Counters, Hub, HubConfig, Presence, Published, SignReply, SubscribeError, Subscribed,
+    TooManyChannels,
+};
+pub use local::LocalSubs;
+pub use message::{Message, MsgType};
+pub use ring::Ring;
+pub use route::home_worker;
+pub use seq::seq_before;
+
+#[cfg(test)]
+mod memory_tests;

@@ -1,0 +1,473 @@
+//! Transport framing of subscription replies (protocol §4.2): the response heads, the iframe
+//! preamble, and the bytes around each JSON object or array of objects.
+//! Depends on `api::json` (callback validation); the JSON objects come from `comet::message` as
+//! bytes.
+//!
+//! A delivered frame is written as `[prefix][shared JSON][suffix]` so the worker can queue the
+//! shared `Arc<[u8]>` between two small per-subscriber pieces without copying it:
+//!
+//! | transport | body of one frame                               |
+//! |-----------|-------------------------------------------------|
+//! | long-poll | `MSG\n`, or `cb(MSG);\n` with a JSONP callback   |
+//! | stream    | `MSG\n`                                         |
+//! | SSE       | `data: MSG\n\n`                                 |
+//! | iframe    | `<script>parent.icomet_cb(MSG);</script>\n`     |
+//!
+//! On HTTP/1.1 every frame is exactly one chunk (`<lowercase hex size>\r\n<body>\r\n`); on HTTP/1.0
+//! the body goes out raw. Long-poll replays and broadcasts are one array frame
+//! (`[MSG,MSG]\n` / `cb([MSG,MSG]);\n`).
+
+use super::json::valid_callback;
+
+/// Subscription transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `/sub`, `/poll`: one frame, then the response ends.
+    LongPoll,
+    /// `/stream`: one JSON object per line, until `/close`.
+    Stream,
+    /// `/sse`: Server-Sent Events `data:` lines.
+    Sse,
+    /// `/iframe`: script tags calling `parent.icomet_cb`.
+    Iframe,
+}
+
+/// How one subscriber's frames are wrapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Framing {
+    /// The transport.
+    pub transport: Transport,
+    /// HTTP/1.1 chunked encoding (false: HTTP/1.0 raw bytes).
+    pub chunked: bool,
+    /// JSONP callback (long-poll only; must pass `json::valid_callback`).
+    pub callback: Option<Box<[u8]>>,
+}
+
+/// The terminating chunk of a chunked response.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// The `/iframe` preamble body, including its final newline (exact iComet bytes, 0x1cd long).
+pub const IFRAME_PREAMBLE: &[u8] = b"<html><head><meta http-equiv='Content-Type' content='text/html; charset=utf-8'><meta http-equiv='Cache-Control' content='no-store'><meta http-equiv='Cache-Control' content='no-cache'><meta http-equiv='Pragma' content='no-cache'><meta http-equiv=' Expires' content='Thu, 1 Jan 1970 00:00:00 GMT'><script type='text/javascript'>window.onError = null;try{document.domain = window.location.hostname.split('.').slice(-2).join('.');}catch(e){};</script></head><body>\n";
+
+const IFRAME_OPEN: &[u8] = b"<script>parent.icomet_cb(";
+const IFRAME_CLOSE: &[u8] = b");</script>\n";
+const SSE_OPEN: &[u8] = b"data: ";
+const SSE_CLOSE: &[u8] = b"\n\n";
+const JSONP_OPEN: &[u8] = b"(";
+const JSONP_CLOSE: &[u8] = b");\n";
+const LINE_END: &[u8] = b"\n";
+const CRLF: &[u8] = b"\r\n";
+
+/// Appends `<lowercase hex len>\r\n`.
+pub fn write_chunk_header(len: usize, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut digits = [0u8; 16];
+    let mut start = digits.len();
+    let mut rest = len;
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            *d = HEX[rest & 0xf];
+        }
+        rest >>= 4;
+        if rest == 0 || start == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+    out.extend_from_slice(CRLF);
+}
+
+/// Appends one chunk (or the raw bytes when not chunked) holding `body`.
+pub fn write_chunk(chunked: bool, body: &[u8], out: &mut Vec<u8>) {
+    if chunked {
+        write_chunk_header(body.len(), out);
+    }
+    out.extend_from_slice(body);
+    if chunked {
+        out.extend_from_slice(CRLF);
+    }
+}
+
+/// Appends the `/iframe` preamble frame.
+pub fn write_iframe_preamble(chunked: bool, out: &mut Vec<u8>) {
+    write_chunk(chunked, IFRAME_PREAMBLE, out);
+}
+
+impl Framing {
+    /// Framing for a subscriber. The callback is kept only for long-poll and only when it passes
+    /// `valid_callback` (an empty `cb` means plain JSON on `/sub`; the other transports ignore
+    /// `cb`). Callers that want to refuse a bad callback must check it before.
+    pub fn new(transport: Transport, chunked: bool, callback: Option<&[u8]>) -> Framing {
+        let callback = match transport {
+            Transport::LongPoll => callback.filter(|cb| valid_callback(cb)).map(Box::from),
+            _ => None,
+        };
+        Framing {
+            transport,
+            chunked,
+            callback,
+        }
+    }
+
+    /// Body bytes before the JSON: (callback name, fixed opening).
+    fn opening(&self) -> (&[u8], &'static [u8]) {
+        match self.transport {
+            Transport::LongPoll => match &self.callback {
+                Some(cb) => (cb, JSONP_OPEN),
+                None => (b"", b""),
+            },
+            Transport::Stream => (b"", b""),
+            Transport::Sse => (b"", SSE_OPEN),
+            Transport::Iframe => (b"", IFRAME_OPEN),
+        }
+    }
+
+    /// Body bytes after the JSON.
+    fn closing(&self) -> &'static [u8] {
+        match self.transport {
+            Transport::LongPoll if self.callback.is_some() => JSONP_CLOSE,
+            Transport::LongPoll | Transport::Stream => LINE_END,
+            Transport::Sse => SSE_CLOSE,
+            Transport::Iframe => IFRAME_CLOSE,
+        }
+    }
+
+    /// Body length of a frame around `json_len` bytes of JSON (without chunk framing).
+    pub fn body_len(&self, json_len: usize) -> usize {
+        let (cb, open) = self.opening();
+        cb.len() + open.len() + json_len + self.closing().len()
+    }
+
+    /// Appends everything before the JSON: the chunk-size line (when chunked) and the opening
+    /// (`cb(`, `data: `, `<script>parent.icomet_cb(`).
+    pub fn prefix(&self, json_len: usize, out: &mut Vec<u8>) {
+        if self.chunked {
+            write_chunk_header(self.body_len(json_len), out);
+        }
+        let (cb, open) = self.opening();
+        out.extend_from_slice(cb);
+        out.extend_from_slice(open);
+    }
+
+    /// Appends everything after the JSON: the closing (`);\n`, `\n`, `\n\n`, `);</script>\n`)
+    /// and the chunk's CRLF (when chunked).
+    pub fn suffix(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.closing());
+        if self.chunked {
+            out.extend_from_slice(CRLF);
+        }
+    }
+
+    /// Appends one complete frame around `json` (for one-off messages).
+    pub fn write_frame(&self, json: &[u8], out: &mut Vec<u8>) {
+        self.prefix(json.len(), out);
+        out.extend_from_slice(json);
+        self.suffix(out);
+    }
+
+    /// Appends several objects: for long-poll one array frame `[a,b]` (with the callback and
+    /// newline as for one object); for the streaming transports one frame per object.
+    pub fn write_objects<T: AsRef<[u8]>>(&self, objects: &[T], out: &mut Vec<u8>) {
+        if self.transport != Transport::LongPoll {
+            for obj in objects {
+                self.write_frame(obj.as_ref(), out);
+            }
+            return;
+        }
+        let json_len = 2
+            + objects.iter().map(|o| o.as_ref().len()).sum::<usize>()
+            + objects.len().saturating_sub(1);
+        self.prefix(json_len, out);
+        out.push(b'[');
+        for (i, obj) in objects.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(obj.as_ref());
+        }
+        out.push(b']');
+        self.suffix(out);
+    }
+
+    /// Appends the end of the response body: the last chunk when chunked, nothing on HTTP/1.0
+    /// (the connection is closed instead).
+    pub fn write_end(&self, out: &mut Vec<u8>) {
+        if self.chunked {
+            out.extend_from_slice(LAST_CHUNK);
+        }
+    }
+}
+
+/// Appends the head of a subscription response. `ok`: a subscription that goes on (with
+/// `Connection: keep-alive`); false: the head of a 401/429 error reply (same head without it,
+/// still status 200). HTTP/1.1 adds `Transfer-Encoding: chunked` and `Date: <date>`; HTTP/1.0
+/// has neither. `/sse` gets its own content type and a CORS header.
+pub fn subscribe_head(
+    out: &mut Vec<u8>,
+    transport: Transport,
+    http11: bool,
+    ok: bool,
+    date: &[u8],
+) {
+    out.extend_from_slice(if http11 {
+        b"HTTP/1.1 200 OK\r\n"
+    } else {
+        b"HTTP/1.0 200 OK\r\n"
+    });
+    out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
+    if transport == Transport::Sse {
+        out.extend_from_slice(
+            b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n",
+        );
+    } else {
+        out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");
+    }
+    if ok {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    if http11 {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\nDate: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(CRLF);
+    }
+    out.extend_from_slice(CRLF);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::comet::message::TOO_MANY_SUBSCRIBERS;
+    use crate::comet::message::{encode, encode_into, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS};
+
+    const DATE: &[u8] = b"Wed, 25 Nov 2026 18:24:52 GMT";
+
+    fn head(transport: Transport, http11: bool, ok: bool, date: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        subscribe_head(&mut out, transport, http11, ok, date);
+        out
+    }
+
+    fn json(kind: MsgType, cname: &str, seq: u32, content: &str) -> Vec<u8> {
+        encode(kind, cname.as_bytes(), seq, content.as_bytes()).to_vec()
+    }
+
+    /// Frame written as prefix + shared bytes + suffix, checked against `write_frame`.
+    fn frame(framing: &Framing, obj: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        framing.prefix(obj.len(), &mut out);
+        out.extend_from_slice(obj);
+        framing.suffix(&mut out);
+        let mut whole = Vec::new();
+        framing.write_frame(obj, &mut whole);
+        assert_eq!(out, whole);
+        out
+    }
+
+    fn s(bytes: &[u8]) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    const OK_HEAD_11: &str = "HTTP/1.1 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+        Content-Type: application/json; charset=utf-8\r\nConnection: keep-alive\r\n\
+        Transfer-Encoding: chunked\r\nDate: Wed, 25 Nov 2026 18:24:52 GMT\r\n\r\n";
+
+    #[test]
+    fn long_poll_next_seq_with_callback() {
+        let f = Framing::new(Transport::LongPoll, true, Some(b"icomet_cb_0"));
+        let mut out = head(Transport::LongPoll, true, true, DATE);
+        out.extend(frame(&f, &json(MsgType::NextSeq, "alice", 3, "")));
+        f.write_end(&mut out);
+        let expected = format!(
+            "{OK_HEAD_11}47\r\nicomet_cb_0({{\"type\":\"next_seq\",\"cname\":\"alice\",\
+             \"seq\":3,\"content\":\"\"}});\n\r\n0\r\n\r\n"
+        );
+        assert_eq!(s(&out), expected);
+    }
+
+    #[test]
+    fn long_poll_replay_array() {
+        let f = Framing::new(Transport::LongPoll, true, Some(b"icomet_cb_0"));
+        let objects = [
+            json(MsgType::Data, "alice", 1, "say \\\"hi\\\""),
+            json(MsgType::Data, "alice", 2, "\\u4f60"),
+        ];
+        let mut out = Vec::new();
+        f.write_objects(&objects, &mut out);
+        assert_eq!(
+            s(&out),
+            "8a\r\nicomet_cb_0([{\"type\":\"data\",\"cname\":\"alice\",\"seq\":1,\
+             \"content\":\"say \\\"hi\\\"\"},{\"type\":\"data\",\"cname\":\"alice\",\
+             \"seq\":2,\"content\":\"\\u4f60\"}]);\n\r\n"
+        );
+        // Without callback: `[a,b]\n`.
+        let plain = Framing::new(Transport::LongPoll, false, None);
+        out.clear();
+        plain.write_objects(&[b"{}".as_slice(), b"{}"], &mut out);
+        assert_eq!(out, b"[{},{}]\n");
+    }
+
+    #[test]
+    fn long_poll_plain_and_noop() {
+        let f = Framing::new(Transport::LongPoll, true, Some(b""));
+        assert!(f.callback.is_none(), "empty cb means plain JSON");
+        let bad = Framing::new(Transport::LongPoll, true, Some(b"alert(1)"));
+        assert!(bad.callback.is_none(), "unsafe callbacks are never echoed");
+        assert_eq!(
+            s(&frame(&f, &json(MsgType::Data, "bob", 1, "line1\\nline2"))),
+            "3f\r\n{\"type\":\"data\",\"cname\":\"bob\",\"seq\":1,\
+             \"content\":\"line1\\nline2\"}\n\r\n"
+        );
+        let f = Framing::new(Transport::LongPoll, true, Some(b"f"));
+        assert_eq!(
+            s(&frame(&f, &json(MsgType::Noop, "bob", 3, ""))),
+            "37\r\nf({\"type\":\"noop\",\"cname\":\"bob\",\"seq\":3,\"content\":\"\"});\n\r\n"
+        );
+    }
+
+    #[test]
+    fn stream_frames() {
+        let f = Framing::new(Transport::Stream, true, Some(b"ignored"));
+        assert!(f.callback.is_none());
+        let sizes: Vec<String> = [
+            json(MsgType::NextSeq, "carol", 1, ""),
+            json(MsgType::Data, "carol", 1, "hello"),
+            json(MsgType::Broadcast, "carol", 2, "to all"),
+            json(MsgType::NextSeq, "carol", 3, ""),
+            json(MsgType::Noop, "carol", 10, ""),
+            json(MsgType::Noop, "carol", 11, ""),
+            json(MsgType::Close, "carol", 3, ""),
+        ]
+        .iter()
+        .map(|o| {
+            let out = frame(&f, o);
+            assert!(out.ends_with(b"}\n\r\n"));
+            s(&out).split("\r\n").next().unwrap().to_owned()
+        })
+        .collect();
+        assert_eq!(sizes, ["39", "3a", "40", "39", "36", "36", "36"]);
+    }
+
+    #[test]
+    fn stream_replay_is_one_frame_per_object() {
+        let f = Framing::new(Transport::Stream, false, None);
+        let mut out = Vec::new();
+        f.write_objects(&[b"{\"a\":1}".as_slice(), b"{\"b\":2}"], &mut out);
+        assert_eq!(out, b"{\"a\":1}\n{\"b\":2}\n");
+    }
+
+    #[test]
+    fn sse_frame_and_head() {
+        let f = Framing::new(Transport::Sse, true, None);
+        let date = b"Wed, 25 Nov 2026 18:25:12 GMT";
+        let mut out = head(Transport::Sse, true, true, date);
+        out.extend(frame(&f, &json(MsgType::Data, "dave", 1, "hi")));
+        assert_eq!(
+            s(&out),
+            "HTTP/1.1 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+             Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n\
+             Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\
+             Date: Wed, 25 Nov 2026 18:25:12 GMT\r\n\r\n\
+             3d\r\ndata: {\"type\":\"data\",\"cname\":\"dave\",\"seq\":1,\"content\":\"hi\"}\n\n\r\n"
+        );
+    }
+
+    #[test]
+    fn iframe_preamble_and_frames() {
+        assert_eq!(IFRAME_PREAMBLE.len(), 0x1cd);
+        assert!(IFRAME_PREAMBLE.starts_with(b"<html><head><meta http-equiv='Content-Type'"));
+        assert!(IFRAME_PREAMBLE.ends_with(b"</script></head><body>\n"));
+        assert!(IFRAME_PREAMBLE
+            .windows(b"http-equiv=' Expires'".len())
+            .any(|w| w == b"http-equiv=' Expires'"));
+        let mut out = Vec::new();
+        write_iframe_preamble(true, &mut out);
+        assert!(out.starts_with(b"1cd\r\n<html>"));
+        assert!(out.ends_with(b"<body>\n\r\n"));
+        let f = Framing::new(Transport::Iframe, true, Some(b"cb"));
+        assert_eq!(
+            s(&frame(&f, &json(MsgType::NextSeq, "erin", 1, ""))),
+            "5c\r\n<script>parent.icomet_cb({\"type\":\"next_seq\",\"cname\":\"erin\",\
+             \"seq\":1,\"content\":\"\"});</script>\n\r\n"
+        );
+        assert!(frame(&f, &json(MsgType::Data, "erin", 1, "hi")).starts_with(b"5a\r\n"));
+    }
+
+    #[test]
+    fn http10_stream_is_raw() {
+        let f = Framing::new(Transport::Stream, false, None);
+        let mut out = head(Transport::Stream, false, true, b"ignored");
+        out.extend(frame(&f, &json(MsgType::NextSeq, "ivan", 1, "")));
+        out.extend(frame(&f, &json(MsgType::Close, "ivan", 1, "")));
+        f.write_end(&mut out);
+        assert_eq!(
+            s(&out),
+            "HTTP/1.0 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+             Content-Type: application/json; charset=utf-8\r\nConnection: keep-alive\r\n\r\n\
+             {\"type\":\"next_seq\",\"cname\":\"ivan\",\"seq\":1,\"content\":\"\"}\n\
+             {\"type\":\"close\",\"cname\":\"ivan\",\"seq\":1,\"content\":\"\"}\n"
+        );
+    }
+
+    #[test]
+    fn error_replies() {
+        let date = b"Wed, 25 Nov 2026 18:25:18 GMT";
+        let f = Framing::new(Transport::LongPoll, true, Some(b"icomet_cb_0"));
+        let mut out = head(Transport::LongPoll, true, false, date);
+        let mut obj = Vec::new();
+        encode_into(&mut obj, MsgType::TokenError, b"gina", 0, TOKEN_ERROR);
+        f.write_frame(&obj, &mut out);
+        f.write_end(&mut out);
+        assert_eq!(
+            s(&out),
+            "HTTP/1.1 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+             Content-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\
+             Date: Wed, 25 Nov 2026 18:25:18 GMT\r\n\r\n\
+             4c\r\nicomet_cb_0({\"type\":\"401\",\"cname\":\"gina\",\"seq\":0,\
+             \"content\":\"Token error\"});\n\r\n0\r\n\r\n"
+        );
+
+        let f = Framing::new(Transport::Stream, true, None);
+        obj.clear();
+        encode_into(&mut obj, MsgType::TooMany, b"jack", 0, TOO_MANY_SUBSCRIBERS);
+        out.clear();
+        f.write_frame(&obj, &mut out);
+        assert!(out.starts_with(b"47\r\n{\"type\":\"429\""));
+
+        let date = b"Wed, 25 Nov 2026 18:25:33 GMT";
+        let f = Framing::new(Transport::Sse, true, None);
+        let mut out = head(Transport::Sse, true, false, date);
+        obj.clear();
+        encode_into(&mut obj, MsgType::TooMany, b"k4", 0, TOO_MANY_CHANNELS);
+        f.write_frame(&obj, &mut out);
+        f.write_end(&mut out);
+        assert_eq!(
+            s(&out),
+            "HTTP/1.1 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+             Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n\
+             Transfer-Encoding: chunked\r\nDate: Wed, 25 Nov 2026 18:25:33 GMT\r\n\r\n\
+             49\r\ndata: {\"type\":\"429\",\"cname\":\"k4\",\"seq\":0,\
+             \"content\":\"Too many channels\"}\n\n\r\n0\r\n\r\n"
+        );
+        // HTTP/1.0 error head: neither keep-alive nor chunking.
+        assert_eq!(
+            s(&head(Transport::Stream, false, false, b"")),
+            "HTTP/1.0 200 OK\r\nExpires: 0\r\nCache-Control: no-cache\r\n\
+             Content-Type: application/json; charset=utf-8\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn chunk_headers() {
+        let mut out = Vec::new();
+        for len in [0usize, 9, 0x1cd, 0xabcdef] {
+            write_chunk_header(len, &mut out);
+        }
+        assert_eq!(out, b"0\r\n9\r\n1cd\r\nabcdef\r\n");
+        let f = Framing::new(Transport::LongPoll, false, None);
+        out.clear();
+        f.write_end(&mut out);
+        assert!(out.is_empty(), "HTTP/1.0 ends by closing");
+        assert_eq!(f.body_len(10), 11);
+    }
+}

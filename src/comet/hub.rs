@@ -1,0 +1,584 @@
+//! `Hub`: the home table of one worker — the authoritative state of every channel whose name
+//! hashes to this worker (see `route`). Plain data in, plain data out: operations return what must
+//! be sent where (a message and a bitmask of workers with subscribers) and never touch I/O.
+//! Depends on `comet::{channel, message, table, token}` and std.
+//!
+//! Cross-core contract (the worker moves the results between cores):
+//! * every operation on a channel runs on its home hub; mailboxes between two workers are FIFO;
+//! * `subscribe` registers the subscriber (count + its worker's bit) and returns the channel's
+//!   `epoch`; the subscriber's worker reports its departure with `unsubscribe(name, epoch, ..)`;
+//!   an epoch that no longer matches (the channel was closed or expired and maybe re-created
+//!   since) is ignored, so a stale departure never corrupts a newer channel's count;
+//! * `worker_has_none_left` clears the worker's bit; the bit is what `publish`/`close` report.
+//!
+//! Choices that differ from iComet (protocol §9):
+//! * `/broadcast` (bug 10): a broadcast is not activity of the channel, so it leaves every idle
+//!   countdown alone; unsubscribed channels still expire on schedule. (Channels with subscribers
+//!   never expire anyway.)
+//! * `/sign` (bug 8): `seq` is the oldest seq actually stored, which reflects the real
+//!   `channel_buffer_size` rather than a compiled-in 10.
+//! * Catch-up (bug 7): see `Channel::catch_up`.
+//! * Presence re-announcement: instead of a per-channel counter, a channel is re-announced on the
+//!   ticks where `(tick + epoch) % channel_timeout == 0`. Consecutive creations get consecutive
+//!   epochs, so announcements spread evenly over the period; each live channel is still announced
+//!   once every `channel_timeout` ticks, the first time within `channel_timeout` ticks of its
+//!   creation (never later than iComet, sometimes earlier).
+
+use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::channel::{CatchUp, Channel};
+use super::message::{
+    encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
+};
+use super::table::NameMap;
+use super::token::TokenSource;
+
+/// Channel settings a hub needs (from the `front` section of the configuration).
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Cap on live channels across all hubs.
+    pub max_channels: usize,
+    /// Cap on subscribers of one channel (0: every subscription is refused, as iComet).
+    pub max_subscribers_per_channel: u32,
+    /// Messages kept per channel for replay (B).
+    pub channel_buffer_size: u32,
+    /// Idle life of an unsubscribed channel, presence period and default `expires`, in ticks.
+    pub channel_timeout: i32,
+    /// Heartbeat period; reported as `sub_timeout` (the hub itself does not use it).
+    pub polling_timeout: i32,
+    /// `auth: token`: subscriptions never create channels and must present the token.
+    pub auth_token: bool,
+}
+
+impl HubConfig {
+    fn buffer(&self) -> usize {
+        self.channel_buffer_size as usize
+    }
+
+    fn presence_period(&self) -> u32 {
+        self.channel_timeout.max(1) as u32
+    }
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Padded(AtomicUsize);
+
+/// Counters shared by all hubs: live channels (checked against `max_channels`) and subscribers
+/// (for `/info`). Each sits on its own cache line.
+#[derive(Debug, Default)]
+pub struct Counters {
+    channels: Padded,
+    subscribers: Padded,
+}
+
+impl Counters {
+    /// Fresh zeroed counters, to be shared by every hub.
+    pub fn new() -> Arc<Counters> {
+        Arc::new(Counters::default())
+    }
+
+    /// Live channels in all hubs.
+    pub fn channels(&self) -> usize {
+        self.channels.0.load(Ordering::Relaxed)
+    }
+
+    /// Registered subscribers in all hubs.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.0.load(Ordering::Relaxed)
+    }
+
+    fn try_add_channel(&self, max: usize) -> bool {
+        self.channels
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn sub(counter: &AtomicUsize, n: usize) {
+        // Saturating: never wraps even if callers were out of step.
+        let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+            Some(v.saturating_sub(n))
+        });
+    }
+}
+
+/// `max_channels` channels exist and a new one was needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyChannels;
+
+/// Result of `/sign`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignReply {
+    /// Oldest replayable seq (`seq_next` when nothing is stored).
+    pub seq_oldest: u32,
+    /// The channel token, 32 lowercase hex digits.
+    pub token_hex: [u8; 32],
+    /// The idle countdown that was set (`channel_timeout` when the request gave ≤ 0).
+    pub expires: i32,
+}
+
+/// A stored message and where it must go.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The channel name (the hub's shared copy).
+    pub name: Arc<[u8]>,
+    /// The stored message with its encoded JSON.
+    pub msg: Message,
+    /// Workers that have subscribers of the channel (bit per worker).
+    pub workers: u64,
+}
+
+/// A closed channel: every subscriber on `workers` gets `json` and its response ends.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    /// The channel name.
+    pub name: Arc<[u8]>,
+    /// The channel's `seq_next` at close time (the `close` message's seq and `/close`'s `ok N`).
+    pub seq_next: u32,
+    /// Workers that had subscribers (bit per worker).
+    pub workers: u64,
+    /// The encoded `close` message.
+    pub json: Arc<[u8]>,
+}
+
+/// Why a subscription was refused; each maps to an error message sent with HTTP 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// `401` / `Token error`: wrong token, or (auth token) no such channel.
+    TokenError,
+    /// `429` / `Too many channels`.
+    TooManyChannels,
+    /// `429` / `Too many subscribers`.
+    TooManySubscribers,
+}
+
+impl SubscribeError {
+    /// Message type of the error reply.
+    pub fn kind(self) -> MsgType {
+        match self {
+            SubscribeError::TokenError => MsgType::TokenError,
+            _ => MsgType::TooMany,
+        }
+    }
+
+    /// Content of the error reply (plain text, needs no escaping).
+    pub fn content(self) -> &'static [u8] {
+        match self {
+            SubscribeError::TokenError => TOKEN_ERROR,
+            SubscribeError::TooManyChannels => TOO_MANY_CHANNELS,
+            SubscribeError::TooManySubscribers => TOO_MANY_SUBSCRIBERS,
+        }
+    }
+}
+
+/// An accepted subscription.
+#[derive(Debug, Clone)]
+pub struct Subscribed {
+    /// The hub's copy of the channel name: the subscriber's worker keys `LocalSubs` with it, so
+    /// one name buffer serves every worker.
+    pub name: Arc<[u8]>,
+    /// The channel incarnation to quote in `unsubscribe`.
+    pub epoch: u32,
+    /// What to send first.
+    pub catch_up: CatchUp,
+    /// Whether the subscriber was registered (always for `subscribe`; for `subscribe_long_poll`
+    /// only when it must wait). An unregistered subscriber must not be unsubscribed.
+    pub registered: bool,
+}
+
+/// Presence event for `/psub`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// `1 <cname>`: created, or periodically re-announced while alive.
+    Online(Arc<[u8]>),
+    /// `0 <cname>`: freed by expiry or `/close`.
+    Offline(Arc<[u8]>),
+}
+
+impl Presence {
+    /// The channel name.
+    pub fn name(&self) -> &Arc<[u8]> {
+        match self {
+            Presence::Online(n) | Presence::Offline(n) => n,
+        }
+    }
+
+    /// Appends the `/psub` line: `1 <cname>\n` or `0 <cname>\n` (name raw, as iComet).
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self {
+            Presence::Online(_) => b"1 ",
+            Presence::Offline(_) => b"0 ",
+        });
+        out.extend_from_slice(self.name());
+        out.push(b'\n');
+    }
+}
+
+/// The home table of one worker.
+#[derive(Debug)]
+pub struct Hub {
+    config: HubConfig,
+    counters: Arc<Counters>,
+    channels: NameMap<Channel>,
+    tokens: TokenSource,
+    events: Vec<Presence>,
+    presence: bool,
+    now: u32,
+    next_epoch: u32,
+}
+
+impl Hub {
+    /// An empty hub sharing `counters` with the other hubs. Presence events are recorded.
+    pub fn new(config: HubConfig, counters: Arc<Counters>) -> Hub {
+        Hub {
+            config,
+            counters,
+            channels: NameMap::new(),
+            tokens: TokenSource::new(),
+            events: Vec::new(),
+            presence: true,
+            now: 0,
+            next_epoch: 0,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// The shared counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Turns presence events on or off (off: nothing is queued, e.g. while nobody listens on
+    /// `/psub`).
+    pub fn set_presence(&mut self, on: bool) {
+        self.presence = on;
+        if !on {
+            self.events = Vec::new();
+        }
+    }
+
+    fn announce(&mut self, event: Presence) {
+        if self.presence {
+            self.events.push(event);
+        }
+    }
+
+    /// Index of `cname`, creating the channel if needed.
+    fn find_or_create(&mut self, cname: &[u8]) -> Result<usize, TooManyChannels> {
+        if let Some(index) = self.channels.index_of(cname) {
+            return Ok(index);
+        }
+        if !self.counters.try_add_channel(self.config.max_channels) {
+            return Err(TooManyChannels);
+        }
+        let epoch = self.next_epoch;
+        self.next_epoch = epoch.wrapping_add(1);
+        let channel = Channel::new(self.tokens.next_token(), epoch, self.config.channel_timeout);
+        let name: Arc<[u8]> = Arc::from(cname);
+        match self.channels.insert_new(Arc::clone(&name), channel) {
+            Ok(index) => {
+                self.announce(Presence::Online(name));
+                Ok(index)
+            }
+            Err(_) => {
+                Counters::sub(&self.counters.channels.0, 1);
+                Err(TooManyChannels)
+            }
+        }
+    }
+
+    fn at(&mut self, index: usize) -> Option<(&Arc<[u8]>, &mut Channel)> {
+        self.channels.entry_at_mut(index)
+    }
+
+    /// `/sign`: creates the channel if needed and sets its idle countdown to `expires`
+    /// (`channel_timeout` when `expires` ≤ 0; this may shorten it).
+    pub fn sign(&mut self, cname: &[u8], expires: i32) -> Result<SignReply, TooManyChannels> {
+        let expires = if expires <= 0 {
+            self.config.channel_timeout
+        } else {
+            expires
+        };
+        let index = self.find_or_create(cname)?;
+        let (_, ch) = self.at(index).ok_or(TooManyChannels)?;
+        ch.countdown = expires;
+        Ok(SignReply {
+            seq_oldest: ch.seq_oldest(),
+            token_hex: ch.token_hex(),
+            expires,
+        })
+    }
+
+    /// `/pub`, `/push` (kind `Data`) or a broadcast to one channel (kind `Broadcast`; any other
+    /// kind is stored as `Data`): creates the channel if needed, raises its countdown to
+    /// `channel_timeout`, assigns the seq, encodes once and stores the message.
+    pub fn publish(
+        &mut self,
+        cname: &[u8],
+        content_inner: &[u8],
+        kind: MsgType,
+    ) -> Result<Published, TooManyChannels> {
+        let kind = match kind {
+            MsgType::Broadcast => MsgType::Broadcast,
+            _ => MsgType::Data,
+        };
+        let timeout = self.config.channel_timeout;
+        let buffer = self.config.buffer();
+        let index = self.find_or_create(cname)?;
+        let (name, ch) = self.at(index).ok_or(TooManyChannels)?;
+        ch.raise_countdown(timeout);
+        let seq = ch.take_seq();
+        let msg = Message::new(kind, name, seq, content_inner);
+        ch.ring.push(msg.clone(), buffer);
+        Ok(Published {
+            name: Arc::clone(name),
+            msg,
+            workers: ch.workers,
+        })
+    }
+
+    /// `/broadcast` on this hub: stores a broadcast message (own seq) in every channel and hands
+    /// each to `deliver(name, message, workers)`. Countdowns are left alone (see module doc).
+    pub fn broadcast_each(
+        &mut self,
+        content_inner: &[u8],
+        mut deliver: impl FnMut(&Arc<[u8]>, &Message, u64),
+    ) {
+        let buffer = self.config.buffer();
+        for (name, ch) in self.channels.iter_mut() {
+            let seq = ch.take_seq();
+            let msg = Message::new(MsgType::Broadcast, name, seq, content_inner);
+            ch.ring.push(msg.clone(), buffer);
+            deliver(name, &msg, ch.workers);
+        }
+    }
+
+    /// `broadcast_each` collected into a list of `(name, message, workers)`.
+    pub fn broadcast(&mut self, content_inner: &[u8]) -> Vec<(Arc<[u8]>, Message, u64)> {
+        let mut out = Vec::with_capacity(self.channels.len());
+        self.broadcast_each(content_inner, |name, msg, workers| {
+            out.push((Arc::clone(name), msg.clone(), workers));
+        });
+        out
+    }
+
+    /// `/close`: frees the channel at once (history, token, seq) and reports who must get the
+    /// `close` message. `None` when the channel does not exist.
+    pub fn close(&mut self, cname: &[u8]) -> Option<Closed> {
+        let (name, ch) = self.channels.remove(cname)?;
+        Counters::sub(&self.counters.channels.0, 1);
+        Counters::sub(&self.counters.subscribers.0, ch.subscribers as usize);
+        self.announce(Presence::Offline(Arc::clone(&name)));
+        let json = encode(MsgType::Close, &name, ch.seq_next(), b"");
+        Some(Closed {
+            seq_next: ch.seq_next(),
+            workers: ch.workers,
+            json,
+            name,
+        })
+    }
+
+    /// `/clear`: empties the message ring (seq numbering continues); returns `seq_next`.
+    pub fn clear(&mut self, cname: &[u8]) -> Option<u32> {
+        let ch = self.channels.get_mut(cname)?;
+        ch.ring.clear();
+        Some(ch.seq_next())
+    }
+
+    /// Subscribes a client of worker `worker` (0..64) asking for seq `seq` with `token`
+    /// (protocol §4.1 steps 2–6): creates the channel under `auth: none`, checks the token under
+    /// `auth: token`, enforces the per-channel cap, raises the countdown, registers the
+    /// subscriber and returns its catch-up.
+    pub fn subscribe(
+        &mut self,
+        cname: &[u8],
+        seq: u32,
+        token: &[u8],
+        worker: usize,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_inner(cname, seq, token, worker, true)
+    }
+
+    /// Like `subscribe` for a long-poll, which ends with its catch-up unless that is `Wait`: the
+    /// subscriber is registered only when it has to wait, saving a register/unregister round
+    /// trip for every poll that is answered at once.
+    pub fn subscribe_long_poll(
+        &mut self,
+        cname: &[u8],
+        seq: u32,
+        token: &[u8],
+        worker: usize,
+    ) -> Result<Subscribed, SubscribeError> {
+        self.subscribe_inner(cname, seq, token, worker, false)
+    }
+
+    fn subscribe_inner(
+        &mut self,
+        cname: &[u8],
+        seq: u32,
+        token: &[u8],
+        worker: usize,
+        always_register: bool,
+    ) -> Result<Subscribed, SubscribeError> {
+        let index = if self.config.auth_token {
+            self.channels
+                .index_of(cname)
+                .ok_or(SubscribeError::TokenError)?
+        } else {
+            self.find_or_create(cname)
+                .map_err(|TooManyChannels| SubscribeError::TooManyChannels)?
+        };
+        let auth = self.config.auth_token;
+        let max = self.config.max_subscribers_per_channel;
+        let timeout = self.config.channel_timeout;
+        let (name, ch) = self.at(index).ok_or(SubscribeError::TokenError)?;
+        let name = Arc::clone(name);
+        if auth && !ch.token_matches(token) {
+            return Err(SubscribeError::TokenError);
+        }
+        if ch.subscribers >= max {
+            return Err(SubscribeError::TooManySubscribers);
+        }
+        ch.raise_countdown(timeout);
+        let catch_up = ch.catch_up(seq);
+        let registered = always_register || matches!(catch_up, CatchUp::Wait);
+        if registered {
+            ch.subscribers += 1;
+            ch.workers |= worker_bit(worker);
+        }
+        let epoch = ch.epoch();
+        if registered {
+            self.counters.subscribers.0.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(Subscribed {
+            name,
+            epoch,
+            catch_up,
+            registered,
+        })
+    }
+
+    /// A registered subscriber of worker `worker` left. `worker_has_none_left`: it was that
+    /// worker's last subscriber of the channel. Ignored when the channel is gone or `epoch` names
+    /// an older incarnation.
+    pub fn unsubscribe(
+        &mut self,
+        cname: &[u8],
+        epoch: u32,
+        worker: usize,
+        worker_has_none_left: bool,
+    ) {
+        let Some(ch) = self.channels.get_mut(cname) else {
+            return;
+        };
+        if ch.epoch() != epoch {
+            return;
+        }
+        if ch.subscribers > 0 {
+            ch.subscribers -= 1;
+            Counters::sub(&self.counters.subscribers.0, 1);
+        }
+        if worker_has_none_left {
+            ch.workers &= !worker_bit(worker);
+        }
+        if ch.subscribers == 0 {
+            ch.workers = 0;
+        }
+    }
+
+    /// Once per second: presence re-announcements, then countdown and expiry of channels without
+    /// subscribers (freed when the countdown drops below zero, i.e. N..N+1 ticks after the last
+    /// activity for countdown N); channels with subscribers are held at `channel_timeout`.
+    /// Returns every presence event queued since the last drain, in order.
+    pub fn tick(&mut self) -> Vec<Presence> {
+        self.now = self.now.wrapping_add(1);
+        let now = self.now;
+        let period = self.config.presence_period();
+        let timeout = self.config.channel_timeout;
+        let presence = self.presence;
+        let events = &mut self.events;
+        let counters = &self.counters;
+        self.channels.retain(|name, ch| {
+            if presence && now.wrapping_add(ch.epoch()) % period == 0 {
+                events.push(Presence::Online(Arc::clone(name)));
+            }
+            if ch.subscribers > 0 {
+                ch.raise_countdown(timeout);
+                return true;
+            }
+            ch.countdown = ch.countdown.saturating_sub(1);
+            if ch.countdown >= 0 {
+                return true;
+            }
+            if presence {
+                events.push(Presence::Offline(Arc::clone(name)));
+            }
+            Counters::sub(&counters.channels.0, 1);
+            false
+        });
+        self.drain_presence()
+    }
+
+    /// Presence events queued since the last drain (creations happen outside `tick`).
+    pub fn drain_presence(&mut self) -> Vec<Presence> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// True when the channel exists here.
+    pub fn exists(&self, cname: &[u8]) -> bool {
+        self.channels.contains_key(cname)
+    }
+
+    /// Subscribers of the channel (0 when it does not exist).
+    pub fn subscribers(&self, cname: &[u8]) -> u32 {
+        self.channels.get(cname).map_or(0, |ch| ch.subscribers)
+    }
+
+    /// Read access to a channel.
+    pub fn channel(&self, cname: &[u8]) -> Option<&Channel> {
+        self.channels.get(cname)
+    }
+
+    /// The hub's shared copy of a channel name (to reuse instead of allocating another).
+    pub fn name(&self, cname: &[u8]) -> Option<Arc<[u8]>> {
+        self.channels
+            .get_key_value(cname)
+            .map(|(k, _)| Arc::clone(k))
+    }
+
+    /// Channels held by this hub.
+    pub fn len(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// True when this hub holds no channel.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty()
+    }
+
+    /// Estimated heap bytes owned by the hub: table, channel names, rings (not the shared message
+    /// buffers) and queued events.
+    pub fn heap_bytes(&self) -> usize {
+        self.channels.heap_bytes_with(|ch| ch.ring.heap_bytes())
+            + self.channels.names_heap_bytes()
+            + self.events.capacity() * size_of::<Presence>()
+    }
+}
+
+/// Bit of worker `worker` in a worker mask (workers are numbered 0..64).
+pub fn worker_bit(worker: usize) -> u64 {
+    1u64.wrapping_shl(worker as u32)
+}
+
+#[cfg(test)]
+#[path = "hub_tests.rs"]
+mod tests;

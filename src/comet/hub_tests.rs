@@ -1,0 +1,480 @@
+//! Unit tests of `hub` (kept in their own file to keep `hub.rs` short).
+
+use super::*;
+use crate::comet::message::expand_replay;
+
+fn config() -> HubConfig {
+    HubConfig {
+        max_channels: 100,
+        max_subscribers_per_channel: 16,
+        channel_buffer_size: 10,
+        channel_timeout: 3,
+        polling_timeout: 3,
+        auth_token: false,
+    }
+}
+
+fn hub_with(config: HubConfig) -> Hub {
+    Hub::new(config, Counters::new())
+}
+
+fn hub() -> Hub {
+    hub_with(config())
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+fn online(name: &str) -> Presence {
+    Presence::Online(Arc::from(name.as_bytes()))
+}
+
+fn offline(name: &str) -> Presence {
+    Presence::Offline(Arc::from(name.as_bytes()))
+}
+
+fn replay_seqs(s: &Subscribed) -> Vec<u32> {
+    match &s.catch_up {
+        CatchUp::Replay(m) => m.iter().map(|m| m.seq).collect(),
+        other => panic!("expected a replay, got {other:?}"),
+    }
+}
+
+#[test]
+fn sign_creates_with_token_and_default_expires() {
+    let mut hub = hub();
+    let reply = hub.sign(b"alice", 0).unwrap();
+    assert_eq!(reply.seq_oldest, 1);
+    assert_eq!(reply.expires, 3);
+    assert!(reply
+        .token_hex
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b)));
+    let again = hub.sign(b"alice", 60).unwrap();
+    assert_eq!(again.token_hex, reply.token_hex);
+    assert_eq!(again.expires, 60);
+    assert_eq!(hub.channel(b"alice").unwrap().countdown(), 60);
+    assert_eq!(hub.drain_presence(), vec![online("alice")]);
+    assert_eq!(hub.len(), 1);
+    assert_eq!(hub.counters().channels(), 1);
+}
+
+#[test]
+fn sign_seq_uses_real_buffer_size() {
+    let mut hub = hub_with(HubConfig {
+        channel_buffer_size: 3,
+        ..config()
+    });
+    for _ in 0..5 {
+        hub.publish(b"c", b"x", MsgType::Data).unwrap();
+    }
+    assert_eq!(hub.sign(b"c", 0).unwrap().seq_oldest, 3);
+    hub.clear(b"c").unwrap();
+    assert_eq!(hub.sign(b"c", 0).unwrap().seq_oldest, 6);
+}
+
+#[test]
+fn publish_assigns_seqs_and_reports_workers() {
+    let mut hub = hub();
+    let first = hub
+        .publish(b"alice", b"say \\\"hi\\\"", MsgType::Data)
+        .unwrap();
+    assert_eq!(first.msg.seq, 1);
+    assert_eq!(first.workers, 0);
+    assert_eq!(
+        text(&first.msg.json),
+        r#"{"type":"data","cname":"alice","seq":1,"content":"say \"hi\""}"#
+    );
+    hub.subscribe(b"alice", 2, b"", 3).unwrap();
+    hub.subscribe(b"alice", 2, b"", 5).unwrap();
+    let second = hub.publish(b"alice", b"\\u4f60", MsgType::Data).unwrap();
+    assert_eq!(second.msg.seq, 2);
+    assert_eq!(second.workers, (1 << 3) | (1 << 5));
+    assert_eq!(&*second.name, b"alice");
+    assert_eq!(hub.channel(b"alice").unwrap().ring().len(), 2);
+    let odd = hub.publish(b"alice", b"x", MsgType::Noop).unwrap();
+    assert_eq!(
+        odd.msg.kind,
+        MsgType::Data,
+        "only data and broadcast are stored"
+    );
+}
+
+#[test]
+fn publish_raises_countdown_only_upwards() {
+    let mut hub = hub();
+    hub.sign(b"c", 100).unwrap();
+    hub.publish(b"c", b"x", MsgType::Data).unwrap();
+    assert_eq!(hub.channel(b"c").unwrap().countdown(), 100);
+    hub.sign(b"c", 1).unwrap();
+    hub.publish(b"c", b"x", MsgType::Data).unwrap();
+    assert_eq!(hub.channel(b"c").unwrap().countdown(), 3);
+}
+
+#[test]
+fn max_channels_is_shared_between_hubs() {
+    let counters = Counters::new();
+    let cfg = HubConfig {
+        max_channels: 3,
+        ..config()
+    };
+    let mut a = Hub::new(cfg.clone(), Arc::clone(&counters));
+    let mut b = Hub::new(cfg, Arc::clone(&counters));
+    a.sign(b"k1", 0).unwrap();
+    b.publish(b"k2", b"", MsgType::Data).unwrap();
+    a.subscribe(b"k3", 0, b"", 0).unwrap();
+    assert_eq!(b.sign(b"k4", 0), Err(TooManyChannels));
+    assert!(a.publish(b"k4", b"", MsgType::Data).is_err());
+    assert_eq!(
+        b.subscribe(b"k4", 0, b"", 0).unwrap_err(),
+        SubscribeError::TooManyChannels
+    );
+    // Existing channels still work, and freeing one makes room.
+    assert!(a.publish(b"k1", b"", MsgType::Data).is_ok());
+    a.close(b"k1").unwrap();
+    assert!(b.sign(b"k4", 0).is_ok());
+    assert_eq!(counters.channels(), 3);
+}
+
+#[test]
+fn subscribe_auth_none_creates() {
+    let mut hub = hub();
+    let s = hub.subscribe(b"carol", 0, b"", 0).unwrap();
+    assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
+    assert!(s.registered);
+    assert!(hub.exists(b"carol"));
+    assert_eq!(hub.subscribers(b"carol"), 1);
+    assert_eq!(hub.counters().subscribers(), 1);
+}
+
+#[test]
+fn subscribe_auth_token() {
+    let mut hub = hub_with(HubConfig {
+        auth_token: true,
+        ..config()
+    });
+    assert_eq!(
+        hub.subscribe(b"gina", 0, b"", 0).unwrap_err(),
+        SubscribeError::TokenError
+    );
+    assert!(
+        !hub.exists(b"gina"),
+        "auth token never creates on subscribe"
+    );
+    let token = hub.sign(b"gina", 0).unwrap().token_hex;
+    assert_eq!(
+        hub.subscribe(b"gina", 0, b"", 0).unwrap_err(),
+        SubscribeError::TokenError
+    );
+    let mut wrong = token;
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    assert_eq!(
+        hub.subscribe(b"gina", 0, &wrong, 0).unwrap_err(),
+        SubscribeError::TokenError
+    );
+    assert_eq!(hub.subscribers(b"gina"), 0);
+    let s = hub.subscribe(b"gina", 0, &token, 0).unwrap();
+    assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
+    // /pub still creates under auth token.
+    assert!(hub.publish(b"new", b"x", MsgType::Data).is_ok());
+    assert_eq!(SubscribeError::TokenError.kind(), MsgType::TokenError);
+    assert_eq!(SubscribeError::TokenError.content(), b"Token error");
+}
+
+#[test]
+fn subscriber_limit() {
+    let mut hub = hub_with(HubConfig {
+        max_subscribers_per_channel: 2,
+        ..config()
+    });
+    hub.subscribe(b"jack", 0, b"", 0).unwrap();
+    hub.subscribe(b"jack", 0, b"", 1).unwrap();
+    let err = hub.subscribe(b"jack", 0, b"", 0).unwrap_err();
+    assert_eq!(err, SubscribeError::TooManySubscribers);
+    assert_eq!(err.content(), b"Too many subscribers");
+    assert_eq!(err.kind(), MsgType::TooMany);
+    assert_eq!(hub.subscribers(b"jack"), 2);
+
+    let mut zero = hub_with(HubConfig {
+        max_subscribers_per_channel: 0,
+        ..config()
+    });
+    assert_eq!(
+        zero.subscribe(b"x", 0, b"", 0).unwrap_err(),
+        SubscribeError::TooManySubscribers
+    );
+}
+
+#[test]
+fn replay_through_hub_with_broadcast_next_seq() {
+    let mut hub = hub();
+    hub.publish(b"carol", b"hello", MsgType::Data).unwrap();
+    let deliveries = hub.broadcast(b"to all");
+    assert_eq!(deliveries.len(), 1);
+    hub.publish(b"carol", b"bye", MsgType::Data).unwrap();
+    let s = hub.subscribe(b"carol", 1, b"", 0).unwrap();
+    assert_eq!(replay_seqs(&s), vec![1, 2, 3]);
+    let CatchUp::Replay(msgs) = &s.catch_up else {
+        unreachable!()
+    };
+    let objects: Vec<String> = expand_replay(b"carol", msgs)
+        .iter()
+        .map(|o| text(o).to_owned())
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            r#"{"type":"data","cname":"carol","seq":1,"content":"hello"}"#,
+            r#"{"type":"broadcast","cname":"carol","seq":2,"content":"to all"}"#,
+            r#"{"type":"next_seq","cname":"carol","seq":3,"content":""}"#,
+            r#"{"type":"data","cname":"carol","seq":3,"content":"bye"}"#,
+        ]
+    );
+    assert!(matches!(
+        hub.subscribe(b"carol", 4, b"", 0).unwrap().catch_up,
+        CatchUp::Wait
+    ));
+    assert!(matches!(
+        hub.subscribe(b"carol", 0, b"", 0).unwrap().catch_up,
+        CatchUp::NextSeq(4)
+    ));
+}
+
+#[test]
+fn stale_seq_after_clear_or_trim() {
+    let mut hub = hub_with(HubConfig {
+        channel_buffer_size: 3,
+        ..config()
+    });
+    for _ in 0..6 {
+        hub.publish(b"c", b"x", MsgType::Data).unwrap();
+    }
+    // Trimmed: holds 4..=6; a stale seq replays all of it.
+    let s = hub.subscribe(b"c", 2, b"", 0).unwrap();
+    assert_eq!(replay_seqs(&s), vec![4, 5, 6]);
+    assert_eq!(hub.clear(b"c"), Some(7));
+    assert!(matches!(
+        hub.subscribe(b"c", 2, b"", 0).unwrap().catch_up,
+        CatchUp::NextSeq(7)
+    ));
+    assert!(hub.clear(b"missing").is_none());
+}
+
+#[test]
+fn long_poll_registers_only_when_waiting() {
+    let mut hub = hub();
+    let s = hub.subscribe_long_poll(b"bob", 0, b"", 2).unwrap();
+    assert!(!s.registered);
+    assert_eq!(hub.subscribers(b"bob"), 0);
+    assert_eq!(hub.channel(b"bob").unwrap().workers(), 0);
+    let s = hub.subscribe_long_poll(b"bob", 1, b"", 2).unwrap();
+    assert!(s.registered);
+    assert!(matches!(s.catch_up, CatchUp::Wait));
+    assert_eq!(hub.subscribers(b"bob"), 1);
+    assert_eq!(hub.channel(b"bob").unwrap().workers(), 1 << 2);
+}
+
+#[test]
+fn unsubscribe_clears_bits_and_counts() {
+    let mut hub = hub();
+    let a = hub.subscribe(b"c", 0, b"", 1).unwrap();
+    let b = hub.subscribe(b"c", 0, b"", 1).unwrap();
+    hub.subscribe(b"c", 0, b"", 4).unwrap();
+    assert_eq!(a.epoch, b.epoch);
+    assert_eq!(hub.channel(b"c").unwrap().workers(), 0b10010);
+    hub.unsubscribe(b"c", a.epoch, 1, false);
+    assert_eq!(hub.channel(b"c").unwrap().workers(), 0b10010);
+    hub.unsubscribe(b"c", a.epoch, 1, true);
+    assert_eq!(hub.channel(b"c").unwrap().workers(), 0b10000);
+    assert_eq!(hub.subscribers(b"c"), 1);
+    hub.unsubscribe(b"c", a.epoch, 4, true);
+    assert_eq!(hub.subscribers(b"c"), 0);
+    assert_eq!(hub.channel(b"c").unwrap().workers(), 0);
+    assert_eq!(hub.counters().subscribers(), 0);
+    // Extra departures never underflow.
+    hub.unsubscribe(b"c", a.epoch, 4, true);
+    assert_eq!(hub.subscribers(b"c"), 0);
+    assert_eq!(hub.counters().subscribers(), 0);
+    hub.unsubscribe(b"missing", 0, 0, true);
+}
+
+#[test]
+fn stale_unsubscribe_after_recreate_is_ignored() {
+    let mut hub = hub();
+    let old = hub.subscribe(b"c", 0, b"", 1).unwrap();
+    let closed = hub.close(b"c").unwrap();
+    assert_eq!(closed.workers, 1 << 1);
+    let new = hub.subscribe(b"c", 0, b"", 0).unwrap();
+    assert_ne!(old.epoch, new.epoch);
+    hub.unsubscribe(b"c", old.epoch, 1, true);
+    assert_eq!(hub.subscribers(b"c"), 1);
+    assert_eq!(hub.channel(b"c").unwrap().workers(), 1);
+    assert_eq!(hub.counters().subscribers(), 1);
+}
+
+#[test]
+fn close_frees_and_reports() {
+    let mut hub = hub();
+    let token = hub.sign(b"carol", 0).unwrap().token_hex;
+    hub.publish(b"carol", b"hello", MsgType::Data).unwrap();
+    hub.publish(b"carol", b"again", MsgType::Data).unwrap();
+    hub.subscribe(b"carol", 0, b"", 0).unwrap();
+    hub.subscribe(b"carol", 0, b"", 2).unwrap();
+    hub.drain_presence();
+    let closed = hub.close(b"carol").unwrap();
+    assert_eq!(closed.seq_next, 3);
+    assert_eq!(closed.workers, 0b101);
+    assert_eq!(&*closed.name, b"carol");
+    assert_eq!(
+        text(&closed.json),
+        r#"{"type":"close","cname":"carol","seq":3,"content":""}"#
+    );
+    assert!(!hub.exists(b"carol"));
+    assert_eq!(hub.counters().channels(), 0);
+    assert_eq!(hub.counters().subscribers(), 0);
+    assert_eq!(hub.drain_presence(), vec![offline("carol")]);
+    assert!(hub.close(b"carol").is_none());
+    // Re-created: seq 1 and a new token.
+    let again = hub.sign(b"carol", 0).unwrap();
+    assert_eq!(again.seq_oldest, 1);
+    assert_ne!(again.token_hex, token);
+}
+
+#[test]
+fn expiry_timing_after_sign() {
+    let mut hub = hub();
+    hub.sign(b"c", 3).unwrap();
+    for tick in 1..=3 {
+        hub.tick();
+        assert!(hub.exists(b"c"), "still alive after tick {tick}");
+    }
+    let events = hub.tick();
+    assert!(!hub.exists(b"c"));
+    assert!(events.contains(&offline("c")));
+    assert_eq!(hub.counters().channels(), 0);
+}
+
+#[test]
+fn subscribed_channels_do_not_expire() {
+    let mut hub = hub();
+    let s = hub.subscribe(b"c", 0, b"", 0).unwrap();
+    hub.sign(b"c", 1).unwrap();
+    for _ in 0..10 {
+        hub.tick();
+    }
+    assert!(hub.exists(b"c"));
+    assert_eq!(hub.channel(b"c").unwrap().countdown(), 3);
+    hub.unsubscribe(b"c", s.epoch, 0, true);
+    for _ in 0..3 {
+        hub.tick();
+    }
+    assert!(hub.exists(b"c"));
+    hub.tick();
+    assert!(!hub.exists(b"c"));
+}
+
+#[test]
+fn broadcast_does_not_keep_channels_alive() {
+    let mut hub = hub();
+    hub.sign(b"a", 3).unwrap();
+    hub.sign(b"b", 3).unwrap();
+    hub.tick();
+    hub.tick();
+    let sent = hub.broadcast(b"x");
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, m, w)| m.seq == 1 && *w == 0));
+    hub.tick();
+    hub.tick();
+    assert_eq!(hub.len(), 0, "broadcast left the countdowns alone");
+}
+
+#[test]
+fn broadcast_each_uses_each_channels_seq() {
+    let mut hub = hub();
+    hub.publish(b"a", b"1", MsgType::Data).unwrap();
+    hub.publish(b"a", b"2", MsgType::Data).unwrap();
+    hub.sign(b"b", 0).unwrap();
+    hub.subscribe(b"b", 0, b"", 7).unwrap();
+    let mut seen = Vec::new();
+    hub.broadcast_each(b"hey", |name, msg, workers| {
+        seen.push((text(name).to_owned(), msg.seq, msg.kind, workers));
+    });
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("a".to_owned(), 3, MsgType::Broadcast, 0),
+            ("b".to_owned(), 1, MsgType::Broadcast, 1 << 7),
+        ]
+    );
+    assert_eq!(hub.channel(b"a").unwrap().seq_next(), 4);
+}
+
+#[test]
+fn presence_reannounces_once_per_period() {
+    let mut hub = hub_with(HubConfig {
+        channel_timeout: 4,
+        ..config()
+    });
+    for name in ["a", "b", "c", "d", "e"] {
+        hub.subscribe(name.as_bytes(), 0, b"", 0).unwrap();
+    }
+    let created = hub.drain_presence();
+    assert_eq!(created.len(), 5);
+    assert!(created.iter().all(|p| matches!(p, Presence::Online(_))));
+    let mut per_tick = Vec::new();
+    for _ in 0..12 {
+        per_tick.push(hub.tick());
+    }
+    for name in ["a", "b", "c", "d", "e"] {
+        let ticks: Vec<usize> = per_tick
+            .iter()
+            .enumerate()
+            .filter(|(_, ev)| ev.contains(&online(name)))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(ticks.len(), 3, "{name}: {ticks:?}");
+        assert!(ticks[0] <= 4);
+        assert_eq!(ticks[1] - ticks[0], 4);
+        assert_eq!(ticks[2] - ticks[1], 4);
+    }
+    // Spread: no tick carries all five.
+    assert!(per_tick.iter().all(|ev| ev.len() < 5));
+}
+
+#[test]
+fn presence_can_be_switched_off() {
+    let mut hub = hub();
+    hub.set_presence(false);
+    hub.sign(b"a", 1).unwrap();
+    for _ in 0..5 {
+        assert!(hub.tick().is_empty());
+    }
+    assert!(!hub.exists(b"a"));
+    assert!(hub.drain_presence().is_empty());
+}
+
+#[test]
+fn presence_lines() {
+    let mut out = Vec::new();
+    online("frank").write_line(&mut out);
+    offline("frank").write_line(&mut out);
+    assert_eq!(out, b"1 frank\n0 frank\n");
+}
+
+#[test]
+fn name_is_shared() {
+    let mut hub = hub();
+    hub.sign(b"c", 0).unwrap();
+    let a = hub.name(b"c").unwrap();
+    let b = hub.name(b"c").unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    assert!(hub.name(b"d").is_none());
+}
+
+#[test]
+fn worker_bits() {
+    assert_eq!(worker_bit(0), 1);
+    assert_eq!(worker_bit(63), 1 << 63);
+}

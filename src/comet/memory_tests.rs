@@ -1,0 +1,65 @@
+//! Memory budget of the per-channel state: a hub and a local index holding 100,000 channels, each
+//! signed (token generated) and with one subscriber, must cost under 200 bytes per
+//! channel + subscriber, counting struct sizes and every heap allocation they own (estimated with
+//! allocator rounding; see `table::alloc_estimate`).
+
+use std::mem::size_of;
+
+use super::channel::Channel;
+use super::hub::{Counters, Hub, HubConfig};
+use super::local::LocalSubs;
+use super::message::MsgType;
+
+const CHANNELS: usize = 100_000;
+
+fn config() -> HubConfig {
+    HubConfig {
+        max_channels: CHANNELS * 2,
+        max_subscribers_per_channel: 16,
+        channel_buffer_size: 10,
+        channel_timeout: 30,
+        polling_timeout: 30,
+        auth_token: true,
+    }
+}
+
+#[test]
+fn channel_size_is_pinned() {
+    assert_eq!(size_of::<Channel>(), 48);
+}
+
+#[test]
+fn hundred_thousand_idle_subscribers_fit_the_budget() {
+    let mut hub = Hub::new(config(), Counters::new());
+    let mut local = LocalSubs::new();
+    for i in 0..CHANNELS {
+        let cname = format!("channel-{i:06}");
+        let token = hub.sign(cname.as_bytes(), 0).unwrap().token_hex;
+        let sub = hub.subscribe(cname.as_bytes(), 0, &token, 1).unwrap();
+        assert!(local.add(&sub.name, i as u64));
+    }
+    // Nothing else should be holding memory for idle channels.
+    hub.set_presence(false);
+    assert_eq!(hub.len(), CHANNELS);
+    assert_eq!(local.len(), CHANNELS);
+    assert_eq!(hub.counters().subscribers(), CHANNELS);
+
+    let hub_bytes = size_of::<Hub>() + hub.heap_bytes();
+    let local_bytes = size_of::<LocalSubs>() + local.heap_bytes();
+    let per_channel = (hub_bytes + local_bytes) as f64 / CHANNELS as f64;
+    eprintln!(
+        "{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes}, local {local_bytes})"
+    );
+    assert!(
+        per_channel < 200.0,
+        "{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes}, local {local_bytes})"
+    );
+    // The local index reuses the hub's name buffers.
+    assert!(local.heap_bytes() < local.names_heap_bytes() + CHANNELS * 64);
+
+    // A message makes one channel's ring exist; the others still cost nothing for theirs.
+    let before = hub.heap_bytes();
+    hub.publish(b"channel-000001", b"x", MsgType::Data).unwrap();
+    let ring_bytes = hub.heap_bytes() - before;
+    assert!(ring_bytes > 0 && ring_bytes < 256, "{ring_bytes}");
+}
