@@ -495,6 +495,40 @@ impl Hub {
         }
     }
 
+    /// `count` registered subscribers of worker `worker` left at once (a fan-out that ended many
+    /// long-polls). With `count == 0` only the worker's bit is cleared — a worker that got a
+    /// delivery without having subscribers corrects the home this way, whatever the epoch.
+    pub fn unsubscribe_many(
+        &mut self,
+        cname: &[u8],
+        epoch: u32,
+        worker: usize,
+        count: u32,
+        worker_has_none_left: bool,
+    ) {
+        let Some(ch) = self.channels.get_mut(cname) else {
+            return;
+        };
+        if count == 0 {
+            if worker_has_none_left {
+                ch.workers &= !worker_bit(worker);
+            }
+            return;
+        }
+        if ch.epoch() != epoch {
+            return;
+        }
+        let gone = count.min(ch.subscribers);
+        ch.subscribers -= gone;
+        Counters::sub(&self.counters.subscribers.0, gone as usize);
+        if worker_has_none_left {
+            ch.workers &= !worker_bit(worker);
+        }
+        if ch.subscribers == 0 {
+            ch.workers = 0;
+        }
+    }
+
     /// Once per second: presence re-announcements, then countdown and expiry of channels without
     /// subscribers (freed when the countdown drops below zero, i.e. N..N+1 ticks after the last
     /// activity for countdown N); channels with subscribers are held at `channel_timeout`.

@@ -255,6 +255,11 @@ impl LocalSubs {
         out.extend(self.get(name));
     }
 
+    /// The stored name of channel `name`, to share instead of allocating another copy.
+    pub fn name(&self, name: &[u8]) -> Option<&Arc<[u8]>> {
+        self.map.get_key_value(name).map(|(k, _)| k)
+    }
+
     /// Number of local subscribers of channel `name`.
     pub fn count(&self, name: &[u8]) -> usize {
         self.map.get(name).map_or(0, Subs::len)

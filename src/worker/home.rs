@@ -56,9 +56,8 @@ impl State {
         count: u32,
         none_left: bool,
     ) {
-        for i in 0..count {
-            self.hub.unsubscribe(name, epoch, from, none_left && i + 1 == count);
-        }
+        self.hub
+            .unsubscribe_many(name, epoch, from, count, none_left);
     }
 
     pub(super) fn home_request(&mut self, from: usize, token: Token, req: &HomeRequest) {

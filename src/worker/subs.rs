@@ -39,7 +39,15 @@ impl State {
     /// Starts a subscription: the connection waits while the channel's home decides.
     pub(crate) fn subscribe(&mut self, token: Token, req: SubscribeRequest) {
         let chunked = req.version == Version::Http11;
-        let name: Arc<[u8]> = Arc::from(req.cname);
+        // One copy of a channel's name per process where possible: share the one this worker's
+        // index or hub already holds.
+        let name: Arc<[u8]> = match self.local.name(&req.cname) {
+            Some(n) => Arc::clone(n),
+            None => match self.hub.name(&req.cname) {
+                Some(n) => n,
+                None => Arc::from(req.cname),
+            },
+        };
         let framing = Framing::new(req.transport, chunked, req.callback.as_deref());
         let long_poll = req.transport == Transport::LongPoll;
         let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
@@ -114,6 +122,12 @@ impl State {
                 true
             }
             Ok(s) => {
+                if !Arc::ptr_eq(&sub.channel, &s.name) && self.local.count(&name) == 1 {
+                    // The home made its own copy of the name: keep that one only.
+                    self.local.take(&name);
+                    self.local.add(&s.name, token.pack());
+                    sub.channel = Arc::clone(&s.name);
+                }
                 sub.pending = false;
                 self.shared.stats[self.id]
                     .subscribers
