@@ -130,7 +130,6 @@ impl Runner {
         if c.measure_end_ns == 0 {
             c.measure_end_ns = now;
         }
-        self.coord.progress(&self.stats.c, now);
         self.coord.finish(&self.stats);
         let stats = std::mem::take(&mut self.stats);
         Ok((stats, self.coord))
