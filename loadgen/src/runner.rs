@@ -93,7 +93,7 @@ impl Runner {
         self.coord.register(&self.epoll)?;
         let start = sys::now_ns();
         self.start_ns = start;
-        self.next_tick_ns = start + NS;
+        self.next_tick_ns = start; // first tick at once: the memory guard applies before any connect
         self.stats.c.target = self.plan.count;
         self.stats.c.ramp_start_ns = start;
         let deadline = start.saturating_add(self.plan.hard_deadline_ns());
@@ -104,15 +104,15 @@ impl Runner {
             if now >= deadline || self.coord.aborted() {
                 break;
             }
+            if now >= self.next_tick_ns {
+                self.tick(now);
+                self.next_tick_ns = now + NS;
+            }
             self.advance(now);
             if self.stage == Stage::Done {
                 break;
             }
             self.pump_admin(now);
-            if now >= self.next_tick_ns {
-                self.tick(now);
-                self.next_tick_ns = now + NS;
-            }
             let timeout = self.wait_ms(now);
             self.epoll.wait(&mut raw, &mut ready, timeout)?;
             let now = sys::now_ns();

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::{num, run_loadgen, FakeServer, Faults};
+use support::{num, run_loadgen, run_loadgen_at, FakeServer, Faults};
 
 #[test]
 fn holds_every_long_poll_subscriber() {
@@ -70,4 +70,48 @@ fn signs_each_subscriber_and_passes_the_token() {
     assert_eq!(num(&r, "errors_total"), 0, "{r}");
     assert_eq!(server.signs(), 60);
     assert_eq!(server.bad_tokens(), 0);
+}
+
+#[test]
+fn memory_guard_stops_the_ramp() {
+    let server = FakeServer::start(Faults::default());
+    let r = run_loadgen(
+        &server,
+        &[
+            "connect",
+            "-n",
+            "50",
+            "--hold",
+            "0",
+            "--min-free-mb",
+            "100000000",
+        ],
+    );
+    assert_eq!(r["memory_guard_hit"], true, "{r}");
+    assert_eq!(num(&r, "connections_held"), 0, "{r}");
+    assert_eq!(server.subscriptions(), 0);
+}
+
+#[test]
+fn silent_server_times_out_and_the_run_still_ends() {
+    // The kernel completes connects into the backlog, but nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let r = run_loadgen_at(
+        addr,
+        addr,
+        &[
+            "connect",
+            "-n",
+            "5",
+            "--hold",
+            "0",
+            "--timeout",
+            "1",
+            "--ramp-timeout",
+            "10",
+        ],
+    );
+    assert_eq!(num(&r["errors"], "timeout"), 5, "{r}");
+    assert_eq!(num(&r, "connections_held"), 0, "{r}");
 }

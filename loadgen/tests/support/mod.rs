@@ -321,12 +321,27 @@ fn admin_conn(stream: TcpStream, state: Arc<Mutex<State>>) {
 
 /// Runs rcomet-loadgen with `args` against `server` and returns its JSON report.
 pub fn run_loadgen(server: &FakeServer, args: &[&str]) -> serde_json::Value {
-    let front = server.front.to_string();
-    let admin = server.admin.to_string();
+    run_loadgen_at(server.front, server.admin, args)
+}
+
+/// Runs rcomet-loadgen with `args` against the given ports and returns its JSON report.
+pub fn run_loadgen_at(front: SocketAddr, admin: SocketAddr, args: &[&str]) -> serde_json::Value {
+    let front = front.to_string();
+    let admin = admin.to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rcomet-loadgen"))
         .args(args)
         .args(["--front", &front, "--admin", &admin])
-        .args(["--json", "--quiet", "--min-free-mb", "0", "--timeout", "5"])
+        .args(["--json", "--quiet"])
+        .args(if args.contains(&"--timeout") {
+            &[][..]
+        } else {
+            &["--timeout", "5"][..]
+        })
+        .args(if args.contains(&"--min-free-mb") {
+            &[][..]
+        } else {
+            &["--min-free-mb", "0"][..]
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
