@@ -1,5 +1,114 @@
-//! rcomet-loadgen: load generator for iComet-compatible servers (filled in by its own issue).
+//! rcomet-loadgen: event-driven load generator for iComet-compatible push servers. This file only
+//! wires things: parse the command line, apply the fd limit and CPU pinning, run one process (or
+//! a parent with worker processes), and print the report. See README.md for usage.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod admin;
+mod cli;
+mod conn;
+mod coord;
+mod env;
+mod events;
+mod http_reader;
+mod message;
+mod parent;
+mod pinger;
+mod plan;
+mod procfs;
+mod progress;
+mod report;
+mod runner;
+mod seq_check;
+mod sources;
+mod stats;
+mod subscriber;
+mod sys;
+
+use clap::Parser;
+
+use crate::cli::Cli;
+use crate::coord::{Coord, Standalone};
+use crate::plan::Plan;
+use crate::procfs::MemProbe;
+use crate::progress::Printer;
+use crate::report::Report;
+use crate::runner::Runner;
+
+/// Seconds past the computed hard deadline after which SIGALRM ends the process regardless.
+const ALARM_SLACK_S: u64 = 60;
+
 fn main() {
-    eprintln!("rcomet-loadgen: not built yet");
-    std::process::exit(2);
+    std::process::exit(run());
+}
+
+fn run() -> i32 {
+    let cli = Cli::parse();
+    let common = cli.command.common();
+    if let Some(n) = common.fd_limit {
+        if let Err(e) = sys::set_nofile_limit(n) {
+            eprintln!("rcomet-loadgen: cannot lower RLIMIT_NOFILE to {n}: {e}");
+        }
+    }
+    let plan = match Plan::new(&cli.command, sys::nofile_limit()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("rcomet-loadgen: {e}");
+            return 2;
+        }
+    };
+    if let Some(cpu) = plan.pin_cpu {
+        if let Err(e) = sys::pin_to_cpu(cpu) {
+            eprintln!("rcomet-loadgen: cannot pin to CPU {cpu}: {e}");
+        }
+    }
+    sys::arm_alarm(plan.hard_deadline_ns() / 1_000_000_000 + ALARM_SLACK_S);
+
+    if plan.worker.is_some() {
+        return match Runner::new(plan, Coord::worker()).and_then(|r| r.run()) {
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("rcomet-loadgen worker: {e}");
+                1
+            }
+        };
+    }
+
+    let processes = plan.processes_needed();
+    let outcome = if processes > 1 {
+        let args: Vec<_> = std::env::args_os().skip(1).collect();
+        parent::run(&plan, processes, &args)
+    } else {
+        run_here(&plan)
+    };
+    let (stats, mem) = match outcome {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("rcomet-loadgen: {e}");
+            return 1;
+        }
+    };
+    let report = Report::build(&plan, &stats, &mem, processes);
+    if plan.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_table());
+    }
+    0
+}
+
+/// Runs the whole scenario in this process.
+fn run_here(plan: &Plan) -> Result<(stats::Stats, MemProbe), String> {
+    let mem = MemProbe::baseline(plan.pid);
+    let coord = Coord::Standalone(Standalone {
+        mem,
+        printer: Printer::new(sys::now_ns(), plan.pid, plan.quiet),
+    });
+    let runner = Runner::new(plan.clone(), coord).map_err(|e| e.to_string())?;
+    let (stats, coord) = runner.run().map_err(|e| e.to_string())?;
+    let mem = match coord {
+        Coord::Standalone(s) => s.mem,
+        Coord::Worker(_) => mem,
+    };
+    Ok((stats, mem))
 }

@@ -1,0 +1,516 @@
+//! A small sans-IO HTTP/1.x response reader: bytes in, events out. It understands a status line,
+//! headers (only Content-Length, Transfer-Encoding and Connection matter), and bodies framed by
+//! Content-Length, chunked encoding, or the end of the connection. Bodies are handed out as lines
+//! (split at LF, a trailing CR dropped) because every iComet frame is one line. Buffers are
+//! bounded: a line longer than [`MAX_LINE`] is an error. An idle reader owns no heap memory.
+//! Depends on std only.
+
+/// Longest status, header or body line accepted.
+pub const MAX_LINE: usize = 64 * 1024;
+/// Most hex digits accepted in a chunk size (2^48 bytes is far beyond anything sane).
+const MAX_CHUNK_DIGITS: u8 = 12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    LineTooLong,
+    BadStatusLine,
+    BadHeader,
+    BadChunk,
+    UnexpectedEof,
+}
+
+/// What the reader found while consuming input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// The response head is complete (interim 1xx responses are skipped).
+    Head { status: u16 },
+    /// One body line, without its LF (and without a CR before it).
+    Line(&'a [u8]),
+}
+
+/// Result of one [`ResponseReader::feed`] call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fed {
+    /// Bytes of the input consumed; the rest belongs to the next response.
+    pub consumed: usize,
+    /// Set when a response ended: whether the connection may carry another request.
+    pub ended: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    StatusLine,
+    Headers,
+    Fixed { left: u64 },
+    ChunkSize { value: u64, digits: u8, ext: bool },
+    ChunkData { left: u64 },
+    ChunkDataEnd { saw_cr: bool },
+    Trailers,
+    UntilClose,
+}
+
+/// Incremental reader for a sequence of responses on one connection.
+#[derive(Debug)]
+pub struct ResponseReader {
+    state: State,
+    /// Partial line carried between reads; empty (no allocation) when nothing is pending.
+    line: Vec<u8>,
+    status: u16,
+    keep_alive: bool,
+    chunked: bool,
+    content_length: Option<u64>,
+}
+
+impl Default for ResponseReader {
+    fn default() -> Self {
+        ResponseReader {
+            state: State::StatusLine,
+            line: Vec::new(),
+            status: 0,
+            keep_alive: true,
+            chunked: false,
+            content_length: None,
+        }
+    }
+}
+
+fn strip_cr(line: &[u8]) -> &[u8] {
+    match line.split_last() {
+        Some((b'\r', rest)) => rest,
+        _ => line,
+    }
+}
+
+fn hex_value(b: u8) -> Option<u64> {
+    match b {
+        b'0'..=b'9' => Some(u64::from(b - b'0')),
+        b'a'..=b'f' => Some(u64::from(b - b'a' + 10)),
+        b'A'..=b'F' => Some(u64::from(b - b'A' + 10)),
+        _ => None,
+    }
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |p| p + 1);
+    s.get(start..end).unwrap_or(&[])
+}
+
+impl ResponseReader {
+    /// True between responses with nothing buffered.
+    pub fn is_idle(&self) -> bool {
+        self.state == State::StatusLine && self.line.is_empty()
+    }
+
+    /// Forgets everything (for a fresh connection).
+    pub fn reset(&mut self) {
+        *self = ResponseReader::default();
+    }
+
+    /// Frees the line buffer when it holds nothing, so idle connections own no heap memory.
+    pub fn release_idle_buffer(&mut self) {
+        if self.line.is_empty() && self.line.capacity() > 0 {
+            self.line = Vec::new();
+        }
+    }
+
+    /// Consumes `input` until it is exhausted or one response ends, reporting events to `on`.
+    pub fn feed<F>(&mut self, input: &[u8], on: &mut F) -> Result<Fed, HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        let mut i = 0;
+        while i < input.len() {
+            let rest = input.get(i..).unwrap_or(&[]);
+            match self.state {
+                State::StatusLine | State::Headers | State::Trailers => {
+                    let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+                        self.append_line(rest)?;
+                        return Ok(Fed {
+                            consumed: input.len(),
+                            ended: None,
+                        });
+                    };
+                    let piece = rest.get(..lf).unwrap_or(&[]);
+                    i += lf + 1;
+                    let ended = if self.line.is_empty() {
+                        self.head_line(strip_cr(piece), on)?
+                    } else {
+                        self.append_line(piece)?;
+                        let buf = std::mem::take(&mut self.line);
+                        let r = self.head_line(strip_cr(&buf), on);
+                        self.line = buf;
+                        self.line.clear();
+                        r?
+                    };
+                    if let Some(keep_alive) = ended {
+                        return Ok(Fed {
+                            consumed: i,
+                            ended: Some(keep_alive),
+                        });
+                    }
+                }
+                State::Fixed { left } => {
+                    let n = (rest.len() as u64).min(left);
+                    let take = rest.get(..n as usize).unwrap_or(&[]);
+                    self.body(take, on)?;
+                    i += n as usize;
+                    if n == left {
+                        let keep_alive = self.end_body(on);
+                        return Ok(Fed {
+                            consumed: i,
+                            ended: Some(keep_alive),
+                        });
+                    }
+                    self.state = State::Fixed { left: left - n };
+                }
+                State::ChunkSize { value, digits, ext } => {
+                    let b = rest.first().copied().unwrap_or(b'\n');
+                    i += 1;
+                    self.state = match b {
+                        b'\n' if digits == 0 => return Err(HttpError::BadChunk),
+                        b'\n' if value == 0 => {
+                            self.flush_partial(on);
+                            State::Trailers
+                        }
+                        b'\n' => State::ChunkData { left: value },
+                        b'\r' | b';' | b' ' | b'\t' => State::ChunkSize {
+                            value,
+                            digits,
+                            ext: true,
+                        },
+                        _ if ext => State::ChunkSize { value, digits, ext },
+                        _ => {
+                            let d = hex_value(b).ok_or(HttpError::BadChunk)?;
+                            if digits >= MAX_CHUNK_DIGITS {
+                                return Err(HttpError::BadChunk);
+                            }
+                            State::ChunkSize {
+                                value: value * 16 + d,
+                                digits: digits + 1,
+                                ext,
+                            }
+                        }
+                    };
+                }
+                State::ChunkData { left } => {
+                    let n = (rest.len() as u64).min(left);
+                    let take = rest.get(..n as usize).unwrap_or(&[]);
+                    self.body(take, on)?;
+                    i += n as usize;
+                    self.state = if n == left {
+                        State::ChunkDataEnd { saw_cr: false }
+                    } else {
+                        State::ChunkData { left: left - n }
+                    };
+                }
+                State::ChunkDataEnd { saw_cr } => {
+                    let b = rest.first().copied().unwrap_or(0);
+                    i += 1;
+                    self.state = match b {
+                        b'\r' if !saw_cr => State::ChunkDataEnd { saw_cr: true },
+                        b'\n' => State::ChunkSize {
+                            value: 0,
+                            digits: 0,
+                            ext: false,
+                        },
+                        _ => return Err(HttpError::BadChunk),
+                    };
+                }
+                State::UntilClose => {
+                    self.body(rest, on)?;
+                    i = input.len();
+                }
+            }
+        }
+        Ok(Fed {
+            consumed: input.len(),
+            ended: None,
+        })
+    }
+
+    /// The peer closed the connection. `Ok(Some(false))` when that ended a read-until-close body,
+    /// `Ok(None)` when no response was in progress, an error when a response was cut short.
+    pub fn eof<F>(&mut self, on: &mut F) -> Result<Option<bool>, HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        match self.state {
+            State::StatusLine if self.line.is_empty() => Ok(None),
+            State::UntilClose => {
+                self.end_body(on);
+                Ok(Some(false))
+            }
+            _ => Err(HttpError::UnexpectedEof),
+        }
+    }
+
+    fn append_line(&mut self, bytes: &[u8]) -> Result<(), HttpError> {
+        if self.line.len() + bytes.len() > MAX_LINE {
+            return Err(HttpError::LineTooLong);
+        }
+        self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Handles one complete status/header/trailer line; returns `Some(keep_alive)` when the
+    /// response ended with it.
+    fn head_line<F>(&mut self, line: &[u8], on: &mut F) -> Result<Option<bool>, HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        match self.state {
+            State::StatusLine => {
+                if line.is_empty() {
+                    return Ok(None); // stray blank line between responses
+                }
+                self.status_line(line)?;
+                self.state = State::Headers;
+                Ok(None)
+            }
+            State::Headers if line.is_empty() => Ok(self.head_done(on)),
+            State::Headers => {
+                self.header(line)?;
+                Ok(None)
+            }
+            _ if line.is_empty() => Ok(Some(self.end_body(on))), // end of trailers
+            _ => Ok(None),                                       // a trailer: ignored
+        }
+    }
+
+    fn status_line(&mut self, line: &[u8]) -> Result<(), HttpError> {
+        let rest = line
+            .strip_prefix(b"HTTP/1.")
+            .ok_or(HttpError::BadStatusLine)?;
+        let (minor, rest) = rest.split_first().ok_or(HttpError::BadStatusLine)?;
+        let code = rest
+            .strip_prefix(b" ")
+            .and_then(|r| r.get(..3))
+            .ok_or(HttpError::BadStatusLine)?;
+        let mut status: u16 = 0;
+        for &b in code {
+            if !b.is_ascii_digit() {
+                return Err(HttpError::BadStatusLine);
+            }
+            status = status * 10 + u16::from(b - b'0');
+        }
+        self.status = status;
+        self.keep_alive = *minor != b'0';
+        self.chunked = false;
+        self.content_length = None;
+        Ok(())
+    }
+
+    fn header(&mut self, line: &[u8]) -> Result<(), HttpError> {
+        let colon = line
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(HttpError::BadHeader)?;
+        let name = trim(line.get(..colon).unwrap_or(&[]));
+        let value = trim(line.get(colon + 1..).unwrap_or(&[]));
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let text = std::str::from_utf8(value).map_err(|_| HttpError::BadHeader)?;
+            self.content_length = Some(text.parse().map_err(|_| HttpError::BadHeader)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.chunked = value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            if value.eq_ignore_ascii_case(b"close") {
+                self.keep_alive = false;
+            } else if value.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn head_done<F>(&mut self, on: &mut F) -> Option<bool>
+    where
+        F: FnMut(Event<'_>),
+    {
+        if (100..200).contains(&self.status) {
+            self.state = State::StatusLine;
+            return None;
+        }
+        on(Event::Head {
+            status: self.status,
+        });
+        if self.status == 204 || self.status == 304 {
+            return Some(self.end_body(on));
+        }
+        if self.chunked {
+            self.state = State::ChunkSize {
+                value: 0,
+                digits: 0,
+                ext: false,
+            };
+            return None;
+        }
+        match self.content_length {
+            Some(0) => Some(self.end_body(on)),
+            Some(n) => {
+                self.state = State::Fixed { left: n };
+                None
+            }
+            None => {
+                self.keep_alive = false;
+                self.state = State::UntilClose;
+                None
+            }
+        }
+    }
+
+    /// Splits body bytes into lines, carrying a partial line in the buffer.
+    fn body<F>(&mut self, mut bytes: &[u8], on: &mut F) -> Result<(), HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        while let Some(lf) = bytes.iter().position(|&b| b == b'\n') {
+            let piece = bytes.get(..lf).unwrap_or(&[]);
+            if self.line.is_empty() {
+                on(Event::Line(strip_cr(piece)));
+            } else {
+                self.append_line(piece)?;
+                on(Event::Line(strip_cr(&self.line)));
+                self.line.clear();
+            }
+            bytes = bytes.get(lf + 1..).unwrap_or(&[]);
+        }
+        self.append_line(bytes)
+    }
+
+    fn flush_partial<F>(&mut self, on: &mut F)
+    where
+        F: FnMut(Event<'_>),
+    {
+        if !self.line.is_empty() {
+            on(Event::Line(strip_cr(&self.line)));
+            self.line.clear();
+        }
+    }
+
+    fn end_body<F>(&mut self, on: &mut F) -> bool
+    where
+        F: FnMut(Event<'_>),
+    {
+        self.flush_partial(on);
+        self.state = State::StatusLine;
+        self.keep_alive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Ev {
+        Head(u16),
+        Line(String),
+        End(bool),
+    }
+
+    fn run(reader: &mut ResponseReader, input: &[u8], step: usize) -> Result<Vec<Ev>, HttpError> {
+        let mut evs = Vec::new();
+        for piece in input.chunks(step.max(1)) {
+            let mut rest = piece;
+            while !rest.is_empty() {
+                let fed = reader.feed(rest, &mut |e| match e {
+                    Event::Head { status } => evs.push(Ev::Head(status)),
+                    Event::Line(l) => evs.push(Ev::Line(String::from_utf8_lossy(l).into())),
+                })?;
+                if let Some(k) = fed.ended {
+                    evs.push(Ev::End(k));
+                }
+                rest = &rest[fed.consumed..];
+            }
+        }
+        Ok(evs)
+    }
+
+    const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n47\r\nicomet_cb_0({\"type\":\"next_seq\",\"cname\":\"alice\",\"seq\":3,\"content\":\"\"});\n\r\n0\r\n\r\n";
+
+    #[test]
+    fn chunked_long_poll_in_any_split() {
+        for step in [1, 2, 3, 7, 1000] {
+            let mut r = ResponseReader::default();
+            let evs = run(&mut r, CHUNKED, step).expect("parse");
+            assert_eq!(evs.len(), 3, "step {step}: {evs:?}");
+            assert_eq!(evs[0], Ev::Head(200));
+            assert!(
+                matches!(&evs[1], Ev::Line(l) if l.starts_with("icomet_cb_0(") && l.ends_with(");"))
+            );
+            assert_eq!(evs[2], Ev::End(true));
+            assert!(r.is_idle());
+        }
+    }
+
+    #[test]
+    fn content_length_and_pipelining() {
+        let one = b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"type\":\"ok\"}\n";
+        let mut two = one.to_vec();
+        two.extend_from_slice(one);
+        let mut r = ResponseReader::default();
+        let evs = run(&mut r, &two, 5).expect("parse");
+        let ends = evs.iter().filter(|e| matches!(e, Ev::End(true))).count();
+        assert_eq!(ends, 2);
+        assert!(evs.contains(&Ev::Line("{\"type\":\"ok\"}".into())));
+    }
+
+    #[test]
+    fn sse_stream_lines_and_close_body() {
+        let input = b"HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: {\"a\":1}\n\ndata: {\"b\":2}\n\n";
+        let mut r = ResponseReader::default();
+        let evs = run(&mut r, input, 4).expect("parse");
+        assert_eq!(evs[0], Ev::Head(200));
+        assert!(evs.contains(&Ev::Line("data: {\"b\":2}".into())));
+        let end = r.eof(&mut |_| {}).expect("eof");
+        assert_eq!(end, Some(false));
+    }
+
+    #[test]
+    fn errors_are_reported_not_panicked() {
+        let mut r = ResponseReader::default();
+        assert_eq!(
+            run(&mut r, b"SIP/2.0 200 OK\r\n", 3),
+            Err(HttpError::BadStatusLine)
+        );
+        let mut r = ResponseReader::default();
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(run(&mut r, bad, 100), Err(HttpError::BadChunk));
+        let mut r = ResponseReader::default();
+        let long = vec![b'a'; MAX_LINE + 10];
+        assert_eq!(run(&mut r, &long, 4096), Err(HttpError::LineTooLong));
+        let mut r = ResponseReader::default();
+        run(
+            &mut r,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab",
+            100,
+        )
+        .expect("partial");
+        assert_eq!(r.eof(&mut |_| {}), Err(HttpError::UnexpectedEof));
+    }
+
+    #[test]
+    fn interim_continue_and_connection_close() {
+        let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        let mut r = ResponseReader::default();
+        let evs = run(&mut r, input, 100).expect("parse");
+        assert_eq!(evs, vec![Ev::Head(404), Ev::End(false)]);
+    }
+
+    #[test]
+    fn idle_reader_owns_no_buffer() {
+        let mut r = ResponseReader::default();
+        run(&mut r, &CHUNKED[..30], 7).expect("partial");
+        assert!(!r.is_idle());
+        run(&mut r, &CHUNKED[30..], 7).expect("rest");
+        r.release_idle_buffer();
+        assert_eq!(r.line.capacity(), 0);
+    }
+}

@@ -1,0 +1,344 @@
+//! What one process does: turns the parsed command line into a `Plan` (addresses resolved,
+//! durations in ns, this process's share of the connections, per-process rate), and decides how
+//! many processes the run needs under the open-file limit. Depends on cli and sources.
+
+use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
+
+use crate::cli::{Command, SubscriberArgs, Transport};
+use crate::sources::Sources;
+
+/// Descriptors kept aside per process for stdio, epoll, pipes and slack.
+pub const FD_MARGIN: u64 = 32;
+const NS: u64 = 1_000_000_000;
+/// Slack added to the computed run time before the hard deadline ends the run regardless.
+const DEADLINE_SLACK_NS: u64 = 30 * NS;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    Connect,
+    Fanout,
+    Churn,
+    Ping,
+}
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Connect => "connect",
+            Scenario::Fanout => "fanout",
+            Scenario::Churn => "churn",
+            Scenario::Ping => "ping",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub scenario: Scenario,
+    pub front: SocketAddrV4,
+    pub admin: SocketAddrV4,
+    pub transport: Transport,
+    /// Connections over all processes (subscribers, or ping connections).
+    pub total: u64,
+    /// This process's share: global indices `first .. first + count`.
+    pub first: u64,
+    pub count: u64,
+    pub per_channel: u64,
+    /// Channels over all processes.
+    pub channels: u64,
+    pub prefix: String,
+    pub sign: bool,
+    /// Length of the measurement: hold (connect), run time (ping, churn), publish span (fanout).
+    pub measure_ns: u64,
+    pub messages: u64,
+    pub msg_rate: u64,
+    /// This process publishes the fan-out messages.
+    pub publisher: bool,
+    pub pipeline: usize,
+    /// This process's connect (churn: cycle) rate per second; 0 = unlimited.
+    pub rate: u64,
+    pub ramp_timeout_ns: u64,
+    pub timeout_ns: u64,
+    pub drain_ns: u64,
+    pub min_free_bytes: u64,
+    pub admin_conns: usize,
+    pub sources: Sources,
+    /// Open-file limit this process works under.
+    pub fd_limit: u64,
+    /// (index, count) when running as a worker process.
+    pub worker: Option<(usize, usize)>,
+    pub pid: Option<u32>,
+    pub json: bool,
+    pub quiet: bool,
+    pub pin_cpu: Option<usize>,
+}
+
+fn resolve_v4(what: &str, addr: &str) -> Result<SocketAddrV4, String> {
+    let addrs = addr
+        .to_socket_addrs()
+        .map_err(|e| format!("--{what} {addr}: {e}"))?;
+    for a in addrs {
+        if let SocketAddr::V4(v4) = a {
+            return Ok(v4);
+        }
+    }
+    Err(format!("--{what} {addr}: no IPv4 address"))
+}
+
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let ok = prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--channel-prefix {prefix:?}: use letters, digits and -._~ only"
+        ))
+    }
+}
+
+impl Plan {
+    /// Builds the plan for this process; `nofile` is the current soft RLIMIT_NOFILE.
+    pub fn new(cmd: &Command, nofile: u64) -> Result<Plan, String> {
+        let common = cmd.common();
+        let front = resolve_v4("front", &common.front)?;
+        let admin = resolve_v4("admin", &common.admin)?;
+        let fd_limit = common.fd_limit.unwrap_or(nofile).min(nofile);
+        let mut plan = Plan {
+            scenario: Scenario::Connect,
+            front,
+            admin,
+            transport: Transport::Poll,
+            total: 0,
+            first: 0,
+            count: 0,
+            per_channel: 1,
+            channels: 1,
+            prefix: String::new(),
+            sign: false,
+            measure_ns: common.duration.saturating_mul(NS),
+            messages: 0,
+            msg_rate: 0,
+            publisher: false,
+            pipeline: 1,
+            rate: common.rate,
+            ramp_timeout_ns: common.ramp_timeout.saturating_mul(NS),
+            timeout_ns: common.timeout.max(1).saturating_mul(NS),
+            drain_ns: common.drain.saturating_mul(NS),
+            min_free_bytes: common.min_free_mb.saturating_mul(1 << 20),
+            admin_conns: common.admin_conns.clamp(1, 64),
+            sources: Sources::default(),
+            fd_limit,
+            worker: None,
+            pid: common.pid,
+            json: common.json,
+            quiet: common.quiet,
+            pin_cpu: common.pin_cpu,
+        };
+        match cmd {
+            Command::Connect(a) => {
+                plan.scenario = Scenario::Connect;
+                plan.subscribers(&a.subs)?;
+                if let Some(hold) = a.hold {
+                    plan.measure_ns = hold.saturating_mul(NS);
+                }
+            }
+            Command::Fanout(a) => {
+                plan.scenario = Scenario::Fanout;
+                plan.subscribers(&a.subs)?;
+                plan.messages = a.messages;
+                plan.msg_rate = a.msg_rate;
+                plan.measure_ns = a
+                    .messages
+                    .saturating_mul(NS)
+                    .checked_div(a.msg_rate)
+                    .unwrap_or(0);
+            }
+            Command::Churn(a) => {
+                plan.scenario = Scenario::Churn;
+                check_prefix(&a.channel_prefix)?;
+                plan.transport = a.transport;
+                plan.prefix = a.channel_prefix.clone();
+                plan.channels = a.channels.max(1);
+                plan.total = plan.capacity();
+            }
+            Command::Ping(a) => {
+                plan.scenario = Scenario::Ping;
+                plan.total = a.conns;
+                plan.pipeline = a.pipeline.clamp(1, 64);
+            }
+        }
+        if plan.capacity() == 0 {
+            return Err(format!(
+                "fd limit {} leaves no room for connections (needs > {})",
+                plan.fd_limit,
+                FD_MARGIN + plan.admin_conns as u64
+            ));
+        }
+        plan.sources = match &common.sources {
+            Some(spec) => Sources::parse(spec)?,
+            None => Sources::auto(front.ip().is_loopback(), plan.total),
+        };
+        plan.first = 0;
+        plan.count = plan.total;
+        plan.publisher = plan.scenario == Scenario::Fanout;
+        if let (Some(index), Some(workers)) = (common.worker_index, common.workers) {
+            plan.take_share(index, workers)?;
+        }
+        Ok(plan)
+    }
+
+    fn subscribers(&mut self, s: &SubscriberArgs) -> Result<(), String> {
+        check_prefix(&s.channel_prefix)?;
+        self.transport = s.transport;
+        self.total = s.n;
+        self.per_channel = s.per_channel.max(1);
+        self.channels = s.n.div_ceil(self.per_channel).max(1);
+        self.prefix = s.channel_prefix.clone();
+        self.sign = s.sign;
+        Ok(())
+    }
+
+    /// Narrows the plan to worker `index` of `workers`.
+    fn take_share(&mut self, index: usize, workers: usize) -> Result<(), String> {
+        if workers == 0 || index >= workers {
+            return Err(format!("bad worker index {index} of {workers}"));
+        }
+        let (i, k) = (index as u128, workers as u128);
+        let total = u128::from(self.total);
+        self.first = (total * i / k) as u64;
+        self.count = (total * (i + 1) / k) as u64 - self.first;
+        self.rate = self.rate.div_ceil(workers as u64);
+        self.publisher = self.scenario == Scenario::Fanout && index == 0;
+        self.worker = Some((index, workers));
+        Ok(())
+    }
+
+    /// Connections one process may hold under its fd limit.
+    pub fn capacity(&self) -> u64 {
+        self.fd_limit
+            .saturating_sub(FD_MARGIN + self.admin_conns as u64)
+    }
+
+    /// Processes needed to hold `total` connections (1 for a worker and for churn).
+    pub fn processes_needed(&self) -> usize {
+        if self.worker.is_some() || self.scenario == Scenario::Churn {
+            return 1;
+        }
+        let cap = self.capacity().max(1);
+        self.total.div_ceil(cap).max(1) as usize
+    }
+
+    /// Whether this process needs admin connections.
+    pub fn needs_admin(&self) -> bool {
+        self.sign || self.publisher
+    }
+
+    /// Total time the run may take before it stops regardless.
+    pub fn hard_deadline_ns(&self) -> u64 {
+        self.ramp_timeout_ns
+            .saturating_add(self.measure_ns)
+            .saturating_add(self.drain_ns)
+            .saturating_add(DEADLINE_SLACK_NS)
+    }
+
+    /// Channel number of the subscriber with this global index.
+    pub fn channel_of(&self, global_index: u64) -> u64 {
+        match self.scenario {
+            Scenario::Churn => global_index % self.channels,
+            _ => global_index / self.per_channel,
+        }
+    }
+
+    /// Messages the fan-out sends to channel `c` (message i goes to channel i mod channels).
+    pub fn messages_for_channel(&self, c: u64) -> u64 {
+        let base = self.messages / self.channels;
+        base + u64::from(c < self.messages % self.channels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn plan(args: &[&str]) -> Plan {
+        let cli = Cli::try_parse_from(args).expect("args");
+        Plan::new(&cli.command, 20_000).expect("plan")
+    }
+
+    #[test]
+    fn splits_connections_over_processes() {
+        let p = plan(&[
+            "lg",
+            "connect",
+            "-n",
+            "300",
+            "--fd-limit",
+            "150",
+            "--rate",
+            "100",
+        ]);
+        assert_eq!(p.capacity(), 150 - FD_MARGIN - 4);
+        assert_eq!(p.processes_needed(), 3);
+        let w = plan(&[
+            "lg",
+            "connect",
+            "-n",
+            "300",
+            "--fd-limit",
+            "150",
+            "--rate",
+            "100",
+            "--worker-index",
+            "2",
+            "--workers",
+            "3",
+        ]);
+        assert_eq!((w.first, w.count, w.rate), (200, 100, 34));
+        assert_eq!(w.processes_needed(), 1);
+    }
+
+    #[test]
+    fn fanout_channels_and_publisher() {
+        let p = plan(&[
+            "lg",
+            "fanout",
+            "-n",
+            "100",
+            "--per-channel",
+            "10",
+            "--messages",
+            "25",
+        ]);
+        assert_eq!(p.channels, 10);
+        assert_eq!(p.messages_for_channel(4), 3);
+        assert_eq!(p.messages_for_channel(5), 2);
+        assert_eq!(p.channel_of(57), 5);
+        assert!(p.publisher);
+        let w = plan(&[
+            "lg",
+            "fanout",
+            "-n",
+            "100",
+            "--worker-index",
+            "1",
+            "--workers",
+            "2",
+        ]);
+        assert!(!w.publisher);
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        let cli = Cli::try_parse_from(["lg", "connect", "-n", "1", "--channel-prefix", "a b"])
+            .expect("args");
+        assert!(Plan::new(&cli.command, 20_000).is_err());
+        let cli = Cli::try_parse_from(["lg", "ping", "--fd-limit", "10"]).expect("args");
+        assert!(Plan::new(&cli.command, 20_000).is_err());
+        let cli = Cli::try_parse_from(["lg", "ping", "--front", "nowhere"]).expect("args");
+        assert!(Plan::new(&cli.command, 20_000).is_err());
+    }
+}

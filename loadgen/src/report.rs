@@ -1,0 +1,323 @@
+//! The final report of a run: built from the (merged) counters, latency histogram and memory
+//! probe, printed as one JSON object (--json) or as a human-readable table. Depends on stats,
+//! procfs, plan, serde.
+
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::procfs::MemProbe;
+use crate::stats::{Errors, Stats};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub scenario: &'static str,
+    pub transport: &'static str,
+    pub connections_target: u64,
+    /// Held at the end of the measurement.
+    pub connections_held: u64,
+    pub connections_held_at_ready: u64,
+    pub connections_peak: u64,
+    pub connect_rate_per_s: f64,
+    pub ramp_s: f64,
+    pub measure_s: f64,
+    pub errors: Errors,
+    pub errors_total: u64,
+    pub reconnects: u64,
+    pub deliveries: u64,
+    pub expected_deliveries: u64,
+    /// Expected deliveries that never arrived (fan-out).
+    pub undelivered: u64,
+    pub deliveries_per_s: f64,
+    /// µs: push→deliver (fanout), request (ping), cycle (churn), connect→subscribed (connect).
+    pub latency_us: Latency,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    pub noops: u64,
+    pub requests: u64,
+    pub requests_per_s: f64,
+    pub cycles: u64,
+    pub cycles_per_s: f64,
+    pub pushes_sent: u64,
+    pub pushes_ok: u64,
+    pub pushes_failed: u64,
+    pub server_rss_bytes: Option<u64>,
+    pub server_rss_before_bytes: Option<u64>,
+    pub server_rss_per_conn_bytes: Option<f64>,
+    /// RssAnon delta per connection: the server's own allocations, without shared pages.
+    pub server_rss_anon_per_conn_bytes: Option<f64>,
+    pub kernel_sunreclaim_delta_bytes: Option<i64>,
+    pub kernel_per_conn_bytes: Option<f64>,
+    pub memory_guard_hit: bool,
+    pub processes: usize,
+    pub fd_limit: u64,
+    pub sources: usize,
+}
+
+fn secs(from_ns: u64, to_ns: u64) -> f64 {
+    if from_ns == 0 || to_ns <= from_ns {
+        return 0.0;
+    }
+    (to_ns - from_ns) as f64 / 1e9
+}
+
+fn rate(count: u64, seconds: f64) -> f64 {
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+impl Report {
+    pub fn build(plan: &Plan, stats: &Stats, mem: &MemProbe, processes: usize) -> Report {
+        let c = &stats.c;
+        let h = &stats.latency;
+        let ramp_s = secs(c.ramp_start_ns, c.ramp_end_ns);
+        let measure_s = secs(c.measure_start_ns, c.measure_end_ns);
+        let delivery_s = secs(c.measure_start_ns, c.last_delivery_ns);
+        let held = c.held_at_ready;
+        let rss_delta = match (mem.rss_before, mem.rss_held) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        };
+        let anon_delta = match (mem.rss_anon_before, mem.rss_anon_held) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        };
+        let kernel_delta = match (mem.sunreclaim_before, mem.sunreclaim_held) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        };
+        let per_conn = |d: Option<i64>| d.filter(|_| held > 0).map(|d| d as f64 / held as f64);
+        Report {
+            scenario: plan.scenario.name(),
+            transport: plan.transport.name(),
+            connections_target: c.target,
+            connections_held: c.held,
+            connections_held_at_ready: held,
+            connections_peak: c.held_peak,
+            connect_rate_per_s: rate(held, ramp_s),
+            ramp_s,
+            measure_s,
+            errors: c.errors,
+            errors_total: c.errors.total(),
+            reconnects: c.reconnects,
+            deliveries: c.deliveries,
+            expected_deliveries: c.expected_deliveries,
+            undelivered: c.expected_deliveries.saturating_sub(c.unique_deliveries),
+            deliveries_per_s: rate(c.deliveries, delivery_s),
+            latency_us: Latency {
+                count: h.len(),
+                mean: if h.is_empty() { 0.0 } else { h.mean() },
+                p50: h.value_at_quantile(0.5),
+                p90: h.value_at_quantile(0.9),
+                p99: h.value_at_quantile(0.99),
+                p999: h.value_at_quantile(0.999),
+                max: h.max(),
+            },
+            lost: c.lost,
+            duplicated: c.duplicated,
+            out_of_order: c.out_of_order,
+            noops: c.noops,
+            requests: c.requests,
+            requests_per_s: rate(c.requests, measure_s),
+            cycles: c.cycles,
+            cycles_per_s: rate(c.cycles, measure_s),
+            pushes_sent: c.pushes_sent,
+            pushes_ok: c.pushes_ok,
+            pushes_failed: c.pushes_failed,
+            server_rss_bytes: mem.rss_held,
+            server_rss_before_bytes: mem.rss_before,
+            server_rss_per_conn_bytes: per_conn(rss_delta),
+            server_rss_anon_per_conn_bytes: per_conn(anon_delta),
+            kernel_sunreclaim_delta_bytes: kernel_delta,
+            kernel_per_conn_bytes: per_conn(kernel_delta),
+            memory_guard_hit: c.memory_guard_hit,
+            processes,
+            fd_limit: plan.fd_limit,
+            sources: plan.sources.len(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// A two-column table for people.
+    pub fn to_table(&self) -> String {
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |b| format!("{b}"));
+        let optf = |v: Option<f64>| v.map_or("-".to_string(), |b| format!("{b:.0}"));
+        let l = &self.latency_us;
+        let e = &self.errors;
+        let mut rows: Vec<(&str, String)> = vec![
+            (
+                "scenario",
+                format!("{} ({})", self.scenario, self.transport),
+            ),
+            (
+                "processes / fd limit",
+                format!("{} / {}", self.processes, self.fd_limit),
+            ),
+            ("source addresses", format!("{}", self.sources)),
+            (
+                "connections held",
+                format!(
+                    "{} of {} (at ramp end {}, peak {})",
+                    self.connections_held,
+                    self.connections_target,
+                    self.connections_held_at_ready,
+                    self.connections_peak
+                ),
+            ),
+            (
+                "ramp",
+                format!(
+                    "{:.2} s, {:.0} conn/s",
+                    self.ramp_s, self.connect_rate_per_s
+                ),
+            ),
+            ("measurement", format!("{:.2} s", self.measure_s)),
+            (
+                "errors",
+                format!(
+                    "{} (connect {}, timeout {}, http_status {}, parse {}, closed {})",
+                    self.errors_total, e.connect, e.timeout, e.http_status, e.parse, e.closed
+                ),
+            ),
+            (
+                "deliveries",
+                format!(
+                    "{} of {} expected, {:.0}/s, undelivered {}",
+                    self.deliveries,
+                    self.expected_deliveries,
+                    self.deliveries_per_s,
+                    self.undelivered
+                ),
+            ),
+            (
+                "seq check",
+                format!(
+                    "lost {}, duplicated {}, out of order {}",
+                    self.lost, self.duplicated, self.out_of_order
+                ),
+            ),
+            (
+                "latency µs",
+                format!(
+                    "n {} p50 {} p90 {} p99 {} p99.9 {} max {}",
+                    l.count, l.p50, l.p90, l.p99, l.p999, l.max
+                ),
+            ),
+        ];
+        if self.requests > 0 {
+            rows.push((
+                "requests",
+                format!("{} ({:.0}/s)", self.requests, self.requests_per_s),
+            ));
+        }
+        if self.cycles > 0 {
+            rows.push((
+                "churn cycles",
+                format!("{} ({:.0}/s)", self.cycles, self.cycles_per_s),
+            ));
+        }
+        if self.pushes_sent > 0 {
+            rows.push((
+                "pushes",
+                format!(
+                    "{} sent, {} ok, {} failed",
+                    self.pushes_sent, self.pushes_ok, self.pushes_failed
+                ),
+            ));
+        }
+        rows.push((
+            "server rss",
+            format!(
+                "{} B (before {}), per conn {} (RssAnon {})",
+                opt(self.server_rss_bytes),
+                opt(self.server_rss_before_bytes),
+                optf(self.server_rss_per_conn_bytes),
+                optf(self.server_rss_anon_per_conn_bytes)
+            ),
+        ));
+        rows.push((
+            "kernel SUnreclaim",
+            format!(
+                "delta {} B, per conn {}",
+                self.kernel_sunreclaim_delta_bytes
+                    .map_or("-".to_string(), |d| d.to_string()),
+                optf(self.kernel_per_conn_bytes)
+            ),
+        ));
+        if self.memory_guard_hit {
+            rows.push(("memory guard", "hit: ramp stopped early".to_string()));
+        }
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("{k:<width$}  {v}\n"));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::stats::record_us;
+    use clap::Parser;
+
+    #[test]
+    fn per_connection_figures_and_json_names() {
+        let cli = Cli::try_parse_from(["lg", "connect", "-n", "10"]).expect("args");
+        let plan = Plan::new(&cli.command, 20_000).expect("plan");
+        let mut stats = Stats::default();
+        stats.c.target = 10;
+        stats.c.held = 10;
+        stats.c.held_at_ready = 10;
+        stats.c.ramp_start_ns = 1_000_000_000;
+        stats.c.ramp_end_ns = 3_000_000_000;
+        record_us(&mut stats.latency, 100);
+        let mem = MemProbe {
+            pid: Some(1),
+            rss_before: Some(1000),
+            rss_held: Some(3000),
+            sunreclaim_before: Some(10_000),
+            sunreclaim_held: Some(50_000),
+            rss_anon_before: None,
+            rss_anon_held: None,
+        };
+        let r = Report::build(&plan, &stats, &mem, 1);
+        assert_eq!(r.connect_rate_per_s, 5.0);
+        assert_eq!(r.server_rss_per_conn_bytes, Some(200.0));
+        assert_eq!(r.kernel_per_conn_bytes, Some(4000.0));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+        for key in [
+            "connections_target",
+            "latency_us",
+            "kernel_sunreclaim_delta_bytes",
+            "sources",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["latency_us"]["p50"], 100);
+        assert!(r.to_table().contains("connections held"));
+    }
+}

@@ -1,0 +1,117 @@
+//! Integration tests of `rcomet-loadgen connect` against the in-test fake server: counts, worker
+//! processes under a low --fd-limit with several source addresses, and signed subscriptions.
+
+mod support;
+
+use support::{num, run_loadgen, run_loadgen_at, FakeServer, Faults};
+
+#[test]
+fn holds_every_long_poll_subscriber() {
+    let server = FakeServer::start(Faults::default());
+    let r = run_loadgen(&server, &["connect", "-n", "200", "--hold", "1"]);
+    assert_eq!(num(&r, "connections_target"), 200);
+    assert_eq!(num(&r, "connections_held"), 200);
+    assert_eq!(num(&r, "connections_held_at_ready"), 200);
+    assert_eq!(num(&r, "errors_total"), 0, "{r}");
+    assert_eq!(num(&r, "processes"), 1);
+    assert_eq!(r["scenario"], "connect");
+    assert_eq!(r["transport"], "poll");
+    // seq=0 gets next_seq at once, then each subscriber re-polls with the seq it was told.
+    assert!(server.subscriptions() >= 400, "{}", server.subscriptions());
+    assert!(num(&r["latency_us"], "count") == 200, "{r}");
+}
+
+#[test]
+fn low_fd_limit_spreads_over_workers_and_sources() {
+    let server = FakeServer::start(Faults::default());
+    let r = run_loadgen(
+        &server,
+        &[
+            "connect",
+            "-n",
+            "300",
+            "--transport",
+            "stream",
+            "--hold",
+            "1",
+            "--fd-limit",
+            "120",
+            "--sources",
+            "127.0.0.2-127.0.0.4",
+        ],
+    );
+    assert!(num(&r, "processes") >= 2, "{r}");
+    assert_eq!(num(&r, "fd_limit"), 120);
+    assert_eq!(num(&r, "sources"), 3);
+    assert_eq!(num(&r, "connections_held"), 300, "{r}");
+    assert_eq!(num(&r, "errors_total"), 0, "{r}");
+    assert!(server.peers() >= 2, "peers {}", server.peers());
+}
+
+#[test]
+fn signs_each_subscriber_and_passes_the_token() {
+    let server = FakeServer::start(Faults::default());
+    let r = run_loadgen(
+        &server,
+        &[
+            "connect",
+            "-n",
+            "60",
+            "--per-channel",
+            "3",
+            "--sign",
+            "--transport",
+            "sse",
+            "--hold",
+            "1",
+        ],
+    );
+    assert_eq!(num(&r, "connections_held"), 60, "{r}");
+    assert_eq!(num(&r, "errors_total"), 0, "{r}");
+    assert_eq!(server.signs(), 60);
+    assert_eq!(server.bad_tokens(), 0);
+}
+
+#[test]
+fn memory_guard_stops_the_ramp() {
+    let server = FakeServer::start(Faults::default());
+    let r = run_loadgen(
+        &server,
+        &[
+            "connect",
+            "-n",
+            "50",
+            "--hold",
+            "0",
+            "--min-free-mb",
+            "100000000",
+        ],
+    );
+    assert_eq!(r["memory_guard_hit"], true, "{r}");
+    assert_eq!(num(&r, "connections_held"), 0, "{r}");
+    assert_eq!(server.subscriptions(), 0);
+}
+
+#[test]
+fn silent_server_times_out_and_the_run_still_ends() {
+    // The kernel completes connects into the backlog, but nobody ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let r = run_loadgen_at(
+        addr,
+        addr,
+        &[
+            "connect",
+            "-n",
+            "5",
+            "--hold",
+            "0",
+            "--timeout",
+            "1",
+            "--ramp-timeout",
+            "10",
+        ],
+    );
+    assert_eq!(num(&r["errors"], "timeout"), 5, "{r}");
+    assert_eq!(num(&r, "connections_held"), 0, "{r}");
+}
