@@ -68,7 +68,14 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         _ => true,
     };
     if !method_ok {
-        reply::fixed(out, &style, ctx.date, (405, "Invalid Method"), &[SERVER], b"");
+        reply::fixed(
+            out,
+            &style,
+            ctx.date,
+            (405, "Invalid Method"),
+            &[SERVER],
+            b"",
+        );
         return Outcome::Done { close: false };
     }
     let form = (req.method == Method::Post && !req.body.is_empty()).then_some(&*req.body);
@@ -139,7 +146,14 @@ fn build(
             body.extend_from_slice(b", \"subscribers\": ");
             write_usize(&mut body, ctx.subscribers);
             body.extend_from_slice(b"}\n");
-            reply::fixed(out, style, ctx.date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
+            reply::fixed(
+                out,
+                style,
+                ctx.date,
+                (200, "OK"),
+                &[SERVER, TEXT_UTF8],
+                &body,
+            );
             Ok(Outcome::Done { close: false })
         }
         Route::Stats => {
@@ -193,7 +207,14 @@ pub fn sign_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], sign: SignF
     json.push(b'}');
     let mut body = Vec::with_capacity(json.len() + 32);
     reply::jsonp(&mut body, req.callback.as_deref(), &json);
-    reply::fixed(out, &req.style, date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
+    reply::fixed(
+        out,
+        &req.style,
+        date,
+        (200, "OK"),
+        &[SERVER, TEXT_UTF8],
+        &body,
+    );
 }
 
 /// The values of a /sign reply.
@@ -208,12 +229,26 @@ pub struct SignFields<'a> {
 pub fn ok_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
     let mut body = Vec::with_capacity(40);
     reply::jsonp(&mut body, req.callback.as_deref(), b"{\"type\":\"ok\"}");
-    reply::fixed(out, &req.style, date, (200, "OK"), &[SERVER, JAVASCRIPT], &body);
+    reply::fixed(
+        out,
+        &req.style,
+        date,
+        (200, "OK"),
+        &[SERVER, JAVASCRIPT],
+        &body,
+    );
 }
 
 /// 429 when a new channel would pass max_channels.
 pub fn too_many_channels(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
-    reply::fixed(out, &req.style, date, (429, "Too Many Channels"), &[SERVER], b"");
+    reply::fixed(
+        out,
+        &req.style,
+        date,
+        (429, "Too Many Channels"),
+        &[SERVER],
+        b"",
+    );
 }
 
 /// `ok <seq_next>` after /close and /clear, or the 404 for a missing channel.
@@ -224,7 +259,14 @@ pub fn ok_seq_or_missing(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], seq_
             body.extend_from_slice(b"ok ");
             write_i64(&mut body, i64::from(seq as i32));
             body.push(b'\n');
-            reply::fixed(out, &req.style, date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
+            reply::fixed(
+                out,
+                &req.style,
+                date,
+                (200, "OK"),
+                &[SERVER, TEXT_UTF8],
+                &body,
+            );
         }
         None => {
             body.extend_from_slice(b"channel[");
@@ -244,7 +286,14 @@ pub fn info_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], subscribers
     body.extend_from_slice(b"\", \"subscribers\": ");
     write_usize(&mut body, subscribers);
     body.extend_from_slice(b"}\n");
-    reply::fixed(out, &req.style, date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
+    reply::fixed(
+        out,
+        &req.style,
+        date,
+        (200, "OK"),
+        &[SERVER, TEXT_UTF8],
+        &body,
+    );
 }
 
 /// `{"x": 1}` or `{}` for /check.
@@ -257,5 +306,12 @@ pub fn check_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], exists: bo
     } else {
         body.extend_from_slice(b"{}\n");
     }
-    reply::fixed(out, &req.style, date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
+    reply::fixed(
+        out,
+        &req.style,
+        date,
+        (200, "OK"),
+        &[SERVER, TEXT_UTF8],
+        &body,
+    );
 }

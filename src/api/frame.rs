@@ -220,6 +220,9 @@ pub fn subscribe_head(
         out.extend_from_slice(
             b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n",
         );
+    } else if transport == Transport::Iframe {
+        // iComet serves the iframe as JSON, so browsers never run its scripts (bug 6): HTML here.
+        out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     } else {
         out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");
     }

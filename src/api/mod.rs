@@ -83,9 +83,13 @@ pub struct HomeRequest {
 
 #[derive(Debug, Clone)]
 pub enum HomeOp {
-    Sign { expires: i32 },
+    Sign {
+        expires: i32,
+    },
     /// `content` is the JSON string inside, already escaped (/push) or verbatim and checked (/pub).
-    Publish { content: Vec<u8> },
+    Publish {
+        content: Vec<u8>,
+    },
     Close,
     Clear,
     Info,

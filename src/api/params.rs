@@ -8,7 +8,10 @@ use crate::http::Params;
 
 /// The channel name (`cname`, missing = the channel named ""), at most `max` bytes.
 pub fn cname(params: &Params<'_>, max: usize) -> Result<Vec<u8>, String> {
-    let name = params.get("cname").map(|c| c.into_owned()).unwrap_or_default();
+    let name = params
+        .get("cname")
+        .map(|c| c.into_owned())
+        .unwrap_or_default();
     if name.len() > max {
         return Err(format!("cname longer than {max} bytes"));
     }
@@ -90,7 +93,10 @@ mod tests {
 
     #[test]
     fn integers_are_strict_and_wrap_like_32_bit() {
-        let p = Params::new(b"seq=12&bad=12abc&neg=-1&big=4294967295&huge=99999999999&e=", None);
+        let p = Params::new(
+            b"seq=12&bad=12abc&neg=-1&big=4294967295&huge=99999999999&e=",
+            None,
+        );
         assert_eq!(seq(&p, "seq"), Ok(12));
         assert!(seq(&p, "bad").is_err());
         assert_eq!(seq(&p, "neg"), Ok(u32::MAX));

@@ -98,14 +98,28 @@ mod tests {
     fn ping_shape_for_http11_and_http10() {
         let mut out = Vec::new();
         let body = b"icomet_cb({\"type\":\"ping\",\"sub_timeout\":3});\n";
-        fixed(&mut out, &style(Version::Http11, true), b"D", (200, "OK"), &[], body);
+        fixed(
+            &mut out,
+            &style(Version::Http11, true),
+            b"D",
+            (200, "OK"),
+            &[],
+            body,
+        );
         let expected = format!(
             "HTTP/1.1 200 OK\r\nDate: D\r\nContent-Length: 44\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n{}",
             String::from_utf8_lossy(body)
         );
         assert_eq!(String::from_utf8_lossy(&out), expected);
         out.clear();
-        fixed(&mut out, &style(Version::Http10, false), b"D", (200, "OK"), &[], b"p\n");
+        fixed(
+            &mut out,
+            &style(Version::Http10, false),
+            b"D",
+            (200, "OK"),
+            &[],
+            b"p\n",
+        );
         assert_eq!(
             out,
             b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\np\n"
@@ -116,7 +130,14 @@ mod tests {
     fn handler_headers_come_first_and_close_comes_last() {
         let mut out = Vec::new();
         let headers = [SERVER, ("Content-Type", &b"text/html; charset=utf-8"[..])];
-        fixed(&mut out, &style(Version::Http11, false), b"D", (200, "OK"), &headers, b"x");
+        fixed(
+            &mut out,
+            &style(Version::Http11, false),
+            b"D",
+            (200, "OK"),
+            &headers,
+            b"x",
+        );
         assert_eq!(
             out,
             b"HTTP/1.1 200 OK\r\nServer: icomet 0.2.5\r\nContent-Type: text/html; charset=utf-8\r\nDate: D\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx".to_vec()
@@ -132,6 +153,8 @@ mod tests {
             head_only: true,
         };
         fixed(&mut out, &s, b"D", (200, "OK"), &[], b"body");
-        assert!(out.ends_with(b"Content-Length: 4\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n"));
+        assert!(out.ends_with(
+            b"Content-Length: 4\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n"
+        ));
     }
 }

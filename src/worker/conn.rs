@@ -107,7 +107,8 @@ impl Conn {
 
     /// Bytes this connection holds in borrowed buffers (counted against the worker's budget).
     pub fn buffered(&self) -> usize {
-        self.inbuf.as_ref().map_or(0, |b| b.capacity()) + self.out.as_ref().map_or(0, |o| o.queued())
+        self.inbuf.as_ref().map_or(0, |b| b.capacity())
+            + self.out.as_ref().map_or(0, |o| o.queued())
     }
 
     /// The output queue, created on first use.

@@ -33,7 +33,8 @@ impl State {
 
     pub(super) fn home_subscribe(&mut self, m: SubscribeMsg) {
         let result = if m.long_poll {
-            self.hub.subscribe_long_poll(&m.name, m.seq, &m.auth, m.from)
+            self.hub
+                .subscribe_long_poll(&m.name, m.seq, &m.auth, m.from)
         } else {
             self.hub.subscribe(&m.name, m.seq, &m.auth, m.from)
         };

@@ -137,7 +137,10 @@ impl State {
             };
             if !matches!(conn.phase, Phase::Idle | Phase::Reading)
                 || conn.has(flags::CLOSE_AFTER_FLUSH)
-                || conn.out.as_ref().is_some_and(|o| o.queued() > PAUSE_OUTPUT_BYTES)
+                || conn
+                    .out
+                    .as_ref()
+                    .is_some_and(|o| o.queued() > PAUSE_OUTPUT_BYTES)
             {
                 return pos;
             }
@@ -194,7 +197,9 @@ impl State {
             subscribers: self.shared.subscribers(),
             metrics: &*self.shared,
         };
-        self.stats().requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats()
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = match port {
             Port::Front => api::front::handle(req, &ctx, &mut out),
             Port::Admin => api::admin::handle(req, &ctx, &mut out),

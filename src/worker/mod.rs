@@ -132,9 +132,8 @@ impl State {
 
     /// One turn of the loop.
     fn turn<B: Backend>(&mut self, backend: &mut B) {
-        let may_sleep = self.self_mail.is_empty()
-            && self.to_resume.is_empty()
-            && self.inbox.prepare_sleep();
+        let may_sleep =
+            self.self_mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             self.shared.until_next_tick()
         } else {
@@ -219,8 +218,12 @@ impl State {
             Ok((slot, generation)) => {
                 let token = Token { slot, generation };
                 let stats = self.stats();
-                stats.accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .accepted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .connections
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.to_attach.push((id, Some(token)));
                 let deadline = self.now + self.shared.config.server.header_timeout;
                 self.arm(token, deadline);
@@ -279,10 +282,9 @@ impl State {
         // Idle connections and open streams end now; requests in progress get the grace period.
         for (slot, generation) in self.conns.keys() {
             let token = Token { slot, generation };
-            let idle = self
-                .conns
-                .get(slot, generation)
-                .is_some_and(|c| matches!(c.phase, Phase::Idle | Phase::Subscribed | Phase::Presence));
+            let idle = self.conns.get(slot, generation).is_some_and(|c| {
+                matches!(c.phase, Phase::Idle | Phase::Subscribed | Phase::Presence)
+            });
             if idle {
                 self.close_after_flush(token);
             }

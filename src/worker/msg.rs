@@ -40,10 +40,7 @@ pub enum Msg {
     /// To every worker with subscribers of the channel: a new message (encoded once, shared).
     Deliver { name: Arc<[u8]>, msg: Message },
     /// To every worker with subscribers of the channel: the channel was closed.
-    Closed {
-        name: Arc<[u8]>,
-        json: Arc<[u8]>,
-    },
+    Closed { name: Arc<[u8]>, json: Arc<[u8]> },
     /// To every worker: broadcast this content on every channel you are home of.
     Broadcast { content: Arc<[u8]> },
     /// To every worker with /psub clients: one presence line (`1 name\n` / `0 name\n`).

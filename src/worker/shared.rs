@@ -69,7 +69,8 @@ impl Shared {
         let front = &self.config.front;
         HubConfig {
             max_channels: front.max_channels,
-            max_subscribers_per_channel: u32::try_from(front.max_subscribers_per_channel).unwrap_or(u32::MAX),
+            max_subscribers_per_channel: u32::try_from(front.max_subscribers_per_channel)
+                .unwrap_or(u32::MAX),
             channel_buffer_size: u32::try_from(front.channel_buffer_size).unwrap_or(u32::MAX),
             channel_timeout: i32::try_from(front.channel_timeout).unwrap_or(i32::MAX),
             polling_timeout: i32::try_from(front.polling_timeout).unwrap_or(i32::MAX),

@@ -89,7 +89,9 @@ impl State {
         let live = self
             .conns
             .get(token.slot, token.generation)
-            .is_some_and(|c| c.phase == Phase::Waiting && c.sub.as_ref().is_some_and(|s| s.pending));
+            .is_some_and(|c| {
+                c.phase == Phase::Waiting && c.sub.as_ref().is_some_and(|s| s.pending)
+            });
         if !live {
             // The connection left while the home was deciding: undo the registration.
             let none_left = self.local.count(&name) == 0;
@@ -229,7 +231,12 @@ impl State {
         }
         let none_left = self.local.count(&sub.channel) == 0;
         if sub.registered || none_left {
-            self.unsubscribe_home(&sub.channel, sub.epoch, u32::from(sub.registered), none_left);
+            self.unsubscribe_home(
+                &sub.channel,
+                sub.epoch,
+                u32::from(sub.registered),
+                none_left,
+            );
         }
     }
 
@@ -302,7 +309,11 @@ impl State {
                 }
             }
             if long_poll {
-                sub.framing.write_end(if next_seq_json.is_some() { &mut pieces } else { &mut suffix });
+                sub.framing.write_end(if next_seq_json.is_some() {
+                    &mut pieces
+                } else {
+                    &mut suffix
+                });
             }
             conn.deadline = deadline;
             if next_seq_json.is_some() {
@@ -319,7 +330,9 @@ impl State {
                 self.end_subscription(token);
             }
         }
-        self.stats().deliveries.fetch_add(delivered, Ordering::Relaxed);
+        self.stats()
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
         if ended > 0 {
             let none_left = self.local.count(name) == 0;
             self.unsubscribe_home(name, epoch, ended, none_left);

@@ -40,7 +40,8 @@ impl TempDir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir = std::env::temp_dir().join(format!("rcomet-test-{tag}-{}-{n}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("rcomet-test-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -269,7 +270,10 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 true
             }
-            Err(e) => panic!("read failed (timeout?): {e}; have {:?}", String::from_utf8_lossy(&self.buf)),
+            Err(e) => panic!(
+                "read failed (timeout?): {e}; have {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
         }
     }
 
@@ -320,7 +324,11 @@ impl Conn {
                     .unwrap_or(0);
                 return (status, head);
             }
-            assert!(self.fill(), "EOF before a full head: {:?}", String::from_utf8_lossy(&self.buf));
+            assert!(
+                self.fill(),
+                "EOF before a full head: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
         }
     }
 
@@ -336,7 +344,11 @@ impl Conn {
                     assert!(self.fill(), "EOF inside a chunk");
                 }
                 let data = self.buf[eol + 2..eol + 2 + size].to_vec();
-                assert_eq!(&self.buf[eol + 2 + size..total], b"\r\n", "chunk not followed by CRLF");
+                assert_eq!(
+                    &self.buf[eol + 2 + size..total],
+                    b"\r\n",
+                    "chunk not followed by CRLF"
+                );
                 self.buf.drain(..total);
                 return if size == 0 { None } else { Some(data) };
             }
@@ -377,7 +389,13 @@ pub fn get(addr: SocketAddr, path: &str) -> Response {
 /// The head of a response with its Date value replaced by `D`, for byte-exact comparisons.
 pub fn normalize_date(head: &str) -> String {
     head.lines()
-        .map(|l| if l.starts_with("Date: ") { "Date: D" } else { l })
+        .map(|l| {
+            if l.starts_with("Date: ") {
+                "Date: D"
+            } else {
+                l
+            }
+        })
         .collect::<Vec<_>>()
         .join("\r\n")
 }
