@@ -149,7 +149,7 @@ impl State {
                 if conn.phase == Phase::Reading {
                     conn.phase = Phase::Idle;
                 }
-                let keepalive = self.now + self.shared.config.server.keepalive_timeout;
+                let keepalive = self.after(self.shared.config.server.keepalive_timeout);
                 self.arm(token, keepalive);
                 return pos;
             }
@@ -157,7 +157,7 @@ impl State {
                 Parsed::Partial { send_continue } => {
                     if conn.phase == Phase::Idle {
                         conn.phase = Phase::Reading;
-                        let d = self.now + self.shared.config.server.header_timeout;
+                        let d = self.after(self.shared.config.server.header_timeout);
                         self.arm(token, d);
                     }
                     let conn_ref = self.conns.get_mut(token.slot, token.generation);
@@ -283,7 +283,7 @@ impl State {
             self.close_after_flush(token);
             return;
         }
-        let keepalive = self.now + self.shared.config.server.keepalive_timeout;
+        let keepalive = self.after(self.shared.config.server.keepalive_timeout);
         self.arm(token, keepalive);
         self.to_resume.push(token);
     }

@@ -225,7 +225,7 @@ impl State {
                     .connections
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.to_attach.push((id, Some(token)));
-                let deadline = self.now + self.shared.config.server.header_timeout;
+                let deadline = self.after(self.shared.config.server.header_timeout);
                 self.arm(token, deadline);
             }
             Err(_) => {
@@ -329,6 +329,14 @@ impl State {
         self.tick_channels();
     }
 
+    /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so
+    /// one more tick is added: the timer fires between `secs` and `secs + 1` seconds from now,
+    /// never early.
+    /// The clock is read afresh (a vDSO call): the cached `now` may lag by the length of a turn.
+    pub(crate) fn after(&self, secs: u32) -> u32 {
+        self.shared.tick().saturating_add(secs).saturating_add(1)
+    }
+
     /// Sets the connection's timer to fire at tick `deadline`.
     pub(crate) fn arm(&mut self, token: Token, deadline: u32) {
         let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
@@ -357,7 +365,7 @@ impl State {
             Phase::Idle => self.close(token),
             Phase::Reading => self.reject(token, 408, b""),
             Phase::Waiting => {
-                let d = self.now + self.shared.config.server.header_timeout;
+                let d = self.after(self.shared.config.server.header_timeout);
                 self.arm(token, d);
             }
             Phase::Subscribed => self.on_noop_due(token),

@@ -9,6 +9,9 @@ use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Over the worker's buffer budget, connections with more than this unsent are closed first.
+const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
+
 impl State {
     /// Marks the connection for the end-of-turn flush.
     fn mark_dirty(&mut self, token: Token) {
@@ -64,7 +67,10 @@ impl State {
             .get(token.slot, token.generation)
             .and_then(|c| c.out.as_ref())
             .map_or(0, |o| o.queued());
-        if queued > max {
+        // A connection past its own cap, or a heavy one while the worker is over its budget, is a
+        // slow consumer: closed and counted (a subscriber resumes by seq when it comes back).
+        let budget = self.shared.config.limits.buffer_budget_bytes;
+        if queued > max || (self.buffered > budget && queued > HEAVY_QUEUE_BYTES) {
             self.shared
                 .slow_consumers_closed
                 .fetch_add(1, Ordering::Relaxed);
@@ -99,7 +105,7 @@ impl State {
             self.close(token);
         } else {
             self.mark_dirty(token);
-            let d = self.now + self.shared.config.server.header_timeout;
+            let d = self.after(self.shared.config.server.header_timeout);
             self.arm(token, d);
         }
     }

@@ -176,7 +176,7 @@ impl State {
     }
 
     fn noop_deadline(&self) -> u32 {
-        self.now + self.shared.config.front.polling_timeout + 1
+        self.after(self.shared.config.front.polling_timeout)
     }
 
     /// Tells the home that `count` of this worker's subscribers of `name` left.
