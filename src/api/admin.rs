@@ -83,7 +83,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     match build(route, &p, ctx, &style, out) {
         Ok(outcome) => outcome,
         Err(reason) => {
-            reply::bad_request(out, &style, ctx.date, &reason);
+            reply::bad_request_with(out, &style, ctx.date, &[SERVER], &reason);
             Outcome::Done { close: false }
         }
     }

@@ -210,6 +210,20 @@ pub fn subscribe_head(
     ok: bool,
     date: &[u8],
 ) {
+    subscribe_head_closing(out, transport, http11, ok, false, date);
+}
+
+/// As [`subscribe_head`]; `close`: the HTTP/1.1 request said `Connection: close`, so the head says
+/// `Connection: close` (last, as iComet's HTTP layer puts it) instead of `keep-alive`.
+pub fn subscribe_head_closing(
+    out: &mut Vec<u8>,
+    transport: Transport,
+    http11: bool,
+    ok: bool,
+    close: bool,
+    date: &[u8],
+) {
+    let close = close && http11;
     out.extend_from_slice(if http11 {
         b"HTTP/1.1 200 OK\r\n"
     } else {
@@ -226,13 +240,16 @@ pub fn subscribe_head(
     } else {
         out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");
     }
-    if ok {
+    if ok && !close {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     if http11 {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\nDate: ");
         out.extend_from_slice(date);
         out.extend_from_slice(CRLF);
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
     }
     out.extend_from_slice(CRLF);
 }

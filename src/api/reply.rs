@@ -52,18 +52,24 @@ pub fn fixed(
 
 /// A 400 reply naming what is wrong with the request's parameters (the connection stays usable).
 pub fn bad_request(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8], reason: &str) {
+    bad_request_with(out, style, date, &[], reason);
+}
+
+/// A 400 reply after the port's own leading headers (the admin port's `Server`).
+pub fn bad_request_with(
+    out: &mut Vec<u8>,
+    style: &ReplyStyle,
+    date: &[u8],
+    leading: &[(&str, &[u8])],
+    reason: &str,
+) {
     let mut body = Vec::with_capacity(reason.len() + 16);
     body.extend_from_slice(b"bad request: ");
     body.extend_from_slice(reason.as_bytes());
     body.push(b'\n');
-    fixed(
-        out,
-        style,
-        date,
-        (400, "Bad Request"),
-        &[("Content-Type", b"text/plain; charset=utf-8")],
-        &body,
-    );
+    let mut headers: Vec<(&str, &[u8])> = leading.to_vec();
+    headers.push(("Content-Type", b"text/plain; charset=utf-8"));
+    fixed(out, style, date, (400, "Bad Request"), &headers, &body);
 }
 
 /// Wraps `json` as `cb(json);\n` when a callback is given, else `json\n`.

@@ -233,7 +233,12 @@ impl State {
         if conn.phase != super::conn::Phase::Waiting {
             return;
         }
+        let peer_closed = conn.has(super::conn::flags::PEER_CLOSED);
         self.queue(token, reply);
-        self.request_done(token);
+        if peer_closed {
+            self.close_after_flush(token);
+        } else {
+            self.request_done(token);
+        }
     }
 }

@@ -134,6 +134,8 @@ impl State {
         let has_output = conn.out.as_ref().is_some_and(|o| !o.is_empty());
         match conn.phase {
             Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
+            // An admin request is running on another core: answer it, then close.
+            Phase::Waiting if conn.sub.is_none() => {}
             _ => self.close(token),
         }
     }

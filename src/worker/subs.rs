@@ -7,7 +7,7 @@
 use super::conn::{flags, Phase};
 use super::msg::{Msg, SubscribeMsg};
 use super::State;
-use crate::api::frame::{subscribe_head, write_iframe_preamble, Framing, Transport};
+use crate::api::frame::{subscribe_head_closing, write_iframe_preamble, Framing, Transport};
 use crate::api::SubscribeRequest;
 use crate::comet::channel::CatchUp;
 use crate::comet::hub::{SubscribeError, Subscribed};
@@ -110,13 +110,14 @@ impl State {
             return;
         };
         let http11 = !conn.has(flags::HTTP10);
+        let close = !conn.has(flags::KEEP_ALIVE);
         let Some(sub) = conn.sub.as_mut() else {
             return;
         };
         let transport = sub.framing.transport;
         let ended = match result {
             Err(e) => {
-                subscribe_head(&mut out, transport, http11, false, &date);
+                subscribe_head_closing(&mut out, transport, http11, false, close, &date);
                 let json = encode(e.kind(), &name, 0, e.content());
                 sub.framing.write_frame(&json, &mut out);
                 sub.framing.write_end(&mut out);
@@ -136,7 +137,7 @@ impl State {
                     .fetch_add(1, Ordering::Relaxed);
                 sub.epoch = s.epoch;
                 sub.registered = s.registered;
-                subscribe_head(&mut out, transport, http11, true, &date);
+                subscribe_head_closing(&mut out, transport, http11, true, close, &date);
                 if transport == Transport::Iframe {
                     write_iframe_preamble(http11, &mut out);
                 }
