@@ -149,6 +149,9 @@ impl State {
                         sub.next_seq = seq;
                     }
                     CatchUp::Replay(msgs) => {
+                        self.shared.stats[self.id]
+                            .deliveries
+                            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
                         if let Some(last) = msgs.last() {
                             sub.next_seq = last.seq.wrapping_add(1);
                         }

@@ -3,6 +3,8 @@
 //! sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod json;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
