@@ -8,11 +8,13 @@
 //! owns; the backend sends from it and, for completion backends, keeps the bytes alive until the
 //! kernel is done with them.
 //!
-//! Depends on: libc, socket2. Nothing else in the crate.
+//! Depends on: libc, socket2, io-uring. Nothing else in the crate.
 
 pub mod epoll;
 pub mod out;
+pub mod probe;
 pub mod sys;
+pub mod uring;
 
 use std::io;
 use std::net::SocketAddr;
