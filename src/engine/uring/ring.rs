@@ -10,6 +10,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+/// The kernel's largest completion queue (larger requests are clamped to it).
+const MAX_CQ_ENTRIES: u32 = 65536;
 /// How often a full submission queue is flushed before a push gives up.
 const PUSH_ATTEMPTS: usize = 4;
 
@@ -47,13 +49,20 @@ pub(crate) struct Ring {
 }
 
 impl Ring {
-    /// A ring with `entries` submission entries (four times as many completion entries) and a
-    /// sparse file table of `table_size` direct descriptors.
+    /// A ring with `entries` submission entries and a sparse file table of `table_size` direct
+    /// descriptors. The completion queue holds one completion per table slot (at least four per
+    /// submission entry, at most what the kernel allows): a broadcast flushes every connection in
+    /// one turn, and completions beyond the queue go to the kernel's slower overflow list.
     pub fn new(entries: u32, table_size: u32) -> io::Result<Ring> {
+        let cq_entries = table_size
+            .checked_next_power_of_two()
+            .unwrap_or(MAX_CQ_ENTRIES)
+            .max(entries.saturating_mul(4))
+            .min(MAX_CQ_ENTRIES);
         let uring = IoUring::builder()
             .setup_submit_all()
             .setup_clamp()
-            .setup_cqsize(entries.saturating_mul(4))
+            .setup_cqsize(cq_entries)
             .build(entries)?;
         uring.submitter().register_files_sparse(table_size)?;
         Ok(Ring {
