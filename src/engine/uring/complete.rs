@@ -94,19 +94,27 @@ impl Uring {
         if multishot && !more {
             l.accept.multishot = None;
             r.table.multishots = r.table.multishots.saturating_sub(1);
-            self.accepts_dirty = true;
         } else if !multishot {
             l.accept.singles = l.accept.singles.saturating_sub(1);
             r.table.reserved = r.table.reserved.saturating_sub(1);
-            self.accepts_dirty = true;
         }
         let tag = l.tag;
         if res < 0 {
             match -res {
                 libc::ECANCELED => {}
                 libc::ENFILE => log::error!("ring {ring}: direct-descriptor table full on accept"),
+                e @ (libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EOPNOTSUPP) => {
+                    // Re-arming at once would fail the same way, turn after turn: the next close
+                    // or accept re-plans.
+                    log::error!(
+                        "accept on listener {tag}: {}",
+                        io::Error::from_raw_os_error(e)
+                    );
+                    return;
+                }
                 e => log::debug!("accept failed: {}", io::Error::from_raw_os_error(e)),
             }
+            self.accepts_dirty = true;
             return;
         }
         let index = res as u32;
