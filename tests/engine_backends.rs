@@ -34,10 +34,13 @@ fn uring_server(config: UringConfig) -> Option<Server> {
     }
 }
 
-/// Defaults, with a headroom small enough that multishot accept is in use.
+/// Defaults, with a headroom small enough that multishot accept is in use, and few small receive
+/// buffers so that bursts need several receives and connections wait for a free buffer.
 fn uring_defaults() -> UringConfig {
     UringConfig {
         accept_headroom: 256,
+        recv_buffers: 4,
+        recv_buffer_size: 512,
         ..UringConfig::new(4096)
     }
 }
@@ -72,6 +75,7 @@ on_both_backends!(
     wakes_from_other_threads,
     a_stale_token_after_close_and_reuse_gets_nothing,
     refusing_an_accepted_connection_closes_it,
+    bursts_from_many_clients_arrive_whole_and_in_order,
 );
 
 fn accepts_echoes_and_sees_the_peer_close(server: Server) {
@@ -174,6 +178,21 @@ fn refusing_an_accepted_connection_closes_it(server: Server) {
     server.expect("refusal", |e| matches!(e, Event::Refused { .. }));
     assert_eq!(refused.read_until_closed(), 0);
     server.connect().echo("welcome");
+    assert_clean(&server.stats());
+}
+
+fn bursts_from_many_clients_arrive_whole_and_in_order(server: Server) {
+    const LINES: usize = 400;
+    let mut clients: Vec<Client> = (0..6).map(|_| server.connect()).collect();
+    for (c, client) in clients.iter_mut().enumerate() {
+        let burst: String = (0..LINES).map(|i| format!("echo {c}-{i}\n")).collect();
+        client.send(&burst);
+    }
+    for (c, client) in clients.iter_mut().enumerate() {
+        for i in 0..LINES {
+            assert_eq!(client.line(), format!("{c}-{i}"));
+        }
+    }
     assert_clean(&server.stats());
 }
 
