@@ -37,6 +37,8 @@ pub struct Epoll {
     ready_listeners: Vec<usize>,
     /// The fd of each attached slot (epoll user data carries the token, not the fd).
     fds: Vec<RawFd>,
+    /// Slots whose handler returned Pause: their input waits in the kernel until resume.
+    paused: Vec<bool>,
 }
 
 impl Epoll {
@@ -55,6 +57,7 @@ impl Epoll {
             ready: Vec::new(),
             ready_listeners: Vec::new(),
             fds: Vec::new(),
+            paused: Vec::new(),
         };
         let waker_fd = backend.waker.raw();
         backend.ctl(
@@ -112,6 +115,9 @@ impl Epoll {
         token: Token,
         handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
     ) {
+        if self.is_paused(token) {
+            return;
+        }
         for _ in 0..READS_PER_TURN {
             let res = syscall!(read(
                 conn.0 as RawFd,
@@ -127,6 +133,7 @@ impl Epoll {
                     let n = n as usize;
                     let bytes = &self.scratch[..n];
                     if handler(Completion::Data { token, bytes }) == ReadControl::Pause {
+                        self.set_paused(token, true);
                         return;
                     }
                     if n < self.scratch.len() {
@@ -144,6 +151,25 @@ impl Epoll {
             }
         }
         self.ready.push((conn, token));
+    }
+}
+
+impl Epoll {
+    fn is_paused(&self, token: Token) -> bool {
+        self.paused
+            .get(token.slot as usize)
+            .copied()
+            .unwrap_or(false)
+    }
+
+    fn set_paused(&mut self, token: Token, paused: bool) {
+        let slot = token.slot as usize;
+        if paused && self.paused.len() <= slot {
+            self.paused.resize(slot + 1, false);
+        }
+        if let Some(flag) = self.paused.get_mut(slot) {
+            *flag = paused;
+        }
     }
 }
 
@@ -167,6 +193,7 @@ impl Backend for Epoll {
             self.fds.resize(slot + 1, -1);
         }
         self.fds[slot] = conn.0 as RawFd;
+        self.set_paused(token, false);
         let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
         self.ctl(
             libc::EPOLL_CTL_ADD,
@@ -195,6 +222,7 @@ impl Backend for Epoll {
     }
 
     fn resume(&mut self, conn: ConnId, token: Token) {
+        self.set_paused(token, false);
         if !self.ready.iter().any(|(_, t)| *t == token) {
             self.ready.push((conn, token));
         }
@@ -205,6 +233,7 @@ impl Backend for Epoll {
         if let Some(fd) = self.fds.get_mut(token.slot as usize) {
             *fd = -1;
         }
+        self.set_paused(token, false);
         // Closing the fd also removes it from the epoll set.
         sys::close_fd(conn.0 as RawFd);
     }

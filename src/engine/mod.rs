@@ -3,16 +3,18 @@
 //! A worker owns one [`Backend`]. It hands the backend its listeners and accepted connections, and
 //! the backend reports what happened through [`Completion`]s passed to a handler during
 //! [`Backend::wait`]. Reads land in memory the backend owns (a per-worker scratch buffer for epoll,
-//! a provided-buffer ring for io_uring) and are lent to the handler for the duration of the call, so
-//! an idle connection owns no buffer anywhere. Output is described by an [`OutQueue`] the worker
+//! a per-worker pool of receive buffers for io_uring) and are lent to the handler for the duration
+//! of the call, so an idle connection owns no buffer anywhere. Output is described by an [`OutQueue`] the worker
 //! owns; the backend sends from it and, for completion backends, keeps the bytes alive until the
 //! kernel is done with them.
 //!
-//! Depends on: libc, socket2. Nothing else in the crate.
+//! Depends on: libc, socket2, io-uring. Nothing else in the crate.
 
 pub mod epoll;
 pub mod out;
+pub mod probe;
 pub mod sys;
+pub mod uring;
 
 use std::io;
 use std::net::SocketAddr;
@@ -91,9 +93,11 @@ pub enum Completion<'a> {
 /// How a flush went.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Flush {
-    /// Everything queued was handed to the kernel.
+    /// Everything queued was handed to the kernel and no send is in flight (for io_uring: every
+    /// send completed), so the worker may drop the queue or close the connection.
     Done,
-    /// Some bytes remain queued; a [`Completion::Writable`] follows when the socket drains.
+    /// Some bytes remain queued or in flight; a [`Completion::Writable`] follows when more can be
+    /// sent, and the worker flushes again then.
     Pending,
 }
 
@@ -103,7 +107,8 @@ pub trait Backend {
     fn listen(&mut self, listener: std::net::TcpListener, tag: u32) -> io::Result<()>;
     /// Starts watching an accepted connection under `token`.
     fn attach(&mut self, conn: ConnId, token: Token) -> io::Result<()>;
-    /// Sends from `out` what the kernel takes now; what is sent is removed from the queue.
+    /// Sends from `out` what the kernel takes now; what is sent (or, for io_uring, moved into a
+    /// send in flight) is removed from the queue.
     fn flush(&mut self, conn: ConnId, token: Token, out: &mut OutQueue) -> io::Result<Flush>;
     /// Resumes reading a connection paused by [`ReadControl::Pause`]; bytes already waiting in the
     /// kernel are delivered on the next [`Backend::wait`].

@@ -147,6 +147,33 @@ impl OutQueue {
         }
     }
 
+    /// Moves up to `max_segments` segments from the front into a new queue that owns their bytes,
+    /// for a send that stays in flight while this queue keeps taking appends (which may reallocate
+    /// its owned tail). The rest stays here, in order.
+    pub fn take_front(&mut self, max_segments: usize) -> OutQueue {
+        if self.segments.len() <= max_segments {
+            return std::mem::take(self);
+        }
+        let mut front = OutQueue {
+            segments: VecDeque::with_capacity(max_segments),
+            sent_in_front: self.sent_in_front,
+            queued: 0,
+        };
+        let mut moved = 0;
+        for _ in 0..max_segments {
+            let Some(seg) = self.segments.pop_front() else {
+                break;
+            };
+            moved += seg.bytes().len();
+            front.segments.push_back(seg);
+        }
+        let moved = moved.saturating_sub(self.sent_in_front);
+        front.queued = moved;
+        self.queued = self.queued.saturating_sub(moved);
+        self.sent_in_front = 0;
+        front
+    }
+
     /// Copies every unsent byte into one vector (tests and diagnostics).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.queued);
@@ -189,6 +216,28 @@ mod tests {
         q.advance(100);
         assert!(q.is_empty());
         assert_eq!(q.iovecs(&mut iov), 0);
+    }
+
+    #[test]
+    fn take_front_moves_whole_segments_and_leaves_the_rest_appendable() {
+        let big: Arc<[u8]> = vec![b'y'; 1500].into();
+        let mut q = OutQueue::new();
+        q.push_bytes(b"abc");
+        q.advance(1);
+        q.push_shared(&big);
+        q.push_bytes(b"tail");
+        let front = q.take_front(2);
+        assert_eq!(front.queued(), 2 + 1500);
+        assert_eq!(&front.to_vec()[..3], b"bcy");
+        assert_eq!(q.to_vec(), b"tail");
+        q.push_bytes(b"!");
+        assert_eq!(q.to_vec(), b"tail!");
+        assert_eq!(q.queued(), 5);
+        let all = q.take_front(MAX_IOVECS);
+        assert_eq!(all.to_vec(), b"tail!");
+        assert!(q.is_empty());
+        q.push_bytes(b"new");
+        assert_eq!(q.to_vec(), b"new");
     }
 
     #[test]

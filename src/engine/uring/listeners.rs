@@ -1,0 +1,191 @@
+//! The listeners of the uring backend and how their accepts are armed, moved and cancelled: the
+//! backend carries out the plan of `accept` against the real tables, and cancels every accept when
+//! it stops listening.
+//!
+//! Depends on: engine::uring internals, io-uring, libc.
+
+use super::accept::{self, AcceptState, Action, Multishot, Room};
+use super::user_data::Op;
+use super::Uring;
+use io_uring::types::{CancelBuilder, DestinationSlot, Fd};
+use io_uring::{opcode, squeue};
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+
+pub(super) struct Listener {
+    /// `None` once the backend stopped listening (the socket is closed).
+    pub socket: Option<TcpListener>,
+    pub tag: u32,
+    pub accept: AcceptState,
+}
+
+impl Uring {
+    /// Carries out the accept plan: arms or cancels accepts so no table can overflow. Returns
+    /// true when something was queued.
+    pub(super) fn plan_accepts(&mut self) -> bool {
+        self.accepts_dirty = false;
+        if !self.listening || self.listeners.is_empty() {
+            return false;
+        }
+        let mut rooms: Vec<Room> = self
+            .rings
+            .iter()
+            .map(|r| Room {
+                spare: r.table.spare(),
+                multishots: r.table.multishots,
+            })
+            .collect();
+        let mut actions = std::mem::take(&mut self.actions);
+        actions.clear();
+        let listeners = &self.listeners;
+        let mut queued = |l: usize| {
+            listeners
+                .get(l)
+                .and_then(|l| l.socket.as_ref())
+                .map_or(0, accept_queue_len)
+        };
+        let states = self.listeners.iter().map(|l| &l.accept);
+        let starved = accept::plan(states, &mut rooms, self.headroom, &mut queued, &mut actions);
+        for action in &actions {
+            if let Err(e) = self.carry_out(*action) {
+                log::warn!("accept not armed: {e}");
+            }
+        }
+        if starved && !self.full_logged {
+            log::warn!(
+                "all {} connection slots are in use: new connections wait in the listen queue",
+                self.capacity
+            );
+        }
+        self.full_logged = starved;
+        let queued_any = !actions.is_empty();
+        self.actions = actions;
+        queued_any
+    }
+
+    fn carry_out(&mut self, action: Action) -> io::Result<()> {
+        let (listener, ring) = match action {
+            Action::ArmMultishot { listener, ring }
+            | Action::ArmSingle { listener, ring }
+            | Action::CancelMultishot { listener, ring } => (listener, ring),
+        };
+        let fd = self
+            .listeners
+            .get(listener)
+            .and_then(|l| l.socket.as_ref())
+            .map(AsRawFd::as_raw_fd)
+            .ok_or_else(|| io::Error::other("listener closed"))?;
+        let word = |multishot| {
+            Op::Accept {
+                listener: listener as u32,
+                multishot,
+            }
+            .encode()
+        };
+        let entry = match action {
+            Action::ArmMultishot { .. } => opcode::AcceptMulti::new(Fd(fd))
+                .allocate_file_index(true)
+                .build()
+                .user_data(word(true)),
+            Action::ArmSingle { .. } => {
+                opcode::Accept::new(Fd(fd), std::ptr::null_mut(), std::ptr::null_mut())
+                    .file_index(Some(DestinationSlot::auto_target()))
+                    .build()
+                    .user_data(word(false))
+            }
+            Action::CancelMultishot { .. } => opcode::AsyncCancel::new(word(true))
+                .build()
+                .user_data(Op::Cancel.encode()),
+        };
+        // SAFETY: accepts and cancels use no buffer (no peer address is asked for); the kernel
+        // holds its own reference to the listening socket while an accept is armed.
+        unsafe { self.push(ring, &entry)? };
+        let (Some(l), Some(r)) = (self.listeners.get_mut(listener), self.rings.get_mut(ring))
+        else {
+            return Ok(());
+        };
+        match action {
+            Action::ArmMultishot { .. } => {
+                r.table.multishots += 1;
+                l.accept.multishot = Some(Multishot {
+                    ring,
+                    cancelling: false,
+                });
+            }
+            Action::ArmSingle { .. } => {
+                r.table.reserved += 1;
+                l.accept.singles += 1;
+            }
+            Action::CancelMultishot { .. } => {
+                if let Some(ms) = l.accept.multishot.as_mut() {
+                    ms.cancelling = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cancels every accept in flight and closes the listening sockets.
+    pub(super) fn cancel_accepts(&mut self) {
+        for l in 0..self.listeners.len() {
+            let Some(listener) = self.listeners.get_mut(l) else {
+                continue;
+            };
+            listener.socket = None;
+            let multishot = listener
+                .accept
+                .multishot
+                .as_mut()
+                .filter(|ms| !ms.cancelling);
+            let multishot_ring = multishot.map(|ms| {
+                ms.cancelling = true;
+                ms.ring
+            });
+            let singles = listener.accept.singles > 0;
+            let word = |multishot| {
+                Op::Accept {
+                    listener: l as u32,
+                    multishot,
+                }
+                .encode()
+            };
+            let mut cancels: Vec<(usize, squeue::Entry)> = Vec::new();
+            if let Some(ring) = multishot_ring {
+                let entry = opcode::AsyncCancel::new(word(true)).build();
+                cancels.push((ring, entry));
+            }
+            if singles {
+                for (ring, r) in self.rings.iter().enumerate() {
+                    if r.table.reserved > 0 {
+                        let builder = CancelBuilder::user_data(word(false)).all();
+                        cancels.push((ring, opcode::AsyncCancel2::new(builder).build()));
+                    }
+                }
+            }
+            for (ring, entry) in cancels {
+                let entry = entry.user_data(Op::Cancel.encode());
+                // SAFETY: a cancel uses no buffer.
+                if let Err(e) = unsafe { self.push(ring, &entry) } {
+                    log::warn!("accept cancel not queued: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// The number of connections waiting in a listener's accept queue (TCP_INFO `tcpi_unacked` of a
+/// listening socket), or 0 when unknown.
+fn accept_queue_len(listener: &TcpListener) -> u32 {
+    // SAFETY: tcp_info is plain old data; all-zero is a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let res = crate::syscall!(getsockopt(
+        listener.as_raw_fd(),
+        libc::IPPROTO_TCP,
+        libc::TCP_INFO,
+        &mut info as *mut libc::tcp_info as *mut libc::c_void,
+        &mut len,
+    ));
+    res.map_or(0, |_| info.tcpi_unacked)
+}

@@ -1,0 +1,292 @@
+//! Engine backends under one set of test bodies: each body drives a tiny line server (see
+//! `engine_support`) with real loopback clients and runs once on epoll and once on io_uring. The
+//! io_uring runs are skipped, with the probe's reason, where io_uring is unavailable.
+//!
+//! Depends on: rcomet::engine, engine_support.
+
+mod engine_support;
+
+use engine_support::{pattern, Client, Cmd, Event, Server, Stats};
+use rcomet::engine::epoll::Epoll;
+use rcomet::engine::probe::uring_available;
+use rcomet::engine::uring::{Uring, UringConfig};
+use rcomet::engine::ConnId;
+use std::time::Duration;
+
+/// Larger than a loopback socket's send plus receive buffers (4 MiB each at most here), so a
+/// client that does not read forces the server's flush to go Pending.
+const BIG: usize = 12 * 1024 * 1024;
+/// Long enough for bytes that were going to arrive to arrive, when a test shows an absence.
+const QUIET: Duration = Duration::from_millis(300);
+
+fn epoll_server() -> Server {
+    Server::start(Epoll::new)
+}
+
+/// A uring server, or `None` (with the reason printed) when io_uring is unavailable.
+fn uring_server(config: UringConfig) -> Option<Server> {
+    match uring_available() {
+        Ok(()) => Some(Server::start(move || Uring::new(config))),
+        Err(reason) => {
+            eprintln!("skipping io_uring test: {reason}");
+            None
+        }
+    }
+}
+
+/// Defaults, with a headroom small enough that multishot accept is in use, and few small receive
+/// buffers so that bursts need several receives and connections wait for a free buffer.
+fn uring_defaults() -> UringConfig {
+    UringConfig {
+        accept_headroom: 256,
+        recv_buffers: 4,
+        recv_buffer_size: 512,
+        ..UringConfig::new(4096)
+    }
+}
+
+fn assert_clean(stats: &Stats) {
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+}
+
+/// One test per backend for each body.
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[test]
+            fn epoll() {
+                super::$body(super::epoll_server());
+            }
+            #[test]
+            fn uring() {
+                if let Some(server) = super::uring_server(super::uring_defaults()) {
+                    super::$body(server);
+                }
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    accepts_echoes_and_sees_the_peer_close,
+    a_large_response_goes_pending_then_writable,
+    pause_holds_input_until_resume,
+    close_with_a_send_in_flight,
+    wakes_from_other_threads,
+    a_stale_token_after_close_and_reuse_gets_nothing,
+    refusing_an_accepted_connection_closes_it,
+    bursts_from_many_clients_arrive_whole_and_in_order,
+);
+
+fn accepts_echoes_and_sees_the_peer_close(server: Server) {
+    let (mut client, token, _) = server.connect_with_id();
+    client.echo("hello");
+    client.echo(&"x".repeat(3000));
+    client.send("echo a\necho b\n");
+    assert_eq!((client.line(), client.line()), ("a".into(), "b".into()));
+    drop(client);
+    server.expect("peer close", |e| *e == Event::PeerClosed { token });
+    server.expect("close", |e| *e == Event::Closed { token });
+    assert_clean(&server.stats());
+}
+
+fn a_large_response_goes_pending_then_writable(server: Server) {
+    let (mut client, token, _) = server.connect_with_id();
+    client.send(&format!("big {BIG}\n"));
+    // The client reads nothing until the server saw its flush go Pending.
+    server.expect("pending flush", |e| *e == Event::BigPending { token });
+    let bytes = client.read_exact(BIG + 1);
+    let wrong = bytes[..BIG]
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b != pattern(i));
+    assert_eq!(wrong, None, "first wrong byte");
+    assert_eq!(bytes[BIG], b'\n');
+    server.expect("flush done", |e| *e == Event::BigDone { token });
+    client.echo("after");
+    let stats = server.stats();
+    assert!(stats.writable >= 1, "{stats:?}");
+    assert_clean(&stats);
+}
+
+fn pause_holds_input_until_resume(server: Server) {
+    let (mut client, token, _) = server.connect_with_id();
+    client.send("pause\necho a\n");
+    server.expect("pause", |e| *e == Event::Paused { token });
+    client.send("echo b\n");
+    assert!(client.silent_for(QUIET), "input was processed while paused");
+    server.send(Cmd::Resume(token));
+    assert_eq!((client.line(), client.line()), ("a".into(), "b".into()));
+    client.echo("c");
+    assert_clean(&server.stats());
+}
+
+fn close_with_a_send_in_flight(server: Server) {
+    let (mut client, token, _) = server.connect_with_id();
+    client.send(&format!("bigclose {}\n", 4 * BIG));
+    server.expect("close", |e| *e == Event::Closed { token });
+    let received = client.read_until_closed();
+    assert!(received < 4 * BIG + 1, "got all {received} bytes");
+    let mut next = server.connect();
+    next.echo("still serving");
+    assert_clean(&server.stats());
+}
+
+fn wakes_from_other_threads(server: Server) {
+    let before = server.stats().wakes;
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            let (cmds, waker) = (server.commands(), server.waker());
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    let (tx, rx) = crossbeam_channel::unbounded();
+                    cmds.send(Cmd::Snapshot(tx)).expect("send");
+                    waker.wake();
+                    rx.recv_timeout(engine_support::PATIENCE)
+                        .expect("woken server answers");
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    let stats = server.stats();
+    assert!(stats.wakes > before, "{stats:?}");
+    assert_clean(&stats);
+}
+
+fn a_stale_token_after_close_and_reuse_gets_nothing(server: Server) {
+    let (mut first, old, _) = server.connect_with_id();
+    // Input queued behind the close must never surface under the old token.
+    first.send("close\necho late\n");
+    server.expect("close", |e| *e == Event::Closed { token: old });
+    assert_eq!(first.read_until_closed(), 0);
+    let (mut second, new, _) = server.connect_with_id();
+    assert_eq!(new.slot, old.slot, "the worker slot is reused");
+    assert_eq!(new.generation, old.generation + 1);
+    second.echo("fresh");
+    drop(first);
+    second.echo("again");
+    assert_clean(&server.stats());
+}
+
+fn refusing_an_accepted_connection_closes_it(server: Server) {
+    server.send(Cmd::Refuse(1));
+    server.stats();
+    let mut refused = server.connect();
+    server.expect("refusal", |e| matches!(e, Event::Refused { .. }));
+    assert_eq!(refused.read_until_closed(), 0);
+    server.connect().echo("welcome");
+    assert_clean(&server.stats());
+}
+
+fn bursts_from_many_clients_arrive_whole_and_in_order(server: Server) {
+    const LINES: usize = 400;
+    let mut clients: Vec<Client> = (0..6).map(|_| server.connect()).collect();
+    for (c, client) in clients.iter_mut().enumerate() {
+        let burst: String = (0..LINES).map(|i| format!("echo {c}-{i}\n")).collect();
+        client.send(&burst);
+    }
+    for (c, client) in clients.iter_mut().enumerate() {
+        for i in 0..LINES {
+            assert_eq!(client.line(), format!("{c}-{i}"));
+        }
+    }
+    assert_clean(&server.stats());
+}
+
+/// Opens `count` connections one after the other (each proven by an echo), echoes on all of them
+/// again, then closes them all. Returns the connection ids the server saw.
+fn holds_many_connections(server: &Server, count: usize) -> Vec<ConnId> {
+    let mut clients: Vec<Client> = (0..count)
+        .map(|i| {
+            let mut client = server.connect();
+            client.echo(&format!("hello {i}"));
+            client
+        })
+        .collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.echo(&format!("again {i}"));
+    }
+    let stats = server.stats();
+    assert_eq!(stats.live, count);
+    drop(clients);
+    let stats = server.await_stats("all closed", |s| s.live == 0);
+    assert_clean(&stats);
+    stats.conns_seen
+}
+
+#[test]
+fn epoll_holds_more_connections_than_a_small_table() {
+    let server = epoll_server();
+    let seen = holds_many_connections(&server, 200);
+    assert_eq!(seen.len(), 200);
+}
+
+#[test]
+fn uring_holds_more_connections_than_a_small_table() {
+    let config = UringConfig {
+        table_size: Some(64),
+        accept_headroom: 16,
+        ..UringConfig::new(256)
+    };
+    let Some(server) = uring_server(config) else {
+        return;
+    };
+    let seen = holds_many_connections(&server, 200);
+    let mut ids = seen.clone();
+    ids.sort_unstable_by_key(|c| c.0);
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "every live connection has its own id");
+    let tables: std::collections::BTreeSet<usize> =
+        seen.iter().map(|&c| Uring::table_of(c)).collect();
+    assert_eq!(
+        tables.len(),
+        4,
+        "connections spread over every table: {tables:?}"
+    );
+}
+
+#[test]
+fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
+    let config = UringConfig {
+        table_size: Some(4),
+        accept_headroom: 2,
+        ..UringConfig::new(8)
+    };
+    let Some(server) = uring_server(config) else {
+        return;
+    };
+    let mut held: Vec<Client> = (0..8)
+        .map(|i| {
+            let mut client = server.connect();
+            client.echo(&format!("{i}"));
+            client
+        })
+        .collect();
+    let mut waiting = server.connect();
+    waiting.send("echo queued\n");
+    assert!(waiting.silent_for(QUIET), "accepted past the capacity");
+    assert_eq!(server.stats().accepted, 8);
+    held.pop();
+    assert_eq!(waiting.line(), "queued");
+    for client in held.iter_mut() {
+        client.echo("still here");
+    }
+    assert_clean(&server.stats());
+}
+
+#[test]
+fn uring_sizes_its_tables_for_the_capacity() {
+    if uring_available().is_err() {
+        eprintln!("skipping io_uring test: io_uring unavailable");
+        return;
+    }
+    let config = UringConfig {
+        table_size: Some(100),
+        ..UringConfig::new(250)
+    };
+    let backend = Uring::new(config).expect("uring");
+    assert_eq!((backend.tables(), backend.capacity()), (3, 250));
+}
