@@ -4,9 +4,10 @@
 //!
 //! Depends on: config, engine, worker, daemon, logging.
 
-use crate::config::{Action, Config, Startup};
+use crate::config::{Action, Config, EngineKind, Startup};
 use crate::engine::epoll::Epoll;
-use crate::engine::{sys, Backend};
+use crate::engine::uring::{Uring, UringConfig};
+use crate::engine::{probe, sys, Backend};
 use crate::worker::mailbox::{mailbox, Outbox};
 use crate::worker::{self, Msg, Shared, WorkerSetup};
 use std::io;
@@ -23,9 +24,25 @@ pub const FRONT_TAG: u32 = 1;
 pub struct Server {
     pub admin_addr: SocketAddr,
     pub front_addr: SocketAddr,
+    /// The engine the workers run on: "epoll" or "io_uring".
+    pub engine: &'static str,
     outboxes: Vec<Outbox<Msg>>,
     threads: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
+}
+
+/// The engine to run: io_uring only when configured and the kernel passes the probe.
+fn choose_engine(config: &Config) -> EngineKind {
+    match config.server.engine {
+        EngineKind::Epoll => EngineKind::Epoll,
+        EngineKind::IoUring => match probe::uring_available() {
+            Ok(()) => EngineKind::IoUring,
+            Err(reason) => {
+                log::warn!("io_uring unavailable: {reason}; using epoll");
+                EngineKind::Epoll
+            }
+        },
+    }
 }
 
 /// Binds one listener per worker on `addr`; port 0 is resolved by the first bind and reused.
@@ -40,42 +57,62 @@ fn bind_all(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<TcpLi
 }
 
 impl Server {
-    /// Binds every listener and starts the workers. Returns once they are accepting.
+    /// Binds every listener and starts the workers on the configured engine (io_uring falls back
+    /// to epoll, with one log line, where the kernel does not offer what it needs).
     pub fn start(config: Config) -> io::Result<Server> {
         let threads = config.server.threads.max(1);
+        match choose_engine(&config) {
+            EngineKind::IoUring => {
+                // Each worker's table holds its share of the connection limit plus room for the
+                // uneven spread SO_REUSEPORT gives.
+                let share = config.server.max_connections / threads;
+                let capacity = (share + share / 8 + 1024).min(u32::MAX as usize) as u32;
+                let backends = (0..threads)
+                    .map(|_| Uring::new(UringConfig::new(capacity)))
+                    .collect::<io::Result<Vec<_>>>()?;
+                Server::start_with(config, backends, "io_uring")
+            }
+            EngineKind::Epoll => {
+                let backends = (0..threads)
+                    .map(|_| Epoll::new())
+                    .collect::<io::Result<Vec<_>>>()?;
+                Server::start_with(config, backends, "epoll")
+            }
+        }
+    }
+
+    /// Starts one worker per backend.
+    fn start_with<B: Backend + Send + 'static>(
+        config: Config,
+        backends: Vec<B>,
+        engine: &'static str,
+    ) -> io::Result<Server> {
+        let threads = backends.len();
         let (admin_addr, admin_listeners) = bind_all(config.admin.listen, threads)?;
         let (front_addr, front_listeners) = bind_all(config.front.listen, threads)?;
         let shared = Arc::new(Shared::new(config, threads));
-        let mut backends = Vec::with_capacity(threads);
         let mut outboxes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
-        for _ in 0..threads {
-            let backend = Epoll::new()?;
+        for backend in &backends {
             let (outbox, inbox) = mailbox::<Msg>(backend.waker());
-            backends.push(backend);
             outboxes.push(outbox);
             inboxes.push(inbox);
         }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::with_capacity(threads);
         let listeners = admin_listeners.into_iter().zip(front_listeners);
-        for (id, ((backend, inbox), (admin, front))) in
+        for (id, ((mut backend, inbox), (admin, front))) in
             backends.into_iter().zip(inboxes).zip(listeners).enumerate()
         {
-            let mut backend = backend;
-            backend.listen(admin, ADMIN_TAG)?;
-            backend.listen(front, FRONT_TAG)?;
+            backend.listen(admin, ADMIN_TAG, true)?;
+            backend.listen(front, FRONT_TAG, false)?;
             let setup = WorkerSetup {
                 id,
                 inbox,
                 peers: outboxes.clone(),
                 shared: Arc::clone(&shared),
             };
-            let core = if cores.is_empty() {
-                None
-            } else {
-                Some(cores[id % cores.len()])
-            };
+            let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
             let handle = std::thread::Builder::new()
                 .name(format!("rcomet-w{id}"))
                 .spawn(move || {
@@ -89,6 +126,7 @@ impl Server {
         Ok(Server {
             admin_addr,
             front_addr,
+            engine,
             outboxes,
             threads: handles,
             shared,
@@ -202,18 +240,20 @@ pub fn run(startup: Startup) -> i32 {
         }
     };
     log::info!(
-        "rcomet {} ready: admin={} front={} workers={} engine=epoll",
+        "rcomet {} ready: admin={} front={} workers={} engine={}",
         env!("CARGO_PKG_VERSION"),
         server.admin_addr,
         server.front_addr,
-        threads
+        threads,
+        server.engine
     );
     // The ready line on stdout is what scripts and tests wait for, whatever the log output is.
     println!(
-        "rcomet ready admin={} front={} pid={}",
+        "rcomet ready admin={} front={} pid={} engine={}",
         server.admin_addr,
         server.front_addr,
-        std::process::id()
+        std::process::id(),
+        server.engine
     );
     loop {
         if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(500)) {

@@ -6,11 +6,13 @@
 
 mod engine_support;
 
-use engine_support::{pattern, Client, Cmd, Event, Server, Stats};
+use engine_support::{pattern, Client, Cmd, Event, Server, Stats, LISTENER_TAG, PEER_LISTENER_TAG};
 use rcomet::engine::epoll::Epoll;
 use rcomet::engine::probe::uring_available;
 use rcomet::engine::uring::{Uring, UringConfig};
-use rcomet::engine::ConnId;
+use rcomet::engine::{ConnId, Token};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 /// Larger than a loopback socket's send plus receive buffers (4 MiB each at most here), so a
@@ -19,14 +21,18 @@ const BIG: usize = 12 * 1024 * 1024;
 /// Long enough for bytes that were going to arrive to arrive, when a test shows an absence.
 const QUIET: Duration = Duration::from_millis(300);
 
-fn epoll_server() -> Server {
-    Server::start(Epoll::new)
+/// An epoll server; with `peer_listener`, it also listens on a port that wants peer addresses.
+fn epoll_server(peer_listener: bool) -> Server {
+    Server::start_with(Epoll::new, peer_listener)
 }
 
 /// A uring server, or `None` (with the reason printed) when io_uring is unavailable.
-fn uring_server(config: UringConfig) -> Option<Server> {
+fn uring_server(config: UringConfig, peer_listener: bool) -> Option<Server> {
     match uring_available() {
-        Ok(()) => Some(Server::start(move || Uring::new(config))),
+        Ok(()) => Some(Server::start_with(
+            move || Uring::new(config),
+            peer_listener,
+        )),
         Err(reason) => {
             eprintln!("skipping io_uring test: {reason}");
             None
@@ -49,17 +55,17 @@ fn assert_clean(stats: &Stats) {
     assert!(stats.violations.is_empty(), "{:?}", stats.violations);
 }
 
-/// One test per backend for each body.
+/// One test per backend for each body; the servers get the peer listener when asked.
 macro_rules! on_both_backends {
-    ($($body:ident),* $(,)?) => {$(
+    (peer_listener: $peer:expr; $($body:ident),* $(,)?) => {$(
         mod $body {
             #[test]
             fn epoll() {
-                super::$body(super::epoll_server());
+                super::$body(super::epoll_server($peer));
             }
             #[test]
             fn uring() {
-                if let Some(server) = super::uring_server(super::uring_defaults()) {
+                if let Some(server) = super::uring_server(super::uring_defaults(), $peer) {
                     super::$body(server);
                 }
             }
@@ -68,6 +74,12 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    peer_listener: true;
+    a_listener_that_wants_peers_reports_each_client_address,
+);
+
+on_both_backends!(
+    peer_listener: false;
     accepts_echoes_and_sees_the_peer_close,
     a_large_response_goes_pending_then_writable,
     pause_holds_input_until_resume,
@@ -196,6 +208,62 @@ fn bursts_from_many_clients_arrive_whole_and_in_order(server: Server) {
     assert_clean(&server.stats());
 }
 
+/// The `Accepted` events of `tokens` (listener tag and peer), in any order.
+fn accepted_events(server: &Server, tokens: &[Token]) -> HashMap<Token, (u32, Option<SocketAddr>)> {
+    let mut seen = HashMap::new();
+    while seen.len() < tokens.len() {
+        let event = server.expect(
+            "accept",
+            |e| matches!(e, Event::Accepted { token, .. } if tokens.contains(token)),
+        );
+        if let Event::Accepted {
+            token,
+            listener,
+            peer,
+            ..
+        } = event
+        {
+            seen.insert(token, (listener, peer));
+        }
+    }
+    seen
+}
+
+fn a_listener_that_wants_peers_reports_each_client_address(server: Server) {
+    let peer_listener = server.peer_addr.expect("peer listener");
+    let from_ip = |ip: Ipv4Addr| Client::connect_from(IpAddr::V4(ip), peer_listener);
+    for ip in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST] {
+        let mut client = from_ip(ip);
+        let (token, _) = client.id();
+        let seen = accepted_events(&server, &[token]);
+        let want = client.local_addr();
+        assert_eq!(want.ip(), IpAddr::V4(ip));
+        assert_eq!(seen.get(&token), Some(&(PEER_LISTENER_TAG, Some(want))));
+        client.echo("served");
+    }
+    // A burst larger than any accept window: every connection still comes with its address.
+    let mut burst: Vec<Client> = (0..24u8)
+        .map(|i| from_ip(Ipv4Addr::new(127, 0, 0, 2 + i % 3)))
+        .collect();
+    let tokens: Vec<Token> = burst.iter_mut().map(|c| c.id().0).collect();
+    let seen = accepted_events(&server, &tokens);
+    for (client, token) in burst.iter_mut().zip(&tokens) {
+        let want = (PEER_LISTENER_TAG, Some(client.local_addr()));
+        assert_eq!(seen.get(token), Some(&want));
+        client.echo("burst");
+    }
+    // The plain listener keeps working; whatever peer it reports must be the real one.
+    let (mut plain, token, _) = server.connect_with_id();
+    let seen = accepted_events(&server, &[token]);
+    let (listener, peer) = seen.get(&token).copied().expect("plain accept");
+    assert_eq!(listener, LISTENER_TAG);
+    if let Some(peer) = peer {
+        assert_eq!(peer, plain.local_addr());
+    }
+    plain.echo("plain");
+    assert_clean(&server.stats());
+}
+
 /// Opens `count` connections one after the other (each proven by an echo), echoes on all of them
 /// again, then closes them all. Returns the connection ids the server saw.
 fn holds_many_connections(server: &Server, count: usize) -> Vec<ConnId> {
@@ -219,7 +287,7 @@ fn holds_many_connections(server: &Server, count: usize) -> Vec<ConnId> {
 
 #[test]
 fn epoll_holds_more_connections_than_a_small_table() {
-    let server = epoll_server();
+    let server = epoll_server(false);
     let seen = holds_many_connections(&server, 200);
     assert_eq!(seen.len(), 200);
 }
@@ -231,7 +299,7 @@ fn uring_holds_more_connections_than_a_small_table() {
         accept_headroom: 16,
         ..UringConfig::new(256)
     };
-    let Some(server) = uring_server(config) else {
+    let Some(server) = uring_server(config, false) else {
         return;
     };
     let seen = holds_many_connections(&server, 200);
@@ -255,7 +323,7 @@ fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
         accept_headroom: 2,
         ..UringConfig::new(8)
     };
-    let Some(server) = uring_server(config) else {
+    let Some(server) = uring_server(config, false) else {
         return;
     };
     let mut held: Vec<Client> = (0..8)
@@ -289,4 +357,43 @@ fn uring_sizes_its_tables_for_the_capacity() {
     };
     let backend = Uring::new(config).expect("uring");
     assert_eq!((backend.tables(), backend.capacity()), (3, 250));
+}
+
+#[test]
+fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
+    // A headroom above the capacity keeps multishot accepts off: every accept, on either
+    // listener, reserves its slot, so a burst larger than the backend must wait, not be dropped.
+    let config = UringConfig {
+        table_size: Some(4),
+        accept_headroom: 64,
+        ..UringConfig::new(8)
+    };
+    let Some(server) = uring_server(config, true) else {
+        return;
+    };
+    let peer_listener = server.peer_addr.expect("peer listener");
+    let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    // Twice the capacity, half on each listener: only eight can be held at once.
+    let clients: Vec<Client> = (0..16)
+        .map(|i| {
+            if i % 2 == 0 {
+                Client::connect_from(local, peer_listener)
+            } else {
+                server.connect()
+            }
+        })
+        .collect();
+    server.await_stats("a full backend", |s| s.accepted == 8);
+    let mut late = server.connect();
+    assert!(late.silent_for(QUIET), "accepted past the capacity");
+    assert_eq!(server.stats().accepted, 8);
+    // Closing the clients frees slots for the waiting ones. None of them was dropped by the
+    // kernel, so every one is accepted (and then seen closing); the harness checks that each
+    // peer-listener connection came with its address.
+    drop(clients);
+    drop(late);
+    let stats = server.await_stats("every client accepted and closed", |s| {
+        s.accepted == 17 && s.live == 0
+    });
+    assert_clean(&stats);
 }

@@ -174,7 +174,8 @@ impl Epoll {
 }
 
 impl Backend for Epoll {
-    fn listen(&mut self, listener: TcpListener, tag: u32) -> io::Result<()> {
+    /// Every accept returns the peer address here, so `want_peer` changes nothing.
+    fn listen(&mut self, listener: TcpListener, tag: u32, _want_peer: bool) -> io::Result<()> {
         listener.set_nonblocking(true)?;
         let index = self.listeners.len();
         self.ctl(

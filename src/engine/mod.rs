@@ -73,7 +73,9 @@ pub enum ReadControl {
 /// One event reported by [`Backend::wait`].
 #[derive(Debug)]
 pub enum Completion<'a> {
-    /// A new connection arrived on the listener registered with `listener` as its tag.
+    /// A new connection arrived on the listener registered with `listener` as its tag. `peer` is
+    /// the client's address; it is always known when the listener was registered with `want_peer`
+    /// (see [`Backend::listen`]), and may be `None` otherwise.
     Accepted {
         listener: u32,
         conn: ConnId,
@@ -103,8 +105,15 @@ pub enum Flush {
 
 /// The small interface every engine backend implements. Everything about HTTP and comet lives above.
 pub trait Backend {
-    /// Watches a listening socket; accepted connections are reported with `tag`.
-    fn listen(&mut self, listener: std::net::TcpListener, tag: u32) -> io::Result<()>;
+    /// Watches a listening socket; accepted connections are reported with `tag`. With `want_peer`
+    /// every [`Completion::Accepted`] of this listener carries the client's address (epoll always
+    /// knows it; io_uring then accepts one connection per operation, which costs some throughput).
+    fn listen(
+        &mut self,
+        listener: std::net::TcpListener,
+        tag: u32,
+        want_peer: bool,
+    ) -> io::Result<()>;
     /// Starts watching an accepted connection under `token`.
     fn attach(&mut self, conn: ConnId, token: Token) -> io::Result<()>;
     /// Sends from `out` what the kernel takes now; what is sent (or, for io_uring, moved into a

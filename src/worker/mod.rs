@@ -209,7 +209,12 @@ impl State {
         }
         let mut conn = Conn::new(id, port);
         if port == Port::Admin {
-            let allowed = peer.is_some_and(|p| self.shared.config.admin.filter.allows(p.ip()));
+            let filter = &self.shared.config.admin.filter;
+            // Without a peer address only an open filter can let the connection in.
+            let allowed = match peer {
+                Some(p) => filter.allows(p.ip()),
+                None => *filter == crate::config::IpFilter::default(),
+            };
             if allowed {
                 conn.set(flags::ADMIN_ALLOWED);
             }

@@ -101,7 +101,9 @@ impl State {
             return;
         };
         conn.set(flags::CLOSE_AFTER_FLUSH);
-        if conn.out.as_ref().is_none_or(|o| o.is_empty()) {
+        // `out` is dropped only when the backend reports everything sent (for io_uring: the send
+        // completed), so `None` is the one safe moment to close.
+        if conn.out.is_none() {
             self.close(token);
         } else {
             self.mark_dirty(token);
@@ -131,7 +133,7 @@ impl State {
             return;
         };
         conn.set(flags::PEER_CLOSED);
-        let has_output = conn.out.as_ref().is_some_and(|o| !o.is_empty());
+        let has_output = conn.out.is_some();
         match conn.phase {
             Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
             // An admin request is running on another core: answer it, then close.

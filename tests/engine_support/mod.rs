@@ -3,7 +3,9 @@
 //! accepted connections after `wait` returns, queues output in an `OutQueue` per connection,
 //! flushes once per turn, flushes again on `Writable`, pauses and resumes reading, and closes.
 //! It records every contract violation it sees (a completion for a token that is not live, data
-//! while paused) so tests can assert there were none.
+//! while paused, a connection from the peer listener without its peer address) so tests can assert
+//! there were none. Besides its plain listener it can listen on a second port that asks the backend
+//! for peer addresses (`want_peer`).
 //!
 //! Commands, one per line: `echo TEXT`, `big N` (N pattern bytes then `\n`), `bigclose N` (the same,
 //! closed right after the first flush), `pause`, `close`, `id` (answers `slot generation conn`).
@@ -16,14 +18,17 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use rcomet::engine::sys::EventFd;
 use rcomet::engine::{Backend, Completion, ConnId, Flush, OutQueue, ReadControl, Token};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How long a test waits for anything before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
-const LISTENER_TAG: u32 = 7;
+/// Tag of the plain listener (registered without `want_peer`).
+pub const LISTENER_TAG: u32 = 7;
+/// Tag of the listener registered with `want_peer`.
+pub const PEER_LISTENER_TAG: u32 = 8;
 
 /// The byte at offset `i` of a `big` response.
 pub fn pattern(i: usize) -> u8 {
@@ -42,13 +47,30 @@ pub enum Cmd {
 /// What the server tells the test as it happens.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    Accepted { token: Token, conn: ConnId },
-    Refused { conn: ConnId },
-    Paused { token: Token },
-    BigPending { token: Token },
-    BigDone { token: Token },
-    PeerClosed { token: Token },
-    Closed { token: Token },
+    Accepted {
+        token: Token,
+        conn: ConnId,
+        listener: u32,
+        peer: Option<SocketAddr>,
+    },
+    Refused {
+        conn: ConnId,
+    },
+    Paused {
+        token: Token,
+    },
+    BigPending {
+        token: Token,
+    },
+    BigDone {
+        token: Token,
+    },
+    PeerClosed {
+        token: Token,
+    },
+    Closed {
+        token: Token,
+    },
 }
 
 #[derive(Clone, Debug, Default)]
@@ -62,7 +84,10 @@ pub struct Stats {
 }
 
 pub struct Server {
+    /// The plain listener.
     pub addr: SocketAddr,
+    /// The listener that wants peer addresses, when the server has one.
+    pub peer_addr: Option<SocketAddr>,
     cmds: Sender<Cmd>,
     events: Receiver<Event>,
     waker: Arc<EventFd>,
@@ -70,26 +95,49 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts a server thread whose backend `make` builds (on that thread).
+    /// Starts a server thread whose backend `make` builds (on that thread), with the plain
+    /// listener only.
     pub fn start<B, F>(make: F) -> Server
+    where
+        B: Backend,
+        F: FnOnce() -> io::Result<B> + Send + 'static,
+    {
+        Server::start_with(make, false)
+    }
+
+    /// As [`Server::start`]; with `peer_listener`, also listens on `peer_addr` with `want_peer`.
+    pub fn start_with<B, F>(make: F, peer_listener: bool) -> Server
     where
         B: Backend,
         F: FnOnce() -> io::Result<B> + Send + 'static,
     {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local addr");
+        let peer_listener =
+            peer_listener.then(|| TcpListener::bind("127.0.0.1:0").expect("bind peer listener"));
+        let peer_addr = peer_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("local addr"));
         let (cmd_tx, cmd_rx) = unbounded();
         let (event_tx, event_rx) = unbounded();
         let (waker_tx, waker_rx) = unbounded();
         let thread = std::thread::spawn(move || {
             let mut backend = make().expect("backend");
             waker_tx.send(backend.waker()).expect("waker");
-            backend.listen(listener, LISTENER_TAG).expect("listen");
+            backend
+                .listen(listener, LISTENER_TAG, false)
+                .expect("listen");
+            if let Some(peer_listener) = peer_listener {
+                backend
+                    .listen(peer_listener, PEER_LISTENER_TAG, true)
+                    .expect("listen with peer");
+            }
             serve(backend, cmd_rx, event_tx);
         });
         let waker = waker_rx.recv_timeout(PATIENCE).expect("server started");
         Server {
             addr,
+            peer_addr,
             cmds: cmd_tx,
             events: event_rx,
             waker,
@@ -178,12 +226,31 @@ pub struct Client {
 
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Client::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// Connects from source address `local` (any port), e.g. another loopback address.
+    pub fn connect_from(local: IpAddr, addr: SocketAddr) -> Client {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+        socket
+            .bind(&SockAddr::from(SocketAddr::new(local, 0)))
+            .expect("bind client");
+        socket.connect(&SockAddr::from(addr)).expect("connect");
+        Client::from_stream(socket.into())
+    }
+
+    fn from_stream(stream: TcpStream) -> Client {
         stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
         stream.set_write_timeout(Some(PATIENCE)).expect("timeout");
         Client {
             reader: BufReader::new(stream),
         }
+    }
+
+    /// The client's own address (what the server should see as the peer).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.get_ref().local_addr().expect("local addr")
     }
 
     pub fn send(&mut self, text: &str) {
@@ -274,6 +341,13 @@ struct Conn {
     big_reported: bool,
 }
 
+/// A connection reported by `wait`, attached (or refused) after the turn.
+struct Accepted {
+    conn: ConnId,
+    listener: u32,
+    peer: Option<SocketAddr>,
+}
+
 struct Harness {
     slots: Vec<Conn>,
     generations: Vec<u32>,
@@ -297,8 +371,8 @@ fn serve<B: Backend>(mut backend: B, cmds: Receiver<Cmd>, events: Sender<Event>)
         backend
             .wait(None, &mut |c| h.on_completion(c, &mut accepted))
             .expect("wait");
-        for conn in accepted {
-            h.accept(&mut backend, conn);
+        for a in accepted {
+            h.accept(&mut backend, a);
         }
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
@@ -325,15 +399,28 @@ impl Harness {
             .filter(|c| c.token == Some(token))
     }
 
-    fn on_completion(&mut self, c: Completion<'_>, accepted: &mut Vec<ConnId>) -> ReadControl {
+    fn on_completion(&mut self, c: Completion<'_>, accepted: &mut Vec<Accepted>) -> ReadControl {
         match c {
-            Completion::Accepted { listener, conn, .. } => {
-                if listener != LISTENER_TAG {
+            Completion::Accepted {
+                listener,
+                conn,
+                peer,
+            } => {
+                if listener != LISTENER_TAG && listener != PEER_LISTENER_TAG {
                     self.stats
                         .violations
                         .push(format!("listener tag {listener}"));
                 }
-                accepted.push(conn);
+                if listener == PEER_LISTENER_TAG && peer.is_none() {
+                    self.stats
+                        .violations
+                        .push(format!("no peer address for {conn:?}"));
+                }
+                accepted.push(Accepted {
+                    conn,
+                    listener,
+                    peer,
+                });
             }
             Completion::Data { token, bytes } => {
                 let Some(conn) = self.live(token) else {
@@ -415,7 +502,12 @@ impl Harness {
         }
     }
 
-    fn accept<B: Backend>(&mut self, backend: &mut B, conn: ConnId) {
+    fn accept<B: Backend>(&mut self, backend: &mut B, accepted: Accepted) {
+        let Accepted {
+            conn,
+            listener,
+            peer,
+        } = accepted;
         self.stats.accepted += 1;
         self.stats.conns_seen.push(conn);
         if self.refuse > 0 {
@@ -449,7 +541,12 @@ impl Harness {
         if let Err(e) = backend.attach(conn, token) {
             self.stats.violations.push(format!("attach {conn:?}: {e}"));
         }
-        let _ = self.events.send(Event::Accepted { token, conn });
+        let _ = self.events.send(Event::Accepted {
+            token,
+            conn,
+            listener,
+            peer,
+        });
     }
 
     fn resume<B: Backend>(&mut self, backend: &mut B, token: Token) {

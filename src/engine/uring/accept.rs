@@ -12,10 +12,18 @@
 //! - when no table has a spare slot, nothing is armed and new connections wait in the kernel's
 //!   listen queue until a close frees a slot.
 //!
+//! A listener that wants peer addresses never gets a multishot accept (it cannot return one): it
+//! keeps a smaller window of single-shot accepts, each with its own address buffer. Those may share
+//! a ring with another listener's multishot accept; the headroom covers their reservations as it
+//! covers the end of the table, since spare slots count reserved ones as taken.
+//!
 //! Depends on: std only (the plan is pure; the backend carries it out).
 
 /// Single-shot accepts one listener keeps in flight when no ring has room for a multishot accept.
 pub(crate) const SINGLE_WINDOW: u32 = 16;
+/// Single-shot accepts a listener that wants peer addresses keeps in flight (each holds a slot
+/// reservation for as long as it waits, so the window stays small).
+pub(crate) const PEER_WINDOW: u32 = 8;
 
 /// A multishot accept and the ring it allocates descriptors in.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,6 +39,19 @@ pub(crate) struct AcceptState {
     pub multishot: Option<Multishot>,
     /// Single-shot accepts in flight, over all rings.
     pub singles: u32,
+    /// The listener reports peer addresses: single-shot accepts only, [`PEER_WINDOW`] of them.
+    pub want_peer: bool,
+}
+
+impl AcceptState {
+    /// Single-shot accepts this listener may keep in flight.
+    fn window(&self) -> u32 {
+        if self.want_peer {
+            PEER_WINDOW
+        } else {
+            SINGLE_WINDOW
+        }
+    }
 }
 
 /// One ring's room for accepts, as the plan sees it.
@@ -62,8 +83,13 @@ pub(crate) fn plan<'a>(
     out: &mut Vec<Action>,
 ) -> bool {
     let headroom = headroom.max(1);
-    let mut needy: Vec<(usize, u32)> = Vec::new();
+    // (listener, single-shot accepts in flight, window)
+    let mut needy: Vec<(usize, u32, u32)> = Vec::new();
     for (listener, state) in states.into_iter().enumerate() {
+        if state.want_peer {
+            needy.push((listener, state.singles, state.window()));
+            continue;
+        }
         if let Some(ms) = state.multishot {
             let Some(room) = rooms.get(ms.ring) else {
                 continue;
@@ -83,36 +109,34 @@ pub(crate) fn plan<'a>(
             out.push(Action::ArmMultishot { listener, ring });
             continue;
         }
-        needy.push((listener, state.singles));
+        needy.push((listener, state.singles, state.window()));
     }
-    // Single-shot accepts are handed out one per listener per round, so a nearly full backend
-    // still accepts on every port.
+    // Each spare slot goes to the listener with the fewest single-shot accepts in flight (the
+    // lowest index on a tie), so a nearly full backend still accepts on every port: an idle
+    // listener's waiting accepts cannot keep the slots freed one by one from a busy one.
     loop {
-        let mut progress = false;
-        for (listener, singles) in needy.iter_mut() {
-            if *singles >= SINGLE_WINDOW {
-                continue;
-            }
-            let free = rooms
-                .iter_mut()
-                .enumerate()
-                .find(|(_, room)| room.spare > headroom.saturating_mul(room.multishots));
-            let Some((ring, room)) = free else {
-                break;
-            };
-            room.spare -= 1;
-            *singles += 1;
-            progress = true;
-            out.push(Action::ArmSingle {
-                listener: *listener,
-                ring,
-            });
-        }
-        if !progress {
+        let next = needy
+            .iter_mut()
+            .filter(|(_, singles, window)| singles < window)
+            .min_by_key(|(_, singles, _)| *singles);
+        let Some((listener, singles, _)) = next else {
             break;
-        }
+        };
+        let free = rooms
+            .iter_mut()
+            .enumerate()
+            .find(|(_, room)| room.spare > headroom.saturating_mul(room.multishots));
+        let Some((ring, room)) = free else {
+            break;
+        };
+        room.spare -= 1;
+        *singles += 1;
+        out.push(Action::ArmSingle {
+            listener: *listener,
+            ring,
+        });
     }
-    needy.iter().any(|(_, singles)| *singles == 0)
+    needy.iter().any(|(_, singles, _)| *singles == 0)
 }
 
 /// The first ring with room for one more multishot accept, if any.
@@ -187,6 +211,7 @@ mod tests {
                 cancelling: false,
             }),
             singles: 0,
+            want_peer: false,
         };
         let (out, _) = run(&[armed], &mut [room(17, 1)], 0);
         assert!(out.is_empty());
@@ -204,6 +229,7 @@ mod tests {
                 cancelling: true,
             }),
             singles: 0,
+            want_peer: false,
         };
         let (out, _) = run(&[cancelling], &mut [room(3, 1)], 0);
         assert!(out.is_empty(), "a cancel is sent once");
@@ -235,11 +261,84 @@ mod tests {
         let busy = AcceptState {
             multishot: None,
             singles: SINGLE_WINDOW - 2,
+            want_peer: false,
         };
         let (out, _) = run(&[busy], &mut [room(10, 0)], 0);
         assert_eq!(out.len(), 2);
         let (out, starved) = run(&[AcceptState::default()], &mut [room(0, 0), room(0, 0)], 0);
         assert!(out.is_empty());
         assert!(starved);
+    }
+
+    #[test]
+    fn a_listener_that_wants_peers_gets_only_its_own_window_of_single_accepts() {
+        let peer = AcceptState {
+            want_peer: true,
+            ..AcceptState::default()
+        };
+        let mut rooms = [room(1000, 0)];
+        let (out, starved) = run(&[peer, AcceptState::default()], &mut rooms, 0);
+        assert!(!starved);
+        let singles = out
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::ArmSingle {
+                        listener: 0,
+                        ring: 0
+                    }
+                )
+            })
+            .count();
+        assert_eq!(singles, PEER_WINDOW as usize);
+        assert!(out
+            .iter()
+            .all(|a| !matches!(a, Action::ArmMultishot { listener: 0, .. })));
+        assert!(out.contains(&Action::ArmMultishot {
+            listener: 1,
+            ring: 0
+        }));
+        assert_eq!(rooms[0].spare, 1000 - PEER_WINDOW);
+        let topped = AcceptState {
+            singles: PEER_WINDOW - 1,
+            ..peer
+        };
+        let (out, _) = run(&[topped], &mut [room(1000, 0)], 0);
+        assert_eq!(out.len(), 1);
+        let (out, starved) = run(&[peer], &mut [room(0, 0)], 0);
+        assert!(out.is_empty() && starved, "a full table arms nothing");
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_listener_with_the_fewest_accepts_in_flight() {
+        let hoarding = AcceptState {
+            singles: 7,
+            ..AcceptState::default()
+        };
+        let waiting = AcceptState {
+            want_peer: true,
+            ..AcceptState::default()
+        };
+        let (out, starved) = run(&[hoarding, waiting], &mut [room(1, 0)], 0);
+        assert_eq!(
+            out,
+            vec![Action::ArmSingle {
+                listener: 1,
+                ring: 0
+            }]
+        );
+        assert!(!starved);
+        let (out, _) = run(&[hoarding, waiting], &mut [room(9, 0)], 0);
+        let count = |l| {
+            out.iter()
+                .filter(|a| matches!(a, Action::ArmSingle { listener, .. } if *listener == l))
+                .count()
+        };
+        assert_eq!(
+            (count(0), count(1)),
+            (1, 8),
+            "levelled first, each within its window"
+        );
     }
 }

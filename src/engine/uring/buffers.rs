@@ -1,12 +1,16 @@
 //! Memory the kernel reads or writes while an operation is in flight, owned here until the
 //! operation's completion arrives: a per-worker pool of receive buffers (idle connections own
-//! none) and the records of sends in flight (the queued bytes moved out of the worker's queue, plus
-//! the msghdr and iovecs that describe them).
+//! none), the records of sends in flight (the queued bytes moved out of the worker's queue, plus
+//! the msghdr and iovecs that describe them) and the address buffers of accepts that return the
+//! peer's address.
 //!
-//! Depends on: engine (ConnId, OutQueue), libc.
+//! Depends on: engine (ConnId, OutQueue, sys), libc.
 
 use crate::engine::out::MAX_IOVECS;
+use crate::engine::sys::sockaddr_to_std;
 use crate::engine::{ConnId, OutQueue};
+use std::cell::UnsafeCell;
+use std::net::SocketAddr;
 
 /// Receive buffers of one worker. Each buffer is its own allocation, so lending one to the worker
 /// never creates a reference to memory the kernel may be writing for another receive.
@@ -114,15 +118,89 @@ impl SendRecord {
     }
 }
 
-/// Send records in flight, indexed by the number carried in their operation's user data.
-#[derive(Default)]
-pub(crate) struct SendSlab {
-    records: Vec<Option<Box<SendRecord>>>,
+/// Where an accept that asks for the peer has the kernel write the client's address.
+///
+/// INVARIANT: while the accept is in flight the record stays boxed at the same address and only
+/// the kernel touches `raw` (it sits in an `UnsafeCell`, so references to the record say nothing
+/// about it); `raw` is read only after the completion arrived.
+pub(crate) struct PeerAddr {
+    /// Index of the listener the accept waits on.
+    pub listener: u32,
+    /// The ring the accept was submitted to.
+    pub ring: usize,
+    raw: UnsafeCell<RawAddr>,
+}
+
+/// The address and its length, as accept(2) fills them in.
+struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl PeerAddr {
+    pub fn new(listener: u32, ring: usize) -> Box<PeerAddr> {
+        Box::new(PeerAddr {
+            listener,
+            ring,
+            raw: UnsafeCell::new(RawAddr {
+                // SAFETY: sockaddr_storage is plain old data; all-zero is a valid (AF_UNSPEC)
+                // value.
+                storage: unsafe { std::mem::zeroed() },
+                len: std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+            }),
+        })
+    }
+
+    /// The address and length-in/out pointers an accept operation takes.
+    pub fn as_accept_args(&self) -> (*mut libc::sockaddr, *mut libc::socklen_t) {
+        let raw = self.raw.get();
+        // SAFETY: `raw` points into this live record; only field addresses are taken, nothing is
+        // read or written.
+        unsafe {
+            (
+                std::ptr::addr_of_mut!((*raw).storage) as *mut libc::sockaddr,
+                std::ptr::addr_of_mut!((*raw).len),
+            )
+        }
+    }
+
+    /// The address the kernel wrote (`None` when it wrote nothing usable).
+    ///
+    /// # Safety
+    /// No accept using this record's buffer may be in flight: its completion must have arrived.
+    pub unsafe fn peer(&self) -> Option<SocketAddr> {
+        // SAFETY: the caller guarantees the kernel no longer writes `raw`.
+        let raw = unsafe { &*self.raw.get() };
+        if raw.len == 0 {
+            return None;
+        }
+        sockaddr_to_std(&raw.storage)
+    }
+}
+
+/// Records of operations in flight, each boxed (it never moves while the kernel uses it) and
+/// indexed by the number carried in its operation's user data.
+pub(crate) struct Slab<T> {
+    records: Vec<Option<Box<T>>>,
     free: Vec<u32>,
 }
 
-impl SendSlab {
-    pub fn insert(&mut self, record: Box<SendRecord>) -> u32 {
+/// Send records in flight.
+pub(crate) type SendSlab = Slab<SendRecord>;
+/// Address buffers of accepts in flight.
+pub(crate) type PeerAddrs = Slab<PeerAddr>;
+
+impl<T> Default for Slab<T> {
+    fn default() -> Slab<T> {
+        Slab {
+            records: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn insert(&mut self, record: Box<T>) -> u32 {
         if let Some(index) = self.free.pop() {
             if let Some(entry) = self.records.get_mut(index as usize) {
                 *entry = Some(record);
@@ -133,12 +211,12 @@ impl SendSlab {
         (self.records.len() - 1) as u32
     }
 
-    pub fn get_mut(&mut self, index: u32) -> Option<&mut SendRecord> {
+    pub fn get_mut(&mut self, index: u32) -> Option<&mut T> {
         self.records.get_mut(index as usize)?.as_deref_mut()
     }
 
-    /// Removes a record whose send completed for good.
-    pub fn remove(&mut self, index: u32) -> Option<Box<SendRecord>> {
+    /// Removes a record whose operation completed for good.
+    pub fn remove(&mut self, index: u32) -> Option<Box<T>> {
         let record = self.records.get_mut(index as usize)?.take()?;
         self.free.push(index);
         Some(record)
@@ -146,6 +224,14 @@ impl SendSlab {
 
     pub fn in_flight(&self) -> usize {
         self.records.len() - self.free.len()
+    }
+
+    /// Every record in flight with its index.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.records
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i as u32, r.as_deref()?)))
     }
 }
 
@@ -191,5 +277,41 @@ mod tests {
         let again = slab.insert(SendRecord::new(ConnId(8), 1, OutQueue::new()));
         assert_eq!(again, first);
         assert_eq!(slab.in_flight(), 1);
+    }
+
+    #[test]
+    fn peer_address_buffers_decode_what_the_kernel_wrote() {
+        let mut addrs = PeerAddrs::default();
+        let record = PeerAddr::new(3, 1);
+        // SAFETY: the record was never handed to the kernel.
+        let before = unsafe { record.peer() };
+        assert_eq!(before, None, "nothing written yet");
+        let (addr, len) = record.as_accept_args();
+        let written: SocketAddr = "127.0.0.2:4567".parse().expect("addr");
+        let raw = socket2::SockAddr::from(written);
+        // SAFETY: both pointers point into `record`, which is alive; the copy stays within the
+        // sockaddr_storage the address pointer names.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr() as *const u8,
+                addr as *mut u8,
+                raw.len() as usize,
+            );
+            *len = raw.len();
+        }
+        // SAFETY: as above; only this test wrote the buffer.
+        let after = unsafe { record.peer() };
+        assert_eq!(after, Some(written));
+        let index = addrs.insert(record);
+        assert_eq!(
+            addrs
+                .iter()
+                .map(|(i, r)| (i, r.listener))
+                .collect::<Vec<_>>(),
+            vec![(index, 3)]
+        );
+        assert_eq!(addrs.remove(index).map(|r| r.ring), Some(1));
+        assert_eq!(addrs.in_flight(), 0);
+        assert_eq!(addrs.iter().count(), 0);
     }
 }

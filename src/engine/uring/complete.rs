@@ -10,11 +10,20 @@ use super::Uring;
 use crate::engine::{Completion, ConnId, ReadControl};
 use io_uring::cqueue;
 use std::io;
+use std::net::SocketAddr;
 
 /// Completion batches taken from one ring per turn before the other rings get their turn.
 const BATCHES_PER_TURN: usize = 4;
 
 type Handler<'h> = &'h mut dyn FnMut(Completion<'_>) -> ReadControl;
+
+/// Which accept completed, and the peer address it returned (only accepts with an address buffer
+/// return one).
+struct AcceptDone {
+    listener: usize,
+    multishot: bool,
+    peer: Option<SocketAddr>,
+}
 
 impl Uring {
     /// Handles every completion waiting on ring `ring`.
@@ -56,7 +65,36 @@ impl Uring {
             Some(Op::Accept {
                 listener,
                 multishot,
-            }) => self.on_accept(ring, listener as usize, multishot, res, more, handler),
+            }) => {
+                let accept = AcceptDone {
+                    listener: listener as usize,
+                    multishot,
+                    peer: None,
+                };
+                self.on_accept(ring, accept, res, more, handler)
+            }
+            Some(Op::AcceptPeer { addr }) => {
+                // The kernel is done with the address buffer: it can go.
+                let Some(record) = self.peer_addrs.remove(addr) else {
+                    log::error!("accept completion for unknown address buffer {addr}");
+                    return;
+                };
+                let peer = if res >= 0 {
+                    // SAFETY: this is the accept's completion: the kernel is done with the record.
+                    unsafe { record.peer() }
+                } else {
+                    None
+                };
+                if res >= 0 && peer.is_none() {
+                    log::warn!("accepted a connection without a usable peer address");
+                }
+                let accept = AcceptDone {
+                    listener: record.listener as usize,
+                    multishot: false,
+                    peer,
+                };
+                self.on_accept(ring, accept, res, more, handler)
+            }
             Some(Op::Poll { conn, generation }) => self.on_poll(conn, generation, res, more),
             Some(Op::Recv { buffer }) => self.on_recv(buffer, res, flags, handler),
             Some(Op::Send { record }) => self.on_send(record, res, handler),
@@ -81,12 +119,16 @@ impl Uring {
     fn on_accept(
         &mut self,
         ring: usize,
-        listener: usize,
-        multishot: bool,
+        accept: AcceptDone,
         res: i32,
         more: bool,
         handler: Handler<'_>,
     ) {
+        let AcceptDone {
+            listener,
+            multishot,
+            peer,
+        } = accept;
         let (Some(l), Some(r)) = (self.listeners.get_mut(listener), self.rings.get_mut(ring))
         else {
             return;
@@ -132,7 +174,7 @@ impl Uring {
         handler(Completion::Accepted {
             listener: tag,
             conn,
-            peer: None,
+            peer,
         });
     }
 

@@ -1,10 +1,13 @@
 //! The listeners of the uring backend and how their accepts are armed, moved and cancelled: the
 //! backend carries out the plan of `accept` against the real tables, and cancels every accept when
-//! it stops listening.
+//! it stops listening. A single-shot accept on a listener that wants peer addresses gets an address
+//! buffer (`buffers::PeerAddr`) that lives until its completion, whether it accepted or was
+//! cancelled.
 //!
 //! Depends on: engine::uring internals, io-uring, libc.
 
 use super::accept::{self, AcceptState, Action, Multishot, Room};
+use super::buffers::PeerAddr;
 use super::user_data::Op;
 use super::Uring;
 use io_uring::types::{CancelBuilder, DestinationSlot, Fd};
@@ -70,12 +73,15 @@ impl Uring {
             | Action::ArmSingle { listener, ring }
             | Action::CancelMultishot { listener, ring } => (listener, ring),
         };
-        let fd = self
+        let (fd, want_peer) = self
             .listeners
             .get(listener)
-            .and_then(|l| l.socket.as_ref())
-            .map(AsRawFd::as_raw_fd)
+            .and_then(|l| Some((l.socket.as_ref()?.as_raw_fd(), l.accept.want_peer)))
             .ok_or_else(|| io::Error::other("listener closed"))?;
+        if want_peer && matches!(action, Action::ArmSingle { .. }) {
+            self.arm_peer_accept(listener, ring, fd)?;
+            return Ok(());
+        }
         let word = |multishot| {
             Op::Accept {
                 listener: listener as u32,
@@ -126,6 +132,33 @@ impl Uring {
         Ok(())
     }
 
+    /// Arms a single-shot accept on listener `listener` (socket `fd`) that writes the peer address
+    /// into a buffer of its own, reserving a slot on ring `ring` like every single-shot accept.
+    fn arm_peer_accept(&mut self, listener: usize, ring: usize, fd: i32) -> io::Result<()> {
+        let id = self.peer_addrs.insert(PeerAddr::new(listener as u32, ring));
+        let (addr, len) = self
+            .peer_addrs
+            .get_mut(id)
+            .map(|record| record.as_accept_args())
+            .ok_or_else(|| io::Error::other("address buffer vanished"))?;
+        let entry = opcode::Accept::new(Fd(fd), addr, len)
+            .file_index(Some(DestinationSlot::auto_target()))
+            .build()
+            .user_data(Op::AcceptPeer { addr: id }.encode());
+        // SAFETY: the address buffer is boxed in `self.peer_addrs` and removed only when this
+        // accept's completion arrives (or, at drop, after the kernel gave it back); the kernel
+        // holds its own reference to the listening socket while the accept is armed.
+        if let Err(e) = unsafe { self.push(ring, &entry) } {
+            self.peer_addrs.remove(id);
+            return Err(e);
+        }
+        if let (Some(l), Some(r)) = (self.listeners.get_mut(listener), self.rings.get_mut(ring)) {
+            r.table.reserved += 1;
+            l.accept.singles += 1;
+        }
+        Ok(())
+    }
+
     /// Cancels every accept in flight and closes the listening sockets.
     pub(super) fn cancel_accepts(&mut self) {
         for l in 0..self.listeners.len() {
@@ -142,7 +175,8 @@ impl Uring {
                 ms.cancelling = true;
                 ms.ring
             });
-            let singles = listener.accept.singles > 0;
+            // (A listener that wants peers has only accepts with address buffers, cancelled below.)
+            let singles = listener.accept.singles > 0 && !listener.accept.want_peer;
             let word = |multishot| {
                 Op::Accept {
                     listener: l as u32,
@@ -161,6 +195,14 @@ impl Uring {
                         let builder = CancelBuilder::user_data(word(false)).all();
                         cancels.push((ring, opcode::AsyncCancel2::new(builder).build()));
                     }
+                }
+            }
+            // Accepts with an address buffer each carry their own user data: cancel them one by
+            // one. Their buffers stay in `peer_addrs` until the cancelled completions arrive.
+            for (id, addr) in self.peer_addrs.iter() {
+                if addr.listener as usize == l {
+                    let word = Op::AcceptPeer { addr: id }.encode();
+                    cancels.push((addr.ring, opcode::AsyncCancel::new(word).build()));
                 }
             }
             for (ring, entry) in cancels {

@@ -7,6 +7,8 @@
 //! - `Poll`, `Close`: slot generation (low 24 bits) in bits 32..56, [`ConnId`] in bits 0..32;
 //! - `Recv`: receive-buffer index; `Send`: send-record index;
 //! - `Accept`: multishot bit at bit 32, listener index in bits 0..32;
+//! - `AcceptPeer`: index of the address buffer of a single-shot accept that returns the peer (the
+//!   buffer's record names the listener);
 //! - `RingReady`: index of the ring whose completion queue became readable;
 //! - `Cancel`: nothing; `Waker`: the crate-wide [`Token::WAKER`] word (all ones).
 //!
@@ -26,6 +28,7 @@ const CLOSE: u64 = 4;
 const CANCEL: u64 = 5;
 const ACCEPT: u64 = 6;
 const RING_READY: u64 = 7;
+const ACCEPT_PEER: u64 = 8;
 const LOW_32: u64 = 0xffff_ffff;
 
 /// What a completion completes.
@@ -43,6 +46,8 @@ pub(crate) enum Op {
     Cancel,
     /// An accept on listener `listener`, multishot or single.
     Accept { listener: u32, multishot: bool },
+    /// A single-shot accept writing the peer address into the address buffer with this index.
+    AcceptPeer { addr: u32 },
     /// The poll, on the first ring, of another ring's file descriptor.
     RingReady { ring: u32 },
     /// The poll of the cross-core waker eventfd.
@@ -66,6 +71,7 @@ impl Op {
                 multishot,
             } => kind(ACCEPT) | (u64::from(multishot) << 32) | u64::from(listener),
             Op::RingReady { ring } => kind(RING_READY) | u64::from(ring),
+            Op::AcceptPeer { addr } => kind(ACCEPT_PEER) | u64::from(addr),
             Op::Waker => Token::WAKER,
         }
     }
@@ -94,6 +100,7 @@ impl Op {
                 multishot: (word >> 32) & 1 == 1,
             },
             RING_READY => Op::RingReady { ring: low },
+            ACCEPT_PEER => Op::AcceptPeer { addr: low },
             _ => return None,
         })
     }
@@ -131,6 +138,8 @@ mod tests {
                 multishot: false,
             },
             Op::RingReady { ring: 49 },
+            Op::AcceptPeer { addr: 0 },
+            Op::AcceptPeer { addr: 5 },
             Op::Waker,
         ];
         let words: Vec<u64> = ops.iter().map(|op| op.encode()).collect();
