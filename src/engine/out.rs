@@ -40,7 +40,13 @@ pub struct OutQueue {
     sent_in_front: usize,
     /// Unsent bytes over all segments.
     queued: usize,
+    /// An emptied owned buffer kept for the next owned segment, so a queue that is reused (the
+    /// worker pools them) appends without allocating.
+    spare: Vec<u8>,
 }
+
+/// Owned buffers up to this capacity are kept as the spare when they drain.
+const SPARE_MAX_CAPACITY: usize = 16 * 1024;
 
 impl OutQueue {
     pub fn new() -> OutQueue {
@@ -66,7 +72,8 @@ impl OutQueue {
             tail.extend_from_slice(bytes);
             return;
         }
-        let mut v = Vec::with_capacity(bytes.len().max(OWNED_MIN_CAPACITY));
+        let mut v = std::mem::take(&mut self.spare);
+        v.reserve(bytes.len().max(OWNED_MIN_CAPACITY));
         v.extend_from_slice(bytes);
         self.segments.push_back(Segment::Owned(v));
     }
@@ -134,7 +141,9 @@ impl OutQueue {
             let left = front.bytes().len() - self.sent_in_front;
             if n >= left {
                 n -= left;
-                self.segments.pop_front();
+                if let Some(seg) = self.segments.pop_front() {
+                    self.keep_spare(seg);
+                }
                 self.sent_in_front = 0;
             } else {
                 self.sent_in_front += n;
@@ -142,8 +151,20 @@ impl OutQueue {
             }
         }
         if self.queued == 0 {
-            self.segments.clear();
+            while let Some(seg) = self.segments.pop_front() {
+                self.keep_spare(seg);
+            }
             self.sent_in_front = 0;
+        }
+    }
+
+    /// Keeps a drained owned buffer as the spare if there is none yet and it is not large.
+    fn keep_spare(&mut self, seg: Segment) {
+        if let Segment::Owned(mut v) = seg {
+            if self.spare.capacity() == 0 && v.capacity() <= SPARE_MAX_CAPACITY {
+                v.clear();
+                self.spare = v;
+            }
         }
     }
 
@@ -158,6 +179,7 @@ impl OutQueue {
             segments: VecDeque::with_capacity(max_segments),
             sent_in_front: self.sent_in_front,
             queued: 0,
+            spare: Vec::new(),
         };
         let mut moved = 0;
         for _ in 0..max_segments {

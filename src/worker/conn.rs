@@ -111,10 +111,6 @@ impl Conn {
             + self.out.as_ref().map_or(0, |o| o.queued())
     }
 
-    /// The output queue, created on first use.
-    pub fn out(&mut self) -> &mut OutQueue {
-        self.out.get_or_insert_with(Default::default)
-    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,10 @@ pub struct State {
     pub(crate) scratch: Vec<u8>,
     /// A reusable list of subscriber keys for one delivery's fan-out.
     pub(crate) fanout: Vec<u64>,
+    /// Drained output queues, reused by the next connection that writes. Boxed: connections hold
+    /// them as boxes, and moving the box in and out of the pool allocates nothing.
+    #[allow(clippy::vec_box)]
+    pub(crate) out_pool: Vec<Box<crate::engine::OutQueue>>,
     shutting_down: Option<Instant>,
 }
 
@@ -118,6 +122,7 @@ impl State {
             buffered: 0,
             scratch: Vec::with_capacity(4096),
             fanout: Vec::new(),
+            out_pool: Vec::new(),
             shutting_down: None,
             shared,
         }

@@ -9,6 +9,9 @@ use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// Drained output queues a worker keeps for reuse.
+const OUT_POOL_MAX: usize = 4096;
+
 /// Over the worker's buffer budget, connections with more than this unsent are closed first.
 const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
 
@@ -32,7 +35,10 @@ impl State {
         if conn.phase == Phase::Closing {
             return false;
         }
-        conn.out().push_bytes(bytes);
+        let pool = &mut self.out_pool;
+        conn.out
+            .get_or_insert_with(|| pool.pop().unwrap_or_default())
+            .push_bytes(bytes);
         self.buffered += bytes.len();
         self.after_queue(token)
     }
@@ -51,7 +57,10 @@ impl State {
         if conn.phase == Phase::Closing {
             return false;
         }
-        let out = conn.out();
+        let pool = &mut self.out_pool;
+        let out = conn
+            .out
+            .get_or_insert_with(|| pool.pop().unwrap_or_default());
         out.push_bytes(prefix);
         out.push_shared(shared);
         out.push_bytes(suffix);
@@ -161,7 +170,11 @@ impl State {
             self.buffered = self.buffered.saturating_sub(before - out.queued());
             match result {
                 Ok(Flush::Done) => {
-                    // The queue box is dropped here: an idle connection owns no output buffer.
+                    // The connection gives its queue back: an idle connection owns no output
+                    // buffer, and the next one to write reuses it without allocating.
+                    if self.out_pool.len() < OUT_POOL_MAX {
+                        self.out_pool.push(out);
+                    }
                     let close = conn.has(flags::CLOSE_AFTER_FLUSH);
                     let resume = conn.has(flags::PAUSED);
                     if close {
