@@ -46,7 +46,15 @@ fn choose_engine(config: &Config) -> EngineKind {
 }
 
 /// Binds one listener per worker on `addr`; port 0 is resolved by the first bind and reused.
+///
+/// SO_REUSEPORT would let a second server on the same port silently take half of the connections,
+/// so a plain bind first proves the address is free and a taken port is refused at start.
 fn bind_all(addr: SocketAddr, count: usize) -> io::Result<(SocketAddr, Vec<TcpListener>)> {
+    if addr.port() != 0 {
+        let probe = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        drop(probe);
+    }
     let first = sys::reuseport_listener(addr)?;
     let bound = first.local_addr()?;
     let mut all = vec![first];

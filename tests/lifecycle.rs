@@ -270,3 +270,29 @@ fn help_exits_0_and_mentions_every_config_group() {
         assert!(output.contains(key), "--help does not mention {key}");
     }
 }
+
+/// A second server on ports that are taken must refuse to start (SO_REUSEPORT would otherwise let
+/// it silently take half of the first one's connections).
+#[test]
+fn a_second_server_on_a_taken_port_refuses_to_start() {
+    for engine in engines() {
+        let first = Server::start(Opts::new(engine));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcomet"))
+            .args(["--engine", engine, "--log-output", "stderr"])
+            .args(["--admin-listen", &first.admin.to_string()])
+            .args(["--front-listen", "127.0.0.1:0"])
+            .output()
+            .expect("run rcomet");
+        assert_eq!(out.status.code(), Some(1), "the second server must exit 1");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("Address already in use") && stderr.contains(&first.admin.to_string()),
+            "stderr names the taken address: {stderr}"
+        );
+        assert_eq!(
+            get(first.front, "/ping").status,
+            200,
+            "the first server is untouched"
+        );
+    }
+}

@@ -110,7 +110,6 @@ impl Conn {
         self.inbuf.as_ref().map_or(0, |b| b.capacity())
             + self.out.as_ref().map_or(0, |o| o.queued())
     }
-
 }
 
 #[cfg(test)]
