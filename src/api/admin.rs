@@ -207,14 +207,23 @@ pub fn sign_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], sign: SignF
     json.push(b'}');
     let mut body = Vec::with_capacity(json.len() + 32);
     reply::jsonp(&mut body, req.callback.as_deref(), &json);
-    reply::fixed(
-        out,
-        &req.style,
-        date,
-        (200, "OK"),
-        &[SERVER, TEXT_UTF8],
-        &body,
-    );
+    home_reply(out, req, date, (200, "OK"), Some(TEXT_UTF8), &body);
+}
+
+/// A fixed reply to an operation that ran on the channel's home: `Server` first, then the content
+/// type when the operation sets one.
+fn home_reply(
+    out: &mut Vec<u8>,
+    req: &HomeRequest,
+    date: &[u8],
+    status: (u16, &str),
+    content_type: Option<(&str, &[u8])>,
+    body: &[u8],
+) {
+    match content_type {
+        Some(kind) => reply::fixed(out, &req.style, date, status, &[SERVER, kind], body),
+        None => reply::fixed(out, &req.style, date, status, &[SERVER], body),
+    }
 }
 
 /// The values of a /sign reply.
@@ -229,26 +238,12 @@ pub struct SignFields<'a> {
 pub fn ok_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
     let mut body = Vec::with_capacity(40);
     reply::jsonp(&mut body, req.callback.as_deref(), b"{\"type\":\"ok\"}");
-    reply::fixed(
-        out,
-        &req.style,
-        date,
-        (200, "OK"),
-        &[SERVER, JAVASCRIPT],
-        &body,
-    );
+    home_reply(out, req, date, (200, "OK"), Some(JAVASCRIPT), &body);
 }
 
 /// 429 when a new channel would pass max_channels.
 pub fn too_many_channels(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
-    reply::fixed(
-        out,
-        &req.style,
-        date,
-        (429, "Too Many Channels"),
-        &[SERVER],
-        b"",
-    );
+    home_reply(out, req, date, (429, "Too Many Channels"), None, b"");
 }
 
 /// `ok <seq_next>` after /close and /clear, or the 404 for a missing channel.
@@ -259,21 +254,13 @@ pub fn ok_seq_or_missing(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], seq_
             body.extend_from_slice(b"ok ");
             write_i64(&mut body, i64::from(seq as i32));
             body.push(b'\n');
-            reply::fixed(
-                out,
-                &req.style,
-                date,
-                (200, "OK"),
-                &[SERVER, TEXT_UTF8],
-                &body,
-            );
+            home_reply(out, req, date, (200, "OK"), Some(TEXT_UTF8), &body);
         }
         None => {
             body.extend_from_slice(b"channel[");
             body.extend_from_slice(&req.cname);
             body.extend_from_slice(b"] not connected\n");
-            let headers = [SERVER, TEXT_UTF8];
-            reply::fixed(out, &req.style, date, (404, "Not Found"), &headers, &body);
+            home_reply(out, req, date, (404, "Not Found"), Some(TEXT_UTF8), &body);
         }
     }
 }
@@ -286,14 +273,7 @@ pub fn info_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], subscribers
     body.extend_from_slice(b"\", \"subscribers\": ");
     write_usize(&mut body, subscribers);
     body.extend_from_slice(b"}\n");
-    reply::fixed(
-        out,
-        &req.style,
-        date,
-        (200, "OK"),
-        &[SERVER, TEXT_UTF8],
-        &body,
-    );
+    home_reply(out, req, date, (200, "OK"), Some(TEXT_UTF8), &body);
 }
 
 /// `{"x": 1}` or `{}` for /check.
@@ -306,12 +286,5 @@ pub fn check_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], exists: bo
     } else {
         body.extend_from_slice(b"{}\n");
     }
-    reply::fixed(
-        out,
-        &req.style,
-        date,
-        (200, "OK"),
-        &[SERVER, TEXT_UTF8],
-        &body,
-    );
+    home_reply(out, req, date, (200, "OK"), Some(TEXT_UTF8), &body);
 }
