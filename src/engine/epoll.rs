@@ -13,7 +13,7 @@ use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Size of the per-worker read buffer. One read of a whole 64 KiB request head fits.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -39,7 +39,14 @@ pub struct Epoll {
     fds: Vec<RawFd>,
     /// Slots whose handler returned Pause: their input waits in the kernel until resume.
     paused: Vec<bool>,
+    /// Accepting failed for lack of descriptors or memory: try again at this instant.
+    accept_paused_until: Option<Instant>,
+    /// The current accept-failure episode was logged.
+    accept_failing: bool,
 }
+
+/// How long accepting pauses after it failed for lack of descriptors or memory.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 impl Epoll {
     pub fn new() -> io::Result<Epoll> {
@@ -58,6 +65,8 @@ impl Epoll {
             ready_listeners: Vec::new(),
             fds: Vec::new(),
             paused: Vec::new(),
+            accept_paused_until: None,
+            accept_failing: false,
         };
         let waker_fd = backend.waker.raw();
         backend.ctl(
@@ -94,11 +103,20 @@ impl Epoll {
                         peer,
                     });
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    self.accept_failing = false;
+                    return;
+                }
                 Err(e) => {
-                    // EMFILE/ENFILE/ENOBUFS: the connection stays queued; try again next turn.
-                    log::warn!("accept failed: {e}");
-                    break;
+                    // EMFILE/ENFILE/ENOBUFS: the connection stays queued in the kernel. Retrying
+                    // every turn would spin (and flood the log), so accepting pauses briefly;
+                    // the first failure of an episode is logged.
+                    if !self.accept_failing {
+                        log::warn!("accept failed: {e}; retrying every {ACCEPT_RETRY:?}");
+                    }
+                    self.accept_failing = true;
+                    self.accept_paused_until = Some(Instant::now() + ACCEPT_RETRY);
+                    return;
                 }
             }
         }
@@ -253,7 +271,24 @@ impl Backend for Epoll {
         timeout: Option<Duration>,
         handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
     ) -> io::Result<()> {
+        if let Some(until) = self.accept_paused_until {
+            if Instant::now() >= until {
+                self.accept_paused_until = None;
+                for index in 0..self.listeners.len() {
+                    if !self.ready_listeners.contains(&index) {
+                        self.ready_listeners.push(index);
+                    }
+                }
+            }
+        }
         let has_backlog = !self.ready.is_empty() || !self.ready_listeners.is_empty();
+        let timeout = match self.accept_paused_until {
+            Some(until) => {
+                let left = until.saturating_duration_since(Instant::now());
+                Some(timeout.map_or(left, |t| t.min(left)))
+            }
+            None => timeout,
+        };
         let timeout_ms = match timeout {
             _ if has_backlog => 0,
             None => -1,
@@ -261,7 +296,7 @@ impl Backend for Epoll {
         };
         // Work carried over from the last turn runs first, before new events are taken.
         for index in std::mem::take(&mut self.ready_listeners) {
-            if self.listening {
+            if self.listening && self.accept_paused_until.is_none() {
                 self.accept_from(index, handler);
             }
         }
@@ -292,7 +327,7 @@ impl Backend for Epoll {
             let token = Token::unpack(word);
             if token.slot >= Token::RESERVED_SLOTS {
                 let index = (u64::MAX - 1 - word) as usize;
-                if self.listening {
+                if self.listening && self.accept_paused_until.is_none() {
                     self.accept_from(index, handler);
                 }
                 continue;
