@@ -9,8 +9,9 @@ use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Drained output queues a worker keeps for reuse.
-const OUT_POOL_MAX: usize = 4096;
+/// Drained output queues a worker keeps for reuse. Small: a pooled queue keeps its buffers
+/// (~400 B), and a large pool shows up as memory per connection at small connection counts.
+const OUT_POOL_MAX: usize = 256;
 
 /// Over the worker's buffer budget, connections with more than this unsent are closed first.
 const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
