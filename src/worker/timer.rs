@@ -93,6 +93,11 @@ impl TimerWheel {
                 true
             }
         });
+        // A bucket that once held a whole ramp (every connection accepted in one second) gives
+        // its memory back once it is mostly empty.
+        if bucket.capacity() > 4 * bucket.len().max(1024) {
+            bucket.shrink_to(2 * bucket.len().max(1024));
+        }
     }
 }
 
