@@ -138,27 +138,14 @@ pub fn fail_jobs(conn: &mut Conn, env: &mut Env<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use crate::plan::Plan;
-    use crate::stats::Stats;
-    use clap::Parser;
+    use crate::env::EnvParts;
+    use crate::plan::plan_from_args;
 
     #[test]
     fn pipelined_sign_and_push_replies() {
-        let cli = Cli::try_parse_from(["lg", "fanout", "-n", "4", "--admin", "127.0.0.1:8000"])
-            .expect("args");
-        let plan = Plan::new(&cli.command, 20_000).expect("plan");
-        let mut stats = Stats::default();
-        let (mut req, mut signed, mut pending) = (Vec::new(), Vec::new(), 0u64);
-        let mut env = Env {
-            plan: &plan,
-            stats: &mut stats,
-            now: 77,
-            measuring: true,
-            req: &mut req,
-            signed: &mut signed,
-            ramp_pending: &mut pending,
-        };
+        let plan = plan_from_args(&["lg", "fanout", "-n", "4", "--admin", "127.0.0.1:8000"]);
+        let mut parts = EnvParts::default();
+        let mut env = parts.env(&plan, 77);
         let mut out = Vec::new();
         write_push(&mut out, &env, 6);
         assert_eq!(

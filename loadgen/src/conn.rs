@@ -9,7 +9,7 @@ use std::net::TcpStream;
 
 use crate::http_reader::ResponseReader;
 use crate::seq_check::SeqTracker;
-use crate::stats::ErrorKind;
+use crate::stats::{Counters, ErrorKind};
 
 /// Largest amount of request bytes a connection may have waiting for the socket.
 pub const MAX_OUT: usize = 64 * 1024;
@@ -56,6 +56,24 @@ pub struct SubState {
     pub frames: u32,
     /// Token from /sign, when signing.
     pub token: Option<Box<[u8]>>,
+}
+
+impl SubState {
+    /// The connection is now held: counts it once, and ends its part in the initial ramp.
+    /// True when this ended the ramp for it (the first time an initial-ramp connection is held).
+    pub fn mark_held(&mut self, counters: &mut Counters, ramp_pending: &mut u64) -> bool {
+        if self.held {
+            return false;
+        }
+        self.held = true;
+        counters.add_held();
+        if !self.ramping {
+            return false;
+        }
+        self.ramping = false;
+        *ramp_pending = ramp_pending.saturating_sub(1);
+        true
+    }
 }
 
 #[derive(Debug)]
@@ -253,6 +271,22 @@ impl Slab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn held_is_counted_once_and_ends_the_ramp_once() {
+        let mut counters = Counters::default();
+        let mut pending = 2u64;
+        let mut sub = SubState {
+            ramping: true,
+            ..SubState::default()
+        };
+        assert!(sub.mark_held(&mut counters, &mut pending));
+        assert!(!sub.mark_held(&mut counters, &mut pending));
+        assert_eq!((counters.held, pending, sub.ramping), (1, 1, false));
+        let mut late = SubState::default();
+        assert!(!late.mark_held(&mut counters, &mut pending));
+        assert_eq!((counters.held, pending), (2, 1));
+    }
 
     #[test]
     fn slots_are_reused_with_new_generation() {

@@ -36,3 +36,29 @@ pub enum Action {
     /// The server ended the connection cleanly: open a new one for the same slot.
     Reconnect,
 }
+
+/// Owns everything an [`Env`] borrows, so handler tests can build one in a line.
+#[cfg(test)]
+#[derive(Default)]
+pub struct EnvParts {
+    pub stats: Stats,
+    pub req: Vec<u8>,
+    pub signed: Vec<SignDone>,
+    pub ramp_pending: u64,
+}
+
+#[cfg(test)]
+impl EnvParts {
+    /// A measuring context at time `now`.
+    pub fn env<'a>(&'a mut self, plan: &'a Plan, now: u64) -> Env<'a> {
+        Env {
+            plan,
+            stats: &mut self.stats,
+            now,
+            measuring: true,
+            req: &mut self.req,
+            signed: &mut self.signed,
+            ramp_pending: &mut self.ramp_pending,
+        }
+    }
+}

@@ -47,14 +47,7 @@ fn on_connected(conn: &mut Conn, env: &mut Env<'_>) -> Result<(), ErrorKind> {
         Role::Subscriber => subscriber::send_request(conn, env),
         Role::Ping => {
             conn.phase = Phase::Open;
-            if !conn.sub.held {
-                conn.sub.held = true;
-                env.stats.c.add_held();
-            }
-            if conn.sub.ramping {
-                conn.sub.ramping = false;
-                *env.ramp_pending = env.ramp_pending.saturating_sub(1);
-            }
+            conn.sub.mark_held(&mut env.stats.c, env.ramp_pending);
             if env.measuring {
                 pinger::send_pings(conn, env, env.plan.pipeline)
             } else {

@@ -90,18 +90,6 @@ fn hex_value(b: u8) -> Option<u64> {
     }
 }
 
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |p| p + 1);
-    s.get(start..end).unwrap_or(&[])
-}
-
 impl ResponseReader {
     /// True between responses with nothing buffered.
     pub fn is_idle(&self) -> bool {
@@ -312,8 +300,8 @@ impl ResponseReader {
             .iter()
             .position(|&b| b == b':')
             .ok_or(HttpError::BadHeader)?;
-        let name = trim(line.get(..colon).unwrap_or(&[]));
-        let value = trim(line.get(colon + 1..).unwrap_or(&[]));
+        let name = line.get(..colon).unwrap_or(&[]).trim_ascii();
+        let value = line.get(colon + 1..).unwrap_or(&[]).trim_ascii();
         if name.eq_ignore_ascii_case(b"content-length") {
             let text = std::str::from_utf8(value).map_err(|_| HttpError::BadHeader)?;
             self.content_length = Some(text.parse().map_err(|_| HttpError::BadHeader)?);

@@ -101,9 +101,9 @@ where
 
 /// Removes `data:` (SSE) and `callback( ... );` (JSONP) around the JSON text.
 fn unwrap_transport(line: &[u8]) -> Result<&[u8], NotAMessage> {
-    let mut s = trim(line);
+    let mut s = line.trim_ascii();
     if let Some(rest) = s.strip_prefix(b"data:") {
-        s = trim(rest);
+        s = rest.trim_ascii();
     }
     match s.first() {
         None | Some(b'{') | Some(b'[') => return Ok(s),
@@ -120,19 +120,7 @@ fn unwrap_transport(line: &[u8]) -> Result<&[u8], NotAMessage> {
     let inner = s.get(open + 1..).unwrap_or(&[]);
     let inner = inner.strip_suffix(b";").unwrap_or(inner);
     let inner = inner.strip_suffix(b")").ok_or(NotAMessage)?;
-    Ok(trim(inner))
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |p| p + 1);
-    s.get(start..end).unwrap_or(&[])
+    Ok(inner.trim_ascii())
 }
 
 struct Cursor<'a> {

@@ -71,26 +71,14 @@ pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use crate::plan::Plan;
-    use crate::stats::Stats;
-    use clap::Parser;
+    use crate::env::EnvParts;
+    use crate::plan::plan_from_args;
 
     #[test]
     fn counts_replies_and_keeps_pipeline_full() {
-        let cli = Cli::try_parse_from(["lg", "ping", "-c", "1"]).expect("args");
-        let plan = Plan::new(&cli.command, 20_000).expect("plan");
-        let mut stats = Stats::default();
-        let (mut req, mut signed, mut pending) = (Vec::new(), Vec::new(), 0u64);
-        let mut env = Env {
-            plan: &plan,
-            stats: &mut stats,
-            now: 5_000,
-            measuring: true,
-            req: &mut req,
-            signed: &mut signed,
-            ramp_pending: &mut pending,
-        };
+        let plan = plan_from_args(&["lg", "ping", "-c", "1"]);
+        let mut parts = EnvParts::default();
+        let mut env = parts.env(&plan, 5_000);
         let mut conn = Conn::default(); // Connecting: requests are buffered
         send_pings(&mut conn, &mut env, 2).expect("send");
         assert_eq!(conn.jobs.len(), 2);

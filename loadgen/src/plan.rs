@@ -258,20 +258,23 @@ impl Plan {
     }
 }
 
+/// Builds a plan from a command line, for tests of the modules that take one.
+#[cfg(test)]
+pub fn plan_from_args(args: &[&str]) -> Plan {
+    use clap::Parser;
+    let cli = crate::cli::Cli::try_parse_from(args).expect("args");
+    Plan::new(&cli.command, 20_000).expect("plan")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::Cli;
     use clap::Parser;
 
-    fn plan(args: &[&str]) -> Plan {
-        let cli = Cli::try_parse_from(args).expect("args");
-        Plan::new(&cli.command, 20_000).expect("plan")
-    }
-
     #[test]
     fn splits_connections_over_processes() {
-        let p = plan(&[
+        let p = plan_from_args(&[
             "lg",
             "connect",
             "-n",
@@ -283,7 +286,7 @@ mod tests {
         ]);
         assert_eq!(p.capacity(), 150 - FD_MARGIN - 4);
         assert_eq!(p.processes_needed(), 3);
-        let w = plan(&[
+        let w = plan_from_args(&[
             "lg",
             "connect",
             "-n",
@@ -303,7 +306,7 @@ mod tests {
 
     #[test]
     fn fanout_channels_and_publisher() {
-        let p = plan(&[
+        let p = plan_from_args(&[
             "lg",
             "fanout",
             "-n",
@@ -318,7 +321,7 @@ mod tests {
         assert_eq!(p.messages_for_channel(5), 2);
         assert_eq!(p.channel_of(57), 5);
         assert!(p.publisher);
-        let w = plan(&[
+        let w = plan_from_args(&[
             "lg",
             "fanout",
             "-n",

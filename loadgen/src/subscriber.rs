@@ -110,19 +110,12 @@ fn after_step(
             return Some(Action::Close(Some(ErrorKind::HttpStatus)));
         }
         conn.phase = Phase::Open;
-        if !conn.sub.held {
-            conn.sub.held = true;
-            env.stats.c.add_held();
-            if conn.sub.ramping {
-                conn.sub.ramping = false;
-                *env.ramp_pending = env.ramp_pending.saturating_sub(1);
-                if env.plan.scenario == Scenario::Connect {
-                    record_us(
-                        &mut env.stats.latency,
-                        env.now.saturating_sub(conn.started_ns) / 1000,
-                    );
-                }
-            }
+        let ramp_done = conn.sub.mark_held(&mut env.stats.c, env.ramp_pending);
+        if ramp_done && env.plan.scenario == Scenario::Connect {
+            record_us(
+                &mut env.stats.latency,
+                env.now.saturating_sub(conn.started_ns) / 1000,
+            );
         }
     }
     if let Some(err) = v.error {
@@ -206,19 +199,12 @@ fn deliver(m: &Message<'_>, seq: i32, sub: &mut SubState, env: &mut Env<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::Cli;
-    use crate::env::SignDone;
-    use crate::stats::Stats;
-    use clap::Parser;
-
-    fn plan(args: &[&str]) -> Plan {
-        let cli = Cli::try_parse_from(args).expect("args");
-        Plan::new(&cli.command, 20_000).expect("plan")
-    }
+    use crate::env::EnvParts;
+    use crate::plan::plan_from_args;
 
     #[test]
     fn long_poll_request_looks_like_icomet_js() {
-        let p = plan(&[
+        let p = plan_from_args(&[
             "lg",
             "connect",
             "-n",
@@ -244,18 +230,12 @@ mod tests {
 
     #[test]
     fn stream_counts_lost_and_follows_noop() {
-        let p = plan(&["lg", "connect", "-n", "1", "--transport", "stream"]);
-        let mut stats = Stats::default();
-        let (mut req, mut signed, mut pending) = (Vec::new(), Vec::<SignDone>::new(), 1u64);
-        let mut env = Env {
-            plan: &p,
-            stats: &mut stats,
-            now: 1,
-            measuring: true,
-            req: &mut req,
-            signed: &mut signed,
-            ramp_pending: &mut pending,
+        let p = plan_from_args(&["lg", "connect", "-n", "1", "--transport", "stream"]);
+        let mut parts = EnvParts {
+            ramp_pending: 1,
+            ..EnvParts::default()
         };
+        let mut env = parts.env(&p, 1);
         let mut c = Conn::default();
         c.sub.ramping = true;
         let frames = [
