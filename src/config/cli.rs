@@ -32,13 +32,25 @@ pub struct Startup {
     pub warnings: Vec<String>,
 }
 
+/// Config-file keys that have no flag, shown after the flags in `--help`.
+const FILE_ONLY_KEYS: &str = "Config-file keys without a flag:
+  logger.rotate.size  rotate the log file past this many bytes (at least 1 MiB) [default: 1 GiB]
+  admin.allow         repeatable: `all`/`*`, an address, a dotted prefix (192.168) or a CIDR
+  admin.deny          repeatable, same forms; an address matching neither list is refused
+                      [default: no lists, everyone may use the admin port]";
+
 /// rcomet: a comet/push server, drop-in compatible with iComet.
 ///
 /// Values come from the built-in defaults, then the CONFIG file (iComet format, TAB-indented),
 /// then the flags below. Relative paths in the file are relative to the file's directory;
 /// relative paths in flags are relative to the current directory.
 #[derive(Debug, Parser)]
-#[command(name = "rcomet", version, disable_version_flag = true)]
+#[command(
+    name = "rcomet",
+    version,
+    disable_version_flag = true,
+    after_help = FILE_ONLY_KEYS
+)]
 struct Args {
     /// Print the version and exit
     #[arg(short = 'v', long = "version", action = ArgAction::Version)]
