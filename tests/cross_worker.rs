@@ -126,6 +126,25 @@ fn pusher(admin: SocketAddr, items: Vec<(String, String)>) -> JoinHandle<()> {
     })
 }
 
+/// Pushes `total` messages to `cname` from `pushers` keep-alive connections at once (contents
+/// `p<pusher>-<k>`); returns every content sent, for `check_sequence`.
+fn push_in_parallel(admin: SocketAddr, cname: &str, pushers: usize, total: usize) -> Vec<String> {
+    let mut expected = Vec::new();
+    let handles: Vec<_> = (0..pushers)
+        .map(|t| {
+            let items: Vec<(String, String)> = (0..total / pushers)
+                .map(|k| (cname.to_string(), format!("p{t}-{k}")))
+                .collect();
+            expected.extend(items.iter().map(|(_, c)| c.clone()));
+            pusher(admin, items)
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("pusher");
+    }
+    expected
+}
+
 fn spawn_small<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
     std::thread::Builder::new()
         .stack_size(256 * 1024)
@@ -169,19 +188,7 @@ fn one_channel_fans_out_to_both_workers() {
             .into_iter()
             .map(|c| spawn_small(move || read_stream(c, TOTAL as i64)))
             .collect();
-        let mut expected = Vec::new();
-        let pushers: Vec<_> = (0..PUSHERS)
-            .map(|t| {
-                let items: Vec<(String, String)> = (0..TOTAL / PUSHERS)
-                    .map(|k| ("one".to_string(), format!("p{t}-{k}")))
-                    .collect();
-                expected.extend(items.iter().map(|(_, c)| c.clone()));
-                pusher(server.admin, items)
-            })
-            .collect();
-        for p in pushers {
-            p.join().expect("pusher");
-        }
+        let expected = push_in_parallel(server.admin, "one", PUSHERS, TOTAL);
         let mut first: Option<Vec<(i64, String)>> = None;
         let mut open = Vec::new();
         for (i, r) in readers.into_iter().enumerate() {
@@ -402,19 +409,7 @@ fn long_poll_chains_never_miss_or_repeat() {
                 })
             })
             .collect();
-        let mut expected = Vec::new();
-        let pushers: Vec<_> = (0..PUSHERS)
-            .map(|t| {
-                let items: Vec<(String, String)> = (0..TOTAL / PUSHERS)
-                    .map(|k| ("lp".to_string(), format!("p{t}-{k}")))
-                    .collect();
-                expected.extend(items.iter().map(|(_, c)| c.clone()));
-                pusher(server.admin, items)
-            })
-            .collect();
-        for p in pushers {
-            p.join().expect("pusher");
-        }
+        let expected = push_in_parallel(server.admin, "lp", PUSHERS, TOTAL);
         for (i, r) in readers.into_iter().enumerate() {
             let (got, polls) = r.join().expect("poller");
             check_sequence(&got, &expected, &format!("poller {i}"));
