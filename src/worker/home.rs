@@ -63,7 +63,7 @@ impl State {
 
     pub(super) fn home_request(&mut self, from: usize, token: Token, req: &HomeRequest) {
         let mut out = Vec::with_capacity(256);
-        let date = self.date.get().to_vec();
+        let date = self.date.get();
         match &req.op {
             HomeOp::Sign { expires } => match self.hub.sign(&req.cname, *expires) {
                 Ok(sign) => {
@@ -73,26 +73,26 @@ impl State {
                         expires: sign.expires,
                         sub_timeout: self.shared.config.front.polling_timeout,
                     };
-                    admin::sign_reply(&mut out, req, &date, fields);
+                    admin::sign_reply(&mut out, req, date, fields);
                 }
-                Err(_) => admin::too_many_channels(&mut out, req, &date),
+                Err(_) => admin::too_many_channels(&mut out, req, date),
             },
             HomeOp::Publish { content } => {
                 match self.hub.publish(&req.cname, content, MsgType::Data) {
                     Ok(p) => {
-                        admin::ok_reply(&mut out, req, &date);
+                        admin::ok_reply(&mut out, req, date);
                         let (name, msg) = (p.name, p.msg);
                         self.mail_workers(p.workers, || Msg::Deliver {
                             name: Arc::clone(&name),
                             msg: msg.clone(),
                         });
                     }
-                    Err(_) => admin::too_many_channels(&mut out, req, &date),
+                    Err(_) => admin::too_many_channels(&mut out, req, date),
                 }
             }
             HomeOp::Close => {
                 let closed = self.hub.close(&req.cname);
-                admin::ok_seq_or_missing(&mut out, req, &date, closed.as_ref().map(|c| c.seq_next));
+                admin::ok_seq_or_missing(&mut out, req, date, closed.as_ref().map(|c| c.seq_next));
                 if let Some(c) = closed {
                     self.mail_workers(c.workers, || Msg::Closed {
                         name: Arc::clone(&c.name),
@@ -102,15 +102,15 @@ impl State {
             }
             HomeOp::Clear => {
                 let seq = self.hub.clear(&req.cname);
-                admin::ok_seq_or_missing(&mut out, req, &date, seq);
+                admin::ok_seq_or_missing(&mut out, req, date, seq);
             }
             HomeOp::Info => {
                 let n = self.hub.subscribers(&req.cname) as usize;
-                admin::info_reply(&mut out, req, &date, n);
+                admin::info_reply(&mut out, req, date, n);
             }
             HomeOp::Check => {
                 let exists = self.hub.exists(&req.cname);
-                admin::check_reply(&mut out, req, &date, exists);
+                admin::check_reply(&mut out, req, date, exists);
             }
         }
         self.mail(from, Msg::HomeReply { token, reply: out });

@@ -103,7 +103,7 @@ impl State {
             }
             return;
         }
-        let date = self.date.get().to_vec();
+        let date = self.date.get();
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
@@ -117,7 +117,7 @@ impl State {
         let transport = sub.framing.transport;
         let ended = match result {
             Err(e) => {
-                subscribe_head_closing(&mut out, transport, http11, false, close, &date);
+                subscribe_head_closing(&mut out, transport, http11, false, close, date);
                 let json = encode(e.kind(), &name, 0, e.content());
                 sub.framing.write_frame(&json, &mut out);
                 sub.framing.write_end(&mut out);
@@ -137,7 +137,7 @@ impl State {
                     .fetch_add(1, Ordering::Relaxed);
                 sub.epoch = s.epoch;
                 sub.registered = s.registered;
-                subscribe_head_closing(&mut out, transport, http11, true, close, &date);
+                subscribe_head_closing(&mut out, transport, http11, true, close, date);
                 if transport == Transport::Iframe {
                     write_iframe_preamble(http11, &mut out);
                 }
