@@ -8,17 +8,15 @@ use crate::config::{Action, Config, EngineKind, Startup};
 use crate::engine::epoll::Epoll;
 use crate::engine::uring::{Uring, UringConfig};
 use crate::engine::{probe, sys, Backend};
+use crate::worker::conn::Port;
 use crate::worker::mailbox::{mailbox, Outbox};
-use crate::worker::{self, Msg, Shared, WorkerSetup};
+use crate::worker::shared::connections_per_worker;
+use crate::worker::{self, Batch, Msg, Shared, WorkerSetup};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
-
-/// Listener tags handed to the backend.
-pub const ADMIN_TAG: u32 = 0;
-pub const FRONT_TAG: u32 = 1;
 
 /// A running server: its bound addresses and the handles to stop it.
 pub struct Server {
@@ -26,7 +24,7 @@ pub struct Server {
     pub front_addr: SocketAddr,
     /// The engine the workers run on: "epoll" or "io_uring".
     pub engine: &'static str,
-    outboxes: Vec<Outbox<Msg>>,
+    outboxes: Vec<Outbox<Batch>>,
     threads: Vec<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -71,10 +69,9 @@ impl Server {
         let threads = config.server.threads.max(1);
         match choose_engine(&config) {
             EngineKind::IoUring => {
-                // Each worker's table holds its share of the connection limit plus room for the
-                // uneven spread SO_REUSEPORT gives.
-                let share = config.server.max_connections / threads;
-                let capacity = (share + share / 8 + 1024).min(u32::MAX as usize) as u32;
+                // Each worker's tables hold as many connections as its slab.
+                let slots = connections_per_worker(config.server.max_connections, threads);
+                let capacity = slots.min(u32::MAX as usize) as u32;
                 let backends = (0..threads)
                     .map(|_| Uring::new(UringConfig::new(capacity)))
                     .collect::<io::Result<Vec<_>>>()?;
@@ -102,7 +99,7 @@ impl Server {
         let mut outboxes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
         for backend in &backends {
-            let (outbox, inbox) = mailbox::<Msg>(backend.waker());
+            let (outbox, inbox) = mailbox::<Batch>(backend.waker());
             outboxes.push(outbox);
             inboxes.push(inbox);
         }
@@ -112,8 +109,8 @@ impl Server {
         for (id, ((mut backend, inbox), (admin, front))) in
             backends.into_iter().zip(inboxes).zip(listeners).enumerate()
         {
-            backend.listen(admin, ADMIN_TAG, true)?;
-            backend.listen(front, FRONT_TAG, false)?;
+            backend.listen(admin, Port::Admin.tag(), true)?;
+            backend.listen(front, Port::Front.tag(), false)?;
             let setup = WorkerSetup {
                 id,
                 inbox,
@@ -149,7 +146,7 @@ impl Server {
     /// them (each bounds its own wait by the configured shutdown timeout).
     pub fn shutdown(self) {
         for outbox in &self.outboxes {
-            outbox.send(Msg::Shutdown);
+            outbox.send(vec![Msg::Shutdown]);
         }
         for handle in self.threads {
             let _ = handle.join();

@@ -159,6 +159,18 @@ impl Framing {
         }
     }
 
+    /// The bytes after a shared JSON object as one static string: the closing and, when chunked,
+    /// the chunk's CRLF (what `suffix` appends).
+    pub fn static_suffix(&self) -> &'static [u8] {
+        match (self.closing(), self.chunked) {
+            (JSONP_CLOSE, true) => b");\n\r\n",
+            (SSE_CLOSE, true) => b"\n\n\r\n",
+            (IFRAME_CLOSE, true) => b");</script>\n\r\n",
+            (_, true) => b"\n\r\n",
+            (closing, false) => closing,
+        }
+    }
+
     /// Appends one complete frame around `json` (for one-off messages).
     pub fn write_frame(&self, json: &[u8], out: &mut Vec<u8>) {
         self.prefix(json.len(), out);
@@ -199,30 +211,29 @@ impl Framing {
     }
 }
 
-/// Appends the head of a subscription response. `ok`: a subscription that goes on (with
-/// `Connection: keep-alive`); false: the head of a 401/429 error reply (same head without it,
-/// still status 200). HTTP/1.1 adds `Transfer-Encoding: chunked` and `Date: <date>`; HTTP/1.0
-/// has neither. `/sse` gets its own content type and a CORS header.
-pub fn subscribe_head(
-    out: &mut Vec<u8>,
-    transport: Transport,
-    http11: bool,
-    ok: bool,
-    date: &[u8],
-) {
-    subscribe_head_closing(out, transport, http11, ok, false, date);
+/// What the head of a subscription response says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscribeHead {
+    pub transport: Transport,
+    /// HTTP/1.1: `Transfer-Encoding: chunked` and `Date`; HTTP/1.0 has neither.
+    pub http11: bool,
+    /// A subscription that goes on (`Connection: keep-alive`); false: the head of a 401/429 error
+    /// reply (same head without it, still status 200).
+    pub ok: bool,
+    /// The HTTP/1.1 request said `Connection: close`: the head says `Connection: close` (last, as
+    /// iComet's HTTP layer puts it) instead of `keep-alive`.
+    pub close: bool,
 }
 
-/// As [`subscribe_head`]; `close`: the HTTP/1.1 request said `Connection: close`, so the head says
-/// `Connection: close` (last, as iComet's HTTP layer puts it) instead of `keep-alive`.
-pub fn subscribe_head_closing(
-    out: &mut Vec<u8>,
-    transport: Transport,
-    http11: bool,
-    ok: bool,
-    close: bool,
-    date: &[u8],
-) {
+/// Appends the head of a subscription response. `/sse` gets its own content type and a CORS
+/// header; `/iframe` is HTML.
+pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, date: &[u8]) {
+    let SubscribeHead {
+        transport,
+        http11,
+        ok,
+        close,
+    } = *head;
     let close = close && http11;
     out.extend_from_slice(if http11 {
         b"HTTP/1.1 200 OK\r\n"
@@ -264,7 +275,13 @@ mod tests {
 
     fn head(transport: Transport, http11: bool, ok: bool, date: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        subscribe_head(&mut out, transport, http11, ok, date);
+        let head = SubscribeHead {
+            transport,
+            http11,
+            ok,
+            close: false,
+        };
+        write_subscribe_head(&mut out, &head, date);
         out
     }
 
@@ -281,6 +298,9 @@ mod tests {
         let mut whole = Vec::new();
         framing.write_frame(obj, &mut whole);
         assert_eq!(out, whole);
+        let mut suffix = Vec::new();
+        framing.suffix(&mut suffix);
+        assert_eq!(suffix, framing.static_suffix(), "the shared-frame tail");
         out
     }
 

@@ -6,9 +6,11 @@
 pub mod admin;
 pub mod frame;
 pub mod front;
+pub mod home;
 pub mod json;
 pub mod params;
 pub mod reply;
+pub mod subscribe;
 
 use crate::config::Config;
 use crate::http::Version;

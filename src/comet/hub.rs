@@ -25,7 +25,7 @@
 //!   creation (never later than iComet, sometimes earlier).
 
 use std::mem::size_of;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::channel::{CatchUp, Channel};
@@ -64,15 +64,21 @@ impl HubConfig {
 
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct Padded(AtomicUsize);
+struct Padded<T>(T);
 
-/// Counters shared by all hubs: live channels (checked against `max_channels`) and subscribers
-/// (for `/info`). Each sits on its own cache line.
+/// Counters shared by all hubs, each on its own cache line: channels (live ones in the low 32
+/// bits, creations reserved by publishers in flight in the high 32 bits, so the cap is checked
+/// against both in one atomic step), subscribers (for `/info`) and `/psub` listeners (presence
+/// events are recorded only while there is one).
 #[derive(Debug, Default)]
 pub struct Counters {
-    channels: Padded,
-    subscribers: Padded,
+    channels: Padded<AtomicU64>,
+    subscribers: Padded<AtomicUsize>,
+    listeners: Padded<AtomicUsize>,
 }
+
+const LIVE: u64 = 1;
+const RESERVED: u64 = 1 << 32;
 
 impl Counters {
     /// Fresh zeroed counters, to be shared by every hub.
@@ -82,7 +88,7 @@ impl Counters {
 
     /// Live channels in all hubs.
     pub fn channels(&self) -> usize {
-        self.channels.0.load(Ordering::Relaxed)
+        (self.channels.0.load(Ordering::Relaxed) & 0xffff_ffff) as usize
     }
 
     /// Registered subscribers in all hubs.
@@ -90,13 +96,62 @@ impl Counters {
         self.subscribers.0.load(Ordering::Relaxed)
     }
 
-    fn try_add_channel(&self, max: usize) -> bool {
+    /// Open `/psub` streams over all workers.
+    pub fn listeners(&self) -> usize {
+        self.listeners.0.load(Ordering::Acquire)
+    }
+
+    /// A `/psub` stream opened. Called before its response head is sent, so every event after the
+    /// head is recorded.
+    pub fn add_listener(&self) {
+        self.listeners.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A `/psub` stream closed.
+    pub fn remove_listener(&self) {
+        Counters::sub(&self.listeners.0, 1);
+    }
+
+    /// Adds `step` to the channel word when live + reserved stays within `max`.
+    fn try_take(&self, max: usize, step: u64) -> bool {
+        let max = max.min(u32::MAX as usize) as u64;
         self.channels
             .0
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
+                let used = (n & 0xffff_ffff) + (n >> 32);
+                (used < max).then_some(n + step)
             })
             .is_ok()
+    }
+
+    fn try_add_channel(&self, max: usize) -> bool {
+        self.try_take(max, LIVE)
+    }
+
+    /// Reserves the creation of one channel for a publish that travels to the channel's home (so
+    /// its publisher can be answered at once): false when `max` channels exist or are reserved.
+    /// The home settles it with `Hub::publish_reserved`.
+    pub fn reserve_channel(&self, max: usize) -> bool {
+        self.try_take(max, RESERVED)
+    }
+
+    /// A reservation turned into a live channel.
+    fn commit_reservation(&self) {
+        self.channels.0.fetch_sub(RESERVED - LIVE, Ordering::AcqRel);
+    }
+
+    /// A reservation was not needed (the channel existed).
+    fn release_reservation(&self) {
+        self.channels.0.fetch_sub(RESERVED, Ordering::AcqRel);
+    }
+
+    fn remove_channel(&self) {
+        let _ = self
+            .channels
+            .0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n & 0xffff_ffff != 0).then_some(n - LIVE)
+            });
     }
 
     fn sub(counter: &AtomicUsize, n: usize) {
@@ -227,7 +282,9 @@ pub struct Hub {
     channels: NameMap<Channel>,
     tokens: TokenSource,
     events: Vec<Presence>,
-    presence: bool,
+    /// `None`: record presence events while `/psub` listeners exist (the server); `Some`: a
+    /// fixed choice (tests, tools).
+    presence: Option<bool>,
     now: u32,
     next_epoch: u32,
 }
@@ -241,7 +298,7 @@ impl Hub {
             channels: NameMap::new(),
             tokens: TokenSource::new(),
             events: Vec::new(),
-            presence: true,
+            presence: None,
             now: 0,
             next_epoch: 0,
         }
@@ -257,27 +314,49 @@ impl Hub {
         &self.counters
     }
 
-    /// Turns presence events on or off (off: nothing is queued, e.g. while nobody listens on
-    /// `/psub`).
+    /// Records presence events always (`true`) or never (`false`), instead of while `/psub`
+    /// listeners exist.
     pub fn set_presence(&mut self, on: bool) {
-        self.presence = on;
+        self.presence = Some(on);
         if !on {
             self.events = Vec::new();
         }
     }
 
+    /// Whether presence events are recorded now. Read at the moment of each event, so a `/psub`
+    /// stream sees everything that happens after it registered (not from the next tick on).
+    fn recording(&self) -> bool {
+        self.presence
+            .unwrap_or_else(|| self.counters.listeners() > 0)
+    }
+
     fn announce(&mut self, event: Presence) {
-        if self.presence {
+        if self.recording() {
             self.events.push(event);
         }
     }
 
     /// Index of `cname`, creating the channel if needed.
     fn find_or_create(&mut self, cname: &[u8]) -> Result<usize, TooManyChannels> {
+        self.find_or_create_with(cname, false)
+    }
+
+    /// `find_or_create`; `reserved`: the caller holds a reservation from
+    /// `Counters::reserve_channel`, which a creation uses and an existing channel gives back.
+    fn find_or_create_with(
+        &mut self,
+        cname: &[u8],
+        reserved: bool,
+    ) -> Result<usize, TooManyChannels> {
         if let Some(index) = self.channels.index_of(cname) {
+            if reserved {
+                self.counters.release_reservation();
+            }
             return Ok(index);
         }
-        if !self.counters.try_add_channel(self.config.max_channels) {
+        if reserved {
+            self.counters.commit_reservation();
+        } else if !self.counters.try_add_channel(self.config.max_channels) {
             return Err(TooManyChannels);
         }
         let epoch = self.next_epoch;
@@ -290,7 +369,7 @@ impl Hub {
                 Ok(index)
             }
             Err(_) => {
-                Counters::sub(&self.counters.channels.0, 1);
+                self.counters.remove_channel();
                 Err(TooManyChannels)
             }
         }
@@ -331,9 +410,26 @@ impl Hub {
             MsgType::Broadcast => MsgType::Broadcast,
             _ => MsgType::Data,
         };
+        self.publish_with(cname, content_inner, kind, false)
+    }
+
+    /// `publish` for a publisher that was answered before the message reached the home: it
+    /// reserved the channel's creation with `Counters::reserve_channel`, so this cannot fail.
+    pub fn publish_reserved(&mut self, cname: &[u8], content_inner: &[u8]) -> Option<Published> {
+        self.publish_with(cname, content_inner, MsgType::Data, true)
+            .ok()
+    }
+
+    fn publish_with(
+        &mut self,
+        cname: &[u8],
+        content_inner: &[u8],
+        kind: MsgType,
+        reserved: bool,
+    ) -> Result<Published, TooManyChannels> {
         let timeout = self.config.channel_timeout;
         let buffer = self.config.buffer();
-        let index = self.find_or_create(cname)?;
+        let index = self.find_or_create_with(cname, reserved)?;
         let (name, ch) = self.at(index).ok_or(TooManyChannels)?;
         ch.raise_countdown(timeout);
         let seq = ch.take_seq();
@@ -375,7 +471,7 @@ impl Hub {
     /// `close` message. `None` when the channel does not exist.
     pub fn close(&mut self, cname: &[u8]) -> Option<Closed> {
         let (name, ch) = self.channels.remove(cname)?;
-        Counters::sub(&self.counters.channels.0, 1);
+        self.counters.remove_channel();
         Counters::sub(&self.counters.subscribers.0, ch.subscribers as usize);
         self.announce(Presence::Offline(Arc::clone(&name)));
         let json = encode(MsgType::Close, &name, ch.seq_next(), b"");
@@ -538,7 +634,7 @@ impl Hub {
         let now = self.now;
         let period = self.config.presence_period();
         let timeout = self.config.channel_timeout;
-        let presence = self.presence;
+        let presence = self.recording();
         let events = &mut self.events;
         let counters = &self.counters;
         self.channels.retain(|name, ch| {
@@ -556,7 +652,7 @@ impl Hub {
             if presence {
                 events.push(Presence::Offline(Arc::clone(name)));
             }
-            Counters::sub(&counters.channels.0, 1);
+            counters.remove_channel();
             false
         });
         self.drain_presence()

@@ -15,7 +15,10 @@ fn config() -> HubConfig {
 }
 
 fn hub_with(config: HubConfig) -> Hub {
-    Hub::new(config, Counters::new())
+    let counters = Counters::new();
+    // A /psub listener, so presence events are recorded.
+    counters.add_listener();
+    Hub::new(config, counters)
 }
 
 fn hub() -> Hub {

@@ -15,20 +15,47 @@ const OWNED_MIN_CAPACITY: usize = 256;
 /// The most segments handed to one writev/sendmsg call.
 pub const MAX_IOVECS: usize = 64;
 
+/// Bytes of a frame's head kept inline in its segment (a chunk-size line plus a short opening).
+pub const FRAME_HEAD_MAX: usize = 22;
+
 #[derive(Debug)]
 enum Segment {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
     Static(&'static [u8]),
+    /// One delivered frame: a short head of its own, bytes shared with every other subscriber's
+    /// queue, a fixed tail. No allocation: a subscriber that stops reading holds one of these per
+    /// frame (64 bytes) plus a reference, not a copy.
+    Frame {
+        head: [u8; FRAME_HEAD_MAX],
+        head_len: u8,
+        body: Arc<[u8]>,
+        tail: &'static [u8],
+    },
 }
 
 impl Segment {
-    fn bytes(&self) -> &[u8] {
+    /// The segment's bytes, in order (unused parts are empty).
+    fn parts(&self) -> [&[u8]; 3] {
         match self {
-            Segment::Owned(v) => v,
-            Segment::Shared(a) => a,
-            Segment::Static(s) => s,
+            Segment::Owned(v) => [v, &[], &[]],
+            Segment::Shared(a) => [a, &[], &[]],
+            Segment::Static(s) => [s, &[], &[]],
+            Segment::Frame {
+                head,
+                head_len,
+                body,
+                tail,
+            } => [
+                head.get(..usize::from(*head_len)).unwrap_or_default(),
+                body,
+                tail,
+            ],
         }
+    }
+
+    fn len(&self) -> usize {
+        self.parts().iter().map(|p| p.len()).sum()
     }
 }
 
@@ -99,6 +126,27 @@ impl OutQueue {
         self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
     }
 
+    /// Appends one frame: `head` (copied; at most `FRAME_HEAD_MAX` bytes, else the whole frame
+    /// is queued the ordinary way), `body` shared by reference, and a fixed `tail`.
+    pub fn push_frame(&mut self, head: &[u8], body: &Arc<[u8]>, tail: &'static [u8]) {
+        if head.len() > FRAME_HEAD_MAX || body.is_empty() {
+            self.push_bytes(head);
+            self.push_shared(body);
+            return self.push_bytes(tail);
+        }
+        let mut inline = [0u8; FRAME_HEAD_MAX];
+        if let Some(dst) = inline.get_mut(..head.len()) {
+            dst.copy_from_slice(head);
+        }
+        self.queued += head.len() + body.len() + tail.len();
+        self.segments.push_back(Segment::Frame {
+            head: inline,
+            head_len: head.len() as u8,
+            body: Arc::clone(body),
+            tail,
+        });
+    }
+
     /// Appends static bytes without copying when they are large, copying small ones.
     pub fn push_static(&mut self, bytes: &'static [u8]) {
         if bytes.len() < SHARE_MIN {
@@ -111,21 +159,28 @@ impl OutQueue {
     /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
     pub fn iovecs(&self, iov: &mut [libc::iovec; MAX_IOVECS]) -> usize {
         let mut n = 0;
-        for (i, seg) in self.segments.iter().enumerate() {
-            if n == MAX_IOVECS {
-                break;
+        let mut skip = self.sent_in_front;
+        for seg in &self.segments {
+            for part in seg.parts() {
+                let part = if skip > 0 {
+                    let cut = skip.min(part.len());
+                    skip -= cut;
+                    part.get(cut..).unwrap_or_default()
+                } else {
+                    part
+                };
+                if part.is_empty() {
+                    continue;
+                }
+                let Some(slot) = iov.get_mut(n) else {
+                    return n;
+                };
+                *slot = libc::iovec {
+                    iov_base: part.as_ptr() as *mut libc::c_void,
+                    iov_len: part.len(),
+                };
+                n += 1;
             }
-            let bytes = seg.bytes();
-            let bytes = if i == 0 {
-                &bytes[self.sent_in_front.min(bytes.len())..]
-            } else {
-                bytes
-            };
-            iov[n] = libc::iovec {
-                iov_base: bytes.as_ptr() as *mut libc::c_void,
-                iov_len: bytes.len(),
-            };
-            n += 1;
         }
         n
     }
@@ -138,7 +193,7 @@ impl OutQueue {
             let Some(front) = self.segments.front() else {
                 break;
             };
-            let left = front.bytes().len() - self.sent_in_front;
+            let left = front.len() - self.sent_in_front;
             if n >= left {
                 n -= left;
                 if let Some(seg) = self.segments.pop_front() {
@@ -186,7 +241,7 @@ impl OutQueue {
             let Some(seg) = self.segments.pop_front() else {
                 break;
             };
-            moved += seg.bytes().len();
+            moved += seg.len();
             front.segments.push_back(seg);
         }
         let moved = moved.saturating_sub(self.sent_in_front);
@@ -198,15 +253,13 @@ impl OutQueue {
 
     /// Copies every unsent byte into one vector (tests and diagnostics).
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.queued);
-        for (i, seg) in self.segments.iter().enumerate() {
-            let bytes = seg.bytes();
-            out.extend_from_slice(if i == 0 {
-                &bytes[self.sent_in_front..]
-            } else {
-                bytes
-            });
+        let mut out = Vec::with_capacity(self.queued + self.sent_in_front);
+        for seg in &self.segments {
+            for part in seg.parts() {
+                out.extend_from_slice(part);
+            }
         }
+        out.drain(..self.sent_in_front.min(out.len()));
         out
     }
 }
@@ -260,6 +313,33 @@ mod tests {
         assert!(q.is_empty());
         q.push_bytes(b"new");
         assert_eq!(q.to_vec(), b"new");
+    }
+
+    #[test]
+    fn a_frame_shares_its_body_and_sends_in_parts() {
+        let body: Arc<[u8]> = vec![b'b'; 100].into();
+        let mut q = OutQueue::new();
+        q.push_frame(b"64\r\n", &body, b"\n\r\n");
+        q.push_frame(b"64\r\n", &body, b"\n\r\n");
+        assert_eq!(Arc::strong_count(&body), 3, "referenced, not copied");
+        assert_eq!(q.queued(), 2 * (4 + 100 + 3));
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        assert_eq!(q.iovecs(&mut iov), 6);
+        q.advance(2);
+        assert_eq!(&q.to_vec()[..3], b"\r\nb");
+        assert_eq!(q.iovecs(&mut iov), 6);
+        q.advance(2 + 100 + 3);
+        assert_eq!(Arc::strong_count(&body), 2);
+        assert_eq!(q.to_vec().len(), 107);
+        let long_head = [b'h'; FRAME_HEAD_MAX + 1];
+        q.push_frame(&long_head, &body, b"!");
+        assert_eq!(q.queued(), 107 + FRAME_HEAD_MAX + 1 + 100 + 1);
+        q.advance(usize::MAX);
+        assert!(q.is_empty());
+        assert_eq!(Arc::strong_count(&body), 1);
     }
 
     #[test]

@@ -1,19 +1,39 @@
-//! The fixed-size slot every connection lives in (a test pins its size), its phases and flags.
+//! The fixed-size slot every connection lives in (a test pins its size), its phases and flags,
+//! the per-connection extras that only busy connections own, and token lookups in the slab.
 //!
 //! An idle connection owns no buffer: `inbuf` holds only a partial request, `out` only unsent
-//! output, `sub` only an active subscription; each is `None` otherwise.
+//! output, `ext` only an open subscription or admin replies still on their way; each is `None`
+//! otherwise.
 //!
-//! Depends on: engine (ConnId, OutQueue), worker::subs (Subscription).
+//! Depends on: engine (ConnId, OutQueue, Token), slab, api (Subscription), worker::replies.
 
-use super::subs::Subscription;
-use crate::engine::{ConnId, OutQueue};
+use super::replies::ReplyQueue;
+use crate::api::subscribe::Subscription;
+use crate::conn::Slab;
+use crate::engine::{ConnId, OutQueue, Token};
 
-/// Which listener accepted the connection.
+/// Which listener accepted the connection. The discriminant is the listener's tag in the backend.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Port {
     Admin = 0,
     Front = 1,
+}
+
+impl Port {
+    /// The backend tag of this port's listeners.
+    pub const fn tag(self) -> u32 {
+        self as u32
+    }
+
+    /// The port whose listeners carry `tag`.
+    pub fn from_tag(tag: u32) -> Port {
+        if tag == Port::Admin.tag() {
+            Port::Admin
+        } else {
+            Port::Front
+        }
+    }
 }
 
 /// Where a connection is in its life. Each variant names what moves it on.
@@ -24,8 +44,8 @@ pub enum Phase {
     Idle,
     /// Part of a request head or body has arrived (header timer armed).
     Reading,
-    /// A request was handed to another core (or the channel's home); its reply resumes the
-    /// connection. Further pipelined bytes wait in `inbuf`.
+    /// A subscription request went to the channel's home; its answer resumes the connection.
+    /// Further pipelined bytes wait in `inbuf`.
     Waiting,
     /// A subscription response is open (noop timer armed); a delivery, /close, a noop or the peer
     /// closing moves it on.
@@ -56,6 +76,15 @@ pub mod flags {
     pub const ADMIN_ALLOWED: u8 = 1 << 7;
 }
 
+/// What a busy connection owns beyond its slot.
+#[derive(Debug)]
+pub enum Ext {
+    /// The open subscription (phase `Subscribed`, or `Waiting` for the home's answer).
+    Sub(Subscription),
+    /// Admin replies that must go out in request order, some still being computed elsewhere.
+    Replies(ReplyQueue),
+}
+
 /// One connection slot.
 #[derive(Debug)]
 pub struct Conn {
@@ -74,8 +103,7 @@ pub struct Conn {
     pub inbuf: Option<Box<Vec<u8>>>,
     /// Output not yet taken by the kernel.
     pub out: Option<Box<OutQueue>>,
-    /// The open subscription, when `phase` is `Subscribed` (or `Waiting` for a subscribe reply).
-    pub sub: Option<Box<Subscription>>,
+    pub ext: Option<Box<Ext>>,
 }
 
 impl Conn {
@@ -89,7 +117,7 @@ impl Conn {
             wheel_at: 0,
             inbuf: None,
             out: None,
-            sub: None,
+            ext: None,
         }
     }
 
@@ -110,6 +138,70 @@ impl Conn {
         self.inbuf.as_ref().map_or(0, |b| b.capacity())
             + self.out.as_ref().map_or(0, |o| o.queued())
     }
+
+    pub fn sub(&self) -> Option<&Subscription> {
+        match self.ext.as_deref() {
+            Some(Ext::Sub(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn sub_mut(&mut self) -> Option<&mut Subscription> {
+        match self.ext.as_deref_mut() {
+            Some(Ext::Sub(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Takes the subscription out of the slot (leaving other extras in place).
+    pub fn take_sub(&mut self) -> Option<Subscription> {
+        match self.ext.take().map(|b| *b) {
+            Some(Ext::Sub(s)) => Some(s),
+            other => {
+                self.ext = other.map(Box::new);
+                None
+            }
+        }
+    }
+
+    pub fn replies(&self) -> Option<&ReplyQueue> {
+        match self.ext.as_deref() {
+            Some(Ext::Replies(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The admin reply queue, created when absent (admin connections only).
+    pub fn replies_mut(&mut self) -> Option<&mut ReplyQueue> {
+        if self.ext.is_none() {
+            self.ext = Some(Box::new(Ext::Replies(ReplyQueue::default())));
+        }
+        match self.ext.as_deref_mut() {
+            Some(Ext::Replies(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Replies still owed before new output may be written directly.
+    pub fn replies_owed(&self) -> usize {
+        self.replies().map_or(0, ReplyQueue::len)
+    }
+}
+
+/// Token lookups in the connection slab: a slot whose generation moved on is gone.
+pub trait Conns {
+    fn at(&mut self, token: Token) -> Option<&mut Conn>;
+    fn peek(&self, token: Token) -> Option<&Conn>;
+}
+
+impl Conns for Slab<Conn> {
+    fn at(&mut self, token: Token) -> Option<&mut Conn> {
+        self.get_mut(token.slot, token.generation)
+    }
+
+    fn peek(&self, token: Token) -> Option<&Conn> {
+        self.get(token.slot, token.generation)
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +212,12 @@ mod tests {
     #[test]
     fn a_connection_slot_stays_small() {
         assert_eq!(std::mem::size_of::<Conn>(), 40);
+    }
+
+    #[test]
+    fn listener_tags_name_their_port() {
+        for port in [Port::Admin, Port::Front] {
+            assert_eq!(Port::from_tag(port.tag()), port);
+        }
     }
 }

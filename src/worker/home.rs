@@ -1,21 +1,28 @@
-//! The home side of channels: what a worker does with the operations addressed to the channels it
-//! is home of (subscribe, unsubscribe, admin operations, broadcast), and the channels' once-a-second
-//! tick. Results travel back by mail — also when the home is the asking worker itself, so both paths
-//! are one path.
+//! The home side of channels and the routing of admin operations: what a worker does with the
+//! operations addressed to the channels it is home of (subscribe, unsubscribe, admin operations,
+//! publishes, broadcast), the channels' once-a-second tick, and where an admin request runs.
 //!
-//! Depends on: worker (State, Msg), comet (Hub), api (admin replies).
+//! Hops (cross-core messages a client waits on), with the channel's home H and the admin
+//! connection's worker A: `/push` and `/pub` cost none when A = H and one (A→H) otherwise — the
+//! publisher is answered on A at once, having reserved the channel's creation against
+//! `max_channels`; other admin operations answer with the home's state and cost a round trip
+//! (A→H→A) when A ≠ H. Pipelined requests do not wait for each other: replies leave in request
+//! order (`replies`), and all mail of a turn travels as one batch per worker.
+//!
+//! Depends on: worker (Worker, Msg, replies), comet (Hub), api (admin operations and replies).
 
+use super::conn::{flags, Conns, Phase};
 use super::msg::{Msg, SubscribeMsg};
-use super::State;
+use super::Worker;
+use crate::api::home::{self, Effect};
 use crate::api::{admin, HomeOp, HomeRequest};
 use crate::comet::hub::{worker_bit, Presence};
-use crate::comet::message::{Message, MsgType};
+use crate::comet::message::Message;
 use crate::comet::route::home_worker;
 use crate::engine::Token;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-impl State {
+impl Worker {
     /// The worker that is home of `cname`.
     pub(crate) fn home_of(&self, cname: &[u8]) -> usize {
         home_worker(cname, self.workers())
@@ -31,94 +38,160 @@ impl State {
         }
     }
 
-    pub(super) fn home_subscribe(&mut self, m: SubscribeMsg) {
+    /// Carries out what a home operation asks for after its reply.
+    fn apply(&mut self, effect: Effect) {
+        match effect {
+            Effect::None => {}
+            Effect::Deliver(p) => {
+                let (name, msg) = (p.name, p.msg);
+                self.mail_workers(p.workers, || Msg::Deliver {
+                    name: Arc::clone(&name),
+                    msg: msg.clone(),
+                });
+            }
+            Effect::Closed(c) => {
+                self.mail_workers(c.workers, || Msg::Closed {
+                    name: Arc::clone(&c.name),
+                    json: Arc::clone(&c.json),
+                });
+            }
+        }
+    }
+
+    /// Routes one admin operation from a connection of this worker: run here when this is the
+    /// channel's home; otherwise a publish is answered here and sent on, and anything else waits
+    /// for the home's reply in its place in the connection's reply order.
+    pub(crate) fn admin_op(&mut self, token: Token, request: HomeRequest) {
+        let home = self.home_of(&request.cname);
+        let date = self.date.get();
+        let mut out = Vec::with_capacity(256);
+        if home == self.id {
+            let sub_timeout = self.shared.config.front.polling_timeout;
+            let effect = home::run(&mut self.hub, &request, date, sub_timeout, &mut out);
+            self.respond(token, &out);
+            self.apply(effect);
+            self.announce_presence();
+            return;
+        }
+        if let HomeOp::Publish { content } = &request.op {
+            let max = self.shared.config.front.max_channels;
+            if self.shared.counters_ref().reserve_channel(max) {
+                admin::ok_reply(&mut out, &request, date);
+                self.respond(token, &out);
+                let (cname, content) = (request.cname, content.clone());
+                return self.mail(home, Msg::Publish { cname, content });
+            }
+        }
+        let Some(number) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
+            return;
+        };
+        let number = number.reserve();
+        let from = self.id;
+        let request = Box::new(request);
+        self.mail(
+            home,
+            Msg::Home {
+                from,
+                token,
+                number,
+                request,
+            },
+        );
+    }
+
+    /// Queues an admin reply behind the replies still owed to the connection (or at once).
+    pub(crate) fn respond(&mut self, token: Token, reply: &[u8]) {
+        let owed = self.conns.peek(token).is_some_and(|c| c.replies_owed() > 0);
+        if !owed {
+            self.queue(token, reply);
+        } else if let Some(q) = self.conns.at(token).and_then(|c| c.replies_mut()) {
+            q.push_ready(reply.to_vec());
+        }
+    }
+
+    /// A home's reply to request `number` of an admin connection.
+    fn on_home_reply(&mut self, token: Token, number: u32, reply: Vec<u8>) {
+        let Some(q) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
+            return;
+        };
+        if !q.fill(number, reply) {
+            return;
+        }
+        let mut ready = Vec::new();
+        while let Some(r) = q.pop_ready() {
+            ready.push(r);
+        }
+        let drained = q.is_empty();
+        for r in ready {
+            self.queue(token, &r);
+        }
+        if drained {
+            self.replies_drained(token);
+        }
+    }
+
+    /// Every reply owed went out: requests that waited for that run now, and a peer that left
+    /// is closed once they are sent.
+    fn replies_drained(&mut self, token: Token) {
+        let Some(conn) = self.conns.at(token) else {
+            return;
+        };
+        conn.ext = None;
+        let last = conn.has(flags::PEER_CLOSED) || !conn.has(flags::KEEP_ALIVE);
+        if last && conn.phase != Phase::Closing {
+            self.close_after_flush(token);
+        } else if conn.inbuf.is_some() {
+            self.to_resume.push(token);
+        }
+    }
+
+    fn home_subscribe(&mut self, m: SubscribeMsg) {
         let result = if m.long_poll {
             self.hub
                 .subscribe_long_poll(&m.name, m.seq, &m.auth, m.from)
         } else {
             self.hub.subscribe(&m.name, m.seq, &m.auth, m.from)
         };
+        let (token, name) = (m.token, m.name);
         self.mail(
             m.from,
             Msg::Subscribed {
-                token: m.token,
-                name: m.name,
+                token,
+                name,
                 result,
             },
         );
         self.announce_presence();
     }
 
-    pub(super) fn home_unsubscribe(
-        &mut self,
-        from: usize,
-        name: &[u8],
-        epoch: u32,
-        count: u32,
-        none_left: bool,
-    ) {
-        self.hub
-            .unsubscribe_many(name, epoch, from, count, none_left);
+    /// An admin operation from another worker's connection.
+    fn home_request(&mut self, from: usize, token: Token, number: u32, req: &HomeRequest) {
+        let mut reply = Vec::with_capacity(256);
+        let date = self.date.get();
+        let sub_timeout = self.shared.config.front.polling_timeout;
+        let effect = home::run(&mut self.hub, req, date, sub_timeout, &mut reply);
+        self.mail(
+            from,
+            Msg::HomeReply {
+                token,
+                number,
+                reply,
+            },
+        );
+        self.apply(effect);
+        self.announce_presence();
     }
 
-    pub(super) fn home_request(&mut self, from: usize, token: Token, req: &HomeRequest) {
-        let mut out = Vec::with_capacity(256);
-        let date = self.date.get();
-        match &req.op {
-            HomeOp::Sign { expires } => match self.hub.sign(&req.cname, *expires) {
-                Ok(sign) => {
-                    let fields = admin::SignFields {
-                        seq: sign.seq_oldest,
-                        token_hex: &sign.token_hex,
-                        expires: sign.expires,
-                        sub_timeout: self.shared.config.front.polling_timeout,
-                    };
-                    admin::sign_reply(&mut out, req, date, fields);
-                }
-                Err(_) => admin::too_many_channels(&mut out, req, date),
-            },
-            HomeOp::Publish { content } => {
-                match self.hub.publish(&req.cname, content, MsgType::Data) {
-                    Ok(p) => {
-                        admin::ok_reply(&mut out, req, date);
-                        let (name, msg) = (p.name, p.msg);
-                        self.mail_workers(p.workers, || Msg::Deliver {
-                            name: Arc::clone(&name),
-                            msg: msg.clone(),
-                        });
-                    }
-                    Err(_) => admin::too_many_channels(&mut out, req, date),
-                }
-            }
-            HomeOp::Close => {
-                let closed = self.hub.close(&req.cname);
-                admin::ok_seq_or_missing(&mut out, req, date, closed.as_ref().map(|c| c.seq_next));
-                if let Some(c) = closed {
-                    self.mail_workers(c.workers, || Msg::Closed {
-                        name: Arc::clone(&c.name),
-                        json: Arc::clone(&c.json),
-                    });
-                }
-            }
-            HomeOp::Clear => {
-                let seq = self.hub.clear(&req.cname);
-                admin::ok_seq_or_missing(&mut out, req, date, seq);
-            }
-            HomeOp::Info => {
-                let n = self.hub.subscribers(&req.cname) as usize;
-                admin::info_reply(&mut out, req, date, n);
-            }
-            HomeOp::Check => {
-                let exists = self.hub.exists(&req.cname);
-                admin::check_reply(&mut out, req, date, exists);
-            }
+    /// A publish whose publisher was answered on its own worker.
+    fn home_publish(&mut self, cname: &[u8], content: &[u8]) {
+        if let Some(p) = self.hub.publish_reserved(cname, content) {
+            self.apply(Effect::Deliver(p));
         }
-        self.mail(from, Msg::HomeReply { token, reply: out });
         self.announce_presence();
     }
 
     /// Broadcasts `content` on every channel this worker is home of.
-    pub(super) fn home_broadcast(&mut self, content: &[u8]) {
+    fn home_broadcast(&mut self, content: &[u8]) {
         let mut deliveries: Vec<(Arc<[u8]>, Message, u64)> = Vec::new();
         self.hub.broadcast_each(content, |name, msg, workers| {
             if workers != 0 {
@@ -136,22 +209,15 @@ impl State {
     /// Starts a broadcast: every worker (this one too) broadcasts on the channels it is home of.
     pub(crate) fn broadcast(&mut self, content: Arc<[u8]>) {
         for w in 0..self.workers() {
-            self.mail(
-                w,
-                Msg::Broadcast {
-                    content: Arc::clone(&content),
-                },
-            );
+            let content = Arc::clone(&content);
+            self.mail(w, Msg::Broadcast { content });
         }
     }
 
     /// The channels' once-a-second tick: expiry and presence re-announcements.
     pub(super) fn tick_channels(&mut self) {
-        let listening = self.shared.presence_clients.load(Ordering::Relaxed) > 0;
-        self.hub.set_presence(listening);
         let events = self.hub.tick();
         self.send_presence(events);
-        self.announce_presence();
     }
 
     /// Sends the presence events the hub collected to every worker with /psub clients.
@@ -161,7 +227,7 @@ impl State {
     }
 
     fn send_presence(&mut self, events: Vec<Presence>) {
-        if events.is_empty() || self.shared.presence_clients.load(Ordering::Relaxed) == 0 {
+        if events.is_empty() || self.shared.counters_ref().listeners() == 0 {
             return;
         }
         for event in events {
@@ -169,12 +235,8 @@ impl State {
             event.write_line(&mut line);
             let line: Arc<[u8]> = line.into();
             for w in 0..self.workers() {
-                self.mail(
-                    w,
-                    Msg::Presence {
-                        line: Arc::clone(&line),
-                    },
-                );
+                let line = Arc::clone(&line);
+                self.mail(w, Msg::Presence { line });
             }
         }
     }
@@ -194,51 +256,26 @@ impl State {
                 epoch,
                 count,
                 none_left,
-            } => self.home_unsubscribe(from, &name, epoch, count, none_left),
+            } => self
+                .hub
+                .unsubscribe_many(&name, epoch, from, count, none_left),
             Msg::Home {
                 from,
                 token,
+                number,
                 request,
-            } => self.home_request(from, token, &request),
-            Msg::HomeReply { token, reply } => self.on_home_reply(token, &reply),
+            } => self.home_request(from, token, number, &request),
+            Msg::HomeReply {
+                token,
+                number,
+                reply,
+            } => self.on_home_reply(token, number, reply),
+            Msg::Publish { cname, content } => self.home_publish(&cname, &content),
             Msg::Deliver { name, msg } => self.on_deliver(&name, &msg),
             Msg::Closed { name, json } => self.on_closed(&name, &json),
             Msg::Broadcast { content } => self.home_broadcast(&content),
             Msg::Presence { line } => self.on_presence(&line),
             Msg::Shutdown => {}
-        }
-    }
-
-    /// Hands an admin request to the channel's home and parks the connection until the reply.
-    pub(crate) fn send_home(&mut self, token: Token, request: HomeRequest) {
-        let home = self.home_of(&request.cname);
-        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
-            conn.phase = super::conn::Phase::Waiting;
-        }
-        let from = self.id;
-        self.mail(
-            home,
-            Msg::Home {
-                from,
-                token,
-                request: Box::new(request),
-            },
-        );
-    }
-
-    fn on_home_reply(&mut self, token: Token, reply: &[u8]) {
-        let Some(conn) = self.conns.get(token.slot, token.generation) else {
-            return;
-        };
-        if conn.phase != super::conn::Phase::Waiting {
-            return;
-        }
-        let peer_closed = conn.has(super::conn::flags::PEER_CLOSED);
-        self.queue(token, reply);
-        if peer_closed {
-            self.close_after_flush(token);
-        } else {
-            self.request_done(token);
         }
     }
 }

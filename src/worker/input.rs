@@ -3,10 +3,15 @@
 //! Bytes are parsed straight from the backend's scratch buffer; only what is left of an incomplete
 //! request (or pipelined requests that must wait their turn) is copied into a borrowed `inbuf`.
 //!
-//! Depends on: worker (State, Conn), http (parse), api (dispatch).
+//! Admin requests are pipelined: while replies computed on other cores are owed, later requests
+//! still run (their replies queue behind), up to `MAX_REPLIES_OWED`; a request that must see
+//! every earlier reply sent first (one that ends the connection, or turns it into a /psub stream)
+//! waits until they are.
+//!
+//! Depends on: worker (Worker, Conn), http (parse), api (dispatch).
 
-use super::conn::{flags, Phase, Port};
-use super::State;
+use super::conn::{flags, Conns, Phase, Port};
+use super::Worker;
 use crate::api::{self, Outcome};
 use crate::engine::{Backend, ReadControl, Token};
 use crate::http::{self, HttpLimits, Parsed};
@@ -15,7 +20,26 @@ use crate::http::{self, HttpLimits, Parsed};
 /// requests without reading the answers); it resumes when the queue drains.
 const PAUSE_OUTPUT_BYTES: usize = 256 * 1024;
 
-impl State {
+/// Admin replies a connection may owe before its later requests wait.
+const MAX_REPLIES_OWED: usize = 1024;
+
+/// Admin paths whose replies may queue behind replies still being computed elsewhere.
+fn pipelines(path: &[u8]) -> bool {
+    matches!(
+        path,
+        b"/push"
+            | b"/pub"
+            | b"/sign"
+            | b"/info"
+            | b"/check"
+            | b"/close"
+            | b"/clear"
+            | b"/broadcast"
+            | b"/stats"
+    )
+}
+
+impl Worker {
     fn http_limits(&self) -> HttpLimits {
         HttpLimits {
             max_header_bytes: self.shared.config.limits.max_header_bytes,
@@ -24,7 +48,7 @@ impl State {
     }
 
     pub(super) fn on_data(&mut self, token: Token, bytes: &[u8]) -> ReadControl {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return ReadControl::Pause;
         };
         match conn.phase {
@@ -56,14 +80,14 @@ impl State {
     /// Whether the backend should keep reading this connection.
     fn read_control(&mut self, token: Token) -> ReadControl {
         let max_hold = self.shared.config.limits.max_header_bytes;
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return ReadControl::Pause;
         };
         let held = conn.inbuf.as_ref().map_or(0, |b| b.len());
         let busy = matches!(
             conn.phase,
             Phase::Waiting | Phase::Subscribed | Phase::Presence
-        );
+        ) || conn.replies_owed() > 0;
         let queued = conn.out.as_ref().map_or(0, |o| o.queued());
         if conn.phase == Phase::Closing
             || (busy && held >= max_hold)
@@ -87,7 +111,7 @@ impl State {
             self.reject(token, 503, b"");
             return;
         }
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         let buf = conn.inbuf.get_or_insert_with(Default::default);
@@ -101,7 +125,7 @@ impl State {
     fn put_back(&mut self, token: Token, mut buf: Box<Vec<u8>>, used: usize) {
         let capacity = buf.capacity();
         let used = used.min(buf.len());
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             self.buffered = self.buffered.saturating_sub(capacity);
             return;
         };
@@ -115,13 +139,9 @@ impl State {
             self.buffered = self.buffered.saturating_sub(newer.capacity());
             buf.extend_from_slice(&newer);
         }
-        let shrunk = if buf.capacity() > 4 * buf.len().max(4096) {
+        if buf.capacity() > 4 * buf.len().max(4096) {
             buf.shrink_to(buf.len().max(4096));
-            true
-        } else {
-            false
-        };
-        let _ = shrunk;
+        }
         self.buffered = self.buffered.saturating_sub(capacity) + buf.capacity();
         conn.inbuf = Some(buf);
     }
@@ -132,7 +152,7 @@ impl State {
         let limits = self.http_limits();
         let mut pos = 0;
         loop {
-            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            let Some(conn) = self.conns.at(token) else {
                 return buf.len();
             };
             if !matches!(conn.phase, Phase::Idle | Phase::Reading)
@@ -160,7 +180,7 @@ impl State {
                         let d = self.after(self.shared.config.server.header_timeout);
                         self.arm(token, d);
                     }
-                    let conn_ref = self.conns.get_mut(token.slot, token.generation);
+                    let conn_ref = self.conns.at(token);
                     if let Some(conn) = conn_ref {
                         if send_continue && !conn.has(flags::CONTINUE_SENT) {
                             conn.set(flags::CONTINUE_SENT);
@@ -174,6 +194,15 @@ impl State {
                     return buf.len();
                 }
                 Parsed::Complete { req, used } => {
+                    let owed = conn.replies_owed();
+                    let last_was_final = owed > 0 && !conn.has(flags::KEEP_ALIVE);
+                    if last_was_final
+                        || owed >= MAX_REPLIES_OWED
+                        || (owed > 0 && (!req.keep_alive || !pipelines(&req.path)))
+                    {
+                        // Runs once the replies owed are sent (`replies_drained` resumes it).
+                        return pos;
+                    }
                     pos += used;
                     conn.phase = Phase::Idle;
                     conn.clear(flags::CONTINUE_SENT);
@@ -204,7 +233,7 @@ impl State {
             Port::Front => api::front::handle(req, &ctx, &mut out),
             Port::Admin => api::admin::handle(req, &ctx, &mut out),
         };
-        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+        if let Some(conn) = self.conns.at(token) {
             if req.version == http::Version::Http10 {
                 conn.set(flags::HTTP10);
             } else {
@@ -217,7 +246,11 @@ impl State {
             }
         }
         if !out.is_empty() {
-            self.queue(token, &out);
+            if port == Port::Admin {
+                self.respond(token, &out);
+            } else {
+                self.queue(token, &out);
+            }
         }
         self.scratch = out;
         match outcome {
@@ -227,7 +260,17 @@ impl State {
                 }
             }
             Outcome::Subscribe(request) => self.subscribe(token, request),
-            Outcome::Home(request) => self.send_home(token, request),
+            Outcome::Home(request) => {
+                self.admin_op(token, request);
+                let answered = self
+                    .conns
+                    .peek(token)
+                    .is_some_and(|c| c.replies_owed() == 0);
+                // A last request still being answered elsewhere closes in `replies_drained`.
+                if !req.keep_alive && answered {
+                    self.close_after_flush(token);
+                }
+            }
             Outcome::Broadcast { content, close } => {
                 self.broadcast(content);
                 if close || !req.keep_alive {
@@ -248,7 +291,7 @@ impl State {
                 return;
             }
             for token in list {
-                let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+                let Some(conn) = self.conns.at(token) else {
                     continue;
                 };
                 if !matches!(conn.phase, Phase::Idle | Phase::Reading) {
@@ -259,7 +302,7 @@ impl State {
                     self.put_back(token, buf, used);
                 }
                 if self.read_control(token) == ReadControl::Continue {
-                    if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+                    if let Some(conn) = self.conns.at(token) {
                         if conn.has(flags::PAUSED) {
                             conn.clear(flags::PAUSED);
                             backend.resume(conn.id, token);
@@ -272,7 +315,7 @@ impl State {
 
     /// Marks a connection whose current request just finished, so buffered requests run next.
     pub(crate) fn request_done(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         if conn.phase == Phase::Closing {

@@ -4,6 +4,9 @@
 //! receiver stores `awake = false`, issues a SeqCst fence and looks at its inbox once more; a sender
 //! pushes, fences, and writes the eventfd only if it is the one that flipped `awake` back to true.
 //!
+//! `Post` batches one worker's outgoing mail: everything addressed to one worker during a turn
+//! travels as one batch, with one channel send and at most one eventfd write.
+//!
 //! Depends on: crossbeam-channel, engine::sys::EventFd.
 
 use crate::engine::sys::EventFd;
@@ -91,6 +94,44 @@ pub fn mailbox<M>(waker: Arc<EventFd>) -> (Outbox<M>, Inbox<M>) {
     )
 }
 
+/// One worker's outgoing mail, held until the end of the turn.
+pub struct Post<M> {
+    peers: Vec<Outbox<Vec<M>>>,
+    pending: Vec<Vec<M>>,
+}
+
+impl<M> Post<M> {
+    /// Mail for `peers` (indexed by worker id).
+    pub fn new(peers: Vec<Outbox<Vec<M>>>) -> Post<M> {
+        let pending = peers.iter().map(|_| Vec::new()).collect();
+        Post { peers, pending }
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Adds `msg` to the batch for worker `to`.
+    pub fn add(&mut self, to: usize, msg: M) {
+        if let Some(batch) = self.pending.get_mut(to) {
+            batch.push(msg);
+        }
+    }
+
+    /// Sends every non-empty batch; returns the number of batches sent.
+    pub fn send_all(&mut self) -> usize {
+        let mut sent = 0;
+        for (batch, peer) in self.pending.iter_mut().zip(&self.peers) {
+            if !batch.is_empty() {
+                peer.send(std::mem::take(batch));
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +172,8 @@ mod tests {
                     })
                     .unwrap();
                 inbox.woke();
-                let _ = woke;
+                // Messages may have arrived before the sleep began (then no wake was needed).
+                assert!(woke || !inbox.rx.is_empty(), "woken without a message");
             }
             while let Some(m) = inbox.try_recv() {
                 got.push(m);
@@ -139,5 +181,33 @@ mod tests {
         }
         sender.join().unwrap();
         assert_eq!(got, (0..1000).collect::<Vec<_>>());
+    }
+
+    /// Everything posted to one worker in a turn arrives as one batch, in order, with one wake.
+    #[test]
+    fn a_turns_mail_to_one_worker_is_one_batch() {
+        let mut backend = Epoll::new().unwrap();
+        let (outbox, inbox) = mailbox::<Vec<u32>>(backend.waker());
+        let mut post = Post::new(vec![outbox]);
+        assert_eq!(post.send_all(), 0, "nothing to send");
+        assert!(inbox.prepare_sleep());
+        for i in 0..100 {
+            post.add(0, i);
+        }
+        post.add(5, 999); // no such worker: dropped
+        assert_eq!(post.send_all(), 1);
+        let mut wakes = 0;
+        backend
+            .wait(Some(Duration::from_secs(5)), &mut |c| {
+                if matches!(c, Completion::Wake) {
+                    wakes += 1;
+                }
+                ReadControl::Continue
+            })
+            .unwrap();
+        inbox.woke();
+        assert_eq!(wakes, 1);
+        assert_eq!(inbox.try_recv(), Some((0..100).collect::<Vec<_>>()));
+        assert_eq!(inbox.try_recv(), None);
     }
 }

@@ -1,21 +1,29 @@
 //! The per-core loop. Each worker owns its backend, its connections, its timers, its share of the
 //! channels (the ones whose home it is) and its local subscriber index; it talks to other workers
-//! only through mailboxes. One turn: wait for events → attach accepted connections → drain the
-//! mailbox → fire timers → flush every connection with new output once → free closed slots.
+//! only through mailboxes. `Worker::turn` below is one whole turn, in order.
 //!
-//! This is the only module that sees every layer (engine, http, api, comet).
+//! This is the only module that sees every layer (engine, http, api, comet), and it only routes:
+//! it looks connections up, hands requests to `api`, queues the bytes `api` returns, and moves
+//! results between cores. Protocol decisions live in `api` and `comet`.
+//!
+//! Files: `conn` (the slot), `input` (bytes → requests), `output` (queueing, flushing, closing),
+//! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `replies`
+//! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
+//! between cores), `timer` (the wheel), `shared` (what all workers share).
 
 pub mod conn;
+mod deadlines;
 mod home;
 mod input;
 pub mod mailbox;
 pub mod msg;
 mod output;
+pub mod replies;
 pub mod shared;
-pub mod subs;
+mod subs;
 pub mod timer;
 
-pub use msg::Msg;
+pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
 use crate::comet::hub::Hub;
@@ -23,9 +31,10 @@ use crate::comet::local::LocalSubs;
 use crate::conn::Slab;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
-use conn::{flags, Conn, Phase, Port};
-use mailbox::{Inbox, Outbox};
+use conn::{flags, Conn, Conns, Phase, Port};
+use mailbox::{Inbox, Outbox, Post};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use timer::TimerWheel;
@@ -36,35 +45,38 @@ const REFUSED: Token = Token {
     generation: 0,
 };
 
+/// Mail handled per turn at most, so a flood from other cores cannot starve this core's sockets.
+const MAIL_PER_TURN: usize = 65_536;
+
 /// What a worker is given at start.
 pub struct WorkerSetup {
     pub id: usize,
-    pub inbox: Inbox<Msg>,
+    pub inbox: Inbox<Batch>,
     /// Every worker's mailbox, indexed by worker id (including this one's).
-    pub peers: Vec<Outbox<Msg>>,
+    pub peers: Vec<Outbox<Batch>>,
     pub shared: Arc<Shared>,
 }
 
 /// Runs a worker until it is told to shut down and its connections are gone.
 pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) {
-    let mut state = State::new(setup);
-    while !state.finished() {
-        state.turn(&mut backend);
+    let mut worker = Worker::new(setup);
+    while !worker.finished() {
+        worker.turn(&mut backend);
     }
-    log::debug!("worker {} stopped", state.id);
+    log::debug!("worker {} stopped", worker.id);
 }
 
 /// Everything a worker owns except its backend (so completion handlers can borrow it mutably while
 /// the backend is waiting).
-pub struct State {
+pub struct Worker {
     pub(crate) id: usize,
     pub(crate) shared: Arc<Shared>,
     pub(crate) conns: Slab<Conn>,
-    inbox: Inbox<Msg>,
-    peers: Vec<Outbox<Msg>>,
-    /// Messages this worker sends to itself (it is the home of the channel): handled in the same
-    /// turn, exactly like mail from other workers.
-    self_mail: VecDeque<Msg>,
+    inbox: Inbox<Batch>,
+    post: Post<Msg>,
+    /// Mail to handle this turn: this worker's own (it is the home of the channel) and the
+    /// batches drained from the inbox, in arrival order.
+    mail: VecDeque<Msg>,
     pub(crate) hub: Hub,
     pub(crate) local: LocalSubs,
     timers: TimerWheel,
@@ -96,19 +108,18 @@ pub struct State {
     shutting_down: Option<Instant>,
 }
 
-impl State {
-    fn new(setup: WorkerSetup) -> State {
+impl Worker {
+    fn new(setup: WorkerSetup) -> Worker {
         let shared = setup.shared;
         let hub = Hub::new(shared.hub_config(), shared.counters());
         let mut date = DateCache::new();
         date.update(SystemTime::now());
-        let per_worker_cap = shared.config.server.max_connections / shared.workers + 1;
-        State {
+        Worker {
             id: setup.id,
-            conns: Slab::with_max(per_worker_cap.max(1024)),
+            conns: Slab::with_max(shared.connections_per_worker()),
             inbox: setup.inbox,
-            peers: setup.peers,
-            self_mail: VecDeque::new(),
+            post: Post::new(setup.peers),
+            mail: VecDeque::new(),
             hub,
             local: LocalSubs::new(),
             timers: TimerWheel::new(),
@@ -135,10 +146,17 @@ impl State {
         }
     }
 
-    /// One turn of the loop.
+    /// The connection in `token`'s slot, if it is still that connection.
+    pub(crate) fn conn(&mut self, token: Token) -> Option<&mut Conn> {
+        self.conns.at(token)
+    }
+
+    /// One turn of the loop: wait for events (handled as they are reported) → attach accepted
+    /// connections → handle mail → run requests that waited → timers → send this turn's mail →
+    /// flush every connection with new output once → free closed slots.
     fn turn<B: Backend>(&mut self, backend: &mut B) {
         let may_sleep =
-            self.self_mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
+            self.mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             self.shared.until_next_tick()
         } else {
@@ -149,29 +167,14 @@ impl State {
         if let Err(e) = result {
             log::error!("worker {}: wait failed: {e}", self.id);
         }
-        for (conn, token) in std::mem::take(&mut self.to_attach) {
-            let Some(token) = token else {
-                backend.close(conn, REFUSED);
-                continue;
-            };
-            if let Err(e) = backend.attach(conn, token) {
-                log::warn!("attach failed: {e}");
-                self.close(token);
-            }
-        }
-        self.drain_mail(backend);
+        self.attach_accepted(backend);
+        self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
+        self.post.send_all();
         self.flush_dirty(backend);
         self.free_closed(backend);
-        if let Some(deadline) = self.shutting_down {
-            if Instant::now() >= deadline {
-                for (slot, generation) in self.conns.keys() {
-                    self.close(Token { slot, generation });
-                }
-                self.free_closed(backend);
-            }
-        }
+        self.enforce_shutdown_deadline(backend);
     }
 
     fn on_completion(&mut self, c: Completion<'_>) -> ReadControl {
@@ -181,7 +184,7 @@ impl State {
                 conn,
                 peer,
             } => {
-                self.on_accept(listener, conn, peer);
+                self.on_accept(Port::from_tag(listener), conn, peer);
                 ReadControl::Continue
             }
             Completion::Data { token, bytes } => self.on_data(token, bytes),
@@ -190,11 +193,8 @@ impl State {
                 ReadControl::Pause
             }
             Completion::Writable { token } => {
-                if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
-                    if conn.out.is_some() && !conn.has(flags::DIRTY) {
-                        conn.set(flags::DIRTY);
-                        self.dirty.push(token);
-                    }
+                if self.conn(token).is_some_and(|c| c.out.is_some()) {
+                    self.mark_dirty(token);
                 }
                 ReadControl::Continue
             }
@@ -202,12 +202,7 @@ impl State {
         }
     }
 
-    fn on_accept(&mut self, listener: u32, id: ConnId, peer: Option<std::net::SocketAddr>) {
-        let port = if listener == crate::server::ADMIN_TAG {
-            Port::Admin
-        } else {
-            Port::Front
-        };
+    fn on_accept(&mut self, port: Port, id: ConnId, peer: Option<std::net::SocketAddr>) {
         if self.shutting_down.is_some() || !self.shared.admit_connection() {
             self.to_attach.push((id, None));
             return;
@@ -224,23 +219,29 @@ impl State {
                 conn.set(flags::ADMIN_ALLOWED);
             }
         }
-        match self.conns.insert(conn) {
-            Ok((slot, generation)) => {
-                let token = Token { slot, generation };
-                let stats = self.stats();
-                stats
-                    .accepted
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                stats
-                    .connections
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.to_attach.push((id, Some(token)));
-                let deadline = self.after(self.shared.config.server.header_timeout);
-                self.arm(token, deadline);
-            }
-            Err(_) => {
-                self.shared.release_connection();
-                self.to_attach.push((id, None));
+        let Ok((slot, generation)) = self.conns.insert(conn) else {
+            self.shared.release_connection();
+            self.to_attach.push((id, None));
+            return;
+        };
+        let token = Token { slot, generation };
+        let stats = self.stats();
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        self.to_attach.push((id, Some(token)));
+        let deadline = self.after(self.shared.config.server.header_timeout);
+        self.arm(token, deadline);
+    }
+
+    fn attach_accepted<B: Backend>(&mut self, backend: &mut B) {
+        for (conn, token) in std::mem::take(&mut self.to_attach) {
+            let Some(token) = token else {
+                backend.close(conn, REFUSED);
+                continue;
+            };
+            if let Err(e) = backend.attach(conn, token) {
+                log::warn!("attach failed: {e}");
+                self.close(token);
             }
         }
     }
@@ -250,32 +251,37 @@ impl State {
         &self.shared.stats[self.id]
     }
 
-    /// Sends a message to worker `to` (itself included).
+    /// Sends a message to worker `to` (itself included: handled in this same turn, exactly like
+    /// mail from other workers). Other workers get it at the end of the turn, in one batch.
     pub(crate) fn mail(&mut self, to: usize, msg: Msg) {
         if to == self.id {
-            self.self_mail.push_back(msg);
-        } else if let Some(peer) = self.peers.get(to) {
-            peer.send(msg);
+            self.mail.push_back(msg);
+        } else {
+            self.post.add(to, msg);
         }
     }
 
     /// Number of workers.
     pub(crate) fn workers(&self) -> usize {
-        self.peers.len()
+        self.post.workers()
     }
 
-    fn drain_mail<B: Backend>(&mut self, _backend: &mut B) {
-        // Bounded so a flood from other cores cannot starve this core's own sockets.
-        for _ in 0..65_536 {
-            let msg = match self.self_mail.pop_front() {
-                Some(m) => m,
-                None => match self.inbox.try_recv() {
-                    Some(m) => m,
+    /// Handles this turn's mail: what the worker sent itself and what arrived, bounded.
+    fn handle_mail<B: Backend>(&mut self, backend: &mut B) {
+        let mut handled = 0;
+        while handled < MAIL_PER_TURN {
+            if self.mail.is_empty() {
+                match self.inbox.try_recv() {
+                    Some(batch) => self.mail.extend(batch),
                     None => return,
-                },
+                }
+            }
+            let Some(msg) = self.mail.pop_front() else {
+                continue;
             };
+            handled += 1;
             if let Msg::Shutdown = msg {
-                self.begin_shutdown(_backend);
+                self.begin_shutdown(backend);
             } else {
                 self.on_mail(msg);
             }
@@ -292,8 +298,9 @@ impl State {
         // Idle connections and open streams end now; requests in progress get the grace period.
         for (slot, generation) in self.conns.keys() {
             let token = Token { slot, generation };
-            let idle = self.conns.get(slot, generation).is_some_and(|c| {
+            let idle = self.conns.peek(token).is_some_and(|c| {
                 matches!(c.phase, Phase::Idle | Phase::Subscribed | Phase::Presence)
+                    && c.replies_owed() == 0
             });
             if idle {
                 self.close_after_flush(token);
@@ -301,86 +308,16 @@ impl State {
         }
     }
 
-    /// Advances the clock: the Date header, connection timers and the channels' once-a-second tick.
-    fn on_time(&mut self) {
-        let now = self.shared.tick();
-        if now == self.now {
-            return;
-        }
-        self.date.update(SystemTime::now());
-        self.now = now;
-        let mut due = Vec::new();
-        self.timers.advance(now, |e| due.push(e));
-        for e in due {
-            let Some(conn) = self.conns.get_mut(e.slot, e.generation) else {
-                continue;
-            };
-            if conn.wheel_at != e.tick {
-                continue;
-            }
-            conn.wheel_at = 0;
-            let deadline = conn.deadline;
-            let token = Token {
-                slot: e.slot,
-                generation: e.generation,
-            };
-            if deadline == 0 {
-                continue;
-            }
-            if deadline > now {
-                self.arm(token, deadline);
-            } else {
-                if let Some(conn) = self.conns.get_mut(e.slot, e.generation) {
-                    conn.deadline = 0;
-                }
-                self.on_timeout(token);
-            }
-        }
-        self.tick_channels();
-    }
-
-    /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so
-    /// one more tick is added: the timer fires between `secs` and `secs + 1` seconds from now,
-    /// never early.
-    /// The clock is read afresh (a vDSO call): the cached `now` may lag by the length of a turn.
-    pub(crate) fn after(&self, secs: u32) -> u32 {
-        self.shared.tick().saturating_add(secs).saturating_add(1)
-    }
-
-    /// Sets the connection's timer to fire at tick `deadline`.
-    pub(crate) fn arm(&mut self, token: Token, deadline: u32) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+    /// Past the shutdown grace period every connection left is closed.
+    fn enforce_shutdown_deadline<B: Backend>(&mut self, backend: &mut B) {
+        let Some(deadline) = self.shutting_down else {
             return;
         };
-        conn.deadline = deadline;
-        if conn.wheel_at == 0 || deadline < conn.wheel_at {
-            conn.wheel_at = deadline.max(self.now + 1);
-            self.timers
-                .schedule(token.slot, token.generation, conn.wheel_at);
-        }
-    }
-
-    /// Clears the connection's timer.
-    pub(crate) fn disarm(&mut self, token: Token) {
-        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
-            conn.deadline = 0;
-        }
-    }
-
-    fn on_timeout(&mut self, token: Token) {
-        let Some(conn) = self.conns.get(token.slot, token.generation) else {
-            return;
-        };
-        match conn.phase {
-            Phase::Idle => self.close(token),
-            Phase::Reading => self.reject(token, 408, b""),
-            Phase::Waiting => {
-                let d = self.after(self.shared.config.server.header_timeout);
-                self.arm(token, d);
+        if Instant::now() >= deadline {
+            for (slot, generation) in self.conns.keys() {
+                self.close(Token { slot, generation });
             }
-            Phase::Subscribed => self.on_noop_due(token),
-            Phase::Presence => {}
-            Phase::Closing => self.close(token),
+            self.free_closed(backend);
         }
     }
 }

@@ -1,14 +1,18 @@
 //! Messages between workers. A channel's operations run on its home worker; replies and
-//! deliveries go back to the workers holding the connections. Mailboxes are FIFO per sender, which
-//! is what keeps every subscriber's messages in seq order.
+//! deliveries go back to the workers holding the connections. Mail travels in batches (one per
+//! destination per loop turn, see `mailbox::Post`), and mailboxes are FIFO per sender, which is
+//! what keeps every subscriber's messages in seq order.
 //!
-//! Depends on: engine (Token), comet (messages, catch-up), api (channel operations).
+//! Depends on: engine (Token), comet (messages, subscription results), api (admin requests).
 
 use crate::api::HomeRequest;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::Message;
 use crate::engine::Token;
 use std::sync::Arc;
+
+/// What one worker sends another in one turn.
+pub type Batch = Vec<Msg>;
 
 #[derive(Debug)]
 pub enum Msg {
@@ -29,14 +33,22 @@ pub enum Msg {
         count: u32,
         none_left: bool,
     },
-    /// To a channel's home: run an admin operation and reply to `from`.
+    /// To a channel's home: run an admin operation and send reply number `number` to `from`.
     Home {
         from: usize,
         token: Token,
+        number: u32,
         request: Box<HomeRequest>,
     },
-    /// To the admin connection's worker: the reply bytes.
-    HomeReply { token: Token, reply: Vec<u8> },
+    /// To the admin connection's worker: the reply bytes of its request `number`.
+    HomeReply {
+        token: Token,
+        number: u32,
+        reply: Vec<u8>,
+    },
+    /// To a channel's home: publish `content`; the publisher was already answered, and the
+    /// channel's creation, if it must be created, was reserved.
+    Publish { cname: Vec<u8>, content: Vec<u8> },
     /// To every worker with subscribers of the channel: a new message (encoded once, shared).
     Deliver { name: Arc<[u8]>, msg: Message },
     /// To every worker with subscribers of the channel: the channel was closed.

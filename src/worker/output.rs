@@ -1,10 +1,10 @@
 //! Writing side of a connection: output is queued during the turn and flushed once per connection
 //! at the end of it (one writev for everything a turn produced); connections are torn down after.
 //!
-//! Depends on: worker (State, Conn), engine (Backend, OutQueue), http (error pages).
+//! Depends on: worker (Worker, Conn), engine (Backend, OutQueue), http (error pages).
 
-use super::conn::{flags, Phase};
-use super::State;
+use super::conn::{flags, Conns, Phase};
+use super::Worker;
 use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,10 +16,10 @@ const OUT_POOL_MAX: usize = 256;
 /// Over the worker's buffer budget, connections with more than this unsent are closed first.
 const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
 
-impl State {
+impl Worker {
     /// Marks the connection for the end-of-turn flush.
-    fn mark_dirty(&mut self, token: Token) {
-        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+    pub(super) fn mark_dirty(&mut self, token: Token) {
+        if let Some(conn) = self.conns.at(token) {
             if !conn.has(flags::DIRTY) {
                 conn.set(flags::DIRTY);
                 self.dirty.push(token);
@@ -30,7 +30,7 @@ impl State {
     /// Queues a copy of `bytes` for the connection. Returns false if the connection is gone or was
     /// closed for holding too much unsent output.
     pub(crate) fn queue(&mut self, token: Token, bytes: &[u8]) -> bool {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return false;
         };
         if conn.phase == Phase::Closing {
@@ -44,15 +44,16 @@ impl State {
         self.after_queue(token)
     }
 
-    /// Queues `prefix`, the shared bytes, and `suffix` (the shared part is not copied when large).
-    pub(crate) fn queue_shared(
+    /// Queues one delivered frame: the subscriber's own `head`, the message's JSON shared by
+    /// reference (never copied), a fixed `tail`.
+    pub(crate) fn queue_frame(
         &mut self,
         token: Token,
-        prefix: &[u8],
+        head: &[u8],
         shared: &Arc<[u8]>,
-        suffix: &[u8],
+        tail: &'static [u8],
     ) -> bool {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return false;
         };
         if conn.phase == Phase::Closing {
@@ -62,10 +63,8 @@ impl State {
         let out = conn
             .out
             .get_or_insert_with(|| pool.pop().unwrap_or_default());
-        out.push_bytes(prefix);
-        out.push_shared(shared);
-        out.push_bytes(suffix);
-        self.buffered += prefix.len() + shared.len() + suffix.len();
+        out.push_frame(head, shared, tail);
+        self.buffered += head.len() + shared.len() + tail.len();
         self.after_queue(token)
     }
 
@@ -74,7 +73,7 @@ impl State {
         let max = self.shared.config.limits.max_output_bytes;
         let queued = self
             .conns
-            .get(token.slot, token.generation)
+            .peek(token)
             .and_then(|c| c.out.as_ref())
             .map_or(0, |o| o.queued());
         // A connection past its own cap, or a heavy one while the worker is over its budget, is a
@@ -95,7 +94,7 @@ impl State {
     /// Writes an error page and closes the connection once it is sent.
     pub(crate) fn reject(&mut self, token: Token, status: u16, uri: &[u8]) {
         let mut page = Vec::with_capacity(256);
-        let version = match self.conns.get(token.slot, token.generation) {
+        let version = match self.conns.peek(token) {
             Some(c) if c.has(flags::HTTP10) => crate::http::Version::Http10,
             Some(_) => crate::http::Version::Http11,
             None => return,
@@ -107,7 +106,7 @@ impl State {
 
     /// Closes the connection once its queued output is sent (bounded by the header timeout).
     pub(crate) fn close_after_flush(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         conn.set(flags::CLOSE_AFTER_FLUSH);
@@ -124,7 +123,7 @@ impl State {
 
     /// Tears the connection down at the end of this turn; nothing more is sent.
     pub(crate) fn close(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         if conn.phase == Phase::Closing {
@@ -139,15 +138,16 @@ impl State {
     /// The peer closed its side. Subscribers are removed at once; a connection with a response
     /// still queued gets it flushed first.
     pub(super) fn on_peer_closed(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         conn.set(flags::PEER_CLOSED);
         let has_output = conn.out.is_some();
         match conn.phase {
             Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
-            // An admin request is running on another core: answer it, then close.
-            Phase::Waiting if conn.sub.is_none() => {}
+            // Admin replies are still being computed on another core: send them, then close
+            // (`replies_drained`).
+            Phase::Idle | Phase::Reading if conn.replies_owed() > 0 => {}
             _ => self.close(token),
         }
     }
@@ -156,7 +156,7 @@ impl State {
     pub(super) fn flush_dirty<B: Backend>(&mut self, backend: &mut B) {
         let dirty = std::mem::take(&mut self.dirty);
         for token in &dirty {
-            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+            let Some(conn) = self.conns.at(*token) else {
                 continue;
             };
             conn.clear(flags::DIRTY);

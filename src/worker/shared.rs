@@ -29,13 +29,18 @@ pub struct Shared {
     pub workers: usize,
     start: Instant,
     counters: Arc<Counters>,
-    /// Open /psub streams over all workers; presence events are only sent around when non-zero.
-    pub presence_clients: AtomicUsize,
     connections: AtomicUsize,
     /// Subscribers closed because their output queue passed `max_output_bytes`.
     pub slow_consumers_closed: AtomicU64,
     /// Connections refused or closed because a worker's buffer budget was spent.
     pub budget_refusals: AtomicU64,
+}
+
+/// Connection slots one worker of `workers` holds: its share of `max_connections` plus room for
+/// the uneven spread SO_REUSEPORT gives (the process-wide limit is checked separately).
+pub fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
+    let share = max_connections / workers.max(1);
+    share + share / 8 + 1024
 }
 
 impl Shared {
@@ -46,11 +51,15 @@ impl Shared {
             workers,
             start: Instant::now(),
             counters: Counters::new(),
-            presence_clients: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             slow_consumers_closed: AtomicU64::new(0),
             budget_refusals: AtomicU64::new(0),
         }
+    }
+
+    /// Connection slots of each worker (see `connections_per_worker`).
+    pub fn connections_per_worker(&self) -> usize {
+        connections_per_worker(self.config.server.max_connections, self.workers)
     }
 
     /// Whole seconds since start, plus one: every worker ticks on the same second boundaries.
@@ -81,6 +90,11 @@ impl Shared {
     /// The channel and subscriber counters every hub updates.
     pub fn counters(&self) -> Arc<Counters> {
         Arc::clone(&self.counters)
+    }
+
+    /// The shared counters, borrowed.
+    pub fn counters_ref(&self) -> &Counters {
+        &self.counters
     }
 
     pub fn channels(&self) -> usize {
@@ -126,7 +140,7 @@ impl crate::api::Metrics for Shared {
             self.config.server.max_connections,
             load64(&self.slow_consumers_closed),
             load64(&self.budget_refusals),
-            load(&self.presence_clients),
+            self.counters.listeners(),
         );
         for (i, w) in self.stats.iter().enumerate() {
             let _ = write!(

@@ -1,82 +1,57 @@
-//! The subscriber side: opening a subscription (ask the channel's home, then write the head and the
-//! catch-up), live deliveries fanned out to this worker's subscribers with the encoded message
-//! shared by reference, heartbeats (noop), /close, and /psub presence streams.
+//! The subscriber side: opening a subscription (ask the channel's home, then queue what
+//! `api::subscribe` writes for its answer), live deliveries fanned out to this worker's subscribers
+//! with the encoded message shared by reference, heartbeats (noop), /close, and /psub presence
+//! streams. Which bytes each subscriber gets is decided in `api::subscribe`.
 //!
-//! Depends on: worker (State, Conn, Msg), comet (messages, local index), api (framing).
+//! Depends on: worker (Worker, Conn, Msg), comet (messages, local index), api (subscriptions).
 
-use super::conn::{flags, Phase};
+use super::conn::{flags, Conns, Ext, Phase};
 use super::msg::{Msg, SubscribeMsg};
-use super::State;
-use crate::api::frame::{subscribe_head_closing, write_iframe_preamble, Framing, Transport};
+use super::Worker;
+use crate::api::frame::{Framing, Transport};
+use crate::api::subscribe::{self, Delivery, HeadStyle, Subscription};
 use crate::api::SubscribeRequest;
-use crate::comet::channel::CatchUp;
 use crate::comet::hub::{SubscribeError, Subscribed};
-use crate::comet::message::{encode, expand_replay, follow_up, Message, MsgType};
-use crate::comet::seq::seq_before;
+use crate::comet::message::{follow_up, Message, MsgType};
 use crate::engine::Token;
 use crate::http::Version;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// An open (or opening) subscription of one connection.
-#[derive(Debug)]
-pub struct Subscription {
-    pub channel: Arc<[u8]>,
-    pub framing: Framing,
-    /// The next data seq this subscriber expects.
-    pub next_seq: u32,
-    /// The number the next heartbeat carries.
-    pub noop: u32,
-    /// The channel incarnation the home registered us with.
-    pub epoch: u32,
-    /// Registered at the home (counted there); false for a long-poll answered at once.
-    pub registered: bool,
-    /// Waiting for the home's answer: live deliveries are not for this subscriber yet.
-    pub pending: bool,
-}
+impl Worker {
+    /// One copy of a channel's name per process where possible: share the one this worker's
+    /// index or hub already holds.
+    fn shared_name(&self, cname: Vec<u8>) -> Arc<[u8]> {
+        match self.local.name(&cname) {
+            Some(n) => Arc::clone(n),
+            None => self.hub.name(&cname).unwrap_or_else(|| Arc::from(cname)),
+        }
+    }
 
-impl State {
     /// Starts a subscription: the connection waits while the channel's home decides.
     pub(crate) fn subscribe(&mut self, token: Token, req: SubscribeRequest) {
         let chunked = req.version == Version::Http11;
-        // One copy of a channel's name per process where possible: share the one this worker's
-        // index or hub already holds.
-        let name: Arc<[u8]> = match self.local.name(&req.cname) {
-            Some(n) => Arc::clone(n),
-            None => match self.hub.name(&req.cname) {
-                Some(n) => n,
-                None => Arc::from(req.cname),
-            },
-        };
         let framing = Framing::new(req.transport, chunked, req.callback.as_deref());
         let long_poll = req.transport == Transport::LongPoll;
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let name = self.shared_name(req.cname);
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         conn.phase = Phase::Waiting;
-        conn.sub = Some(Box::new(Subscription {
-            channel: Arc::clone(&name),
-            framing,
-            next_seq: req.seq,
-            noop: req.noop,
-            epoch: 0,
-            registered: false,
-            pending: true,
-        }));
+        let sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        conn.ext = Some(Box::new(Ext::Sub(sub)));
         self.local.add(&name, token.pack());
         let home = self.home_of(&name);
         let from = self.id;
-        self.mail(
-            home,
-            Msg::Subscribe(Box::new(SubscribeMsg {
-                from,
-                token,
-                name,
-                seq: req.seq,
-                auth: req.token,
-                long_poll,
-            })),
-        );
+        let msg = SubscribeMsg {
+            from,
+            token,
+            name,
+            seq: req.seq,
+            auth: req.token,
+            long_poll,
+        };
+        self.mail(home, Msg::Subscribe(Box::new(msg)));
     }
 
     /// The home answered a subscription request.
@@ -88,95 +63,68 @@ impl State {
     ) {
         let live = self
             .conns
-            .get(token.slot, token.generation)
-            .is_some_and(|c| {
-                c.phase == Phase::Waiting && c.sub.as_ref().is_some_and(|s| s.pending)
-            });
+            .peek(token)
+            .is_some_and(|c| c.phase == Phase::Waiting && c.sub().is_some_and(|s| s.pending));
         if !live {
-            // The connection left while the home was deciding: undo the registration.
-            let none_left = self.local.count(&name) == 0;
-            if let Ok(s) = &result {
-                if s.registered || none_left {
-                    let count = u32::from(s.registered);
-                    self.unsubscribe_home(&name, s.epoch, count, none_left);
-                }
-            }
-            return;
+            return self.forget_answer(&name, &result);
+        }
+        if let Ok(s) = &result {
+            self.adopt_home_name(token, &s.name);
         }
         let date = self.date.get();
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
-        let http11 = !conn.has(flags::HTTP10);
-        let close = !conn.has(flags::KEEP_ALIVE);
-        let Some(sub) = conn.sub.as_mut() else {
-            return;
-        };
-        let transport = sub.framing.transport;
-        let ended = match result {
-            Err(e) => {
-                subscribe_head_closing(&mut out, transport, http11, false, close, date);
-                let json = encode(e.kind(), &name, 0, e.content());
-                sub.framing.write_frame(&json, &mut out);
-                sub.framing.write_end(&mut out);
-                sub.registered = false;
-                true
-            }
-            Ok(s) => {
-                if !Arc::ptr_eq(&sub.channel, &s.name) && self.local.count(&name) == 1 {
-                    // The home made its own copy of the name: keep that one only.
-                    self.local.take(&name);
-                    self.local.add(&s.name, token.pack());
-                    sub.channel = Arc::clone(&s.name);
-                }
-                sub.pending = false;
-                self.shared.stats[self.id]
-                    .subscribers
-                    .fetch_add(1, Ordering::Relaxed);
-                sub.epoch = s.epoch;
-                sub.registered = s.registered;
-                subscribe_head_closing(&mut out, transport, http11, true, close, date);
-                if transport == Transport::Iframe {
-                    write_iframe_preamble(http11, &mut out);
-                }
-                let waits = matches!(s.catch_up, CatchUp::Wait);
-                match s.catch_up {
-                    CatchUp::NextSeq(seq) => {
-                        let json = encode(MsgType::NextSeq, &name, seq, b"");
-                        sub.framing.write_frame(&json, &mut out);
-                        sub.next_seq = seq;
-                    }
-                    CatchUp::Replay(msgs) => {
-                        self.shared.stats[self.id]
-                            .deliveries
-                            .fetch_add(msgs.len() as u64, Ordering::Relaxed);
-                        if let Some(last) = msgs.last() {
-                            sub.next_seq = last.seq.wrapping_add(1);
-                        }
-                        let objects = expand_replay(&name, &msgs);
-                        sub.framing.write_objects(&objects, &mut out);
-                    }
-                    CatchUp::Wait => {}
-                }
-                if transport == Transport::LongPoll && !waits {
-                    sub.framing.write_end(&mut out);
-                    true
-                } else {
-                    false
-                }
-            }
+        let style = HeadStyle {
+            http11: !conn.has(flags::HTTP10),
+            close: !conn.has(flags::KEEP_ALIVE),
+            date,
         };
         conn.phase = Phase::Subscribed;
+        let Some(sub) = conn.sub_mut() else {
+            return;
+        };
+        let opened = subscribe::open(sub, style, &result, &mut out);
+        if result.is_ok() {
+            self.stats().subscribers.fetch_add(1, Ordering::Relaxed);
+        }
+        self.stats()
+            .deliveries
+            .fetch_add(opened.replayed, Ordering::Relaxed);
         self.queue(token, &out);
         self.scratch = out;
-        if ended {
+        if opened.ended {
             self.end_subscription(token);
         } else {
             let d = self.noop_deadline();
             self.arm(token, d);
         }
+    }
+
+    /// The connection left while the home was deciding: undo the registration.
+    fn forget_answer(&mut self, name: &Arc<[u8]>, result: &Result<Subscribed, SubscribeError>) {
+        let none_left = self.local.count(name) == 0;
+        if let Ok(s) = result {
+            if s.registered || none_left {
+                self.unsubscribe_home(name, s.epoch, u32::from(s.registered), none_left);
+            }
+        }
+    }
+
+    /// The home made its own copy of the name: when this subscriber is the only local one, keep
+    /// the home's copy only.
+    fn adopt_home_name(&mut self, token: Token, home_name: &Arc<[u8]>) {
+        let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
+            return;
+        };
+        if Arc::ptr_eq(&sub.channel, home_name) || self.local.count(home_name) != 1 {
+            return;
+        }
+        sub.channel = Arc::clone(home_name);
+        self.local.take(home_name);
+        self.local.add(home_name, token.pack());
     }
 
     fn noop_deadline(&self) -> u32 {
@@ -203,7 +151,7 @@ impl State {
     /// their next request; HTTP/1.0 ones are closed once the output is sent.
     fn end_subscription(&mut self, token: Token) {
         self.drop_subscription(token);
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(conn) = self.conns.at(token) else {
             return;
         };
         if conn.has(flags::HTTP10) {
@@ -214,9 +162,8 @@ impl State {
 
     /// Detaches the connection's subscription: out of the local index and the counters. The home is
     /// not told (callers decide; one message can cover many subscribers).
-    fn take_sub(&mut self, token: Token) -> Option<Box<Subscription>> {
-        let conn = self.conns.get_mut(token.slot, token.generation)?;
-        let sub = conn.sub.take()?;
+    fn take_sub(&mut self, token: Token) -> Option<Subscription> {
+        let sub = self.conns.at(token)?.take_sub()?;
         self.local.remove(&sub.channel, token.pack());
         if !sub.pending {
             self.stats().subscribers.fetch_sub(1, Ordering::Relaxed);
@@ -235,12 +182,8 @@ impl State {
         }
         let none_left = self.local.count(&sub.channel) == 0;
         if sub.registered || none_left {
-            self.unsubscribe_home(
-                &sub.channel,
-                sub.epoch,
-                u32::from(sub.registered),
-                none_left,
-            );
+            let count = u32::from(sub.registered);
+            self.unsubscribe_home(&sub.channel, sub.epoch, count, none_left);
         }
     }
 
@@ -249,15 +192,15 @@ impl State {
         match was {
             Phase::Subscribed | Phase::Waiting => self.drop_subscription(token),
             Phase::Presence => {
-                let key = token;
-                self.presence.retain(|t| *t != key);
-                self.shared.presence_clients.fetch_sub(1, Ordering::Relaxed);
+                self.presence.retain(|t| *t != token);
+                self.shared.counters_ref().remove_listener();
             }
             _ => {}
         }
     }
 
-    /// A new message for a channel with subscribers on this worker.
+    /// A new message for a channel with subscribers on this worker: each gets the frame
+    /// `api::subscribe::deliver` decides, the message's JSON shared by reference.
     pub(super) fn on_deliver(&mut self, name: &Arc<[u8]>, msg: &Message) {
         let mut keys = std::mem::take(&mut self.fanout);
         keys.clear();
@@ -268,80 +211,75 @@ impl State {
             self.fanout = keys;
             return;
         }
-        let next_seq_json = if msg.kind == MsgType::Broadcast {
-            follow_up(name, msg)
-        } else {
-            None
-        };
-        let mut ended = 0u32;
+        let next = (msg.kind == MsgType::Broadcast)
+            .then(|| follow_up(name, msg))
+            .flatten();
+        let mut ended = Ended::default();
         let mut delivered = 0u64;
-        let mut epoch = 0;
-        let mut pieces = Vec::with_capacity(64);
-        let mut suffix = Vec::with_capacity(32);
-        let deadline = self.noop_deadline();
+        let mut head = Vec::with_capacity(64);
         for &key in &keys {
-            let token = Token::unpack(key);
-            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
-                continue;
-            };
-            let Some(sub) = conn.sub.as_mut() else {
-                continue;
-            };
-            if sub.pending || conn.phase != Phase::Subscribed {
-                continue;
-            }
-            if seq_before(msg.seq, sub.next_seq) {
-                // Already sent in the catch-up.
-                continue;
-            }
-            sub.next_seq = msg.seq.wrapping_add(1);
-            pieces.clear();
-            suffix.clear();
-            let long_poll = sub.framing.transport == Transport::LongPoll;
-            match &next_seq_json {
-                Some(next) if long_poll => {
-                    let objects = [&msg.json[..], &next[..]];
-                    sub.framing.write_objects(&objects, &mut pieces);
-                }
-                Some(next) => {
-                    sub.framing.write_frame(&msg.json, &mut pieces);
-                    sub.framing.write_frame(next, &mut pieces);
-                }
-                None => {
-                    sub.framing.prefix(msg.json.len(), &mut pieces);
-                    sub.framing.suffix(&mut suffix);
-                }
-            }
-            if long_poll {
-                sub.framing.write_end(if next_seq_json.is_some() {
-                    &mut pieces
-                } else {
-                    &mut suffix
-                });
-            }
-            conn.deadline = deadline;
-            if next_seq_json.is_some() {
-                self.queue(token, &pieces);
-            } else {
-                self.queue_shared(token, &pieces, &msg.json, &suffix);
-            }
-            delivered += 1;
-            if long_poll {
-                if let Some(sub) = self.take_sub(token) {
-                    ended += u32::from(sub.registered);
-                    epoch = sub.epoch;
-                }
-                self.end_subscription(token);
+            if self.deliver_one(
+                Token::unpack(key),
+                msg,
+                next.as_deref(),
+                &mut head,
+                &mut ended,
+            ) {
+                delivered += 1;
             }
         }
         self.stats()
             .deliveries
             .fetch_add(delivered, Ordering::Relaxed);
-        if ended > 0 {
+        if ended.registered > 0 {
             let none_left = self.local.count(name) == 0;
-            self.unsubscribe_home(name, epoch, ended, none_left);
+            self.unsubscribe_home(name, ended.epoch, ended.registered, none_left);
         }
         self.fanout = keys;
+    }
+
+    /// Queues one subscriber's frame; true when something was queued.
+    fn deliver_one(
+        &mut self,
+        token: Token,
+        msg: &Message,
+        next: Option<&[u8]>,
+        head: &mut Vec<u8>,
+        ended: &mut Ended,
+    ) -> bool {
+        let deadline = self.noop_deadline();
+        let Some(conn) = self.conns.at(token) else {
+            return false;
+        };
+        if conn.phase != Phase::Subscribed {
+            return false;
+        }
+        let Some(sub) = conn.sub_mut() else {
+            return false;
+        };
+        head.clear();
+        let ends = match subscribe::deliver(sub, msg, next, head) {
+            Delivery::Skip => return false,
+            Delivery::Shared { tail, ends } => {
+                conn.deadline = deadline;
+                self.queue_frame(token, head, &msg.json, tail);
+                ends
+            }
+            Delivery::Owned { ends } => {
+                conn.deadline = deadline;
+                self.queue(token, head);
+                ends
+            }
+        };
+        if ends {
+            // One unsubscribe message covers every long-poll this delivery ended.
+            if let Some(sub) = self.take_sub(token) {
+                ended.registered += u32::from(sub.registered);
+                ended.epoch = sub.epoch;
+            }
+            self.end_subscription(token);
+        }
+        true
     }
 
     /// The channel was closed: every subscriber gets `close` and its response ends.
@@ -351,18 +289,14 @@ impl State {
         let mut out = Vec::with_capacity(128);
         for key in keys {
             let token = Token::unpack(key);
-            let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
-                continue;
-            };
-            let Some(sub) = conn.sub.as_ref() else {
+            let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
                 continue;
             };
             if sub.pending {
                 continue;
             }
             out.clear();
-            sub.framing.write_frame(json, &mut out);
-            sub.framing.write_end(&mut out);
+            subscribe::closed(sub, json, &mut out);
             // The home already forgot the channel: no unsubscribe is owed.
             self.take_sub(token);
             self.queue(token, &out);
@@ -372,22 +306,13 @@ impl State {
 
     /// A subscriber's heartbeat is due.
     pub(crate) fn on_noop_due(&mut self, token: Token) {
-        let Some(conn) = self.conns.get_mut(token.slot, token.generation) else {
+        let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
             return;
         };
-        let Some(sub) = conn.sub.as_mut() else {
-            return;
-        };
-        let json = encode(MsgType::Noop, &sub.channel, sub.noop, b"");
-        sub.noop = sub.noop.wrapping_add(1);
-        let mut out = Vec::with_capacity(json.len() + 32);
-        sub.framing.write_frame(&json, &mut out);
-        let long_poll = sub.framing.transport == Transport::LongPoll;
-        if long_poll {
-            sub.framing.write_end(&mut out);
-        }
+        let mut out = Vec::with_capacity(128);
+        let ends = subscribe::noop(sub, &mut out);
         self.queue(token, &out);
-        if long_poll {
+        if ends {
             self.end_subscription(token);
         } else {
             let d = self.noop_deadline();
@@ -395,12 +320,13 @@ impl State {
         }
     }
 
-    /// The connection becomes a /psub presence stream.
+    /// The connection becomes a /psub presence stream. Counted before its head is sent, so every
+    /// worker records the events that follow.
     pub(crate) fn start_presence(&mut self, token: Token) {
-        if let Some(conn) = self.conns.get_mut(token.slot, token.generation) {
+        if let Some(conn) = self.conns.at(token) {
             conn.phase = Phase::Presence;
             self.presence.push(token);
-            self.shared.presence_clients.fetch_add(1, Ordering::Relaxed);
+            self.shared.counters_ref().add_listener();
             self.disarm(token);
         }
     }
@@ -408,14 +334,24 @@ impl State {
     /// One presence line for every /psub client of this worker.
     pub(super) fn on_presence(&mut self, line: &[u8]) {
         let mut chunk = Vec::with_capacity(line.len() + 8);
-        for token in self.presence.clone() {
-            let http10 = self
-                .conns
-                .get(token.slot, token.generation)
-                .is_none_or(|c| c.has(flags::HTTP10));
+        let readers = std::mem::take(&mut self.presence);
+        for &token in &readers {
+            let http10 = self.conns.peek(token).is_none_or(|c| c.has(flags::HTTP10));
             chunk.clear();
             crate::api::frame::write_chunk(!http10, line, &mut chunk);
             self.queue(token, &chunk);
         }
+        // A reader closed for holding too much unsent output leaves the list here.
+        let conns = &self.conns;
+        self.presence = readers;
+        self.presence
+            .retain(|&t| conns.peek(t).is_some_and(|c| c.phase == Phase::Presence));
     }
+}
+
+/// Long-polls a fan-out ended, for the one unsubscribe message that covers them.
+#[derive(Default)]
+struct Ended {
+    registered: u32,
+    epoch: u32,
 }

@@ -1,0 +1,187 @@
+//! Subscription decisions without sockets: catch-up framing, when a long-poll ends, live frames,
+//! heartbeats.
+
+use super::*;
+use crate::comet::message::follow_up;
+
+const DATE: &[u8] = b"Tue, 01 Dec 2026 21:00:00 GMT";
+
+fn sub(transport: Transport, callback: Option<&[u8]>, seq: u32) -> Subscription {
+    let framing = Framing::new(transport, true, callback);
+    Subscription::pending(Arc::from(&b"alice"[..]), framing, seq, 7)
+}
+
+fn style() -> HeadStyle<'static> {
+    HeadStyle {
+        http11: true,
+        close: false,
+        date: DATE,
+    }
+}
+
+fn answer(catch_up: CatchUp, registered: bool) -> Result<Subscribed, SubscribeError> {
+    Ok(Subscribed {
+        name: Arc::from(&b"alice"[..]),
+        epoch: 9,
+        catch_up,
+        registered,
+    })
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn body(out: &[u8]) -> String {
+    let s = text(out);
+    s.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_long_poll_told_where_to_start_ends_with_its_next_seq() {
+    let mut s = sub(Transport::LongPoll, Some(b"cb"), 0);
+    let mut out = Vec::new();
+    let opened = open(
+        &mut s,
+        style(),
+        &answer(CatchUp::NextSeq(4), false),
+        &mut out,
+    );
+    assert_eq!(
+        opened,
+        Opened {
+            ended: true,
+            replayed: 0
+        }
+    );
+    let json = r#"{"type":"next_seq","cname":"alice","seq":4,"content":""}"#;
+    let frame = format!("cb({json});\n");
+    assert_eq!(
+        body(&out),
+        format!("{:x}\r\n{frame}\r\n0\r\n\r\n", frame.len())
+    );
+    assert_eq!(
+        (s.next_seq, s.epoch, s.registered, s.pending),
+        (4, 9, false, false)
+    );
+}
+
+#[test]
+fn a_stream_that_must_wait_gets_its_head_only_and_stays_open() {
+    let mut s = sub(Transport::Stream, None, 3);
+    let mut out = Vec::new();
+    let opened = open(&mut s, style(), &answer(CatchUp::Wait, true), &mut out);
+    assert!(!opened.ended);
+    assert!(text(&out).contains("Connection: keep-alive\r\n"));
+    assert_eq!(body(&out), "");
+    assert!(s.registered);
+}
+
+#[test]
+fn a_long_poll_replay_is_one_array_and_moves_the_next_seq() {
+    let msgs = vec![
+        Message::new(MsgType::Data, b"alice", 5, b"a"),
+        Message::new(MsgType::Data, b"alice", 6, b"b"),
+    ];
+    let mut s = sub(Transport::LongPoll, None, 5);
+    let mut out = Vec::new();
+    let opened = open(
+        &mut s,
+        style(),
+        &answer(CatchUp::Replay(msgs), false),
+        &mut out,
+    );
+    assert_eq!(
+        opened,
+        Opened {
+            ended: true,
+            replayed: 2
+        }
+    );
+    assert!(body(&out).contains(r#"[{"type":"data","cname":"alice","seq":5,"content":"a"},{"#));
+    assert!(body(&out).ends_with("]\n\r\n0\r\n\r\n"));
+    assert_eq!(s.next_seq, 7);
+}
+
+#[test]
+fn a_refused_subscription_gets_the_error_frame_and_ends() {
+    let mut s = sub(Transport::Sse, None, 0);
+    let mut out = Vec::new();
+    let opened = open(
+        &mut s,
+        style(),
+        &Err(SubscribeError::TooManySubscribers),
+        &mut out,
+    );
+    assert!(opened.ended);
+    assert!(!text(&out).contains("keep-alive"));
+    assert!(body(&out).contains(
+        r#"data: {"type":"429","cname":"alice","seq":0,"content":"Too many subscribers"}"#
+    ));
+    assert!(!s.registered);
+}
+
+#[test]
+fn live_frames_share_the_json_skip_old_seqs_and_end_long_polls() {
+    let msg = Message::new(MsgType::Data, b"alice", 3, b"hi");
+    let mut stream = sub(Transport::Stream, None, 3);
+    stream.pending = false;
+    let mut head = Vec::new();
+    let d = deliver(&mut stream, &msg, None, &mut head);
+    assert_eq!(
+        d,
+        Delivery::Shared {
+            tail: b"\n\r\n",
+            ends: false
+        }
+    );
+    assert_eq!(text(&head), format!("{:x}\r\n", msg.json.len() + 1));
+    assert_eq!(stream.next_seq, 4);
+    head.clear();
+    assert_eq!(deliver(&mut stream, &msg, None, &mut head), Delivery::Skip);
+    assert!(head.is_empty());
+
+    let mut poll = sub(Transport::LongPoll, Some(b"f"), 3);
+    poll.pending = false;
+    assert_eq!(
+        deliver(&mut poll, &msg, None, &mut head),
+        Delivery::Owned { ends: true }
+    );
+    assert!(text(&head).ends_with(");\n\r\n0\r\n\r\n"));
+
+    let mut waiting = sub(Transport::Stream, None, 3);
+    assert_eq!(deliver(&mut waiting, &msg, None, &mut head), Delivery::Skip);
+}
+
+#[test]
+fn a_broadcast_is_followed_by_its_next_seq() {
+    let msg = Message::new(MsgType::Broadcast, b"alice", 8, b"all");
+    let next = follow_up(b"alice", &msg).unwrap();
+    let mut s = sub(Transport::Stream, None, 8);
+    s.pending = false;
+    let mut head = Vec::new();
+    assert_eq!(
+        deliver(&mut s, &msg, Some(&next), &mut head),
+        Delivery::Owned { ends: false }
+    );
+    let t = text(&head);
+    assert!(
+        t.contains(r#""type":"broadcast""#)
+            && t.contains(r#""type":"next_seq","cname":"alice","seq":9"#)
+    );
+}
+
+#[test]
+fn heartbeats_count_up_and_end_only_long_polls() {
+    let mut s = sub(Transport::Stream, None, 1);
+    let mut out = Vec::new();
+    assert!(!noop(&mut s, &mut out));
+    assert!(text(&out).contains(r#"{"type":"noop","cname":"alice","seq":7,"content":""}"#));
+    assert_eq!(s.noop, 8);
+    let mut p = sub(Transport::LongPoll, None, 1);
+    out.clear();
+    assert!(noop(&mut p, &mut out));
+    assert!(text(&out).ends_with("0\r\n\r\n"));
+}

@@ -1,0 +1,98 @@
+//! Time in a worker: the clock tick, per-connection deadlines on the timer wheel, and what a
+//! deadline means in each phase (keep-alive and header timeouts, heartbeats).
+//!
+//! Depends on: worker (Worker, Conn), http (Date cache via the worker).
+
+use super::conn::{Conns, Phase};
+use super::Worker;
+use crate::engine::Token;
+use std::time::SystemTime;
+
+impl Worker {
+    /// Advances the clock: the Date header, connection timers and the channels' once-a-second tick.
+    pub(super) fn on_time(&mut self) {
+        let now = self.shared.tick();
+        if now == self.now {
+            return;
+        }
+        self.date.update(SystemTime::now());
+        self.now = now;
+        let mut due = Vec::new();
+        self.timers.advance(now, |e| due.push(e));
+        for e in due {
+            let token = Token {
+                slot: e.slot,
+                generation: e.generation,
+            };
+            let Some(conn) = self.conns.at(token) else {
+                continue;
+            };
+            if conn.wheel_at != e.tick {
+                continue;
+            }
+            conn.wheel_at = 0;
+            let deadline = conn.deadline;
+            if deadline == 0 {
+                continue;
+            }
+            if deadline > now {
+                self.arm(token, deadline);
+            } else {
+                conn.deadline = 0;
+                self.on_timeout(token);
+            }
+        }
+        self.tick_channels();
+    }
+
+    /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so
+    /// one more tick is added: the timer fires between `secs` and `secs + 1` seconds from now,
+    /// never early.
+    /// The clock is read afresh (a vDSO call): the cached `now` may lag by the length of a turn.
+    pub(crate) fn after(&self, secs: u32) -> u32 {
+        self.shared.tick().saturating_add(secs).saturating_add(1)
+    }
+
+    /// Sets the connection's timer to fire at tick `deadline`.
+    pub(crate) fn arm(&mut self, token: Token, deadline: u32) {
+        let now = self.now;
+        let Some(conn) = self.conns.at(token) else {
+            return;
+        };
+        conn.deadline = deadline;
+        if conn.wheel_at == 0 || deadline < conn.wheel_at {
+            conn.wheel_at = deadline.max(now + 1);
+            self.timers
+                .schedule(token.slot, token.generation, conn.wheel_at);
+        }
+    }
+
+    /// Clears the connection's timer.
+    pub(crate) fn disarm(&mut self, token: Token) {
+        if let Some(conn) = self.conns.at(token) {
+            conn.deadline = 0;
+        }
+    }
+
+    fn on_timeout(&mut self, token: Token) {
+        let Some(conn) = self.conns.peek(token) else {
+            return;
+        };
+        match conn.phase {
+            // Admin replies still on their way keep the connection (they come within a turn or
+            // two; the timer looks again later).
+            Phase::Idle if conn.replies_owed() > 0 => self.rearm_header_timer(token),
+            Phase::Idle => self.close(token),
+            Phase::Reading => self.reject(token, 408, b""),
+            Phase::Waiting => self.rearm_header_timer(token),
+            Phase::Subscribed => self.on_noop_due(token),
+            Phase::Presence => {}
+            Phase::Closing => self.close(token),
+        }
+    }
+
+    fn rearm_header_timer(&mut self, token: Token) {
+        let d = self.after(self.shared.config.server.header_timeout);
+        self.arm(token, d);
+    }
+}
