@@ -3,10 +3,11 @@
 #   make test     formatting, lints and every test (what CI runs)
 #   make bench    the quick benchmarks (a few minutes)
 #   make c1000k   the million-connection benchmark (C=... to change the target)
+#   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench c1000k clean
+.PHONY: all build run test fmt lint unit bench c1000k messenger clean
 
 all: build
 
@@ -32,6 +33,9 @@ bench: build
 
 c1000k: build
 	bash bench/c1000k.sh
+
+messenger: build
+	bash bench/messenger.sh
 
 clean:
 	$(CARGO) clean

@@ -1,17 +1,17 @@
-//! The admin side: keep-alive connections that carry pipelined /sign (token for a subscriber) and
-//! /push (fan-out message stamped with its send time) requests, and read their replies in order.
-//! Depends on conn, env, http_reader, message, plan, stats.
+//! The admin side: keep-alive connections that carry pipelined /sign (token for a subscriber),
+//! /push (fan-out message stamped with its send time) and admin-scenario requests (/push, /sign or
+//! /info?cname= to channel `<prefix><i>`), and read their replies in order. Depends on cli, conn,
+//! env, http_reader, message, plan, stats.
 
 use std::io::Write;
 
+use crate::cli::AdminOp;
 use crate::conn::{Conn, Job};
 use crate::env::{Action, Env, SignDone};
 use crate::http_reader::Event;
-use crate::message::{for_each_message, stamp, Kind};
-use crate::stats::ErrorKind;
+use crate::message::{for_each_message, write_stamp, Kind};
+use crate::stats::{record_us, ErrorKind};
 
-/// Requests in flight per admin connection.
-pub const ADMIN_PIPELINE: usize = 16;
 /// Longest token accepted from /sign.
 const MAX_TOKEN: usize = 128;
 
@@ -24,15 +24,29 @@ pub fn write_sign(out: &mut Vec<u8>, env: &Env<'_>, channel: u64) {
     );
 }
 
-/// Appends a /push request for message `id`, stamped with the current time.
+/// Appends a /push request for message `id` to `channel`, stamped with the current time.
+fn write_push_to(out: &mut Vec<u8>, env: &Env<'_>, channel: u64, id: u64) {
+    let _ = write!(out, "GET /push?cname={}{channel}&content=", env.plan.prefix);
+    write_stamp(out, env.now, id, env.plan.msg_size);
+    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n\r\n", env.plan.admin);
+}
+
+/// Appends the fan-out's /push request for message `id` (to channel `id mod channels`).
 pub fn write_push(out: &mut Vec<u8>, env: &Env<'_>, id: u64) {
-    let channel = id % env.plan.channels.max(1);
+    write_push_to(out, env, id % env.plan.channels.max(1), id);
+}
+
+/// Appends admin-scenario request `index`: --op to channel `<prefix><index>`.
+pub fn write_admin_request(out: &mut Vec<u8>, env: &Env<'_>, index: u64) {
+    let path = match env.plan.admin_op {
+        AdminOp::Push => return write_push_to(out, env, index, index),
+        AdminOp::Sign => "sign",
+        AdminOp::Info => "info",
+    };
     let _ = write!(
         out,
-        "GET /push?cname={}{channel}&content={} HTTP/1.1\r\nHost: {}\r\n\r\n",
-        env.plan.prefix,
-        stamp(env.now, id),
-        env.plan.admin
+        "GET /{path}?cname={}{index} HTTP/1.1\r\nHost: {}\r\n\r\n",
+        env.plan.prefix, env.plan.admin
     );
 }
 
@@ -49,6 +63,8 @@ struct Reply {
     status: Option<u16>,
     token: Option<Box<[u8]>>,
     ok: bool,
+    /// At least one JSON object came in the body.
+    objects: bool,
     parse_error: bool,
 }
 
@@ -64,6 +80,7 @@ pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action 
                     Kind::Ok => r.ok = true,
                     _ => {}
                 });
+                r.objects |= parsed.is_ok_and(|n| n > 0);
                 r.parse_error |= parsed.is_err();
             }
         });
@@ -94,6 +111,9 @@ fn finish_job(job: Job, r: Reply, env: &mut Env<'_>) {
         Some(200) => Some(ErrorKind::Parse),
         _ => Some(ErrorKind::HttpStatus),
     };
+    if r.status != Some(200) && matches!(job, Job::Push { .. } | Job::Admin { .. }) {
+        env.stats.c.non_200 += 1;
+    }
     match job {
         Job::Sign { slot, gen } => {
             let token = match (failure, r.token) {
@@ -106,13 +126,37 @@ fn finish_job(job: Job, r: Reply, env: &mut Env<'_>) {
             };
             env.signed.push(SignDone { slot, gen, token });
         }
-        Job::Push { .. } => match failure {
-            None if r.ok => env.stats.c.pushes_ok += 1,
-            None => fail_push(env, ErrorKind::Parse),
-            Some(e) => fail_push(env, e),
-        },
+        Job::Push { .. } => {
+            env.stats.c.last_push_reply_ns = env.now;
+            match failure {
+                None if r.ok => env.stats.c.pushes_ok += 1,
+                None => fail_push(env, ErrorKind::Parse),
+                Some(e) => fail_push(env, e),
+            }
+        }
+        Job::Admin { sent_ns } => {
+            let expected = match env.plan.admin_op {
+                AdminOp::Push => r.ok,
+                AdminOp::Sign => r.token.is_some(),
+                AdminOp::Info => r.objects,
+            };
+            match failure {
+                None if expected => {
+                    env.stats.c.requests += 1;
+                    let us = env.now.saturating_sub(sent_ns) / 1000;
+                    record_us(&mut env.stats.latency, us);
+                }
+                None => fail_request(env, ErrorKind::Parse),
+                Some(e) => fail_request(env, e),
+            }
+        }
         Job::Ping { .. } => {}
     }
+}
+
+fn fail_request(env: &mut Env<'_>, kind: ErrorKind) {
+    env.stats.c.requests_failed += 1;
+    env.stats.error(kind);
 }
 
 fn fail_push(env: &mut Env<'_>, kind: ErrorKind) {
@@ -130,6 +174,7 @@ pub fn fail_jobs(conn: &mut Conn, env: &mut Env<'_>) {
                 token: Err(ErrorKind::Closed),
             }),
             Job::Push { .. } => env.stats.c.pushes_failed += 1,
+            Job::Admin { .. } => env.stats.c.requests_failed += 1,
             Job::Ping { .. } => {}
         }
     }
@@ -172,6 +217,67 @@ mod tests {
         assert_eq!(env.signed.len(), 2);
         assert_eq!(env.signed[0].token.as_deref(), Ok(&b"105c26e5"[..]));
         assert_eq!(env.signed[1].token, Err(ErrorKind::HttpStatus));
+    }
+
+    #[test]
+    fn admin_scenario_requests_and_replies() {
+        let plan = plan_from_args(&[
+            "lg",
+            "admin",
+            "--op",
+            "info",
+            "--channel-prefix",
+            "m",
+            "--admin",
+            "127.0.0.1:8000",
+        ]);
+        let mut parts = EnvParts::default();
+        let mut env = parts.env(&plan, 9_000_000);
+        let mut out = Vec::new();
+        write_admin_request(&mut out, &env, 41);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "GET /info?cname=m41 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
+        );
+        let mut conn = Conn::default();
+        for sent_ns in [1_000_000, 2_000_000, 3_000_000] {
+            conn.jobs.push_back(Job::Admin { sent_ns });
+        }
+        let info = "{\"cname\": \"m41\", \"subscribers\": 0}\n";
+        let replies = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{info}HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 429 Too Many Channels\r\nContent-Length: 0\r\n\r\n",
+            info.len()
+        );
+        assert_eq!(
+            on_bytes(&mut conn, replies.as_bytes(), &mut env),
+            Action::Keep
+        );
+        let c = &env.stats.c;
+        assert_eq!((c.requests, c.requests_failed, c.non_200), (1, 2, 1));
+        assert_eq!(
+            (c.errors.parse, c.errors.http_status),
+            (1, 1),
+            "empty body, 429"
+        );
+        let h = &env.stats.latency;
+        assert_eq!(h.len(), 1);
+        assert!(
+            h.equivalent(h.max(), 8_000),
+            "µs from send to reply: {}",
+            h.max()
+        );
+
+        let push = plan_from_args(&["lg", "admin", "--op", "push", "--msg-size", "40"]);
+        let env = parts.env(&push, 5);
+        out.clear();
+        write_admin_request(&mut out, &env, 7);
+        let text = String::from_utf8_lossy(&out);
+        let content = text
+            .strip_prefix("GET /push?cname=lg7&content=")
+            .and_then(|t| t.split(' ').next())
+            .unwrap_or_default();
+        assert_eq!(content.len(), 40, "{text}");
+        assert!(content.starts_with("5.7-xx"), "{text}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Command-line interface (clap derive): the four scenarios and the flags they share. Only
+//! Command-line interface (clap derive): the five scenarios and the flags they share. Only
 //! declarations live here; `plan` turns them into what one process does. Depends on clap.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -24,6 +24,8 @@ pub enum Command {
     Churn(ChurnArgs),
     /// GET /ping over keep-alive connections: requests per second and latency.
     Ping(PingArgs),
+    /// Pipelined admin requests (/push, /sign or /info?cname=), each to its own channel.
+    Admin(AdminArgs),
 }
 
 /// How a subscriber listens.
@@ -86,9 +88,13 @@ pub struct Common {
     /// Seconds allowed for a connect or for a response head.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
-    /// Keep-alive admin connections for /sign and /push.
-    #[arg(long, default_value_t = 4)]
-    pub admin_conns: usize,
+    /// Keep-alive admin connections for /sign, /push and the admin scenario (default 4; admin: 1).
+    #[arg(long)]
+    pub admin_conns: Option<usize>,
+    /// Admin requests in flight over all admin connections, pipelined (fan-out pushes, the admin
+    /// scenario; default 16 per connection).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
     /// Seconds to wait for outstanding deliveries after the last publish.
     #[arg(long, default_value_t = 10)]
     pub drain: u64,
@@ -137,9 +143,13 @@ pub struct FanoutArgs {
     /// Messages to publish in total, round-robin over the channels.
     #[arg(long, default_value_t = 1000)]
     pub messages: u64,
-    /// Messages published per second.
+    /// Messages published per second; 0 = closed loop: keep --in-flight pushes in flight and send
+    /// the next one as each reply comes back, until --messages are sent or --duration has passed.
     #[arg(long, default_value_t = 1000)]
     pub msg_rate: u64,
+    /// Bytes of message content (the timestamp, padded with `-xxx…`; 0 = the timestamp only).
+    #[arg(long, default_value_t = 0)]
+    pub msg_size: usize,
     #[command(flatten)]
     pub common: Common,
 }
@@ -169,6 +179,44 @@ pub struct PingArgs {
     pub common: Common,
 }
 
+/// The admin request the admin scenario sends.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminOp {
+    /// `/push?cname=<prefix><i>&content=…` (creates the channel).
+    Push,
+    /// `/sign?cname=<prefix><i>` (creates the channel).
+    Sign,
+    /// `/info?cname=<prefix><i>` (reads a channel's subscriber count).
+    Info,
+}
+
+impl AdminOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdminOp::Push => "push",
+            AdminOp::Sign => "sign",
+            AdminOp::Info => "info",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AdminArgs {
+    #[arg(long, value_enum, default_value_t = AdminOp::Push)]
+    pub op: AdminOp,
+    /// Requests in total, request i to channel `<prefix><i>`; the run also ends after --duration.
+    /// Default: as many as --duration allows.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    #[arg(long, default_value = "lg")]
+    pub channel_prefix: String,
+    /// Bytes of /push content (--op push; 0 = the timestamp only).
+    #[arg(long, default_value_t = 0)]
+    pub msg_size: usize,
+    #[command(flatten)]
+    pub common: Common,
+}
+
 impl Command {
     pub fn common(&self) -> &Common {
         match self {
@@ -176,6 +224,7 @@ impl Command {
             Command::Fanout(a) => &a.common,
             Command::Churn(a) => &a.common,
             Command::Ping(a) => &a.common,
+            Command::Admin(a) => &a.common,
         }
     }
 }

@@ -37,9 +37,20 @@ pub enum Phase {
 /// Work queued on an admin or ping connection, answered in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Job {
-    Sign { slot: u32, gen: u32 },
-    Push { id: u64 },
-    Ping { sent_ns: u64 },
+    Sign {
+        slot: u32,
+        gen: u32,
+    },
+    Push {
+        id: u64,
+    },
+    Ping {
+        sent_ns: u64,
+    },
+    /// An admin-scenario request (--op), sent at `sent_ns`.
+    Admin {
+        sent_ns: u64,
+    },
 }
 
 /// What a subscriber remembers between messages.

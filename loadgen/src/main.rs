@@ -17,6 +17,7 @@ mod pinger;
 mod plan;
 mod procfs;
 mod progress;
+mod pump;
 mod report;
 mod runner;
 mod seq_check;

@@ -1,7 +1,9 @@
 //! iComet messages inside one body line: strips the transport wrapping (`data: ` for SSE, a JSONP
 //! `cb(...);` for long-poll and admin replies), walks a single object or an array of objects with a
 //! tiny bounded JSON scanner, and hands out each message's type, seq, content and token. Also the
-//! fan-out payload stamp `<send ns>.<message id>`. Pure; depends on std only.
+//! fan-out payload stamp `<send ns>.<message id>[-xxx…]`. Pure; depends on std only.
+
+use std::io::Write;
 
 /// The `type` of an iComet message (or admin reply).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -274,16 +276,36 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Payload for a fan-out message: send time and message id, only characters that need no
-/// escaping in a query string or JSON.
-pub fn stamp(send_ns: u64, id: u64) -> String {
-    format!("{send_ns}.{id}")
+/// Payload for a fan-out message: send time and message id, padded with `-xxx…` to `size` bytes
+/// when that is longer; only characters that need no escaping in a query string or JSON.
+pub fn write_stamp(out: &mut Vec<u8>, send_ns: u64, id: u64, size: usize) {
+    let start = out.len();
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{send_ns}.{id}");
+    let len = out.len() - start;
+    if size > len {
+        out.push(b'-');
+        out.resize(start + size, b'x');
+    }
 }
 
-/// Reads back a payload written by [`stamp`].
+/// The payload [`write_stamp`] writes, as a string.
+#[cfg(test)]
+pub fn stamp(send_ns: u64, id: u64, size: usize) -> String {
+    let mut out = Vec::new();
+    write_stamp(&mut out, send_ns, id, size);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads back a payload written by [`write_stamp`] (padding ignored).
 pub fn parse_stamp(content: &[u8]) -> Option<(u64, u64)> {
     let text = std::str::from_utf8(content).ok()?;
-    let (ns, id) = text.split_once('.')?;
+    let (ns, rest) = text.split_once('.')?;
+    let id = match rest.split_once('-') {
+        Some((id, pad)) if pad.bytes().all(|b| b == b'x') => id,
+        Some(_) => return None,
+        None => rest,
+    };
     Some((ns.parse().ok()?, id.parse().ok()?))
 }
 
@@ -357,10 +379,18 @@ mod tests {
 
     #[test]
     fn stamp_round_trip() {
+        assert_eq!(stamp(123456789, 42, 0), "123456789.42");
         assert_eq!(
-            parse_stamp(stamp(123456789, 42).as_bytes()),
+            parse_stamp(stamp(123456789, 42, 0).as_bytes()),
             Some((123456789, 42))
         );
+        let padded = stamp(123456789, 42, 100);
+        assert_eq!(padded.len(), 100);
+        assert!(padded.starts_with("123456789.42-xxx"), "{padded}");
+        assert_eq!(parse_stamp(padded.as_bytes()), Some((123456789, 42)));
+        // Shorter than the stamp itself: no padding, nothing cut.
+        assert_eq!(stamp(123456789, 42, 5), "123456789.42");
         assert_eq!(parse_stamp(b"hello"), None);
+        assert_eq!(parse_stamp(b"1.2-xy"), None);
     }
 }

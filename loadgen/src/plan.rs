@@ -4,7 +4,7 @@
 
 use std::net::{SocketAddr, SocketAddrV4, ToSocketAddrs};
 
-use crate::cli::{Command, SubscriberArgs, Transport};
+use crate::cli::{AdminOp, Command, SubscriberArgs, Transport};
 use crate::sources::Sources;
 
 /// Descriptors kept aside per process for stdio, epoll, pipes and slack.
@@ -12,6 +12,12 @@ pub const FD_MARGIN: u64 = 32;
 const NS: u64 = 1_000_000_000;
 /// Slack added to the computed run time before the hard deadline ends the run regardless.
 const DEADLINE_SLACK_NS: u64 = 30 * NS;
+/// Admin requests in flight per admin connection unless --in-flight says otherwise.
+pub const DEFAULT_IN_FLIGHT_PER_CONN: usize = 16;
+/// Most admin requests in flight on one admin connection.
+pub const MAX_IN_FLIGHT_PER_CONN: usize = 1024;
+/// Longest message content (it travels in the request line).
+pub const MAX_MSG_SIZE: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -19,6 +25,7 @@ pub enum Scenario {
     Fanout,
     Churn,
     Ping,
+    Admin,
 }
 
 impl Scenario {
@@ -28,6 +35,7 @@ impl Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Churn => "churn",
             Scenario::Ping => "ping",
+            Scenario::Admin => "admin",
         }
     }
 }
@@ -48,12 +56,22 @@ pub struct Plan {
     pub channels: u64,
     pub prefix: String,
     pub sign: bool,
-    /// Length of the measurement: hold (connect), run time (ping, churn), publish span (fanout).
+    /// Length of the measurement: hold (connect), run time (ping, churn, admin), publish span
+    /// (fanout at --msg-rate) or its upper bound (closed-loop fanout).
     pub measure_ns: u64,
     pub messages: u64,
+    /// Pushes per second; 0 = closed loop (a new push for each reply).
     pub msg_rate: u64,
-    /// This process publishes the fan-out messages.
+    /// Bytes of message content (0 = the timestamp only).
+    pub msg_size: usize,
+    /// This process sends the fan-out pushes or the admin scenario's requests.
     pub publisher: bool,
+    /// Admin requests in flight over all admin connections of this process.
+    pub in_flight: usize,
+    /// What the admin scenario requests.
+    pub admin_op: AdminOp,
+    /// Requests the admin scenario sends in total (u64::MAX: until the time is up).
+    pub requests: u64,
     pub pipeline: usize,
     /// This process's connect (churn: cycle) rate per second; 0 = unlimited.
     pub rate: u64,
@@ -85,6 +103,14 @@ fn resolve_v4(what: &str, addr: &str) -> Result<SocketAddrV4, String> {
     Err(format!("--{what} {addr}: no IPv4 address"))
 }
 
+fn check_msg_size(size: usize) -> Result<usize, String> {
+    if size <= MAX_MSG_SIZE {
+        Ok(size)
+    } else {
+        Err(format!("--msg-size {size}: at most {MAX_MSG_SIZE}"))
+    }
+}
+
 fn check_prefix(prefix: &str) -> Result<(), String> {
     let ok = prefix
         .bytes()
@@ -105,6 +131,16 @@ impl Plan {
         let front = resolve_v4("front", &common.front)?;
         let admin = resolve_v4("admin", &common.admin)?;
         let fd_limit = common.fd_limit.unwrap_or(nofile).min(nofile);
+        let admin_default = if matches!(cmd, Command::Admin(_)) {
+            1
+        } else {
+            4
+        };
+        let admin_conns = common.admin_conns.unwrap_or(admin_default).clamp(1, 64);
+        let in_flight = common
+            .in_flight
+            .unwrap_or(DEFAULT_IN_FLIGHT_PER_CONN * admin_conns)
+            .clamp(1, MAX_IN_FLIGHT_PER_CONN * admin_conns);
         let mut plan = Plan {
             scenario: Scenario::Connect,
             front,
@@ -120,14 +156,18 @@ impl Plan {
             measure_ns: common.duration.saturating_mul(NS),
             messages: 0,
             msg_rate: 0,
+            msg_size: 0,
             publisher: false,
+            in_flight,
+            admin_op: AdminOp::Push,
+            requests: 0,
             pipeline: 1,
             rate: common.rate,
             ramp_timeout_ns: common.ramp_timeout.saturating_mul(NS),
             timeout_ns: common.timeout.max(1).saturating_mul(NS),
             drain_ns: common.drain.saturating_mul(NS),
             min_free_bytes: common.min_free_mb.saturating_mul(1 << 20),
-            admin_conns: common.admin_conns.clamp(1, 64),
+            admin_conns,
             sources: Sources::default(),
             fd_limit,
             worker: None,
@@ -149,11 +189,10 @@ impl Plan {
                 plan.subscribers(&a.subs)?;
                 plan.messages = a.messages;
                 plan.msg_rate = a.msg_rate;
-                plan.measure_ns = a
-                    .messages
-                    .saturating_mul(NS)
-                    .checked_div(a.msg_rate)
-                    .unwrap_or(0);
+                plan.msg_size = check_msg_size(a.msg_size)?;
+                if let Some(span) = a.messages.saturating_mul(NS).checked_div(a.msg_rate) {
+                    plan.measure_ns = span;
+                }
             }
             Command::Churn(a) => {
                 plan.scenario = Scenario::Churn;
@@ -167,6 +206,14 @@ impl Plan {
                 plan.scenario = Scenario::Ping;
                 plan.total = a.conns;
                 plan.pipeline = a.pipeline.clamp(1, 64);
+            }
+            Command::Admin(a) => {
+                plan.scenario = Scenario::Admin;
+                check_prefix(&a.channel_prefix)?;
+                plan.prefix = a.channel_prefix.clone();
+                plan.admin_op = a.op;
+                plan.requests = a.requests.unwrap_or(u64::MAX);
+                plan.msg_size = check_msg_size(a.msg_size)?;
             }
         }
         if plan.capacity() == 0 {
@@ -182,7 +229,7 @@ impl Plan {
         };
         plan.first = 0;
         plan.count = plan.total;
-        plan.publisher = plan.scenario == Scenario::Fanout;
+        plan.publisher = matches!(plan.scenario, Scenario::Fanout | Scenario::Admin);
         if let (Some(index), Some(workers)) = (common.worker_index, common.workers) {
             plan.take_share(index, workers)?;
         }
@@ -221,9 +268,9 @@ impl Plan {
             .saturating_sub(FD_MARGIN + self.admin_conns as u64)
     }
 
-    /// Processes needed to hold `total` connections (1 for a worker and for churn).
+    /// Processes needed to hold `total` connections (1 for a worker, churn and admin).
     pub fn processes_needed(&self) -> usize {
-        if self.worker.is_some() || self.scenario == Scenario::Churn {
+        if self.worker.is_some() || matches!(self.scenario, Scenario::Churn | Scenario::Admin) {
             return 1;
         }
         let cap = self.capacity().max(1);
@@ -251,10 +298,26 @@ impl Plan {
         }
     }
 
-    /// Messages the fan-out sends to channel `c` (message i goes to channel i mod channels).
-    pub fn messages_for_channel(&self, c: u64) -> u64 {
-        let base = self.messages / self.channels;
-        base + u64::from(c < self.messages % self.channels)
+    /// Messages channel `c` gets when the first `sent` messages are published (message i goes to
+    /// channel i mod channels).
+    pub fn messages_for_channel_of(&self, sent: u64, c: u64) -> u64 {
+        let base = sent / self.channels;
+        base + u64::from(c < sent % self.channels)
+    }
+
+    /// The fan-out publishes closed loop: a new push for each reply, --in-flight at a time.
+    pub fn closed_loop(&self) -> bool {
+        self.scenario == Scenario::Fanout && self.msg_rate == 0
+    }
+
+    /// Requests in flight allowed on the admin connection at `position` of the pool: --in-flight
+    /// shared out over --admin-conns, the first ones taking the remainder.
+    pub fn in_flight_of(&self, position: usize) -> usize {
+        let conns = self.admin_conns.max(1);
+        if position >= conns {
+            return 0;
+        }
+        self.in_flight / conns + usize::from(position < self.in_flight % conns)
     }
 }
 
@@ -317,8 +380,10 @@ mod tests {
             "25",
         ]);
         assert_eq!(p.channels, 10);
-        assert_eq!(p.messages_for_channel(4), 3);
-        assert_eq!(p.messages_for_channel(5), 2);
+        assert_eq!(p.messages_for_channel_of(p.messages, 4), 3);
+        assert_eq!(p.messages_for_channel_of(p.messages, 5), 2);
+        assert_eq!(p.messages_for_channel_of(12, 1), 2);
+        assert_eq!(p.messages_for_channel_of(12, 2), 1);
         assert_eq!(p.channel_of(57), 5);
         assert!(p.publisher);
         let w = plan_from_args(&[
@@ -332,6 +397,61 @@ mod tests {
             "2",
         ]);
         assert!(!w.publisher);
+    }
+
+    #[test]
+    fn in_flight_is_shared_over_admin_connections() {
+        let p = plan_from_args(&["lg", "fanout", "-n", "1", "--msg-rate", "0"]);
+        assert!(p.closed_loop());
+        assert_eq!((p.admin_conns, p.in_flight), (4, 64), "16 per connection");
+        assert_eq!(
+            p.measure_ns,
+            10 * NS,
+            "closed loop: --duration bounds publishing"
+        );
+        let p = plan_from_args(&[
+            "lg",
+            "fanout",
+            "-n",
+            "1",
+            "--msg-rate",
+            "0",
+            "--in-flight",
+            "32",
+            "--admin-conns",
+            "1",
+        ]);
+        assert_eq!((p.in_flight_of(0), p.in_flight_of(1)), (32, 0));
+        let p = plan_from_args(&["lg", "admin", "--in-flight", "10", "--admin-conns", "3"]);
+        let shares: Vec<usize> = (0..4).map(|i| p.in_flight_of(i)).collect();
+        assert_eq!(shares, [4, 3, 3, 0]);
+        let open = plan_from_args(&[
+            "lg",
+            "fanout",
+            "-n",
+            "1",
+            "--messages",
+            "50",
+            "--msg-rate",
+            "10",
+        ]);
+        assert!(!open.closed_loop());
+        assert_eq!(open.measure_ns, 5 * NS);
+    }
+
+    #[test]
+    fn admin_scenario_plan() {
+        let p = plan_from_args(&["lg", "admin", "--op", "info", "--requests", "500"]);
+        assert_eq!(p.scenario, Scenario::Admin);
+        assert_eq!(p.admin_op, AdminOp::Info);
+        assert_eq!((p.requests, p.admin_conns, p.in_flight), (500, 1, 16));
+        assert!(p.publisher && p.needs_admin());
+        assert_eq!((p.total, p.processes_needed()), (0, 1));
+        let unbounded = plan_from_args(&["lg", "admin", "--duration", "2"]);
+        assert_eq!(unbounded.requests, u64::MAX);
+        assert_eq!(unbounded.measure_ns, 2 * NS);
+        let cli = Cli::try_parse_from(["lg", "admin", "--msg-size", "5000"]).expect("args");
+        assert!(Plan::new(&cli.command, 20_000).is_err());
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Readings from /proc: MemAvailable and SUnreclaim from /proc/meminfo (free-memory guard, kernel
-//! memory per connection) and VmRSS / RssAnon from /proc/PID/status (server memory per
-//! connection), and the before/while-held probe built from them. Missing files or fields read as
-//! None. Depends on std only.
+//! memory per connection), VmRSS / RssAnon from /proc/PID/status (server memory per connection),
+//! utime + stime from /proc/PID/stat (server CPU per push, delivery or request), and the
+//! before/while-held memory probe built from them. Missing files or fields read as None. Depends
+//! on sys (clock ticks per second) and std.
 
 /// Value in bytes of a `Name:   1234 kB` line in a /proc text file.
 fn kb_field(text: &str, name: &str) -> Option<u64> {
@@ -37,6 +38,24 @@ pub fn process_rss(pid: u32) -> Option<u64> {
 pub fn process_rss_anon(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kb_field(&text, "RssAnon")
+}
+
+/// utime + stime (clock ticks) of a /proc/PID/stat line: fields 14 and 15, counted after the
+/// command name, which is in parentheses and may itself contain spaces and parentheses.
+fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11); // state is field 3, utime field 14
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time (user + system, every thread) a process has used so far, in µs.
+pub fn process_cpu_us(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = stat_cpu_ticks(&text)?;
+    let per_s = crate::sys::clock_ticks_per_s()?;
+    Some((u128::from(ticks) * 1_000_000 / u128::from(per_s)) as u64)
 }
 
 /// Server and kernel memory before the ramp and while the connections are held.
@@ -91,5 +110,36 @@ mod tests {
         let me = std::process::id();
         assert!(process_rss(me).unwrap_or(0) > 0);
         assert!(mem_available().unwrap_or(0) > 0);
+        assert!(process_cpu_us(me).is_some());
+        assert_eq!(process_cpu_us(u32::MAX), None);
+    }
+
+    #[test]
+    fn cpu_ticks_from_stat_line() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        let line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 900 0 3 0 250 75 0 0 20 0 3 0 100";
+        assert_eq!(stat_cpu_ticks(line), Some(325));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1 2"), None);
+        assert_eq!(stat_cpu_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let me = std::process::id();
+        let before = process_cpu_us(me).expect("cpu");
+        let tick_us = 1_000_000 / crate::sys::clock_ticks_per_s().expect("ticks");
+        // Spin until this thread alone used more than two clock ticks of CPU.
+        let spin_until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut x = 0u64;
+        while process_cpu_us(me).unwrap_or(0) < before + 2 * tick_us {
+            for i in 0..100_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            assert!(
+                std::time::Instant::now() < spin_until,
+                "CPU time never grew"
+            );
+        }
+        std::hint::black_box(x);
     }
 }

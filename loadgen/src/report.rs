@@ -1,10 +1,10 @@
-//! The final report of a run: built from the (merged) counters, latency histogram and memory
-//! probe, printed as one JSON object (--json) or as a human-readable table. Depends on stats,
-//! procfs, plan, serde.
+//! The final report of a run: built from the (merged) counters, latency histogram, memory probe
+//! and server CPU readings, printed as one JSON object (--json) or as a human-readable table.
+//! Depends on stats, procfs, plan, serde.
 
 use serde::Serialize;
 
-use crate::plan::Plan;
+use crate::plan::{Plan, Scenario};
 use crate::procfs::MemProbe;
 use crate::stats::{Errors, Stats};
 
@@ -39,7 +39,8 @@ pub struct Report {
     /// Expected deliveries that never arrived (fan-out).
     pub undelivered: u64,
     pub deliveries_per_s: f64,
-    /// µs: push→deliver (fanout), request (ping), cycle (churn), connect→subscribed (connect).
+    /// µs: push→deliver (fanout), request (ping, admin), cycle (churn), connect→subscribed
+    /// (connect).
     pub latency_us: Latency,
     pub lost: u64,
     pub duplicated: u64,
@@ -47,11 +48,37 @@ pub struct Report {
     pub noops: u64,
     pub requests: u64,
     pub requests_per_s: f64,
+    /// Admin scenario: the request sent (push, sign, info).
+    pub op: Option<&'static str>,
+    pub requests_failed: u64,
+    /// Admin replies (pushes, admin requests) with a status other than 200.
+    pub non_200: u64,
     pub cycles: u64,
     pub cycles_per_s: f64,
     pub pushes_sent: u64,
     pub pushes_ok: u64,
     pub pushes_failed: u64,
+    /// Fan-out: pushes per second; 0 = closed loop.
+    pub msg_rate: u64,
+    /// Admin requests kept in flight over `admin_conns` connections.
+    pub in_flight: usize,
+    pub admin_conns: usize,
+    /// Publishing phase: first push → last push reply.
+    pub publish_s: f64,
+    /// Pushes answered ok per second of the publishing phase.
+    pub pushes_per_s: f64,
+    /// A closed-loop fan-out stopped at --duration before sending --messages.
+    pub publish_capped: bool,
+    /// Server CPU time (user + system, /proc/PID/stat) over the measurement, with --pid.
+    pub server_cpu_us: Option<u64>,
+    /// Time between the two CPU readings.
+    pub server_cpu_window_s: Option<f64>,
+    /// server_cpu_us / window: cores the server kept busy on average.
+    pub server_cpu_cores: Option<f64>,
+    pub server_cpu_us_per_push: Option<f64>,
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// Per request answered 200 (ping, admin).
+    pub server_cpu_us_per_request: Option<f64>,
     pub server_rss_bytes: Option<u64>,
     pub server_rss_before_bytes: Option<u64>,
     pub server_rss_per_conn_bytes: Option<f64>,
@@ -101,6 +128,10 @@ impl Report {
             _ => None,
         };
         let per_conn = |d: Option<i64>| d.filter(|_| held > 0).map(|d| d as f64 / held as f64);
+        let publish_s = secs(c.measure_start_ns, c.last_push_reply_ns);
+        let cpu = c.server_cpu_us();
+        let cpu_window_s = cpu.map(|_| secs(c.server_cpu_start_ns, c.server_cpu_end_ns));
+        let cpu_per = |n: u64| cpu.filter(|_| n > 0).map(|us| us as f64 / n as f64);
         Report {
             scenario: plan.scenario.name(),
             transport: plan.transport.name(),
@@ -133,11 +164,29 @@ impl Report {
             noops: c.noops,
             requests: c.requests,
             requests_per_s: rate(c.requests, measure_s),
+            op: (plan.scenario == Scenario::Admin).then(|| plan.admin_op.name()),
+            requests_failed: c.requests_failed,
+            non_200: c.non_200,
             cycles: c.cycles,
             cycles_per_s: rate(c.cycles, measure_s),
             pushes_sent: c.pushes_sent,
             pushes_ok: c.pushes_ok,
             pushes_failed: c.pushes_failed,
+            msg_rate: plan.msg_rate,
+            in_flight: plan.in_flight,
+            admin_conns: plan.admin_conns,
+            publish_s,
+            pushes_per_s: rate(c.pushes_ok, publish_s),
+            publish_capped: c.publish_capped,
+            server_cpu_us: cpu,
+            server_cpu_window_s: cpu_window_s,
+            server_cpu_cores: cpu
+                .zip(cpu_window_s)
+                .filter(|&(_, w)| w > 0.0)
+                .map(|(us, w)| us as f64 / 1e6 / w),
+            server_cpu_us_per_push: cpu_per(c.pushes_ok),
+            server_cpu_us_per_delivery: cpu_per(c.deliveries),
+            server_cpu_us_per_request: cpu_per(c.requests),
             server_rss_bytes: mem.rss_held,
             server_rss_before_bytes: mem.rss_before,
             server_rss_per_conn_bytes: per_conn(rss_delta),
@@ -164,7 +213,10 @@ impl Report {
         let mut rows: Vec<(&str, String)> = vec![
             (
                 "scenario",
-                format!("{} ({})", self.scenario, self.transport),
+                match self.op {
+                    Some(op) => format!("{} (/{op})", self.scenario),
+                    None => format!("{} ({})", self.scenario, self.transport),
+                },
             ),
             (
                 "processes / fd limit",
@@ -221,10 +273,16 @@ impl Report {
                 ),
             ),
         ];
-        if self.requests > 0 {
+        if self.requests > 0 || self.op.is_some() {
+            let op = self.op.map_or(String::new(), |o| {
+                format!(
+                    " /{o}, {} in flight on {} conn(s), failed {}, non-200 {}",
+                    self.in_flight, self.admin_conns, self.requests_failed, self.non_200
+                )
+            });
             rows.push((
                 "requests",
-                format!("{} ({:.0}/s)", self.requests, self.requests_per_s),
+                format!("{} ({:.0}/s){op}", self.requests, self.requests_per_s),
             ));
         }
         if self.cycles > 0 {
@@ -234,11 +292,43 @@ impl Report {
             ));
         }
         if self.pushes_sent > 0 {
+            let mode = if self.msg_rate == 0 {
+                format!("closed loop, {} in flight", self.in_flight)
+            } else {
+                format!("offered {}/s", self.msg_rate)
+            };
             rows.push((
                 "pushes",
                 format!(
-                    "{} sent, {} ok, {} failed",
-                    self.pushes_sent, self.pushes_ok, self.pushes_failed
+                    "{} sent, {} ok, {} failed (non-200 {}); {:.0}/s over {:.2} s ({mode}){}",
+                    self.pushes_sent,
+                    self.pushes_ok,
+                    self.pushes_failed,
+                    self.non_200,
+                    self.pushes_per_s,
+                    self.publish_s,
+                    if self.publish_capped {
+                        ", stopped at --duration"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        if let Some(us) = self.server_cpu_us {
+            let per = |v: Option<f64>, what: &str| {
+                v.map_or(String::new(), |v| format!(", {v:.2} µs per {what}"))
+            };
+            rows.push((
+                "server CPU",
+                format!(
+                    "{:.3} s over {:.2} s ({:.2} cores){}{}{}",
+                    us as f64 / 1e6,
+                    self.server_cpu_window_s.unwrap_or(0.0),
+                    self.server_cpu_cores.unwrap_or(0.0),
+                    per(self.server_cpu_us_per_push, "push"),
+                    per(self.server_cpu_us_per_delivery, "delivery"),
+                    per(self.server_cpu_us_per_request, "request"),
                 ),
             ));
         }
@@ -319,5 +409,49 @@ mod tests {
         }
         assert_eq!(v["latency_us"]["p50"], 100);
         assert!(r.to_table().contains("connections held"));
+        assert_eq!(v["server_cpu_us_per_push"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn pushes_per_second_and_server_cpu_per_push_and_delivery() {
+        let plan = crate::plan::plan_from_args(&[
+            "lg",
+            "fanout",
+            "-n",
+            "10",
+            "--msg-rate",
+            "0",
+            "--in-flight",
+            "32",
+            "--admin-conns",
+            "1",
+        ]);
+        let mut stats = Stats::default();
+        let c = &mut stats.c;
+        c.measure_start_ns = 1_000_000_000;
+        c.measure_end_ns = 3_500_000_000;
+        c.last_push_reply_ns = 3_000_000_000;
+        c.pushes_sent = 1000;
+        c.pushes_ok = 1000;
+        c.deliveries = 4000;
+        c.server_cpu_start_us = Some(10_000);
+        c.server_cpu_end_us = Some(60_000);
+        c.server_cpu_start_ns = 1_000_000_000;
+        c.server_cpu_end_ns = 3_500_000_000;
+        let r = Report::build(&plan, &stats, &MemProbe::default(), 1);
+        assert_eq!(r.publish_s, 2.0);
+        assert_eq!(r.pushes_per_s, 500.0);
+        assert_eq!(r.server_cpu_us, Some(50_000));
+        assert_eq!(r.server_cpu_us_per_push, Some(50.0));
+        assert_eq!(r.server_cpu_us_per_delivery, Some(12.5));
+        assert_eq!(r.server_cpu_us_per_request, None);
+        assert_eq!(r.server_cpu_cores, Some(0.02));
+        assert_eq!((r.msg_rate, r.in_flight, r.admin_conns), (0, 32, 1));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+        assert_eq!(v["server_cpu_us_per_push"], 50.0);
+        assert_eq!(v["pushes_per_s"], 500.0);
+        let table = r.to_table();
+        assert!(table.contains("closed loop, 32 in flight"), "{table}");
+        assert!(table.contains("50.00 µs per push"), "{table}");
     }
 }

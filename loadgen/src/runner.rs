@@ -1,21 +1,24 @@
 //! The single-threaded, edge-triggered epoll loop of one load generator process: ramps its share
 //! of connections (paced by --rate, bounded in-flight connects, free-memory guard, ramp timeout),
-//! synchronises with the coordinator, runs the scenario's measurement (hold, fan-out publishing,
-//! churn cycles, ping), sweeps timeouts once a second, and always stops by its hard deadline.
-//! Depends on every connection-level module; nothing depends on it but main and parent.
+//! synchronises with the coordinator, runs the scenario's measurement (hold, fan-out publishing
+//! open or closed loop, churn cycles, ping, admin requests), reads the server's CPU time at the
+//! start and end of the measurement (--pid), sweeps timeouts once a second, and always stops by
+//! its hard deadline. Depends on every connection-level module; nothing depends on it but main
+//! and parent.
 
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use crate::admin::{self, ADMIN_PIPELINE};
-use crate::conn::{split_token, token, Job, Phase, Role, Slab};
+use crate::admin;
+use crate::conn::{split_token, token, Phase, Role, Slab};
 use crate::coord::{Coord, STDIN_TOKEN};
 use crate::env::{Action, Env, SignDone};
 use crate::events;
 use crate::pinger;
 use crate::plan::{Plan, Scenario};
 use crate::procfs;
+use crate::pump::{self, SignRequest, Work};
 use crate::stats::{ErrorKind, Stats};
 use crate::sys::{self, Epoll, Ready};
 
@@ -31,14 +34,6 @@ enum Stage {
     Ready,
     Measure,
     Done,
-}
-
-/// A subscriber waiting for its /sign call.
-#[derive(Clone, Copy, Debug)]
-struct SignRequest {
-    slot: u32,
-    gen: u32,
-    channel: u64,
 }
 
 pub struct Runner {
@@ -58,7 +53,10 @@ pub struct Runner {
     /// Connections (churn: cycles) started so far.
     started: u64,
     ramp_pending: u64,
-    pushes_started: u64,
+    /// Fan-out pushes or admin-scenario requests started so far.
+    published: u64,
+    /// A closed-loop fan-out reached --duration and stopped publishing.
+    capped: bool,
     guard: bool,
     next_tick_ns: u64,
 }
@@ -80,7 +78,8 @@ impl Runner {
             start_ns: 0,
             started: 0,
             ramp_pending: 0,
-            pushes_started: 0,
+            published: 0,
+            capped: false,
             guard: false,
             next_tick_ns: 0,
             plan,
@@ -128,7 +127,7 @@ impl Runner {
             c.held_at_ready = c.held;
         }
         if c.measure_end_ns == 0 {
-            c.measure_end_ns = now;
+            self.end_measure(now);
         }
         self.coord.finish(&self.stats);
         let stats = std::mem::take(&mut self.stats);
@@ -172,7 +171,8 @@ impl Runner {
                     self.start_more(now);
                 }
                 let all_started = self.started >= self.plan.count || self.guard || timed_out;
-                if all_started && (self.ramp_pending == 0 || timed_out) {
+                let pool_ready = !self.plan.publisher || self.admin_open() >= self.plan.admin_conns;
+                if all_started && ((self.ramp_pending == 0 && pool_ready) || timed_out) {
                     let c = &mut self.stats.c;
                     c.ramp_end_ns = now;
                     c.held_at_ready = c.held;
@@ -189,8 +189,9 @@ impl Runner {
                 if self.plan.scenario == Scenario::Churn && !self.guard {
                     self.start_churn(now);
                 }
+                self.check_publish_cap(now);
                 if self.measure_done(now) {
-                    self.stats.c.measure_end_ns = now;
+                    self.end_measure(now);
                     self.stage = Stage::Done;
                 }
             }
@@ -397,17 +398,69 @@ impl Runner {
         }
     }
 
-    /// Pushes the fan-out should have sent by now.
-    fn push_due(&self, now: u64) -> u64 {
-        if !self.plan.publisher || self.stage != Stage::Measure {
+    /// Fan-out pushes or admin requests that may start now: open loop, what --msg-rate makes due
+    /// by now; closed loop and admin, all that remain until the time is up (--in-flight bounds
+    /// how many of them are sent at once).
+    fn publish_budget(&self, now: u64) -> u64 {
+        if !self.plan.publisher || self.stage != Stage::Measure || self.capped {
             return 0;
         }
-        if self.plan.msg_rate == 0 {
-            return self.plan.messages;
+        let elapsed = now.saturating_sub(self.stats.c.measure_start_ns);
+        let due = match self.plan.scenario {
+            Scenario::Fanout if self.plan.msg_rate > 0 => {
+                let due = u128::from(self.plan.msg_rate) * u128::from(elapsed) / u128::from(NS);
+                (due as u64).saturating_add(1).min(self.plan.messages)
+            }
+            Scenario::Fanout => self.plan.messages,
+            _ if elapsed >= self.plan.measure_ns => 0,
+            _ => self.plan.requests,
+        };
+        due.saturating_sub(self.published)
+    }
+
+    /// A closed-loop fan-out that reaches --duration before --messages stops publishing; a single
+    /// process then expects only the deliveries of the messages it did publish.
+    fn check_publish_cap(&mut self, now: u64) {
+        let elapsed = now.saturating_sub(self.stats.c.measure_start_ns);
+        if !self.plan.closed_loop()
+            || !self.plan.publisher
+            || self.capped
+            || self.published >= self.plan.messages
+            || elapsed < self.plan.measure_ns
+        {
+            return;
         }
-        let elapsed = u128::from(now.saturating_sub(self.stats.c.measure_start_ns));
-        let due = u128::from(self.plan.msg_rate) * elapsed / u128::from(NS) + 1;
-        (due as u64).min(self.plan.messages)
+        self.capped = true;
+        self.stats.c.publish_capped = true;
+        if self.plan.worker.is_none() {
+            self.stats.c.expected_deliveries = self.expected_deliveries(self.published);
+        }
+    }
+
+    /// Deliveries the held subscribers should get when the first `sent` messages are published.
+    fn expected_deliveries(&self, sent: u64) -> u64 {
+        let mut expected = 0;
+        for slot in 0..self.slab.slots() {
+            if let Some(conn) = self.slab.get(slot) {
+                if conn.role == Role::Subscriber && conn.sub.held {
+                    let channel = self.plan.channel_of(conn.index);
+                    expected += self.plan.messages_for_channel_of(sent, channel);
+                }
+            }
+        }
+        expected
+    }
+
+    /// Admin connections of the pool that are connected.
+    fn admin_open(&self) -> usize {
+        self.admin
+            .iter()
+            .filter(|&&s| {
+                self.slab
+                    .get(s)
+                    .is_some_and(|c| c.role == Role::Admin && c.phase == Phase::Open)
+            })
+            .count()
     }
 
     /// Keeps the admin pool open and feeds it /sign and /push requests.
@@ -425,9 +478,8 @@ impl Runner {
                 self.open_socket(slot, now);
             }
         }
-        let due = self.push_due(now);
-        let mut failed = Vec::new();
-        {
+        let budget = self.publish_budget(now);
+        let failed = {
             let measuring = self.stage == Stage::Measure;
             let Runner {
                 plan,
@@ -438,11 +490,11 @@ impl Runner {
                 ramp_pending,
                 sign_queue,
                 admin,
-                pushes_started,
+                published,
                 ..
             } = self;
             let mut buf = std::mem::take(req);
-            let env = Env {
+            let mut env = Env {
                 plan,
                 stats,
                 now,
@@ -451,44 +503,15 @@ impl Runner {
                 signed,
                 ramp_pending,
             };
-            for &slot in admin.iter() {
-                let Some(conn) = slab.slot_mut(slot) else {
-                    continue;
-                };
-                if conn.role != Role::Admin || conn.phase != Phase::Open {
-                    continue;
-                }
-                buf.clear();
-                let was_idle = conn.jobs.is_empty();
-                while conn.jobs.len() < ADMIN_PIPELINE {
-                    if let Some(s) = sign_queue.pop_front() {
-                        admin::write_sign(&mut buf, &env, s.channel);
-                        conn.jobs.push_back(Job::Sign {
-                            slot: s.slot,
-                            gen: s.gen,
-                        });
-                    } else if *pushes_started < due {
-                        let id = *pushes_started;
-                        *pushes_started += 1;
-                        admin::write_push(&mut buf, &env, id);
-                        conn.jobs.push_back(Job::Push { id });
-                        env.stats.c.pushes_sent += 1;
-                    } else {
-                        break;
-                    }
-                }
-                if buf.is_empty() {
-                    continue;
-                }
-                if was_idle {
-                    conn.since_ns = now;
-                }
-                if let Err(e) = conn.send(&buf) {
-                    failed.push((slot, e));
-                }
-            }
+            let mut work = Work {
+                signs: sign_queue,
+                started: published,
+                budget,
+            };
+            let failed = pump::fill(admin, slab, &mut env, &mut work, &mut buf);
             *env.req = buf;
-        }
+            failed
+        };
         for (slot, e) in failed {
             self.close(slot, Some(e), now);
         }
@@ -496,19 +519,15 @@ impl Runner {
 
     fn begin_measure(&mut self, now: u64) {
         self.stage = Stage::Measure;
-        self.stats.c.measure_start_ns = now;
+        let c = &mut self.stats.c;
+        c.measure_start_ns = now;
+        if let Some(pid) = self.plan.pid {
+            c.server_cpu_start_us = procfs::process_cpu_us(pid);
+            c.server_cpu_start_ns = sys::now_ns();
+        }
         match self.plan.scenario {
             Scenario::Fanout => {
-                let mut expected = 0;
-                for slot in 0..self.slab.slots() {
-                    if let Some(conn) = self.slab.get(slot) {
-                        if conn.role == Role::Subscriber && conn.sub.held {
-                            let channel = self.plan.channel_of(conn.index);
-                            expected += self.plan.messages_for_channel(channel);
-                        }
-                    }
-                }
-                self.stats.c.expected_deliveries = expected;
+                self.stats.c.expected_deliveries = self.expected_deliveries(self.plan.messages);
             }
             Scenario::Ping => {
                 let mut failed = Vec::new();
@@ -530,7 +549,18 @@ impl Runner {
                     self.close(slot, Some(e), now);
                 }
             }
-            Scenario::Connect | Scenario::Churn => {}
+            Scenario::Connect | Scenario::Churn | Scenario::Admin => {}
+        }
+    }
+
+    /// The measurement is over: its end time and the server's CPU time (before any connection of
+    /// this process closes, so the server's work on closing is not counted).
+    fn end_measure(&mut self, now: u64) {
+        let c = &mut self.stats.c;
+        c.measure_end_ns = now;
+        if let (Some(pid), Some(_)) = (self.plan.pid, c.server_cpu_start_us) {
+            c.server_cpu_end_us = procfs::process_cpu_us(pid);
+            c.server_cpu_end_ns = sys::now_ns();
         }
     }
 
@@ -538,10 +568,19 @@ impl Runner {
         let elapsed = now.saturating_sub(self.stats.c.measure_start_ns);
         match self.plan.scenario {
             Scenario::Connect | Scenario::Ping | Scenario::Churn => elapsed >= self.plan.measure_ns,
+            Scenario::Admin => {
+                let c = &self.stats.c;
+                c.requests + c.requests_failed >= self.plan.requests
+                    || elapsed >= self.plan.measure_ns
+            }
             Scenario::Fanout => {
                 let c = &self.stats.c;
-                let published =
-                    !self.plan.publisher || c.pushes_ok + c.pushes_failed >= self.plan.messages;
+                let to_publish = if self.capped {
+                    self.published
+                } else {
+                    self.plan.messages
+                };
+                let published = !self.plan.publisher || c.pushes_ok + c.pushes_failed >= to_publish;
                 let delivered = c.unique_deliveries >= c.expected_deliveries;
                 (published && delivered)
                     || elapsed >= self.plan.measure_ns.saturating_add(self.plan.drain_ns)

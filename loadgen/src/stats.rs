@@ -85,14 +85,21 @@ pub struct Counters {
     pub out_of_order: u64,
     pub noops: u64,
     pub closes: u64,
-    /// Completed /ping requests.
+    /// Completed /ping requests, or admin-scenario requests answered 200 as expected.
     pub requests: u64,
+    /// Admin-scenario requests that failed (any status but 200, an unexpected body, a lost
+    /// connection).
+    pub requests_failed: u64,
+    /// Admin replies (pushes and admin-scenario requests) with a status other than 200.
+    pub non_200: u64,
     /// Completed churn cycles (connect, subscribe, first frame, disconnect).
     pub cycles: u64,
     pub pushes_sent: u64,
     pub pushes_ok: u64,
     pub pushes_failed: u64,
     pub signs_ok: u64,
+    /// A closed-loop fan-out stopped publishing at --duration, before --messages.
+    pub publish_capped: bool,
     pub memory_guard_hit: bool,
     pub ramp_start_ns: u64,
     pub ramp_end_ns: u64,
@@ -100,6 +107,14 @@ pub struct Counters {
     pub measure_end_ns: u64,
     pub first_delivery_ns: u64,
     pub last_delivery_ns: u64,
+    /// When the last push reply arrived (end of the publishing phase).
+    pub last_push_reply_ns: u64,
+    /// Server CPU (µs, /proc/PID/stat) at the start and at the end of the measurement, and when
+    /// each was read; None without --pid or when unreadable.
+    pub server_cpu_start_us: Option<u64>,
+    pub server_cpu_end_us: Option<u64>,
+    pub server_cpu_start_ns: u64,
+    pub server_cpu_end_ns: u64,
 }
 
 fn min_nonzero(a: u64, b: u64) -> u64 {
@@ -137,11 +152,14 @@ impl Counters {
         self.noops += o.noops;
         self.closes += o.closes;
         self.requests += o.requests;
+        self.requests_failed += o.requests_failed;
+        self.non_200 += o.non_200;
         self.cycles += o.cycles;
         self.pushes_sent += o.pushes_sent;
         self.pushes_ok += o.pushes_ok;
         self.pushes_failed += o.pushes_failed;
         self.signs_ok += o.signs_ok;
+        self.publish_capped |= o.publish_capped;
         self.memory_guard_hit |= o.memory_guard_hit;
         self.ramp_start_ns = min_nonzero(self.ramp_start_ns, o.ramp_start_ns);
         self.ramp_end_ns = self.ramp_end_ns.max(o.ramp_end_ns);
@@ -149,6 +167,26 @@ impl Counters {
         self.measure_end_ns = self.measure_end_ns.max(o.measure_end_ns);
         self.first_delivery_ns = min_nonzero(self.first_delivery_ns, o.first_delivery_ns);
         self.last_delivery_ns = self.last_delivery_ns.max(o.last_delivery_ns);
+        self.last_push_reply_ns = self.last_push_reply_ns.max(o.last_push_reply_ns);
+        // CPU time only grows: the earliest start and the latest end reading span every process.
+        if o.server_cpu_start_ns != 0
+            && (self.server_cpu_start_ns == 0 || o.server_cpu_start_ns < self.server_cpu_start_ns)
+        {
+            self.server_cpu_start_ns = o.server_cpu_start_ns;
+            self.server_cpu_start_us = o.server_cpu_start_us;
+        }
+        if o.server_cpu_end_ns > self.server_cpu_end_ns {
+            self.server_cpu_end_ns = o.server_cpu_end_ns;
+            self.server_cpu_end_us = o.server_cpu_end_us;
+        }
+    }
+
+    /// Server CPU used between the two readings, in µs.
+    pub fn server_cpu_us(&self) -> Option<u64> {
+        match (self.server_cpu_start_us, self.server_cpu_end_us) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        }
     }
 }
 
@@ -281,6 +319,30 @@ mod tests {
         assert!(decode_histogram("abc").is_err());
         assert!(decode_histogram("zz").is_err());
         assert!(decode_histogram("0000").is_err());
+    }
+
+    #[test]
+    fn server_cpu_spans_the_earliest_and_latest_readings() {
+        let mut a = Counters {
+            server_cpu_start_us: Some(1_000),
+            server_cpu_start_ns: 20,
+            server_cpu_end_us: Some(5_000),
+            server_cpu_end_ns: 90,
+            ..Counters::default()
+        };
+        let b = Counters {
+            server_cpu_start_us: Some(800),
+            server_cpu_start_ns: 10,
+            server_cpu_end_us: Some(7_000),
+            server_cpu_end_ns: 95,
+            ..Counters::default()
+        };
+        assert_eq!(a.server_cpu_us(), Some(4_000));
+        a.merge(&b);
+        assert_eq!(a.server_cpu_us(), Some(6_200));
+        a.merge(&Counters::default());
+        assert_eq!(a.server_cpu_us(), Some(6_200));
+        assert_eq!(Counters::default().server_cpu_us(), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Thin, argued wrappers over the Linux syscalls the load generator needs: edge-triggered epoll,
-//! non-blocking TCP connects from a chosen source address, the open-file limit, CPU pinning and the
-//! system-wide monotonic clock. Depends on libc and std only.
+//! non-blocking TCP connects from a chosen source address, the open-file limit, CPU pinning, the
+//! system-wide monotonic clock and the kernel's clock-tick rate. Depends on libc and std only.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpStream};
@@ -30,6 +30,13 @@ pub fn now_ns() -> u64 {
     (ts.tv_sec as u64)
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Clock ticks per second of /proc CPU times (sysconf(_SC_CLK_TCK)); None if unknown.
+pub fn clock_ticks_per_s() -> Option<u64> {
+    // SAFETY: sysconf only reads a configuration value.
+    let v = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(v).ok().filter(|&t| t > 0)
 }
 
 /// An epoll instance; closed on drop.

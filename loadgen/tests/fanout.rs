@@ -63,7 +63,10 @@ fn sse_fanout_over_worker_processes() {
 
 #[test]
 fn skipped_seq_is_counted_as_lost() {
-    let server = FakeServer::start(Faults { skip_seq: Some(3) });
+    let server = FakeServer::start(Faults {
+        skip_seq: Some(3),
+        ..Faults::default()
+    });
     let r = run_loadgen(
         &server,
         &[

@@ -5,6 +5,7 @@
 
 pub mod front;
 pub mod json;
+pub mod loadgen;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

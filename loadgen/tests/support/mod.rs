@@ -1,7 +1,9 @@
 //! Test support: a tiny iComet-like fake server (std::net, one thread per connection) that speaks
-//! just what the load generator uses — front /sub /stream /sse /ping, admin /sign /push — with an
-//! optional fault (skip one seq number) to prove lost-message detection; and a helper that runs the
-//! built rcomet-loadgen binary against it with a time bound and parses its --json report.
+//! just what the load generator uses — front /sub /stream /sse /ping, admin /sign /push /info —
+//! with optional faults (skip one seq number, answer every n-th admin request 429) to prove the
+//! load generator's error detection, and a gate that holds admin replies to count how many
+//! requests a client keeps pipelined; and a helper that runs the built rcomet-loadgen binary
+//! against it with a time bound and parses its --json report.
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
@@ -16,7 +18,15 @@ use std::time::{Duration, Instant};
 pub struct Faults {
     /// Never hand out this seq number: the message that would get it gets the next one.
     pub skip_seq: Option<i32>,
+    /// Answer every n-th admin request `429 Too Many Channels` (counting from 1).
+    pub admin_429_every: Option<u64>,
+    /// Hold the replies of an admin connection until more than this many requests wait, or none
+    /// arrived for `GATE_QUIET`; the most requests seen waiting at once is `max_waiting`.
+    pub admin_gate: Option<usize>,
 }
+
+/// How long a gated admin connection waits for another request before it answers those it holds.
+pub const GATE_QUIET: Duration = Duration::from_millis(300);
 
 #[derive(Default)]
 struct Chan {
@@ -34,6 +44,8 @@ struct State {
     signs: u64,
     pushes: u64,
     bad_tokens: u64,
+    admin_requests: u64,
+    max_waiting: usize,
     faults: Faults,
 }
 
@@ -85,6 +97,13 @@ impl FakeServer {
     pub fn bad_tokens(&self) -> u64 {
         self.lock().bad_tokens
     }
+    pub fn channels(&self) -> usize {
+        self.lock().channels.len()
+    }
+    /// Most admin requests one gated connection held unanswered at once.
+    pub fn max_waiting(&self) -> usize {
+        self.lock().max_waiting
+    }
 }
 
 type Handler = fn(TcpStream, Arc<Mutex<State>>);
@@ -125,11 +144,19 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, HashMap<String,
 }
 
 fn fixed(w: &mut TcpStream, body: &str) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+    w.write_all(fixed_reply(200, body).as_bytes())
+}
+
+fn fixed_reply(status: u16, body: &str) -> String {
+    let reason = if status == 200 {
+        "OK"
+    } else {
+        "Too Many Channels"
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    );
-    w.write_all(format!("{head}{body}").as_bytes())
+    )
 }
 
 fn chunk(w: &mut TcpStream, data: &str) -> std::io::Result<()> {
@@ -267,56 +294,127 @@ fn subscribe(
     true
 }
 
+type Request = (String, HashMap<String, String>);
+
 fn admin_conn(stream: TcpStream, state: Arc<Mutex<State>>) {
     let Ok(mut w) = stream.try_clone() else {
         return;
     };
+    let gate = lock(&state).faults.admin_gate;
     let mut r = BufReader::new(stream);
-    while let Some((path, p)) = read_request(&mut r) {
-        let cname = p.get("cname").cloned().unwrap_or_default();
-        let body = match path.as_str() {
-            "/sign" => {
-                let mut s = lock(&state);
-                s.signs += 1;
-                let n = s.channels.len();
-                let chan = s.channels.entry(cname.clone()).or_insert_with(|| Chan {
-                    seq_next: 1,
-                    token: format!("{:032x}", 0xabcdef_u64 + n as u64),
-                    ..Chan::default()
-                });
-                if chan.token.is_empty() {
-                    chan.token = format!("{:032x}", 0x123456_u64 + n as u64);
-                }
-                format!(
-                    "{{\"type\":\"sign\",\"cname\":\"{cname}\",\"seq\":1,\"token\":\"{}\",\"expires\":30,\"sub_timeout\":30}}\n",
-                    chan.token
-                )
+    let Some(gate) = gate else {
+        while let Some(req) = read_request(&mut r) {
+            let Some(reply) = admin_reply(&state, req) else {
+                return;
+            };
+            if w.write_all(reply.as_bytes()).is_err() {
+                return;
             }
-            "/push" => {
-                let content = p.get("content").cloned().unwrap_or_default();
-                let mut s = lock(&state);
-                s.pushes += 1;
-                let skip = s.faults.skip_seq;
-                let chan = s.channels.entry(cname.clone()).or_insert_with(|| Chan {
-                    seq_next: 1,
-                    ..Chan::default()
-                });
-                let mut seq = chan.seq_next;
-                if Some(seq) == skip {
-                    seq += 1;
-                }
-                chan.seq_next = seq + 1;
-                let m = msg("data", &cname, seq, &content);
-                chan.history.push((seq, m.clone()));
-                chan.subs.retain(|tx| tx.send(m.clone()).is_ok());
-                "{\"type\":\"ok\"}\n".to_string()
+        }
+        return;
+    };
+    let (tx, rx) = channel::<Request>();
+    std::thread::spawn(move || {
+        while let Some(req) = read_request(&mut r) {
+            if tx.send(req).is_err() {
+                return;
             }
-            _ => return,
+        }
+    });
+    let mut waiting: Vec<Request> = Vec::new();
+    loop {
+        let wait = if waiting.is_empty() {
+            Duration::from_secs(120)
+        } else {
+            GATE_QUIET
         };
-        if fixed(&mut w, &body).is_err() {
+        let (flush, end) = match rx.recv_timeout(wait) {
+            Ok(req) => {
+                waiting.push(req);
+                let mut s = lock(&state);
+                s.max_waiting = s.max_waiting.max(waiting.len());
+                (waiting.len() > gate, false)
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => (true, waiting.is_empty()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => (true, true),
+        };
+        if flush {
+            let mut out = String::new();
+            for req in waiting.drain(..) {
+                match admin_reply(&state, req) {
+                    Some(reply) => out.push_str(&reply),
+                    None => return,
+                }
+            }
+            if w.write_all(out.as_bytes()).is_err() {
+                return;
+            }
+        }
+        if end {
             return;
         }
     }
+}
+
+/// The whole reply to one admin request; None for a path the fake does not serve.
+fn admin_reply(state: &Arc<Mutex<State>>, (path, p): Request) -> Option<String> {
+    let cname = p.get("cname").cloned().unwrap_or_default();
+    {
+        let mut s = lock(state);
+        s.admin_requests += 1;
+        let n = s.admin_requests;
+        if s.faults
+            .admin_429_every
+            .is_some_and(|every| n.is_multiple_of(every))
+        {
+            return Some(fixed_reply(429, ""));
+        }
+    }
+    let body = match path.as_str() {
+        "/sign" => {
+            let mut s = lock(state);
+            s.signs += 1;
+            let n = s.channels.len();
+            let chan = s.channels.entry(cname.clone()).or_insert_with(|| Chan {
+                seq_next: 1,
+                token: format!("{:032x}", 0xabcdef_u64 + n as u64),
+                ..Chan::default()
+            });
+            if chan.token.is_empty() {
+                chan.token = format!("{:032x}", 0x123456_u64 + n as u64);
+            }
+            format!(
+                "{{\"type\":\"sign\",\"cname\":\"{cname}\",\"seq\":1,\"token\":\"{}\",\"expires\":30,\"sub_timeout\":30}}\n",
+                chan.token
+            )
+        }
+        "/push" => {
+            let content = p.get("content").cloned().unwrap_or_default();
+            let mut s = lock(state);
+            s.pushes += 1;
+            let skip = s.faults.skip_seq;
+            let chan = s.channels.entry(cname.clone()).or_insert_with(|| Chan {
+                seq_next: 1,
+                ..Chan::default()
+            });
+            let mut seq = chan.seq_next;
+            if Some(seq) == skip {
+                seq += 1;
+            }
+            chan.seq_next = seq + 1;
+            let m = msg("data", &cname, seq, &content);
+            chan.history.push((seq, m.clone()));
+            chan.subs.retain(|tx| tx.send(m.clone()).is_ok());
+            "{\"type\":\"ok\"}\n".to_string()
+        }
+        "/info" => {
+            let s = lock(state);
+            let subs = s.channels.get(&cname).map_or(0, |c| c.subs.len());
+            format!("{{\"cname\": \"{cname}\", \"subscribers\": {subs}}}\n")
+        }
+        _ => return None,
+    };
+    Some(fixed_reply(200, &body))
 }
 
 /// Runs rcomet-loadgen with `args` against `server` and returns its JSON report.

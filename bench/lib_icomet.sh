@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# bench/lib_icomet.sh: starting and stopping the C++ iComet 0.2.5 server for side-by-side
+# benchmarks (source it after bench/lib.sh, do not run it). Writes an iComet config (TAB-indented)
+# in the scratch directory with the benchmark ports, a pidfile and a log file there, starts
+# $ICOMET_BIN under timeout(1), waits until its admin port answers /info, and stops it by PID.
+# Build iComet outside this repository (see the project's notes on building iComet 0.2.5).
+#
+# Depends on: bench/lib.sh (log, bench_wait_ports_free, BENCH_TMP, BENCH_ADMIN, BENCH_FRONT), curl.
+# shellcheck disable=SC2034  # globals here are read by the scripts that source this file
+
+ICOMET_BIN=${ICOMET_BIN:-}
+ICOMET_PID=""     # the server process (from its pidfile)
+ICOMET_WRAPPER="" # the timeout(1) process wrapping it
+ICOMET_DIR=""     # config, pidfile and log of the running server
+ICOMET_STARTS=0
+
+# icomet_write_config FILE DIR KEY=VALUE...: an iComet config with the benchmark ports, pidfile
+# and log in DIR; the front section gets every KEY=VALUE (max_channels=1000000, ...).
+icomet_write_config() {
+    local file=$1 dir=$2 kv
+    shift 2
+    {
+        printf 'pidfile = %s/icomet.pid\n' "$dir"
+        printf 'logger:\n\tlevel: info\n\toutput: %s/log.txt\n' "$dir"
+        printf 'admin:\n\tlisten: %s\n' "$BENCH_ADMIN"
+        printf 'front:\n\tlisten: %s\n' "$BENCH_FRONT"
+        for kv in "$@"; do
+            printf '\t%s: %s\n' "${kv%%=*}" "${kv#*=}"
+        done
+    } >"$file"
+}
+
+# icomet_start KEY=VALUE...: starts iComet with those front settings on the benchmark ports and
+# waits (15 s at most) until /info answers. Sets ICOMET_PID and ICOMET_DIR.
+icomet_start() {
+    local i
+    icomet_stop
+    [[ -x $ICOMET_BIN ]] || { log "ICOMET_BIN '$ICOMET_BIN' is not an executable"; return 1; }
+    bench_wait_ports_free "${BENCH_PORT_WAIT:-300}" || return 1
+    ICOMET_STARTS=$((ICOMET_STARTS + 1))
+    ICOMET_DIR="$BENCH_TMP/icomet.$ICOMET_STARTS"
+    mkdir -p "$ICOMET_DIR"
+    icomet_write_config "$ICOMET_DIR/icomet.conf" "$ICOMET_DIR" "$@"
+    timeout -s TERM -k 10 "$BENCH_SERVER_MAX_LIFE" "$ICOMET_BIN" "$ICOMET_DIR/icomet.conf" \
+        </dev/null >"$ICOMET_DIR/stdout.txt" 2>&1 &
+    ICOMET_WRAPPER=$!
+    ICOMET_PID=""
+    for ((i = 0; i < 150; i++)); do
+        if [[ -s $ICOMET_DIR/icomet.pid ]] && curl -s -m 1 "http://$BENCH_ADMIN/info" 2>/dev/null | grep -q version; then
+            ICOMET_PID=$(tr -dc '0-9' <"$ICOMET_DIR/icomet.pid")
+            break
+        fi
+        kill -0 "$ICOMET_WRAPPER" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $ICOMET_PID ]]; then
+        log "iComet did not become ready; its output and log:"
+        tail -n 10 "$ICOMET_DIR/stdout.txt" "$ICOMET_DIR/log.txt" >&2 2>/dev/null
+        icomet_stop
+        return 1
+    fi
+    log "iComet pid $ICOMET_PID ready: $*"
+}
+
+# icomet_stop: SIGTERM to the server started here, SIGKILL after 15 s. A no-op when none runs.
+icomet_stop() {
+    local i
+    if [[ -n $ICOMET_PID ]] && kill -0 "$ICOMET_PID" 2>/dev/null; then
+        kill -TERM "$ICOMET_PID" 2>/dev/null
+        for ((i = 0; i < 150; i++)); do
+            kill -0 "$ICOMET_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$ICOMET_PID" 2>/dev/null; then
+            log "iComet pid $ICOMET_PID ignored SIGTERM for 15 s: SIGKILL"
+            kill -KILL "$ICOMET_PID" 2>/dev/null
+        fi
+    fi
+    if [[ -n $ICOMET_WRAPPER ]]; then
+        kill -TERM "$ICOMET_WRAPPER" 2>/dev/null
+        wait "$ICOMET_WRAPPER" 2>/dev/null
+    fi
+    ICOMET_PID=""
+    ICOMET_WRAPPER=""
+}
