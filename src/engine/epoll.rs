@@ -11,7 +11,7 @@ use super::{Backend, Completion, ConnId, Flush, OutQueue, ReadControl, Token};
 use crate::syscall;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -255,6 +255,28 @@ impl Backend for Epoll {
         self.set_paused(token, false);
         // Closing the fd also removes it from the epoll set.
         sys::close_fd(conn.0 as RawFd);
+    }
+
+    fn can_detach(&self) -> bool {
+        true
+    }
+
+    /// The fd is process-wide: taking it out of this epoll set is all a hand-over needs. Input
+    /// already waiting in the kernel is reported by the adopting epoll as soon as it registers it.
+    fn detach(&mut self, conn: ConnId, token: Token) -> Option<OwnedFd> {
+        self.ready.retain(|(_, t)| *t != token);
+        if let Some(fd) = self.fds.get_mut(token.slot as usize) {
+            *fd = -1;
+        }
+        self.set_paused(token, false);
+        let _ = self.ctl(libc::EPOLL_CTL_DEL, conn.0 as RawFd, 0, 0);
+        // SAFETY: the fd was accepted by this backend and attached under `token`; its slot entry
+        // was just cleared, so nothing here uses or closes it again and the caller owns it now.
+        Some(unsafe { OwnedFd::from_raw_fd(conn.0 as RawFd) })
+    }
+
+    fn adopt(&mut self, socket: OwnedFd) -> io::Result<ConnId> {
+        Ok(ConnId(socket.into_raw_fd() as u32))
     }
 
     fn stop_listening(&mut self) {

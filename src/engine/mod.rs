@@ -18,6 +18,7 @@ pub mod uring;
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 pub use out::OutQueue;
@@ -132,6 +133,20 @@ pub trait Backend {
         timeout: Option<Duration>,
         handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
     ) -> io::Result<()>;
+    /// Whether [`Backend::detach`] can hand sockets to another worker's backend.
+    fn can_detach(&self) -> bool {
+        false
+    }
+    /// Stops watching a connection and returns its socket, for another worker's backend to
+    /// [`Backend::adopt`]. Only for a connection with no output in flight; no completion for
+    /// `token` follows. `None` when this backend cannot hand sockets over (nothing changed).
+    fn detach(&mut self, _conn: ConnId, _token: Token) -> Option<OwnedFd> {
+        None
+    }
+    /// Takes a socket that another worker's backend detached; [`Backend::attach`] it next.
+    fn adopt(&mut self, _socket: OwnedFd) -> io::Result<ConnId> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
     /// The fd that wakes this backend when written (an eventfd), for other cores' mailboxes.
     fn waker(&self) -> std::sync::Arc<sys::EventFd>;
 }

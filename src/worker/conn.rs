@@ -52,6 +52,9 @@ pub enum Phase {
     Subscribed,
     /// A /psub presence stream is open until the peer leaves.
     Presence,
+    /// Handed to its channel's home worker at the end of this turn (`handoff`); bytes that
+    /// arrive meanwhile travel with it.
+    Moving,
     /// Being torn down: output is flushed if possible, then the slot is freed.
     Closing,
 }

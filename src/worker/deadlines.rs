@@ -86,7 +86,7 @@ impl Worker {
             Phase::Reading => self.reject(token, 408, b""),
             Phase::Waiting => self.rearm_header_timer(token),
             Phase::Subscribed => self.on_noop_due(token),
-            Phase::Presence => {}
+            Phase::Presence | Phase::Moving => {}
             Phase::Closing => self.close(token),
         }
     }

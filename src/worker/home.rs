@@ -275,7 +275,9 @@ impl Worker {
             Msg::Closed { name, json } => self.on_closed(&name, &json),
             Msg::Broadcast { content } => self.home_broadcast(&content),
             Msg::Presence { line } => self.on_presence(&line),
-            Msg::Shutdown => {}
+            Msg::Spread { name } => self.on_spread(name),
+            // Handled with the backend in `Worker::handle_mail`.
+            Msg::Adopt(_) | Msg::Shutdown => {}
         }
     }
 }

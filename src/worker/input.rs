@@ -48,6 +48,7 @@ impl Worker {
     }
 
     pub(super) fn on_data(&mut self, token: Token, bytes: &[u8]) -> ReadControl {
+        self.take_inbox();
         let Some(conn) = self.conns.at(token) else {
             return ReadControl::Pause;
         };
@@ -70,7 +71,7 @@ impl Worker {
                 self.put_back(token, buf, used);
             }
             // A request is in progress elsewhere: hold what arrives (bounded) until it is done.
-            Phase::Waiting | Phase::Subscribed | Phase::Presence => {
+            Phase::Waiting | Phase::Subscribed | Phase::Presence | Phase::Moving => {
                 self.keep(token, bytes);
             }
         }
@@ -86,7 +87,7 @@ impl Worker {
         let held = conn.inbuf.as_ref().map_or(0, |b| b.len());
         let busy = matches!(
             conn.phase,
-            Phase::Waiting | Phase::Subscribed | Phase::Presence
+            Phase::Waiting | Phase::Subscribed | Phase::Presence | Phase::Moving
         ) || conn.replies_owed() > 0;
         let queued = conn.out.as_ref().map_or(0, |o| o.queued());
         if conn.phase == Phase::Closing

@@ -7,12 +7,14 @@
 //! results between cores. Protocol decisions live in `api` and `comet`.
 //!
 //! Files: `conn` (the slot), `input` (bytes → requests), `output` (queueing, flushing, closing),
-//! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `replies`
+//! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `handoff`
+//! (subscribers moving to their channel's home), `replies`
 //! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
 //! between cores), `timer` (the wheel), `shared` (what all workers share).
 
 pub mod conn;
 mod deadlines;
+mod handoff;
 mod home;
 mod input;
 pub mod mailbox;
@@ -33,7 +35,8 @@ use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
 use conn::{flags, Conn, Conns, Phase, Port};
 use mailbox::{Inbox, Outbox, Post};
-use std::collections::VecDeque;
+use crate::api::SubscribeRequest;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -59,7 +62,7 @@ pub struct WorkerSetup {
 
 /// Runs a worker until it is told to shut down and its connections are gone.
 pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) {
-    let mut worker = Worker::new(setup);
+    let mut worker = Worker::new(setup, backend.can_detach());
     while !worker.finished() {
         worker.turn(&mut backend);
     }
@@ -105,11 +108,17 @@ pub struct Worker {
     /// them as boxes, and moving the box in and out of the pool allocates nothing.
     #[allow(clippy::vec_box)]
     pub(crate) out_pool: Vec<Box<crate::engine::OutQueue>>,
+    /// The backend can hand sockets to another worker (subscribers move to their channel's home).
+    can_detach: bool,
+    /// Subscribers to hand to their channel's home at the end of this turn.
+    to_move: Vec<(Token, SubscribeRequest)>,
+    /// Channels whose subscribers stay on this worker (big ones: see `handoff`).
+    spread: HashSet<Arc<[u8]>>,
     shutting_down: Option<Instant>,
 }
 
 impl Worker {
-    fn new(setup: WorkerSetup) -> Worker {
+    fn new(setup: WorkerSetup, can_detach: bool) -> Worker {
         let shared = setup.shared;
         let hub = Hub::new(shared.hub_config(), shared.counters());
         let mut date = DateCache::new();
@@ -134,6 +143,9 @@ impl Worker {
             scratch: Vec::with_capacity(4096),
             fanout: Vec::new(),
             out_pool: Vec::new(),
+            can_detach,
+            to_move: Vec::new(),
+            spread: HashSet::new(),
             shutting_down: None,
             shared,
         }
@@ -152,8 +164,9 @@ impl Worker {
     }
 
     /// One turn of the loop: wait for events (handled as they are reported) → attach accepted
-    /// connections → handle mail → run requests that waited → timers → send this turn's mail →
-    /// flush every connection with new output once → free closed slots.
+    /// connections → handle mail → run requests that waited → timers → hand subscribers to their
+    /// channels' homes → send this turn's mail → flush every connection with new output once →
+    /// free closed slots.
     fn turn<B: Backend>(&mut self, backend: &mut B) {
         let may_sleep =
             self.mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
@@ -171,6 +184,7 @@ impl Worker {
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
+        self.move_out(backend);
         self.post.send_all();
         self.flush_dirty(backend);
         self.free_closed(backend);
@@ -266,6 +280,26 @@ impl Worker {
         self.post.workers()
     }
 
+    /// Handles the mail other workers have sent so far, before this worker acts on new socket
+    /// input: whatever a peer sent before a client's next request arrived is seen by that
+    /// request (a publisher answered on its own worker, then a subscriber here, sees the message
+    /// stored). Hand-overs and shutdown need the backend and wait for `handle_mail`.
+    pub(super) fn take_inbox(&mut self) {
+        let mut handled = 0;
+        while handled < MAIL_PER_TURN {
+            let Some(batch) = self.inbox.try_recv() else {
+                return;
+            };
+            handled += batch.len();
+            for msg in batch {
+                match msg {
+                    Msg::Shutdown | Msg::Adopt(_) => self.mail.push_back(msg),
+                    msg => self.on_mail(msg),
+                }
+            }
+        }
+    }
+
     /// Handles this turn's mail: what the worker sent itself and what arrived, bounded.
     fn handle_mail<B: Backend>(&mut self, backend: &mut B) {
         let mut handled = 0;
@@ -280,10 +314,10 @@ impl Worker {
                 continue;
             };
             handled += 1;
-            if let Msg::Shutdown = msg {
-                self.begin_shutdown(backend);
-            } else {
-                self.on_mail(msg);
+            match msg {
+                Msg::Shutdown => self.begin_shutdown(backend),
+                Msg::Adopt(a) => self.adopt(backend, *a),
+                msg => self.on_mail(msg),
             }
         }
     }

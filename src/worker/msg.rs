@@ -5,10 +5,11 @@
 //!
 //! Depends on: engine (Token), comet (messages, subscription results), api (admin requests).
 
-use crate::api::HomeRequest;
+use crate::api::{HomeRequest, SubscribeRequest};
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::Message;
 use crate::engine::Token;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 /// What one worker sends another in one turn.
@@ -57,8 +58,29 @@ pub enum Msg {
     Broadcast { content: Arc<[u8]> },
     /// To every worker with /psub clients: one presence line (`1 name\n` / `0 name\n`).
     Presence { line: Arc<[u8]> },
+    /// To a channel's home: take over this subscriber's connection (see `handoff`).
+    Adopt(Box<Adoption>),
+    /// To a worker that handed a subscriber over: the channel has many subscribers on its home
+    /// already; keep its next subscribers where they are, so its fan-out is spread over workers.
+    Spread { name: Arc<[u8]> },
     /// Stop accepting, finish, exit.
     Shutdown,
+}
+
+/// A subscriber's connection on its way to its channel's home.
+#[derive(Debug)]
+pub struct Adoption {
+    /// The worker that handed it over.
+    pub from: usize,
+    /// The socket (closed if the message is dropped).
+    pub socket: OwnedFd,
+    /// The connection's flags (HTTP version, keep-alive, peer closed).
+    pub flags: u8,
+    /// Bytes that arrived after the subscription request.
+    #[allow(clippy::box_collection)]
+    pub inbuf: Option<Box<Vec<u8>>>,
+    /// The subscription it asked for.
+    pub request: SubscribeRequest,
 }
 
 /// A subscription request travelling to the channel's home.

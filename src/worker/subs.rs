@@ -21,7 +21,7 @@ use std::sync::Arc;
 impl Worker {
     /// One copy of a channel's name per process where possible: share the one this worker's
     /// index or hub already holds.
-    fn shared_name(&self, cname: Vec<u8>) -> Arc<[u8]> {
+    pub(super) fn shared_name(&self, cname: Vec<u8>) -> Arc<[u8]> {
         match self.local.name(&cname) {
             Some(n) => Arc::clone(n),
             None => self.hub.name(&cname).unwrap_or_else(|| Arc::from(cname)),
@@ -30,6 +30,9 @@ impl Worker {
 
     /// Starts a subscription: the connection waits while the channel's home decides.
     pub(crate) fn subscribe(&mut self, token: Token, req: SubscribeRequest) {
+        if self.should_hand_over(token, &req.cname) {
+            return self.hand_over(token, req);
+        }
         let chunked = req.version == Version::Http11;
         let framing = Framing::new(req.transport, chunked, req.callback.as_deref());
         let long_poll = req.transport == Transport::LongPoll;
