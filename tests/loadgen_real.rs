@@ -418,7 +418,7 @@ fn connect_holds_signed_long_polls_over_processes_and_sources(engine: &'static s
     );
 
     // While held: the server counts every subscriber and connection.
-    let mut last = Json::Null;
+    let mut last = Json::default();
     let held = eventually(Duration::from_secs(30), || {
         last = stats(&server);
         // The channel homes and the connection workers count on their own: wait for both.
@@ -463,11 +463,7 @@ fn connect_holds_signed_long_polls_over_processes_and_sources(engine: &'static s
     }
 
     let r = lg.finish();
-    assert_eq!(
-        r.get("scenario"),
-        Some(&Json::Str("connect".into())),
-        "{r:?}"
-    );
+    assert_eq!(r.str("scenario"), Some("connect"), "{r:?}");
     assert_eq!(r.count("connections_target"), N as u64, "[{engine}] {r:?}");
     assert_eq!(r.count("connections_held"), N as u64, "[{engine}] {r:?}");
     assert_eq!(
@@ -532,11 +528,7 @@ fn fanout_is_lossless_on_every_transport(engine: &'static str) {
     for transport in ["poll", "stream", "sse"] {
         let r = fanout_run(&server, transport, 1000, &format!("fan-{transport}-"));
         let ctx = format!("[{engine} {transport}] {r:?}");
-        assert_eq!(
-            r.get("transport"),
-            Some(&Json::Str(transport.into())),
-            "{ctx}"
-        );
+        assert_eq!(r.str("transport"), Some(transport), "{ctx}");
         assert_eq!(r.count("connections_held"), FAN_SUBSCRIBERS, "{ctx}");
         assert_eq!(r.count("pushes_sent"), FAN_MESSAGES, "{ctx}");
         assert_eq!(r.count("pushes_ok"), FAN_MESSAGES, "{ctx}");
@@ -654,20 +646,24 @@ fn ping_counts_requests_without_errors(engine: &'static str) {
 
 #[test]
 fn json_reader_reads_reports() {
-    let v =
-        Json::parse(r#"{"a": 1, "b": {"c": -2.5e1, "d": [true, null, "x\"y\u00e9"]}, "e": []}"#)
-            .expect("parse");
+    let v = Json::parse(
+        r#"{"a": 1, "b": {"c": -2.5e1, "d": [true, null, "x\"y\u00e9"]}, "e": [{"n": 2}, {"n": 3}]}"#,
+    )
+    .expect("parse");
     assert_eq!(v.num("a"), 1.0);
+    assert_eq!(v.count("a"), 1);
     assert_eq!(v.num("b.c"), -25.0);
     assert_eq!(
         v.get("b.d"),
-        Some(&Json::Arr(vec![
-            Json::Bool(true),
-            Json::Null,
-            Json::Str("x\"yé".into())
-        ]))
+        Some(&serde_json::json!([true, null, "x\"yé"]))
     );
+    assert_eq!(v.get("b.d").and_then(|d| d[2].as_str()), Some("x\"yé"));
+    assert_eq!(v.str("b.c"), None);
+    assert_eq!(v.sum("e", "n"), 5);
+    assert_eq!(v.get("b.nope"), None);
     assert!(Json::parse(r#"{"a": 1"#).is_err());
     assert!(Json::parse(r#"{"a": 1} x"#).is_err());
     assert!(Json::parse(&"[".repeat(100)).is_err());
+    // Nesting is bounded.
+    assert!(Json::parse(&format!("{}{}", "[".repeat(1000), "]".repeat(1000))).is_err());
 }
