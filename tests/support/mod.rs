@@ -3,6 +3,7 @@
 //! sleeps to synchronise.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod front;
 pub mod json;
 
