@@ -9,6 +9,7 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -147,151 +148,147 @@ fn stagger(last: &mut Instant) {
 const REQUEST_TIMEOUT_PAGE: &str =
     "<HTML><HEAD>\n<TITLE>408 Request Timeout</TITLE>\n</HEAD><BODY>\n<H1>Request Timeout</H1>\n</BODY></HTML>\n";
 
-#[test]
-fn slowloris_and_silent_clients_are_cut_off_after_the_header_timeout() {
+engine_tests!(slowloris_and_silent_clients_are_cut_off_after_the_header_timeout);
+fn slowloris_and_silent_clients_are_cut_off_after_the_header_timeout(engine: &'static str) {
     const TIMEOUT: Duration = Duration::from_secs(2);
-    for engine in engines() {
-        let server = Server::start(
-            Opts::new(engine)
-                .arg("--header-timeout")
-                .arg("2")
-                .arg("--keepalive-timeout")
-                .arg("30"),
-        );
-        // Four slowloris clients (a header line every 200 ms, never the blank line) and two
-        // clients that send nothing at all, opened a quarter of a second apart.
-        let mut slow = Vec::new();
-        let mut silent = Vec::new();
-        let mut last = Instant::now();
-        for i in 0..6 {
-            if i > 0 {
-                stagger(&mut last);
-            }
-            let mut s = connect(server.front);
-            let since = Instant::now();
-            if i % 3 == 2 {
-                silent.push(Watched::new(s, since));
-            } else {
-                s.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n")
-                    .expect("send");
-                slow.push(Watched::new(s, since));
-            }
+    let server = Server::start(
+        Opts::new(engine)
+            .arg("--header-timeout")
+            .arg("2")
+            .arg("--keepalive-timeout")
+            .arg("30"),
+    );
+    // Four slowloris clients (a header line every 200 ms, never the blank line) and two
+    // clients that send nothing at all, opened a quarter of a second apart.
+    let mut slow = Vec::new();
+    let mut silent = Vec::new();
+    let mut last = Instant::now();
+    for i in 0..6 {
+        if i > 0 {
+            stagger(&mut last);
         }
-        let mut round = 0u32;
-        let mut all: Vec<Watched> = slow.into_iter().chain(silent).collect();
-        watch(&mut all, TIMEOUT + Duration::from_secs(6), |conns| {
-            round += 1;
-            if round.is_multiple_of(20) {
-                for c in conns
-                    .iter_mut()
-                    .take(4)
-                    .filter(|c| c.closed_after.is_none())
-                {
-                    // A write error means the server already closed; poll() will see it.
-                    let _ = c
-                        .stream
-                        .write_all(format!("X-{round}: slow\r\n").as_bytes());
-                }
-            }
-        });
-        let (slow, silent) = all.split_at(4);
-        for (i, c) in slow.iter().chain(silent).enumerate() {
-            let text = c.text();
-            if text.is_empty() {
-                continue;
-            }
-            let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-            assert_eq!(
-                normalize_date(head),
-                format!(
-                    "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/html\r\nConnection: close\r\nDate: D\r\nContent-Length: {}",
-                    REQUEST_TIMEOUT_PAGE.len()
-                ),
-                "client #{i}"
-            );
-            assert_eq!(body, REQUEST_TIMEOUT_PAGE, "client #{i}");
+        let mut s = connect(server.front);
+        let since = Instant::now();
+        if i % 3 == 2 {
+            silent.push(Watched::new(s, since));
+        } else {
+            s.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n")
+                .expect("send");
+            slow.push(Watched::new(s, since));
         }
-        assert!(
-            slow.iter().all(|c| !c.bytes.is_empty()),
-            "a slowloris client was closed without its 408"
-        );
-        // The server is fine afterwards.
-        assert_eq!(get(server.front, "/ping").status, 200);
-        let mut problems =
-            close_time_problems(&format!("{engine}: silent client"), silent, TIMEOUT);
-        problems.extend(close_time_problems(
-            &format!("{engine}: slowloris client"),
-            slow,
-            TIMEOUT,
-        ));
-        assert_no_problems(&problems);
     }
+    let mut round = 0u32;
+    let mut all: Vec<Watched> = slow.into_iter().chain(silent).collect();
+    watch(&mut all, TIMEOUT + Duration::from_secs(6), |conns| {
+        round += 1;
+        if round.is_multiple_of(20) {
+            for c in conns
+                .iter_mut()
+                .take(4)
+                .filter(|c| c.closed_after.is_none())
+            {
+                // A write error means the server already closed; poll() will see it.
+                let _ = c
+                    .stream
+                    .write_all(format!("X-{round}: slow\r\n").as_bytes());
+            }
+        }
+    });
+    let (slow, silent) = all.split_at(4);
+    for (i, c) in slow.iter().chain(silent).enumerate() {
+        let text = c.text();
+        if text.is_empty() {
+            continue;
+        }
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        assert_eq!(
+            normalize_date(head),
+            format!(
+                "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/html\r\nConnection: close\r\nDate: D\r\nContent-Length: {}",
+                REQUEST_TIMEOUT_PAGE.len()
+            ),
+            "client #{i}"
+        );
+        assert_eq!(body, REQUEST_TIMEOUT_PAGE, "client #{i}");
+    }
+    assert!(
+        slow.iter().all(|c| !c.bytes.is_empty()),
+        "a slowloris client was closed without its 408"
+    );
+    // The server is fine afterwards.
+    assert_eq!(get(server.front, "/ping").status, 200);
+    let mut problems = close_time_problems(&format!("{engine}: silent client"), silent, TIMEOUT);
+    problems.extend(close_time_problems(
+        &format!("{engine}: slowloris client"),
+        slow,
+        TIMEOUT,
+    ));
+    assert_no_problems(&problems);
 }
 
-#[test]
-fn idle_keep_alive_connections_are_closed_but_busy_ones_and_subscribers_are_not() {
+engine_tests!(idle_keep_alive_connections_are_closed_but_busy_ones_and_subscribers_are_not);
+fn idle_keep_alive_connections_are_closed_but_busy_ones_and_subscribers_are_not(
+    engine: &'static str,
+) {
     const TIMEOUT: Duration = Duration::from_secs(1);
-    for engine in engines() {
-        let server = Server::start(
-            Opts::new(engine)
-                .arg("--keepalive-timeout")
-                .arg("1")
-                .arg("--header-timeout")
-                .arg("30"),
-        );
-        // A subscriber idle for longer than the keep-alive timeout must stay.
-        let mut sub = Conn::open(server.front);
-        sub.get("/stream?cname=stay");
-        assert_eq!(sub.read_head().0, 200);
-        assert!(sub.read_chunk().is_some(), "no next_seq chunk");
+    let server = Server::start(
+        Opts::new(engine)
+            .arg("--keepalive-timeout")
+            .arg("1")
+            .arg("--header-timeout")
+            .arg("30"),
+    );
+    // A subscriber idle for longer than the keep-alive timeout must stay.
+    let mut sub = Conn::open(server.front);
+    sub.get("/stream?cname=stay");
+    assert_eq!(sub.read_head().0, 200);
+    assert!(sub.read_chunk().is_some(), "no next_seq chunk");
 
-        // A busy connection: a request every 300 ms, never idle for a whole timeout.
-        let mut busy = Busy::new(Conn::open(server.front).stream);
+    // A busy connection: a request every 300 ms, never idle for a whole timeout.
+    let mut busy = Busy::new(Conn::open(server.front).stream);
 
-        // Four idle keep-alive connections, a quarter of a second apart.
-        let mut idle = Vec::new();
-        let mut last = Instant::now();
-        for i in 0..4 {
-            if i > 0 {
-                stagger(&mut last);
-            }
-            let mut c = Conn::open(server.front);
-            c.get("/ping?cb=i");
-            assert_eq!(c.read_response().status, 200);
-            idle.push(Watched::new(c.stream, Instant::now()));
+    // Four idle keep-alive connections, a quarter of a second apart.
+    let mut idle = Vec::new();
+    let mut last = Instant::now();
+    for i in 0..4 {
+        if i > 0 {
+            stagger(&mut last);
         }
-        watch(&mut idle, TIMEOUT + Duration::from_secs(6), |_| {
-            busy.round()
-        });
-        // Keep the busy connection going for a while past the last idle close.
-        let until = Instant::now() + Duration::from_millis(700);
-        while Instant::now() < until && busy.closed_at.is_none() {
-            busy.round();
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(
-            idle.iter().all(|c| c.bytes.is_empty()),
-            "idle connections got bytes"
-        );
-        let mut problems =
-            close_time_problems(&format!("{engine}: idle keep-alive"), &idle, TIMEOUT);
-        if let Some(at) = busy.closed_at {
-            problems.push(format!(
-                "a connection sending a request every 300 ms was closed {at:?} after it opened, after {} requests",
-                busy.requests
-            ));
-        }
-
-        // The subscriber is still served.
-        let r = get(server.admin, "/push?cname=stay&content=still");
-        assert_eq!(r.text(), "{\"type\":\"ok\"}\n");
-        let msg = sub.read_chunk().expect("subscriber stream ended");
-        assert_eq!(
-            String::from_utf8_lossy(&msg),
-            "{\"type\":\"data\",\"cname\":\"stay\",\"seq\":1,\"content\":\"still\"}\n"
-        );
-        assert_no_problems(&problems);
+        let mut c = Conn::open(server.front);
+        c.get("/ping?cb=i");
+        assert_eq!(c.read_response().status, 200);
+        idle.push(Watched::new(c.stream, Instant::now()));
     }
+    watch(&mut idle, TIMEOUT + Duration::from_secs(6), |_| {
+        busy.round()
+    });
+    // Keep the busy connection going for a while past the last idle close.
+    let until = Instant::now() + Duration::from_millis(700);
+    while Instant::now() < until && busy.closed_at.is_none() {
+        busy.round();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        idle.iter().all(|c| c.bytes.is_empty()),
+        "idle connections got bytes"
+    );
+    let mut problems = close_time_problems(&format!("{engine}: idle keep-alive"), &idle, TIMEOUT);
+    if let Some(at) = busy.closed_at {
+        problems.push(format!(
+            "a connection sending a request every 300 ms was closed {at:?} after it opened, after {} requests",
+            busy.requests
+        ));
+    }
+
+    // The subscriber is still served.
+    let r = get(server.admin, "/push?cname=stay&content=still");
+    assert_eq!(r.text(), "{\"type\":\"ok\"}\n");
+    let msg = sub.read_chunk().expect("subscriber stream ended");
+    assert_eq!(
+        String::from_utf8_lossy(&msg),
+        "{\"type\":\"data\",\"cname\":\"stay\",\"seq\":1,\"content\":\"still\"}\n"
+    );
+    assert_no_problems(&problems);
 }
 
 /// A keep-alive connection that sends a `/ping` every 300 ms.
@@ -387,77 +384,83 @@ fn close_all(server: &Server, conns: Vec<TcpStream>) {
     assert!(released, "connections never returned to ~0: {total}");
 }
 
-#[test]
-fn ten_thousand_idle_connections_spread_over_workers_and_are_released() {
+/// The test process's open-file limit (20,000 here) holds one engine's 10,000 client sockets at a
+/// time, so the two runs of the test below take turns.
+static TEN_THOUSAND_SOCKETS: Mutex<()> = Mutex::new(());
+
+engine_tests!(ten_thousand_idle_connections_spread_over_workers_and_are_released);
+fn ten_thousand_idle_connections_spread_over_workers_and_are_released(engine: &'static str) {
     const N: usize = 10_000;
     const MB: u64 = 1024 * 1024;
-    for engine in engines() {
-        let server = Server::start(
-            Opts::new(engine)
-                .threads(2)
-                .arg("--header-timeout")
-                .arg("120")
-                .arg("--keepalive-timeout")
-                .arg("120"),
-        );
-        // Warm up the request path once before taking the baseline.
-        assert_eq!(get(server.front, "/ping").status, 200);
-        let rss_start = server.rss();
+    // A run that failed still hands its turn on.
+    let _turn = TEN_THOUSAND_SOCKETS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--header-timeout")
+            .arg("120")
+            .arg("--keepalive-timeout")
+            .arg("120"),
+    );
+    // Warm up the request path once before taking the baseline.
+    assert_eq!(get(server.front, "/ping").status, 200);
+    let rss_start = server.rss();
 
-        let opened = Instant::now();
-        let mut conns = open_many(&server, N);
-        println!("{engine}: opened {N} connections in {:?}", opened.elapsed());
-        let per_worker = wait_for_connections(&server, N as u64);
-        println!("{engine}: connections per worker {per_worker:?}");
-        assert_eq!(per_worker.len(), 2, "{per_worker:?}");
-        for (w, n) in per_worker.iter().enumerate() {
-            assert!(
-                *n >= N as u64 / 5,
-                "worker {w} holds only {n} of {N}: {per_worker:?}"
-            );
-        }
-        // The ones that asked got their answer.
-        let want = b"many({\"type\":\"ping\",\"sub_timeout\":30});\n";
-        for s in conns.iter_mut().step_by(10) {
-            let mut c = Conn {
-                stream: s.try_clone().expect("clone"),
-                buf: Vec::new(),
-            };
-            let r = c.read_response();
-            assert_eq!(r.status, 200);
-            assert_eq!(r.body, want);
-        }
-        let rss_peak = server.rss();
-        close_all(&server, conns);
-        let rss_after_one = server.rss();
-
-        // A second round must reuse what the first one left, not grow again.
-        let conns = open_many(&server, N);
-        wait_for_connections(&server, N as u64);
-        let rss_peak_two = server.rss();
-        close_all(&server, conns);
-        let rss_end = server.rss();
-        println!(
-            "{engine}: RSS start {} KB; round 1 peak {} KB, after {} KB; round 2 peak {} KB, after {} KB",
-            rss_start / 1024,
-            rss_peak / 1024,
-            rss_after_one / 1024,
-            rss_peak_two / 1024,
-            rss_end / 1024
-        );
-        assert_eq!(get(server.front, "/ping").status, 200);
+    let opened = Instant::now();
+    let mut conns = open_many(&server, N);
+    println!("{engine}: opened {N} connections in {:?}", opened.elapsed());
+    let per_worker = wait_for_connections(&server, N as u64);
+    println!("{engine}: connections per worker {per_worker:?}");
+    assert_eq!(per_worker.len(), 2, "{per_worker:?}");
+    for (w, n) in per_worker.iter().enumerate() {
         assert!(
-            rss_peak_two < rss_peak + 2 * MB,
-            "RSS grows with every round: peak {} KB then {} KB",
-            rss_peak / 1024,
-            rss_peak_two / 1024
-        );
-        assert!(
-            rss_end < rss_start + 8 * MB,
-            "RSS did not come back: start {} KB, peak {} KB, end {} KB",
-            rss_start / 1024,
-            rss_peak / 1024,
-            rss_end / 1024
+            *n >= N as u64 / 5,
+            "worker {w} holds only {n} of {N}: {per_worker:?}"
         );
     }
+    // The ones that asked got their answer.
+    let want = b"many({\"type\":\"ping\",\"sub_timeout\":30});\n";
+    for s in conns.iter_mut().step_by(10) {
+        let mut c = Conn {
+            stream: s.try_clone().expect("clone"),
+            buf: Vec::new(),
+        };
+        let r = c.read_response();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, want);
+    }
+    let rss_peak = server.rss();
+    close_all(&server, conns);
+    let rss_after_one = server.rss();
+
+    // A second round must reuse what the first one left, not grow again.
+    let conns = open_many(&server, N);
+    wait_for_connections(&server, N as u64);
+    let rss_peak_two = server.rss();
+    close_all(&server, conns);
+    let rss_end = server.rss();
+    println!(
+        "{engine}: RSS start {} KB; round 1 peak {} KB, after {} KB; round 2 peak {} KB, after {} KB",
+        rss_start / 1024,
+        rss_peak / 1024,
+        rss_after_one / 1024,
+        rss_peak_two / 1024,
+        rss_end / 1024
+    );
+    assert_eq!(get(server.front, "/ping").status, 200);
+    assert!(
+        rss_peak_two < rss_peak + 2 * MB,
+        "RSS grows with every round: peak {} KB then {} KB",
+        rss_peak / 1024,
+        rss_peak_two / 1024
+    );
+    assert!(
+        rss_end < rss_start + 8 * MB,
+        "RSS did not come back: start {} KB, peak {} KB, end {} KB",
+        rss_start / 1024,
+        rss_peak / 1024,
+        rss_end / 1024
+    );
 }

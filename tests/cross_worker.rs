@@ -173,317 +173,309 @@ fn check_sequence(got: &[(i64, String)], expected: &[String], who: &str) {
     assert_eq!(contents, want, "{who}: contents differ");
 }
 
-#[test]
-fn one_channel_fans_out_to_both_workers() {
+engine_tests!(one_channel_fans_out_to_both_workers);
+fn one_channel_fans_out_to_both_workers(engine: &'static str) {
     const TOTAL: usize = 3000;
     const PUSHERS: usize = 4;
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).threads(2));
-        let mut subs = Vec::new();
-        while subs.len() < 8 || !subscribers_on_every_worker(&server) {
-            assert!(subs.len() < 200, "subscribers never reached both workers");
-            subs.push(open_stream(server.front, "one"));
+    let server = Server::start(Opts::new(engine).threads(2));
+    let mut subs = Vec::new();
+    while subs.len() < 8 || !subscribers_on_every_worker(&server) {
+        assert!(subs.len() < 200, "subscribers never reached both workers");
+        subs.push(open_stream(server.front, "one"));
+    }
+    let readers: Vec<_> = subs
+        .into_iter()
+        .map(|c| spawn_small(move || read_stream(c, TOTAL as i64)))
+        .collect();
+    let expected = push_in_parallel(server.admin, "one", PUSHERS, TOTAL);
+    let mut first: Option<Vec<(i64, String)>> = None;
+    let mut open = Vec::new();
+    for (i, r) in readers.into_iter().enumerate() {
+        let (got, conn) = r.join().expect("reader");
+        check_sequence(&got, &expected, &format!("subscriber {i}"));
+        // Everyone saw the same content under the same seq.
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert!(f == &got, "subscriber {i} differs from subscriber 0"),
         }
-        let readers: Vec<_> = subs
-            .into_iter()
-            .map(|c| spawn_small(move || read_stream(c, TOTAL as i64)))
-            .collect();
-        let expected = push_in_parallel(server.admin, "one", PUSHERS, TOTAL);
-        let mut first: Option<Vec<(i64, String)>> = None;
-        let mut open = Vec::new();
-        for (i, r) in readers.into_iter().enumerate() {
-            let (got, conn) = r.join().expect("reader");
-            check_sequence(&got, &expected, &format!("subscriber {i}"));
-            // Everyone saw the same content under the same seq.
-            match &first {
-                None => first = Some(got),
-                Some(f) => assert!(f == &got, "subscriber {i} differs from subscriber 0"),
-            }
-            open.push(conn);
-        }
-        // /close reaches the subscribers on both workers and ends every response.
-        let r = get(server.admin, "/close?cname=one");
-        assert_eq!(r.text(), format!("ok {}\n", TOTAL + 1));
-        for mut c in open {
-            let frame = c.read_chunk().expect("close frame");
+        open.push(conn);
+    }
+    // /close reaches the subscribers on both workers and ends every response.
+    let r = get(server.admin, "/close?cname=one");
+    assert_eq!(r.text(), format!("ok {}\n", TOTAL + 1));
+    for mut c in open {
+        let frame = c.read_chunk().expect("close frame");
+        assert_eq!(
+            parse_frame(&frame),
+            vec![("close".to_string(), TOTAL as i64 + 1, String::new())]
+        );
+        assert!(c.read_chunk().is_none());
+    }
+    assert!(eventually(Duration::from_secs(10), || workers(&server)
+        .iter()
+        .all(|&(_, subs)| subs == 0)));
+}
+
+engine_tests!(limits_hold_across_workers);
+fn limits_hold_across_workers(engine: &'static str) {
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--max-subscribers-per-channel")
+            .arg("100")
+            .arg("--max-channels")
+            .arg("40"),
+    );
+    // Subscribers of one channel arrive on both workers (its first ones move to its home, the
+    // rest of a channel this big stay where they were accepted); the cap counts them all.
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for _ in 0..150 {
+        let mut c = Conn::open(server.front);
+        c.get("/stream?cname=capped");
+        let (status, head) = c.read_head();
+        assert_eq!(status, 200);
+        let frame = parse_frame(&c.read_chunk().expect("first frame"));
+        if head.contains("Connection: keep-alive") {
+            assert_eq!(frame[0].0, "next_seq");
+            accepted.push(c);
+        } else {
             assert_eq!(
-                parse_frame(&frame),
-                vec![("close".to_string(), TOTAL as i64 + 1, String::new())]
+                frame,
+                vec![("429".to_string(), 0, "Too many subscribers".to_string())]
             );
             assert!(c.read_chunk().is_none());
+            refused += 1;
         }
-        assert!(eventually(Duration::from_secs(10), || workers(&server)
-            .iter()
-            .all(|&(_, subs)| subs == 0)));
     }
-}
-
-#[test]
-fn limits_hold_across_workers() {
-    for engine in engines() {
-        let server = Server::start(
-            Opts::new(engine)
-                .threads(2)
-                .arg("--max-subscribers-per-channel")
-                .arg("100")
-                .arg("--max-channels")
-                .arg("40"),
-        );
-        // Subscribers of one channel arrive on both workers (its first ones move to its home, the
-        // rest of a channel this big stay where they were accepted); the cap counts them all.
-        let mut accepted = Vec::new();
-        let mut refused = 0;
-        for _ in 0..150 {
-            let mut c = Conn::open(server.front);
-            c.get("/stream?cname=capped");
-            let (status, head) = c.read_head();
-            assert_eq!(status, 200);
-            let frame = parse_frame(&c.read_chunk().expect("first frame"));
-            if head.contains("Connection: keep-alive") {
-                assert_eq!(frame[0].0, "next_seq");
-                accepted.push(c);
-            } else {
-                assert_eq!(
-                    frame,
-                    vec![("429".to_string(), 0, "Too many subscribers".to_string())]
-                );
-                assert!(c.read_chunk().is_none());
-                refused += 1;
-            }
+    assert_eq!((accepted.len(), refused), (100, 50));
+    assert!(
+        subscribers_on_every_worker(&server),
+        "{:?}",
+        workers(&server)
+    );
+    // Three leave; exactly three places open up.
+    accepted.truncate(97);
+    assert!(eventually(Duration::from_secs(10), || get(
+        server.admin,
+        "/info?cname=capped"
+    )
+    .text()
+        == "{\"cname\": \"capped\", \"subscribers\": 97}\n"));
+    let mut again = 0;
+    for _ in 0..6 {
+        let mut c = Conn::open(server.front);
+        c.get("/stream?cname=capped");
+        let (_, head) = c.read_head();
+        if head.contains("Connection: keep-alive") {
+            again += 1;
+            accepted.push(c);
         }
-        assert_eq!((accepted.len(), refused), (100, 50));
-        assert!(
-            subscribers_on_every_worker(&server),
-            "{:?}",
-            workers(&server)
-        );
-        // Three leave; exactly three places open up.
-        accepted.truncate(97);
-        assert!(eventually(Duration::from_secs(10), || get(
-            server.admin,
-            "/info?cname=capped"
-        )
-        .text()
-            == "{\"cname\": \"capped\", \"subscribers\": 97}\n"));
-        let mut again = 0;
-        for _ in 0..6 {
-            let mut c = Conn::open(server.front);
-            c.get("/stream?cname=capped");
-            let (_, head) = c.read_head();
-            if head.contains("Connection: keep-alive") {
-                again += 1;
-                accepted.push(c);
-            }
-        }
-        assert_eq!(again, 3);
+    }
+    assert_eq!(again, 3);
 
-        // Channels live on both workers; the cap counts them all, from several connections.
-        let signers: Vec<_> = (0..4)
-            .map(|t| {
-                let admin = server.admin;
-                std::thread::spawn(move || {
-                    let mut a = Conn::open(admin);
-                    (0..20)
-                        .filter(|k| {
-                            a.get(&format!("/sign?cname=s{t}-{k}"));
-                            let r = a.read_response();
-                            assert!(r.status == 200 || r.status == 429, "{}", r.status);
-                            r.status == 200
-                        })
-                        .count()
-                })
+    // Channels live on both workers; the cap counts them all, from several connections.
+    let signers: Vec<_> = (0..4)
+        .map(|t| {
+            let admin = server.admin;
+            std::thread::spawn(move || {
+                let mut a = Conn::open(admin);
+                (0..20)
+                    .filter(|k| {
+                        a.get(&format!("/sign?cname=s{t}-{k}"));
+                        let r = a.read_response();
+                        assert!(r.status == 200 || r.status == 429, "{}", r.status);
+                        r.status == 200
+                    })
+                    .count()
             })
-            .collect();
-        let created: usize = signers.into_iter().map(|h| h.join().expect("signer")).sum();
-        // "capped" is one of the 40.
-        assert_eq!(created, 39);
-        let info = get(server.admin, "/info").text();
-        assert!(info.contains("\"channels\": 40,"), "{info}");
-    }
+        })
+        .collect();
+    let created: usize = signers.into_iter().map(|h| h.join().expect("signer")).sum();
+    // "capped" is one of the 40.
+    assert_eq!(created, 39);
+    let info = get(server.admin, "/info").text();
+    assert!(info.contains("\"channels\": 40,"), "{info}");
 }
 
-#[test]
-fn many_channels_spread_over_workers() {
+engine_tests!(many_channels_spread_over_workers);
+fn many_channels_spread_over_workers(engine: &'static str) {
     const CHANNELS: usize = 200;
     const TOTAL: usize = 3000;
     const PUSHERS: usize = 4;
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).threads(2));
-        let subs: Vec<Conn> = (0..CHANNELS)
-            .map(|i| open_stream(server.front, &format!("ch{i}")))
-            .collect();
-        assert!(
-            subscribers_on_every_worker(&server),
-            "{:?}",
-            workers(&server)
-        );
-        // The plan: TOTAL pushes to pseudo-random channels, dealt round-robin to the pushers.
-        let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut plan: Vec<Vec<(String, String)>> = vec![Vec::new(); PUSHERS];
-        let mut per_channel: Vec<Vec<String>> = vec![Vec::new(); CHANNELS];
-        for n in 0..TOTAL {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let ch = (rng % CHANNELS as u64) as usize;
-            let t = n % PUSHERS;
-            let content = format!("p{t}-{n}");
-            per_channel[ch].push(content.clone());
-            plan[t].push((format!("ch{ch}"), content));
-        }
-        let readers: Vec<_> = subs
-            .into_iter()
-            .zip(per_channel.iter())
-            .map(|(c, want)| {
-                let last = want.len() as i64;
-                spawn_small(move || read_stream(c, last))
-            })
-            .collect();
-        let pushers: Vec<_> = plan
-            .into_iter()
-            .map(|items| pusher(server.admin, items))
-            .collect();
-        for p in pushers {
-            p.join().expect("pusher");
-        }
-        let mut open = Vec::new();
-        for (i, r) in readers.into_iter().enumerate() {
-            let (got, conn) = r.join().expect("reader");
-            check_sequence(&got, &per_channel[i], &format!("ch{i}"));
-            open.push(conn);
-        }
-        let info = get(server.admin, "/info").text();
-        assert_eq!(
-            info,
-            format!("{{\"version\": \"0.2.5\", \"channels\": {CHANNELS}, \"subscribers\": {CHANNELS}}}\n")
-        );
+    let server = Server::start(Opts::new(engine).threads(2));
+    let subs: Vec<Conn> = (0..CHANNELS)
+        .map(|i| open_stream(server.front, &format!("ch{i}")))
+        .collect();
+    assert!(
+        subscribers_on_every_worker(&server),
+        "{:?}",
+        workers(&server)
+    );
+    // The plan: TOTAL pushes to pseudo-random channels, dealt round-robin to the pushers.
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut plan: Vec<Vec<(String, String)>> = vec![Vec::new(); PUSHERS];
+    let mut per_channel: Vec<Vec<String>> = vec![Vec::new(); CHANNELS];
+    for n in 0..TOTAL {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let ch = (rng % CHANNELS as u64) as usize;
+        let t = n % PUSHERS;
+        let content = format!("p{t}-{n}");
+        per_channel[ch].push(content.clone());
+        plan[t].push((format!("ch{ch}"), content));
     }
+    let readers: Vec<_> = subs
+        .into_iter()
+        .zip(per_channel.iter())
+        .map(|(c, want)| {
+            let last = want.len() as i64;
+            spawn_small(move || read_stream(c, last))
+        })
+        .collect();
+    let pushers: Vec<_> = plan
+        .into_iter()
+        .map(|items| pusher(server.admin, items))
+        .collect();
+    for p in pushers {
+        p.join().expect("pusher");
+    }
+    let mut open = Vec::new();
+    for (i, r) in readers.into_iter().enumerate() {
+        let (got, conn) = r.join().expect("reader");
+        check_sequence(&got, &per_channel[i], &format!("ch{i}"));
+        open.push(conn);
+    }
+    let info = get(server.admin, "/info").text();
+    assert_eq!(
+        info,
+        format!(
+            "{{\"version\": \"0.2.5\", \"channels\": {CHANNELS}, \"subscribers\": {CHANNELS}}}\n"
+        )
+    );
 }
 
-#[test]
-fn long_poll_chains_never_miss_or_repeat() {
+engine_tests!(long_poll_chains_never_miss_or_repeat);
+fn long_poll_chains_never_miss_or_repeat(engine: &'static str) {
     const TOTAL: usize = 1000;
     const PUSHERS: usize = 2;
-    for engine in engines() {
-        // A ring larger than the run, so a poller that falls behind is replayed, never skipped.
-        let server = Server::start(
-            Opts::new(engine)
-                .threads(2)
-                .arg("--channel-buffer-size")
-                .arg("2048"),
-        );
-        let mut pollers = Vec::new();
-        while pollers.len() < 6 || !subscribers_on_every_worker(&server) {
-            assert!(pollers.len() < 200, "pollers never reached both workers");
-            let mut c = Conn::open(server.front);
-            c.get("/sub?cname=lp&seq=1");
-            assert_eq!(c.read_head().0, 200);
-            pollers.push(c);
-        }
-        let readers: Vec<_> = pollers
-            .into_iter()
-            .map(|mut c| {
-                spawn_small(move || {
-                    let mut got = Vec::new();
-                    let mut next = 1i64;
-                    let mut polls = 0;
-                    loop {
-                        let frame = c.read_chunk().expect("long-poll frame");
-                        assert!(
-                            c.read_chunk().is_none(),
-                            "long-poll did not end after one frame"
-                        );
-                        polls += 1;
-                        for (kind, seq, content) in parse_frame(&frame) {
-                            assert_eq!(kind, "data", "poll {polls} asked seq {next}");
-                            assert_eq!(seq, next, "poll {polls}: missed or repeated");
-                            got.push((seq, content));
-                            next += 1;
-                        }
-                        if next > TOTAL as i64 {
-                            return (got, polls);
-                        }
-                        c.get(&format!("/sub?cname=lp&seq={next}"));
-                        let (status, _) = c.read_head();
-                        assert_eq!(status, 200);
-                    }
-                })
-            })
-            .collect();
-        let expected = push_in_parallel(server.admin, "lp", PUSHERS, TOTAL);
-        for (i, r) in readers.into_iter().enumerate() {
-            let (got, polls) = r.join().expect("poller");
-            check_sequence(&got, &expected, &format!("poller {i}"));
-            assert!(polls >= 2, "poller {i} got everything in {polls} polls");
-        }
-        assert!(eventually(Duration::from_secs(10), || get(
-            server.admin,
-            "/info?cname=lp"
-        )
-        .text()
-            == "{\"cname\": \"lp\", \"subscribers\": 0}\n"));
+    // A ring larger than the run, so a poller that falls behind is replayed, never skipped.
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--channel-buffer-size")
+            .arg("2048"),
+    );
+    let mut pollers = Vec::new();
+    while pollers.len() < 6 || !subscribers_on_every_worker(&server) {
+        assert!(pollers.len() < 200, "pollers never reached both workers");
+        let mut c = Conn::open(server.front);
+        c.get("/sub?cname=lp&seq=1");
+        assert_eq!(c.read_head().0, 200);
+        pollers.push(c);
     }
+    let readers: Vec<_> = pollers
+        .into_iter()
+        .map(|mut c| {
+            spawn_small(move || {
+                let mut got = Vec::new();
+                let mut next = 1i64;
+                let mut polls = 0;
+                loop {
+                    let frame = c.read_chunk().expect("long-poll frame");
+                    assert!(
+                        c.read_chunk().is_none(),
+                        "long-poll did not end after one frame"
+                    );
+                    polls += 1;
+                    for (kind, seq, content) in parse_frame(&frame) {
+                        assert_eq!(kind, "data", "poll {polls} asked seq {next}");
+                        assert_eq!(seq, next, "poll {polls}: missed or repeated");
+                        got.push((seq, content));
+                        next += 1;
+                    }
+                    if next > TOTAL as i64 {
+                        return (got, polls);
+                    }
+                    c.get(&format!("/sub?cname=lp&seq={next}"));
+                    let (status, _) = c.read_head();
+                    assert_eq!(status, 200);
+                }
+            })
+        })
+        .collect();
+    let expected = push_in_parallel(server.admin, "lp", PUSHERS, TOTAL);
+    for (i, r) in readers.into_iter().enumerate() {
+        let (got, polls) = r.join().expect("poller");
+        check_sequence(&got, &expected, &format!("poller {i}"));
+        assert!(polls >= 2, "poller {i} got everything in {polls} polls");
+    }
+    assert!(eventually(Duration::from_secs(10), || get(
+        server.admin,
+        "/info?cname=lp"
+    )
+    .text()
+        == "{\"cname\": \"lp\", \"subscribers\": 0}\n"));
 }
 
-#[test]
-fn presence_and_tokens_cover_channels_on_both_workers() {
+engine_tests!(presence_and_tokens_cover_channels_on_both_workers);
+fn presence_and_tokens_cover_channels_on_both_workers(engine: &'static str) {
     const CHANNELS: usize = 20;
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).threads(2));
-        let mut p = Conn::open(server.admin);
-        p.get("/psub");
-        assert_eq!(p.read_head().0, 200);
-        assert!(eventually(Duration::from_secs(10), || get(
-            server.admin,
-            "/stats"
-        )
-        .text()
-        .contains("\"presence_clients\": 1,")));
-        // Channels whose homes are on both workers, signed from two connections each: one token.
-        let mut a = Conn::open(server.admin);
-        let mut b = Conn::open(server.admin);
-        for i in 0..CHANNELS {
-            let mut tokens = Vec::new();
-            for c in [&mut a, &mut b] {
-                c.get(&format!("/sign?cname=pr{i}&expires=1"));
-                let text = c.read_response().text();
-                tokens.push(
-                    text.split("\"token\":\"")
-                        .nth(1)
-                        .map(|t| t[..32].to_string()),
-                );
-            }
-            assert!(
-                tokens[0].is_some() && tokens[0] == tokens[1],
-                "pr{i}: {tokens:?}"
+    let server = Server::start(Opts::new(engine).threads(2));
+    let mut p = Conn::open(server.admin);
+    p.get("/psub");
+    assert_eq!(p.read_head().0, 200);
+    assert!(eventually(Duration::from_secs(10), || get(
+        server.admin,
+        "/stats"
+    )
+    .text()
+    .contains("\"presence_clients\": 1,")));
+    // Channels whose homes are on both workers, signed from two connections each: one token.
+    let mut a = Conn::open(server.admin);
+    let mut b = Conn::open(server.admin);
+    for i in 0..CHANNELS {
+        let mut tokens = Vec::new();
+        for c in [&mut a, &mut b] {
+            c.get(&format!("/sign?cname=pr{i}&expires=1"));
+            let text = c.read_response().text();
+            tokens.push(
+                text.split("\"token\":\"")
+                    .nth(1)
+                    .map(|t| t[..32].to_string()),
             );
         }
-        // Every creation and every expiry is announced exactly once (re-announcements aside).
-        let mut born = std::collections::HashSet::new();
-        let mut died = std::collections::HashSet::new();
-        while died.len() < CHANNELS {
-            let line = p.read_chunk().expect("presence stream ended");
-            let line = String::from_utf8_lossy(&line).into_owned();
-            let (what, name) = line
-                .strip_suffix('\n')
-                .and_then(|l| l.split_once(' '))
-                .unwrap_or_else(|| panic!("event {line:?}"));
-            match what {
-                "1" if !died.contains(name) => {
-                    born.insert(name.to_string());
-                }
-                "0" => assert!(
-                    born.contains(name) && died.insert(name.to_string()),
-                    "unexpected {line:?}"
-                ),
-                _ => panic!("unexpected {line:?}"),
-            }
-        }
-        assert_eq!(born.len(), CHANNELS);
-        let info = get(server.admin, "/info").text();
-        assert_eq!(
-            info,
-            "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n"
+        assert!(
+            tokens[0].is_some() && tokens[0] == tokens[1],
+            "pr{i}: {tokens:?}"
         );
     }
+    // Every creation and every expiry is announced exactly once (re-announcements aside).
+    let mut born = std::collections::HashSet::new();
+    let mut died = std::collections::HashSet::new();
+    while died.len() < CHANNELS {
+        let line = p.read_chunk().expect("presence stream ended");
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let (what, name) = line
+            .strip_suffix('\n')
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("event {line:?}"));
+        match what {
+            "1" if !died.contains(name) => {
+                born.insert(name.to_string());
+            }
+            "0" => assert!(
+                born.contains(name) && died.insert(name.to_string()),
+                "unexpected {line:?}"
+            ),
+            _ => panic!("unexpected {line:?}"),
+        }
+    }
+    assert_eq!(born.len(), CHANNELS);
+    let info = get(server.admin, "/info").text();
+    assert_eq!(
+        info,
+        "{\"version\": \"0.2.5\", \"channels\": 0, \"subscribers\": 0}\n"
+    );
 }

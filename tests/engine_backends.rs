@@ -1,19 +1,22 @@
 //! Engine backends under one set of test bodies: each body drives a tiny line server (see
-//! `engine_support`) with real loopback clients and runs once on epoll and once on io_uring. The
-//! io_uring runs are skipped, with the probe's reason, where io_uring is unavailable.
+//! `engine_support`) with real loopback clients, as two tests, `NAME_epoll` and `NAME_io_uring`
+//! (`engine_tests!` in `support`). The io_uring runs are skipped, with the probe's reason, where
+//! io_uring is unavailable; `RCOMET_TEST_ENGINES` narrows the run to one backend, the tests for one
+//! backend's own limits included.
 //!
-//! Depends on: rcomet::engine, engine_support.
+//! Depends on: rcomet::engine, engine_support, support (the per-engine test macro only).
 
 mod engine_support;
+mod support;
 
 use engine_support::{pattern, Client, Cmd, Event, Server, Stats, LISTENER_TAG, PEER_LISTENER_TAG};
 use rcomet::engine::epoll::Epoll;
-use rcomet::engine::probe::uring_available;
 use rcomet::engine::uring::{Uring, UringConfig};
 use rcomet::engine::{ConnId, Token};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use support::{engine_tests, runs_on};
 
 /// Larger than a loopback socket's send plus receive buffers (4 MiB each at most here), so a
 /// client that does not read forces the server's flush to go Pending.
@@ -21,23 +24,20 @@ const BIG: usize = 12 * 1024 * 1024;
 /// Long enough for bytes that were going to arrive to arrive, when a test shows an absence.
 const QUIET: Duration = Duration::from_millis(300);
 
-/// An epoll server; with `peer_listener`, it also listens on a port that wants peer addresses.
-fn epoll_server(peer_listener: bool) -> Server {
-    Server::start_with(Epoll::new, peer_listener)
+/// A server on `engine` (uring with [`uring_defaults`]); with `peer_listener`, it also listens on
+/// a port that wants peer addresses.
+fn start_server(engine: &str, peer_listener: bool) -> Server {
+    match engine {
+        "epoll" => Server::start_with(Epoll::new, peer_listener),
+        "io_uring" => Server::start_with(|| Uring::new(uring_defaults()), peer_listener),
+        other => panic!("no backend {other}"),
+    }
 }
 
-/// A uring server, or `None` (with the reason printed) when io_uring is unavailable.
-fn uring_server(config: UringConfig, peer_listener: bool) -> Option<Server> {
-    match uring_available() {
-        Ok(()) => Some(Server::start_with(
-            move || Uring::new(config),
-            peer_listener,
-        )),
-        Err(reason) => {
-            eprintln!("skipping io_uring test: {reason}");
-            None
-        }
-    }
+/// A uring server for the io_uring-only test `test`, or `None` (with the reason printed) when
+/// this run leaves io_uring out.
+fn uring_server(test: &str, config: UringConfig, peer_listener: bool) -> Option<Server> {
+    runs_on("io_uring", test).then(|| Server::start_with(move || Uring::new(config), peer_listener))
 }
 
 /// Defaults, with a headroom small enough that multishot accept is in use, and few small receive
@@ -55,31 +55,8 @@ fn assert_clean(stats: &Stats) {
     assert!(stats.violations.is_empty(), "{:?}", stats.violations);
 }
 
-/// One test per backend for each body; the servers get the peer listener when asked.
-macro_rules! on_both_backends {
-    (peer_listener: $peer:expr; $($body:ident),* $(,)?) => {$(
-        mod $body {
-            #[test]
-            fn epoll() {
-                super::$body(super::epoll_server($peer));
-            }
-            #[test]
-            fn uring() {
-                if let Some(server) = super::uring_server(super::uring_defaults(), $peer) {
-                    super::$body(server);
-                }
-            }
-        }
-    )*};
-}
-
-on_both_backends!(
-    peer_listener: true;
+engine_tests!(
     a_listener_that_wants_peers_reports_each_client_address,
-);
-
-on_both_backends!(
-    peer_listener: false;
     accepts_echoes_and_sees_the_peer_close,
     a_large_response_goes_pending_then_writable,
     pause_holds_input_until_resume,
@@ -90,7 +67,8 @@ on_both_backends!(
     bursts_from_many_clients_arrive_whole_and_in_order,
 );
 
-fn accepts_echoes_and_sees_the_peer_close(server: Server) {
+fn accepts_echoes_and_sees_the_peer_close(engine: &'static str) {
+    let server = start_server(engine, false);
     let (mut client, token, _) = server.connect_with_id();
     client.echo("hello");
     client.echo(&"x".repeat(3000));
@@ -102,7 +80,8 @@ fn accepts_echoes_and_sees_the_peer_close(server: Server) {
     assert_clean(&server.stats());
 }
 
-fn a_large_response_goes_pending_then_writable(server: Server) {
+fn a_large_response_goes_pending_then_writable(engine: &'static str) {
+    let server = start_server(engine, false);
     let (mut client, token, _) = server.connect_with_id();
     client.send(&format!("big {BIG}\n"));
     // The client reads nothing until the server saw its flush go Pending.
@@ -121,7 +100,8 @@ fn a_large_response_goes_pending_then_writable(server: Server) {
     assert_clean(&stats);
 }
 
-fn pause_holds_input_until_resume(server: Server) {
+fn pause_holds_input_until_resume(engine: &'static str) {
+    let server = start_server(engine, false);
     let (mut client, token, _) = server.connect_with_id();
     client.send("pause\necho a\n");
     server.expect("pause", |e| *e == Event::Paused { token });
@@ -133,7 +113,8 @@ fn pause_holds_input_until_resume(server: Server) {
     assert_clean(&server.stats());
 }
 
-fn close_with_a_send_in_flight(server: Server) {
+fn close_with_a_send_in_flight(engine: &'static str) {
+    let server = start_server(engine, false);
     let (mut client, token, _) = server.connect_with_id();
     client.send(&format!("bigclose {}\n", 4 * BIG));
     server.expect("close", |e| *e == Event::Closed { token });
@@ -144,7 +125,8 @@ fn close_with_a_send_in_flight(server: Server) {
     assert_clean(&server.stats());
 }
 
-fn wakes_from_other_threads(server: Server) {
+fn wakes_from_other_threads(engine: &'static str) {
+    let server = start_server(engine, false);
     let before = server.stats().wakes;
     let senders: Vec<_> = (0..3)
         .map(|_| {
@@ -168,7 +150,8 @@ fn wakes_from_other_threads(server: Server) {
     assert_clean(&stats);
 }
 
-fn a_stale_token_after_close_and_reuse_gets_nothing(server: Server) {
+fn a_stale_token_after_close_and_reuse_gets_nothing(engine: &'static str) {
+    let server = start_server(engine, false);
     let (mut first, old, _) = server.connect_with_id();
     // Input queued behind the close must never surface under the old token.
     first.send("close\necho late\n");
@@ -183,7 +166,8 @@ fn a_stale_token_after_close_and_reuse_gets_nothing(server: Server) {
     assert_clean(&server.stats());
 }
 
-fn refusing_an_accepted_connection_closes_it(server: Server) {
+fn refusing_an_accepted_connection_closes_it(engine: &'static str) {
+    let server = start_server(engine, false);
     server.send(Cmd::Refuse(1));
     server.stats();
     let mut refused = server.connect();
@@ -193,8 +177,9 @@ fn refusing_an_accepted_connection_closes_it(server: Server) {
     assert_clean(&server.stats());
 }
 
-fn bursts_from_many_clients_arrive_whole_and_in_order(server: Server) {
+fn bursts_from_many_clients_arrive_whole_and_in_order(engine: &'static str) {
     const LINES: usize = 400;
+    let server = start_server(engine, false);
     let mut clients: Vec<Client> = (0..6).map(|_| server.connect()).collect();
     for (c, client) in clients.iter_mut().enumerate() {
         let burst: String = (0..LINES).map(|i| format!("echo {c}-{i}\n")).collect();
@@ -229,7 +214,8 @@ fn accepted_events(server: &Server, tokens: &[Token]) -> HashMap<Token, (u32, Op
     seen
 }
 
-fn a_listener_that_wants_peers_reports_each_client_address(server: Server) {
+fn a_listener_that_wants_peers_reports_each_client_address(engine: &'static str) {
+    let server = start_server(engine, true);
     let peer_listener = server.peer_addr.expect("peer listener");
     let from_ip = |ip: Ipv4Addr| Client::connect_from(IpAddr::V4(ip), peer_listener);
     for ip in [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST] {
@@ -287,7 +273,10 @@ fn holds_many_connections(server: &Server, count: usize) -> Vec<ConnId> {
 
 #[test]
 fn epoll_holds_more_connections_than_a_small_table() {
-    let server = epoll_server(false);
+    if !runs_on("epoll", "epoll_holds_more_connections_than_a_small_table") {
+        return;
+    }
+    let server = start_server("epoll", false);
     let seen = holds_many_connections(&server, 200);
     assert_eq!(seen.len(), 200);
 }
@@ -299,7 +288,11 @@ fn uring_holds_more_connections_than_a_small_table() {
         accept_headroom: 16,
         ..UringConfig::new(256)
     };
-    let Some(server) = uring_server(config, false) else {
+    let Some(server) = uring_server(
+        "uring_holds_more_connections_than_a_small_table",
+        config,
+        false,
+    ) else {
         return;
     };
     let seen = holds_many_connections(&server, 200);
@@ -323,7 +316,11 @@ fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
         accept_headroom: 2,
         ..UringConfig::new(8)
     };
-    let Some(server) = uring_server(config, false) else {
+    let Some(server) = uring_server(
+        "uring_full_backend_leaves_new_clients_queued_until_a_slot_frees",
+        config,
+        false,
+    ) else {
         return;
     };
     let mut held: Vec<Client> = (0..8)
@@ -347,8 +344,7 @@ fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
 
 #[test]
 fn uring_sizes_its_tables_for_the_capacity() {
-    if uring_available().is_err() {
-        eprintln!("skipping io_uring test: io_uring unavailable");
+    if !runs_on("io_uring", "uring_sizes_its_tables_for_the_capacity") {
         return;
     }
     let config = UringConfig {
@@ -368,7 +364,11 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
         accept_headroom: 64,
         ..UringConfig::new(8)
     };
-    let Some(server) = uring_server(config, true) else {
+    let Some(server) = uring_server(
+        "uring_full_backend_shared_with_a_peer_listener_loses_no_client",
+        config,
+        true,
+    ) else {
         return;
     };
     let peer_listener = server.peer_addr.expect("peer listener");

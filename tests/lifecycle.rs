@@ -9,98 +9,94 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-#[test]
-fn sigterm_shuts_down_gracefully_with_connections_open() {
+engine_tests!(sigterm_shuts_down_gracefully_with_connections_open);
+fn sigterm_shuts_down_gracefully_with_connections_open(engine: &'static str) {
     const SHUTDOWN: u64 = 2;
-    for engine in engines() {
-        let mut server = Server::start(
-            Opts::new(engine)
-                .arg("--shutdown-timeout")
-                .arg(&SHUTDOWN.to_string())
-                .arg("--header-timeout")
-                .arg("60")
-                .arg("--keepalive-timeout")
-                .arg("60"),
-        );
-        // Connected, nothing sent.
-        let mut idle = Conn::open(server.front);
-        // Keep-alive after one answered request.
-        let mut kept = Conn::open(server.front);
-        kept.get("/ping");
-        assert_eq!(kept.read_response().status, 200);
-        // Half a request head.
-        let mut partial = Conn::open(server.front);
-        partial.send(b"GET /ping HTTP/1.1\r\nHost:");
-        // A stream subscriber.
-        let mut stream = Conn::open(server.front);
-        stream.get("/stream?cname=bye");
-        assert_eq!(stream.read_head().0, 200);
-        assert!(stream.read_chunk().is_some(), "no next_seq chunk");
-        // An admin connection kept alive.
-        let mut admin = Conn::open(server.admin);
-        admin.get("/info");
-        assert_eq!(admin.read_response().status, 200);
-        assert!(
-            eventually(Duration::from_secs(5), || {
-                get(server.admin, "/info?cname=bye").text()
-                    == "{\"cname\": \"bye\", \"subscribers\": 1}\n"
-            }),
-            "subscriber never registered"
-        );
+    let mut server = Server::start(
+        Opts::new(engine)
+            .arg("--shutdown-timeout")
+            .arg(&SHUTDOWN.to_string())
+            .arg("--header-timeout")
+            .arg("60")
+            .arg("--keepalive-timeout")
+            .arg("60"),
+    );
+    // Connected, nothing sent.
+    let mut idle = Conn::open(server.front);
+    // Keep-alive after one answered request.
+    let mut kept = Conn::open(server.front);
+    kept.get("/ping");
+    assert_eq!(kept.read_response().status, 200);
+    // Half a request head.
+    let mut partial = Conn::open(server.front);
+    partial.send(b"GET /ping HTTP/1.1\r\nHost:");
+    // A stream subscriber.
+    let mut stream = Conn::open(server.front);
+    stream.get("/stream?cname=bye");
+    assert_eq!(stream.read_head().0, 200);
+    assert!(stream.read_chunk().is_some(), "no next_seq chunk");
+    // An admin connection kept alive.
+    let mut admin = Conn::open(server.admin);
+    admin.get("/info");
+    assert_eq!(admin.read_response().status, 200);
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            get(server.admin, "/info?cname=bye").text()
+                == "{\"cname\": \"bye\", \"subscribers\": 1}\n"
+        }),
+        "subscriber never registered"
+    );
 
-        let start = Instant::now();
-        let code = server.terminate(Duration::from_secs(SHUTDOWN + 4));
-        let took = start.elapsed();
-        println!("{engine}: SIGTERM → exit {code:?} after {took:?}");
-        assert_eq!(
-            code,
-            Some(0),
-            "no clean exit within {}s after SIGTERM",
-            SHUTDOWN + 4
-        );
+    let start = Instant::now();
+    let code = server.terminate(Duration::from_secs(SHUTDOWN + 4));
+    let took = start.elapsed();
+    println!("{engine}: SIGTERM → exit {code:?} after {took:?}");
+    assert_eq!(
+        code,
+        Some(0),
+        "no clean exit within {}s after SIGTERM",
+        SHUTDOWN + 4
+    );
+    assert!(
+        took <= Duration::from_secs(SHUTDOWN + 3),
+        "shutdown took {took:?} (shutdown timeout {SHUTDOWN}s)"
+    );
+    for (name, c) in [
+        ("stream", &mut stream),
+        ("idle", &mut idle),
+        ("keep-alive", &mut kept),
+        ("partial", &mut partial),
+        ("admin", &mut admin),
+    ] {
         assert!(
-            took <= Duration::from_secs(SHUTDOWN + 3),
-            "shutdown took {took:?} (shutdown timeout {SHUTDOWN}s)"
-        );
-        for (name, c) in [
-            ("stream", &mut stream),
-            ("idle", &mut idle),
-            ("keep-alive", &mut kept),
-            ("partial", &mut partial),
-            ("admin", &mut admin),
-        ] {
-            assert!(
-                c.closed_by_peer(),
-                "{name} connection not closed after shutdown"
-            );
-        }
-        // Whatever the subscriber got before the close is well-framed: at most the chunked
-        // terminator.
-        let rest = String::from_utf8_lossy(&stream.buf).into_owned();
-        assert!(
-            rest.is_empty() || rest == "0\r\n\r\n",
-            "stream got {rest:?}"
+            c.closed_by_peer(),
+            "{name} connection not closed after shutdown"
         );
     }
+    // Whatever the subscriber got before the close is well-framed: at most the chunked
+    // terminator.
+    let rest = String::from_utf8_lossy(&stream.buf).into_owned();
+    assert!(
+        rest.is_empty() || rest == "0\r\n\r\n",
+        "stream got {rest:?}"
+    );
 }
 
-#[test]
-fn sigterm_with_nothing_open_exits_at_once() {
-    for engine in engines() {
-        let mut server = Server::start(Opts::new(engine).arg("--shutdown-timeout").arg("5"));
-        assert_eq!(get(server.front, "/ping").status, 200);
-        let start = Instant::now();
-        assert_eq!(server.terminate(Duration::from_secs(8)), Some(0));
-        let took = start.elapsed();
-        assert!(
-            took < Duration::from_secs(2),
-            "an idle server took {took:?} to stop"
-        );
-    }
+engine_tests!(sigterm_with_nothing_open_exits_at_once);
+fn sigterm_with_nothing_open_exits_at_once(engine: &'static str) {
+    let mut server = Server::start(Opts::new(engine).arg("--shutdown-timeout").arg("5"));
+    assert_eq!(get(server.front, "/ping").status, 200);
+    let start = Instant::now();
+    assert_eq!(server.terminate(Duration::from_secs(8)), Some(0));
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "an idle server took {took:?} to stop"
+    );
 }
 
-#[test]
-fn a_tab_indented_config_file_is_applied() {
+engine_tests!(a_tab_indented_config_file_is_applied);
+fn a_tab_indented_config_file_is_applied(engine: &'static str) {
     let config = "# rcomet test configuration\n\
                   \n\
                   logger:\n\
@@ -115,20 +111,18 @@ fn a_tab_indented_config_file_is_applied() {
                   \tpolling_timeout = 7\n\
                   \tchannel_timeout: 3\n\
                   \tmax_channels: 100\n";
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).config(config));
-        let r = get(server.front, "/ping");
-        assert_eq!(r.status, 200);
-        assert_eq!(
-            r.text(),
-            "icomet_cb({\"type\":\"ping\",\"sub_timeout\":7});\n"
-        );
-        let sign = get(server.admin, "/sign?cname=conf").text();
-        assert!(
-            sign.ends_with("\"expires\":3,\"sub_timeout\":7}\n"),
-            "{sign}"
-        );
-    }
+    let server = Server::start(Opts::new(engine).config(config));
+    let r = get(server.front, "/ping");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.text(),
+        "icomet_cb({\"type\":\"ping\",\"sub_timeout\":7});\n"
+    );
+    let sign = get(server.admin, "/sign?cname=conf").text();
+    assert!(
+        sign.ends_with("\"expires\":3,\"sub_timeout\":7}\n"),
+        "{sign}"
+    );
 }
 
 /// Runs the binary with `args`, waits (bounded) for it to exit, and returns the exit code and
@@ -271,28 +265,26 @@ fn help_exits_0_and_mentions_every_config_group() {
     }
 }
 
+engine_tests!(a_second_server_on_a_taken_port_refuses_to_start);
 /// A second server on ports that are taken must refuse to start (SO_REUSEPORT would otherwise let
 /// it silently take half of the first one's connections).
-#[test]
-fn a_second_server_on_a_taken_port_refuses_to_start() {
-    for engine in engines() {
-        let first = Server::start(Opts::new(engine));
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcomet"))
-            .args(["--engine", engine, "--log-output", "stderr"])
-            .args(["--admin-listen", &first.admin.to_string()])
-            .args(["--front-listen", "127.0.0.1:0"])
-            .output()
-            .expect("run rcomet");
-        assert_eq!(out.status.code(), Some(1), "the second server must exit 1");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("Address already in use") && stderr.contains(&first.admin.to_string()),
-            "stderr names the taken address: {stderr}"
-        );
-        assert_eq!(
-            get(first.front, "/ping").status,
-            200,
-            "the first server is untouched"
-        );
-    }
+fn a_second_server_on_a_taken_port_refuses_to_start(engine: &'static str) {
+    let first = Server::start(Opts::new(engine));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcomet"))
+        .args(["--engine", engine, "--log-output", "stderr"])
+        .args(["--admin-listen", &first.admin.to_string()])
+        .args(["--front-listen", "127.0.0.1:0"])
+        .output()
+        .expect("run rcomet");
+    assert_eq!(out.status.code(), Some(1), "the second server must exit 1");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Address already in use") && stderr.contains(&first.admin.to_string()),
+        "stderr names the taken address: {stderr}"
+    );
+    assert_eq!(
+        get(first.front, "/ping").status,
+        200,
+        "the first server is untouched"
+    );
 }

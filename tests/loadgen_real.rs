@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use support::json::Json;
 use support::loadgen::{run_loadgen, stats, Loadgen, RUN_LIMIT};
-use support::{engines, eventually, Opts, Server};
+use support::{engine_tests, eventually, Opts, Server};
 
 // ---------------------------------------------------------------------------------------------
 // What the kernel shows while loadgen holds its connections
@@ -252,107 +252,101 @@ fn assert_no_errors(r: &Json) {
     }
 }
 
-#[test]
-fn connect_holds_signed_long_polls_over_processes_and_sources() {
+engine_tests!(connect_holds_signed_long_polls_over_processes_and_sources);
+fn connect_holds_signed_long_polls_over_processes_and_sources(engine: &'static str) {
     const N: usize = 600;
     const FD_LIMIT: u64 = 200;
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
-        let n = N.to_string();
-        let fd_limit = FD_LIMIT.to_string();
-        let lg = Loadgen::spawn(
-            server.front,
-            server.admin,
-            &[
-                "connect",
-                "-n",
-                &n,
-                "--sign",
-                "--fd-limit",
-                &fd_limit,
-                "--sources",
-                "127.0.0.2-127.0.0.3",
-                "--hold",
-                "6",
-            ],
-        );
+    let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
+    let n = N.to_string();
+    let fd_limit = FD_LIMIT.to_string();
+    let lg = Loadgen::spawn(
+        server.front,
+        server.admin,
+        &[
+            "connect",
+            "-n",
+            &n,
+            "--sign",
+            "--fd-limit",
+            &fd_limit,
+            "--sources",
+            "127.0.0.2-127.0.0.3",
+            "--hold",
+            "6",
+        ],
+    );
 
-        // While held: the server counts every subscriber and connection.
-        let mut last = Json::Null;
-        let held = eventually(Duration::from_secs(30), || {
-            last = stats(&server);
-            // The channel homes and the connection workers count on their own: wait for both.
-            last.count("subscribers") == N as u64 && last.sum("workers", "subscribers") == N as u64
-        });
+    // While held: the server counts every subscriber and connection.
+    let mut last = Json::default();
+    let held = eventually(Duration::from_secs(30), || {
+        last = stats(&server);
+        // The channel homes and the connection workers count on their own: wait for both.
+        last.count("subscribers") == N as u64 && last.sum("workers", "subscribers") == N as u64
+    });
+    assert!(
+        held,
+        "[{engine}] /stats never showed {N} subscribers: {last:?}"
+    );
+    assert!(last.count("connections") >= N as u64, "[{engine}] {last:?}");
+    assert!(last.count("channels") >= N as u64, "[{engine}] {last:?}");
+
+    // The kernel shows them coming from both source addresses.
+    let mut by_source = BTreeMap::new();
+    let counted = eventually(Duration::from_secs(3), || {
+        by_source = established_to(server.front);
+        by_source.values().sum::<usize>() == N
+    });
+    assert!(counted, "[{engine}] established sockets: {by_source:?}");
+    let two: Vec<Ipv4Addr> = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    assert_eq!(
+        by_source.keys().copied().collect::<Vec<_>>(),
+        two,
+        "[{engine}] {by_source:?}"
+    );
+    assert!(
+        by_source.values().all(|&c| c == N / 2),
+        "[{engine}] round-robin over sources: {by_source:?}"
+    );
+
+    // Each worker process runs under the lowered limit and holds fewer descriptors.
+    let workers = children_of(lg.pid());
+    assert!(workers.len() >= 2, "[{engine}] workers {workers:?}");
+    assert!(nofile_soft(lg.pid()) <= FD_LIMIT, "[{engine}] parent limit");
+    for w in &workers {
+        assert!(nofile_soft(*w) <= FD_LIMIT, "[{engine}] worker {w} limit");
+        let fds = open_fds(*w);
         assert!(
-            held,
-            "[{engine}] /stats never showed {N} subscribers: {last:?}"
+            fds as u64 <= FD_LIMIT && fds > 0,
+            "[{engine}] worker {w} fds {fds}"
         );
-        assert!(last.count("connections") >= N as u64, "[{engine}] {last:?}");
-        assert!(last.count("channels") >= N as u64, "[{engine}] {last:?}");
-
-        // The kernel shows them coming from both source addresses.
-        let mut by_source = BTreeMap::new();
-        let counted = eventually(Duration::from_secs(3), || {
-            by_source = established_to(server.front);
-            by_source.values().sum::<usize>() == N
-        });
-        assert!(counted, "[{engine}] established sockets: {by_source:?}");
-        let two: Vec<Ipv4Addr> = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
-        assert_eq!(
-            by_source.keys().copied().collect::<Vec<_>>(),
-            two,
-            "[{engine}] {by_source:?}"
-        );
-        assert!(
-            by_source.values().all(|&c| c == N / 2),
-            "[{engine}] round-robin over sources: {by_source:?}"
-        );
-
-        // Each worker process runs under the lowered limit and holds fewer descriptors.
-        let workers = children_of(lg.pid());
-        assert!(workers.len() >= 2, "[{engine}] workers {workers:?}");
-        assert!(nofile_soft(lg.pid()) <= FD_LIMIT, "[{engine}] parent limit");
-        for w in &workers {
-            assert!(nofile_soft(*w) <= FD_LIMIT, "[{engine}] worker {w} limit");
-            let fds = open_fds(*w);
-            assert!(
-                fds as u64 <= FD_LIMIT && fds > 0,
-                "[{engine}] worker {w} fds {fds}"
-            );
-        }
-
-        let r = lg.finish();
-        assert_eq!(
-            r.get("scenario"),
-            Some(&Json::Str("connect".into())),
-            "{r:?}"
-        );
-        assert_eq!(r.count("connections_target"), N as u64, "[{engine}] {r:?}");
-        assert_eq!(r.count("connections_held"), N as u64, "[{engine}] {r:?}");
-        assert_eq!(
-            r.count("connections_held_at_ready"),
-            N as u64,
-            "[{engine}] {r:?}"
-        );
-        assert!(r.count("processes") >= 2, "[{engine}] {r:?}");
-        assert_eq!(
-            r.count("processes"),
-            workers.len() as u64,
-            "[{engine}] {r:?}"
-        );
-        assert_eq!(r.count("fd_limit"), FD_LIMIT, "[{engine}] {r:?}");
-        assert_eq!(r.count("sources"), 2, "[{engine}] {r:?}");
-        assert_eq!(r.count("latency_us.count"), N as u64, "[{engine}] {r:?}");
-        assert_no_errors(&r);
-
-        // Once loadgen has gone, the server lets go of every subscriber.
-        let released = eventually(Duration::from_secs(10), || {
-            last = stats(&server);
-            last.count("subscribers") == 0 && last.count("connections") <= 1
-        });
-        assert!(released, "[{engine}] subscribers left behind: {last:?}");
     }
+
+    let r = lg.finish();
+    assert_eq!(r.str("scenario"), Some("connect"), "{r:?}");
+    assert_eq!(r.count("connections_target"), N as u64, "[{engine}] {r:?}");
+    assert_eq!(r.count("connections_held"), N as u64, "[{engine}] {r:?}");
+    assert_eq!(
+        r.count("connections_held_at_ready"),
+        N as u64,
+        "[{engine}] {r:?}"
+    );
+    assert!(r.count("processes") >= 2, "[{engine}] {r:?}");
+    assert_eq!(
+        r.count("processes"),
+        workers.len() as u64,
+        "[{engine}] {r:?}"
+    );
+    assert_eq!(r.count("fd_limit"), FD_LIMIT, "[{engine}] {r:?}");
+    assert_eq!(r.count("sources"), 2, "[{engine}] {r:?}");
+    assert_eq!(r.count("latency_us.count"), N as u64, "[{engine}] {r:?}");
+    assert_no_errors(&r);
+
+    // Once loadgen has gone, the server lets go of every subscriber.
+    let released = eventually(Duration::from_secs(10), || {
+        last = stats(&server);
+        last.count("subscribers") == 0 && last.count("connections") <= 1
+    });
+    assert!(released, "[{engine}] subscribers left behind: {last:?}");
 }
 
 const FAN_SUBSCRIBERS: u64 = 200;
@@ -387,156 +381,148 @@ fn fanout_run(server: &Server, transport: &str, rate: u32, prefix: &str) -> Json
     )
 }
 
-#[test]
-fn fanout_is_lossless_on_every_transport() {
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
-        for transport in ["poll", "stream", "sse"] {
-            let r = fanout_run(&server, transport, 1000, &format!("fan-{transport}-"));
-            let ctx = format!("[{engine} {transport}] {r:?}");
-            assert_eq!(
-                r.get("transport"),
-                Some(&Json::Str(transport.into())),
-                "{ctx}"
-            );
-            assert_eq!(r.count("connections_held"), FAN_SUBSCRIBERS, "{ctx}");
-            assert_eq!(r.count("pushes_sent"), FAN_MESSAGES, "{ctx}");
-            assert_eq!(r.count("pushes_ok"), FAN_MESSAGES, "{ctx}");
-            assert_eq!(r.count("pushes_failed"), 0, "{ctx}");
-            assert_eq!(r.count("expected_deliveries"), FAN_EXPECTED, "{ctx}");
-            assert_eq!(r.count("deliveries"), FAN_EXPECTED, "{ctx}");
-            assert_eq!(r.count("undelivered"), 0, "{ctx}");
-            assert_eq!(r.count("lost"), 0, "{ctx}");
-            assert_eq!(r.count("duplicated"), 0, "{ctx}");
-            assert_eq!(r.count("out_of_order"), 0, "{ctx}");
-            assert_no_errors(&r);
-            assert_eq!(r.count("latency_us.count"), FAN_EXPECTED, "{ctx}");
-            let (p50, p99, max) = (
-                r.count("latency_us.p50"),
-                r.count("latency_us.p99"),
-                r.count("latency_us.max"),
-            );
-            assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{ctx}");
-            assert!(r.num("latency_us.mean") > 0.0, "{ctx}");
-            assert!(r.num("deliveries_per_s") > 0.0, "{ctx}");
-        }
-    }
-}
-
-#[test]
-fn stats_count_every_message_written_to_subscribers() {
-    // Fast enough that long-pollers re-poll behind and get messages replayed from the channel
-    // buffer; `/stats` deliveries are "messages written to subscribers", live or replayed.
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
-        for transport in ["stream", "sse", "poll"] {
-            let before = stats(&server).sum("workers", "deliveries");
-            let r = fanout_run(&server, transport, 5000, &format!("count-{transport}-"));
-            let ctx = format!("[{engine} {transport}] {r:?}");
-            assert_eq!(r.count("deliveries"), FAN_EXPECTED, "{ctx}");
-            assert_eq!(r.count("duplicated"), 0, "{ctx}");
-            let after = stats(&server).sum("workers", "deliveries");
-            assert!(
-                after - before >= FAN_EXPECTED,
-                "[{engine} {transport}] server counted {} deliveries, loadgen received {FAN_EXPECTED}",
-                after - before
-            );
-        }
-    }
-}
-
-#[test]
-fn a_data_frame_dropped_from_a_real_stream_is_reported_lost() {
-    const MESSAGES: u64 = 20;
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine));
-        let fanout = |front: SocketAddr, prefix: &str| {
-            run_loadgen(
-                &server,
-                front,
-                &[
-                    "fanout",
-                    "-n",
-                    "4",
-                    "--per-channel",
-                    "2",
-                    "--messages",
-                    &MESSAGES.to_string(),
-                    "--msg-rate",
-                    "100",
-                    "--transport",
-                    "stream",
-                    "--channel-prefix",
-                    prefix,
-                    "--drain",
-                    "2",
-                ],
-            )
-        };
-        // Through a transparent relay nothing is lost: the relay itself is sound.
-        let clean = Relay::start(server.front, None);
-        let r = fanout(clean.addr, "clean-");
-        let ctx = format!("[{engine} clean] {r:?}");
-        assert_eq!(clean.dropped(), 0, "{ctx}");
-        assert_eq!(r.count("deliveries"), MESSAGES * 2, "{ctx}");
+engine_tests!(fanout_is_lossless_on_every_transport);
+fn fanout_is_lossless_on_every_transport(engine: &'static str) {
+    let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
+    for transport in ["poll", "stream", "sse"] {
+        let r = fanout_run(&server, transport, 1000, &format!("fan-{transport}-"));
+        let ctx = format!("[{engine} {transport}] {r:?}");
+        assert_eq!(r.str("transport"), Some(transport), "{ctx}");
+        assert_eq!(r.count("connections_held"), FAN_SUBSCRIBERS, "{ctx}");
+        assert_eq!(r.count("pushes_sent"), FAN_MESSAGES, "{ctx}");
+        assert_eq!(r.count("pushes_ok"), FAN_MESSAGES, "{ctx}");
+        assert_eq!(r.count("pushes_failed"), 0, "{ctx}");
+        assert_eq!(r.count("expected_deliveries"), FAN_EXPECTED, "{ctx}");
+        assert_eq!(r.count("deliveries"), FAN_EXPECTED, "{ctx}");
+        assert_eq!(r.count("undelivered"), 0, "{ctx}");
         assert_eq!(r.count("lost"), 0, "{ctx}");
-        assert_no_errors(&r);
-
-        // Dropping the second data message of one subscriber's stream shows as a lost seq.
-        let lossy = Relay::start(server.front, Some(2));
-        let r = fanout(lossy.addr, "lossy-");
-        let ctx = format!("[{engine} lossy] {r:?}");
-        assert_eq!(lossy.dropped(), 1, "{ctx}");
-        assert!(r.count("lost") >= 1, "{ctx}");
-        assert_eq!(r.count("expected_deliveries"), MESSAGES * 2, "{ctx}");
-        assert_eq!(r.count("deliveries"), MESSAGES * 2 - 1, "{ctx}");
-        assert!(r.count("undelivered") >= 1, "{ctx}");
         assert_eq!(r.count("duplicated"), 0, "{ctx}");
         assert_eq!(r.count("out_of_order"), 0, "{ctx}");
+        assert_no_errors(&r);
+        assert_eq!(r.count("latency_us.count"), FAN_EXPECTED, "{ctx}");
+        let (p50, p99, max) = (
+            r.count("latency_us.p50"),
+            r.count("latency_us.p99"),
+            r.count("latency_us.max"),
+        );
+        assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{ctx}");
+        assert!(r.num("latency_us.mean") > 0.0, "{ctx}");
+        assert!(r.num("deliveries_per_s") > 0.0, "{ctx}");
     }
 }
 
-#[test]
-fn ping_counts_requests_without_errors() {
-    for engine in engines() {
-        let server = Server::start(Opts::new(engine));
-        let before = stats(&server).sum("workers", "requests");
-        let r = run_loadgen(
-            &server,
-            server.front,
-            &["ping", "-c", "4", "--pipeline", "2", "--duration", "1"],
-        );
-        let ctx = format!("[{engine}] {r:?}");
-        let requests = r.count("requests");
-        assert!(requests > 0, "{ctx}");
-        assert!(r.num("requests_per_s") > 0.0, "{ctx}");
-        assert_eq!(r.count("latency_us.count"), requests, "{ctx}");
-        assert_eq!(r.count("connections_held"), 4, "{ctx}");
-        assert_no_errors(&r);
-        let after = stats(&server).sum("workers", "requests");
+engine_tests!(stats_count_every_message_written_to_subscribers);
+fn stats_count_every_message_written_to_subscribers(engine: &'static str) {
+    // Fast enough that long-pollers re-poll behind and get messages replayed from the channel
+    // buffer; `/stats` deliveries are "messages written to subscribers", live or replayed.
+    let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
+    for transport in ["stream", "sse", "poll"] {
+        let before = stats(&server).sum("workers", "deliveries");
+        let r = fanout_run(&server, transport, 5000, &format!("count-{transport}-"));
+        let ctx = format!("[{engine} {transport}] {r:?}");
+        assert_eq!(r.count("deliveries"), FAN_EXPECTED, "{ctx}");
+        assert_eq!(r.count("duplicated"), 0, "{ctx}");
+        let after = stats(&server).sum("workers", "deliveries");
         assert!(
-            after - before >= requests,
-            "{ctx}: server requests {before} → {after}"
+            after - before >= FAN_EXPECTED,
+            "[{engine} {transport}] server counted {} deliveries, loadgen received {FAN_EXPECTED}",
+            after - before
         );
     }
+}
+
+engine_tests!(a_data_frame_dropped_from_a_real_stream_is_reported_lost);
+fn a_data_frame_dropped_from_a_real_stream_is_reported_lost(engine: &'static str) {
+    const MESSAGES: u64 = 20;
+    let server = Server::start(Opts::new(engine));
+    let fanout = |front: SocketAddr, prefix: &str| {
+        run_loadgen(
+            &server,
+            front,
+            &[
+                "fanout",
+                "-n",
+                "4",
+                "--per-channel",
+                "2",
+                "--messages",
+                &MESSAGES.to_string(),
+                "--msg-rate",
+                "100",
+                "--transport",
+                "stream",
+                "--channel-prefix",
+                prefix,
+                "--drain",
+                "2",
+            ],
+        )
+    };
+    // Through a transparent relay nothing is lost: the relay itself is sound.
+    let clean = Relay::start(server.front, None);
+    let r = fanout(clean.addr, "clean-");
+    let ctx = format!("[{engine} clean] {r:?}");
+    assert_eq!(clean.dropped(), 0, "{ctx}");
+    assert_eq!(r.count("deliveries"), MESSAGES * 2, "{ctx}");
+    assert_eq!(r.count("lost"), 0, "{ctx}");
+    assert_no_errors(&r);
+
+    // Dropping the second data message of one subscriber's stream shows as a lost seq.
+    let lossy = Relay::start(server.front, Some(2));
+    let r = fanout(lossy.addr, "lossy-");
+    let ctx = format!("[{engine} lossy] {r:?}");
+    assert_eq!(lossy.dropped(), 1, "{ctx}");
+    assert!(r.count("lost") >= 1, "{ctx}");
+    assert_eq!(r.count("expected_deliveries"), MESSAGES * 2, "{ctx}");
+    assert_eq!(r.count("deliveries"), MESSAGES * 2 - 1, "{ctx}");
+    assert!(r.count("undelivered") >= 1, "{ctx}");
+    assert_eq!(r.count("duplicated"), 0, "{ctx}");
+    assert_eq!(r.count("out_of_order"), 0, "{ctx}");
+}
+
+engine_tests!(ping_counts_requests_without_errors);
+fn ping_counts_requests_without_errors(engine: &'static str) {
+    let server = Server::start(Opts::new(engine));
+    let before = stats(&server).sum("workers", "requests");
+    let r = run_loadgen(
+        &server,
+        server.front,
+        &["ping", "-c", "4", "--pipeline", "2", "--duration", "1"],
+    );
+    let ctx = format!("[{engine}] {r:?}");
+    let requests = r.count("requests");
+    assert!(requests > 0, "{ctx}");
+    assert!(r.num("requests_per_s") > 0.0, "{ctx}");
+    assert_eq!(r.count("latency_us.count"), requests, "{ctx}");
+    assert_eq!(r.count("connections_held"), 4, "{ctx}");
+    assert_no_errors(&r);
+    let after = stats(&server).sum("workers", "requests");
+    assert!(
+        after - before >= requests,
+        "{ctx}: server requests {before} → {after}"
+    );
 }
 
 #[test]
 fn json_reader_reads_reports() {
-    let v =
-        Json::parse(r#"{"a": 1, "b": {"c": -2.5e1, "d": [true, null, "x\"y\u00e9"]}, "e": []}"#)
-            .expect("parse");
+    let v = Json::parse(
+        r#"{"a": 1, "b": {"c": -2.5e1, "d": [true, null, "x\"y\u00e9"]}, "e": [{"n": 2}, {"n": 3}]}"#,
+    )
+    .expect("parse");
     assert_eq!(v.num("a"), 1.0);
+    assert_eq!(v.count("a"), 1);
     assert_eq!(v.num("b.c"), -25.0);
     assert_eq!(
         v.get("b.d"),
-        Some(&Json::Arr(vec![
-            Json::Bool(true),
-            Json::Null,
-            Json::Str("x\"yé".into())
-        ]))
+        Some(&serde_json::json!([true, null, "x\"yé"]))
     );
+    assert_eq!(v.get("b.d").and_then(|d| d[2].as_str()), Some("x\"yé"));
+    assert_eq!(v.str("b.c"), None);
+    assert_eq!(v.sum("e", "n"), 5);
+    assert_eq!(v.get("b.nope"), None);
     assert!(Json::parse(r#"{"a": 1"#).is_err());
     assert!(Json::parse(r#"{"a": 1} x"#).is_err());
     assert!(Json::parse(&"[".repeat(100)).is_err());
+    // Nesting is bounded.
+    assert!(Json::parse(&format!("{}{}", "[".repeat(1000), "]".repeat(1000))).is_err());
 }

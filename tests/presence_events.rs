@@ -5,7 +5,7 @@
 mod support;
 
 use std::time::Duration;
-use support::{eventually, get, Conn, Opts, Server};
+use support::{engine_tests, eventually, get, Conn, Opts, Server};
 
 /// Proves the server has run its once-a-second channel tick with nobody listening: a channel
 /// signed to live one second has expired.
@@ -32,33 +32,31 @@ fn read_events(p: &mut Conn, want: usize) -> Vec<String> {
     events
 }
 
-#[test]
-fn a_new_psub_reader_gets_every_creation_from_its_first_moment() {
-    for engine in support::engines() {
-        // Live channels are re-announced once per channel_timeout: a long one makes sure every
-        // line read here is the creation event itself.
-        let server = Server::start(
-            Opts::new(engine)
-                .threads(2)
-                .arg("--channel-timeout")
-                .arg("3600"),
+engine_tests!(a_new_psub_reader_gets_every_creation_from_its_first_moment);
+fn a_new_psub_reader_gets_every_creation_from_its_first_moment(engine: &'static str) {
+    // Live channels are re-announced once per channel_timeout: a long one makes sure every
+    // line read here is the creation event itself.
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--channel-timeout")
+            .arg("3600"),
+    );
+    wait_for_idle_ticks(&server);
+    let mut p = Conn::open(server.admin);
+    p.get("/psub");
+    assert_eq!(p.read_head().0, 200);
+    let names: Vec<String> = (0..40).map(|i| format!("fresh{i}")).collect();
+    for name in &names {
+        let r = get(server.admin, &format!("/sign?cname={name}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let events = read_events(&mut p, names.len());
+    for name in &names {
+        let line = format!("1 {name}\n");
+        assert!(
+            events.contains(&line),
+            "{engine}: {line:?} missing from {events:?}"
         );
-        wait_for_idle_ticks(&server);
-        let mut p = Conn::open(server.admin);
-        p.get("/psub");
-        assert_eq!(p.read_head().0, 200);
-        let names: Vec<String> = (0..40).map(|i| format!("fresh{i}")).collect();
-        for name in &names {
-            let r = get(server.admin, &format!("/sign?cname={name}"));
-            assert_eq!(r.status, 200, "{}", r.text());
-        }
-        let events = read_events(&mut p, names.len());
-        for name in &names {
-            let line = format!("1 {name}\n");
-            assert!(
-                events.contains(&line),
-                "{engine}: {line:?} missing from {events:?}"
-            );
-        }
     }
 }

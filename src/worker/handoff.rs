@@ -51,7 +51,11 @@ impl Worker {
     /// Detaches every connection marked this turn and mails each to its channel's home.
     pub(super) fn move_out<B: Backend>(&mut self, backend: &mut B) {
         for (token, request) in std::mem::take(&mut self.to_move) {
-            if self.conns.peek(token).is_none_or(|c| c.phase != Phase::Moving) {
+            if self
+                .conns
+                .peek(token)
+                .is_none_or(|c| c.phase != Phase::Moving)
+            {
                 continue; // closed meanwhile
             }
             let Some(conn) = self.conns.remove(token.slot, token.generation) else {

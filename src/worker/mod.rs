@@ -28,6 +28,7 @@ pub mod timer;
 pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
+use crate::api::SubscribeRequest;
 use crate::comet::hub::Hub;
 use crate::comet::local::LocalSubs;
 use crate::conn::Slab;
@@ -35,7 +36,6 @@ use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
 use conn::{flags, Conn, Conns, Phase, Port};
 use mailbox::{Inbox, Outbox, Post};
-use crate::api::SubscribeRequest;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
