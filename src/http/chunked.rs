@@ -1,5 +1,5 @@
 //! Chunked request bodies (`Transfer-Encoding: chunked`): measured, then decoded into one `Vec`.
-//! Depends on [`request`](super::request) for the limits and the rejection type.
+//! Depends on [`limits`](super::limits) for the limits, the rejection type and the byte helpers.
 //!
 //! Rules: a size line is one or more hex digits, optionally followed by blanks and a `;extension`
 //! (ignored), ended by CRLF or LF; each chunk's data is followed by CRLF or LF; a zero-size chunk
@@ -13,7 +13,7 @@
 //! size line to size line and never scans chunk data. Nothing is allocated until the body is
 //! complete; then exactly the decoded size is allocated once.
 
-use super::request::{memchr, strip_cr, HttpLimits, Reject};
+use super::limits::{memchr, strip_cr, HttpLimits, Reject};
 
 /// The answer of [`decode`].
 #[derive(Clone, PartialEq, Eq, Debug)]
