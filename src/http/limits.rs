@@ -6,6 +6,9 @@
 pub const MAX_HEADERS: usize = 64;
 
 /// Size limits applied by [`parse`](super::parse) and [`chunked::decode`](super::chunked::decode).
+///
+/// There is deliberately no `Default`: the server takes these from its configuration (the
+/// `limits:` block), whose built-in values are the only defaults, so the two cannot disagree.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct HttpLimits {
     /// Largest head (leading empty lines + request line + headers + blank line), in bytes. Also the
@@ -13,16 +16,6 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Largest body, in bytes (the decoded size for a chunked body).
     pub max_body_bytes: usize,
-}
-
-impl Default for HttpLimits {
-    /// 8 KiB of head, 1 MiB of body.
-    fn default() -> Self {
-        HttpLimits {
-            max_header_bytes: 8 * 1024,
-            max_body_bytes: 1024 * 1024,
-        }
-    }
 }
 
 /// Why a request is refused; the connection is answered with the error page and closed.
