@@ -111,8 +111,8 @@ fn write_parts(
     put(P_END);
 }
 
-/// Appends the JSON object for one message to `out` (for one-off messages: noop, next_seq, close,
-/// errors).
+/// Appends the JSON object for one message to `out`.
+#[cfg(test)]
 pub fn encode_into(out: &mut Vec<u8>, kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) {
     write_parts(kind, cname, seq, content_inner, &mut |piece| {
         out.extend_from_slice(piece);

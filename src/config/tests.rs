@@ -3,6 +3,7 @@
 
 use super::*;
 use std::net::IpAddr;
+use std::path::Path;
 
 /// The sample shipped with iComet (TAB-indented), kept at the repository root.
 const SAMPLE: &str = include_str!("../../icomet.conf");

@@ -1,6 +1,6 @@
 //! Queued output of one connection: a list of byte segments, some owned, some shared by reference
 //! between many connections (a pushed message is encoded once and every subscriber's queue points at
-//! the same bytes), some static. Sending removes bytes from the front.
+//! the same bytes). Sending removes bytes from the front.
 //!
 //! Depends on: std only.
 
@@ -19,7 +19,6 @@ pub const MAX_IOVECS: usize = 64;
 enum Segment {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
-    Static(&'static [u8]),
 }
 
 impl Segment {
@@ -27,7 +26,6 @@ impl Segment {
         match self {
             Segment::Owned(v) => v,
             Segment::Shared(a) => a,
-            Segment::Static(s) => s,
         }
     }
 }
@@ -49,10 +47,6 @@ pub struct OutQueue {
 const SPARE_MAX_CAPACITY: usize = 16 * 1024;
 
 impl OutQueue {
-    pub fn new() -> OutQueue {
-        OutQueue::default()
-    }
-
     /// Bytes waiting to be sent.
     pub fn queued(&self) -> usize {
         self.queued
@@ -97,15 +91,6 @@ impl OutQueue {
         }
         self.queued += bytes.len();
         self.segments.push_back(Segment::Shared(Arc::clone(bytes)));
-    }
-
-    /// Appends static bytes without copying when they are large, copying small ones.
-    pub fn push_static(&mut self, bytes: &'static [u8]) {
-        if bytes.len() < SHARE_MIN {
-            return self.push_bytes(bytes);
-        }
-        self.queued += bytes.len();
-        self.segments.push_back(Segment::Static(bytes));
     }
 
     /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
@@ -196,7 +181,8 @@ impl OutQueue {
         front
     }
 
-    /// Copies every unsent byte into one vector (tests and diagnostics).
+    /// Copies every unsent byte into one vector.
+    #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.queued);
         for (i, seg) in self.segments.iter().enumerate() {
@@ -218,10 +204,10 @@ mod tests {
     #[test]
     fn queues_copies_and_shares_and_advances_across_segments() {
         let big: Arc<[u8]> = vec![b'x'; 2000].into();
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"head ");
         q.push_shared(&big);
-        q.push_static(b" tail");
+        q.push_bytes(b" tail");
         q.push_shared(&Arc::from(&b"small"[..]));
         assert_eq!(q.queued(), 5 + 2000 + 5 + 5);
         let mut iov = [libc::iovec {
@@ -243,7 +229,7 @@ mod tests {
     #[test]
     fn take_front_moves_whole_segments_and_leaves_the_rest_appendable() {
         let big: Arc<[u8]> = vec![b'y'; 1500].into();
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"abc");
         q.advance(1);
         q.push_shared(&big);
@@ -264,7 +250,7 @@ mod tests {
 
     #[test]
     fn extends_a_partly_sent_single_segment() {
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"abcdef");
         q.advance(2);
         q.push_bytes(b"gh");

@@ -71,6 +71,7 @@ impl Method {
     }
 
     /// The token as sent on the wire.
+    #[cfg(test)]
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -118,6 +119,7 @@ pub struct Request<'a> {
     pub head: &'a [u8],
 }
 
+#[cfg(test)]
 impl<'a> Request<'a> {
     /// The first header called `name` (ASCII case-insensitive), with surrounding blanks trimmed.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
@@ -140,11 +142,13 @@ impl<'a> Request<'a> {
 }
 
 /// Iterator over the header lines of a [`Request::head`]; see [`Request::headers`].
+#[cfg(test)]
 #[derive(Clone, Debug)]
 pub struct Headers<'a> {
     rest: &'a [u8],
 }
 
+#[cfg(test)]
 impl<'a> Iterator for Headers<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
