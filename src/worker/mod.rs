@@ -20,9 +20,9 @@ pub use shared::Shared;
 
 use crate::comet::hub::Hub;
 use crate::comet::local::LocalSubs;
-use crate::conn::Slab;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
+use crate::slab::Slab;
 use conn::{flags, Conn, Phase, Port};
 use mailbox::{Inbox, Outbox};
 use std::collections::VecDeque;
