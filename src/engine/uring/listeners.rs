@@ -222,6 +222,8 @@ fn accept_queue_len(listener: &TcpListener) -> u32 {
     // SAFETY: tcp_info is plain old data; all-zero is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_info on this stack frame and `len` holds its size, so the kernel
+    // writes at most that many bytes into it (and the written length into `len`).
     let res = crate::syscall!(getsockopt(
         listener.as_raw_fd(),
         libc::IPPROTO_TCP,
