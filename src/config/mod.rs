@@ -187,27 +187,6 @@ impl Default for Limits {
 }
 
 impl Config {
-    /// Loads a configuration file over the built-in defaults. Returns the config and the
-    /// warnings (unknown keys) as `FILE:LINE: message` strings.
-    #[cfg(test)]
-    pub fn from_file(path: &std::path::Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut builder = settings::Builder::new();
-        let warnings = builder.load_file(path)?;
-        Ok((builder.finish()?, warnings))
-    }
-
-    /// Like [`Config::from_file`] for text already in memory; `path` labels errors and anchors
-    /// relative paths.
-    #[cfg(test)]
-    pub fn from_text(
-        path: &std::path::Path,
-        text: &str,
-    ) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut builder = settings::Builder::new();
-        let warnings = builder.load_bytes(path, text.as_bytes())?;
-        Ok((builder.finish()?, warnings))
-    }
-
     /// Checks what single values cannot: the invariants the rest of the server relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |s: &str| Err(ConfigError::Invalid(s.to_string()));

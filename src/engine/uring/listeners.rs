@@ -6,7 +6,7 @@
 //!
 //! Depends on: engine::uring internals, io-uring, libc.
 
-use super::accept::{self, AcceptState, Action, Multishot, Room};
+use super::accept::{self, Action, Multishot, Room};
 use super::buffers::PeerAddr;
 use super::user_data::Op;
 use super::Uring;
@@ -15,13 +15,6 @@ use io_uring::{opcode, squeue};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-
-pub(super) struct Listener {
-    /// `None` once the backend stopped listening (the socket is closed).
-    pub socket: Option<TcpListener>,
-    pub tag: u32,
-    pub accept: AcceptState,
-}
 
 impl Uring {
     /// Carries out the accept plan: arms or cancels accepts so no table can overflow. Returns
