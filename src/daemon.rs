@@ -99,6 +99,7 @@ impl Pidfile {
     }
 
     /// Where the pidfile lives.
+    #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }

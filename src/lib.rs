@@ -7,10 +7,10 @@
 pub mod api;
 pub mod comet;
 pub mod config;
-pub mod conn;
 pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod logging;
 pub mod server;
+pub mod slab;
 pub mod worker;

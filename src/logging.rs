@@ -1,6 +1,7 @@
 //! The process logger: a `log::Log` writing `YYYY-MM-DD HH:MM:SS.mmm [LEVEL] message` lines (UTC)
 //! to stdout, stderr or a file that is rotated by size (renamed to `<path>.<unix-seconds>`).
-//! One mutex around the output; logging is not on the hot path. Depends on `config` only.
+//! One mutex around the output; logging is not on the hot path. Depends on `config` (and the
+//! `log` and `humantime` crates).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -177,44 +178,17 @@ fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for a time since the Unix epoch.
-fn format_time(since_epoch: Duration) -> String {
-    let secs = since_epoch.as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(i64::MAX / 2);
-    let (year, month, day) = civil_from_days(days);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        since_epoch.subsec_millis()
-    )
-}
+/// Latest instant `humantime` formats (the last millisecond of 9999); later clocks are clamped.
+const LAST_INSTANT: Duration = Duration::new(253_402_300_799, 999_000_000);
 
-/// Gregorian (year, month, day) of a day count since 1970-01-01, by the proleptic-calendar
-/// arithmetic of 400-year eras (146097 days each) with years starting on March 1st, so that the
-/// leap day falls at the end of the year.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+/// `YYYY-MM-DD HH:MM:SS.mmm` (UTC) for a time since the Unix epoch: `humantime`'s RFC 3339 form
+/// with a space for the `T` and without the `Z`.
+fn format_time(since_epoch: Duration) -> String {
+    let at = UNIX_EPOCH + since_epoch.min(LAST_INSTANT);
+    humantime::format_rfc3339_millis(at)
+        .to_string()
+        .trim_end_matches('Z')
+        .replacen('T', " ", 1)
 }
 
 #[cfg(test)]
@@ -247,6 +221,7 @@ mod tests {
         assert_eq!(t(4_107_542_400, 0), "2100-03-01 00:00:00.000");
         assert_eq!(t(4_107_542_399, 5), "2100-02-28 23:59:59.005");
         assert_eq!(t(1_735_689_599, 0), "2024-12-31 23:59:59.000");
+        assert_eq!(format_time(Duration::MAX), "9999-12-31 23:59:59.999");
     }
 
     #[test]

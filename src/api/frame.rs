@@ -44,7 +44,7 @@ pub struct Framing {
 }
 
 /// The terminating chunk of a chunked response.
-pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+pub use crate::http::response::LAST_CHUNK;
 
 /// The `/iframe` preamble body, including its final newline (exact iComet bytes, 0x1cd long).
 pub const IFRAME_PREAMBLE: &[u8] = b"<html><head><meta http-equiv='Content-Type' content='text/html; charset=utf-8'><meta http-equiv='Cache-Control' content='no-store'><meta http-equiv='Cache-Control' content='no-cache'><meta http-equiv='Pragma' content='no-cache'><meta http-equiv=' Expires' content='Thu, 1 Jan 1970 00:00:00 GMT'><script type='text/javascript'>window.onError = null;try{document.domain = window.location.hostname.split('.').slice(-2).join('.');}catch(e){};</script></head><body>\n";
@@ -60,22 +60,7 @@ const CRLF: &[u8] = b"\r\n";
 
 /// Appends `<lowercase hex len>\r\n`.
 pub fn write_chunk_header(len: usize, out: &mut Vec<u8>) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut digits = [0u8; 16];
-    let mut start = digits.len();
-    let mut rest = len;
-    loop {
-        start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = HEX[rest & 0xf];
-        }
-        rest >>= 4;
-        if rest == 0 || start == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
-    out.extend_from_slice(CRLF);
+    crate::http::response::chunk_header(out, len);
 }
 
 /// Appends one chunk (or the raw bytes when not chunked) holding `body`.

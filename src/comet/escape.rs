@@ -11,29 +11,34 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `s` escaped for the inside of a JSON string.
 pub fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    escape_each(s, &mut |piece| out.extend_from_slice(piece));
+}
+
+/// Hands `s`, escaped for the inside of a JSON string, to `put` piece by piece (runs of plain
+/// bytes and single escapes), for writers that do not append to a `Vec`.
+pub fn escape_each(s: &[u8], put: &mut impl FnMut(&[u8])) {
     let mut plain_from = 0;
     for (i, &b) in s.iter().enumerate() {
         if b >= 0x20 && b != b'"' && b != b'\\' {
             continue;
         }
-        out.extend_from_slice(s.get(plain_from..i).unwrap_or_default());
+        put(s.get(plain_from..i).unwrap_or_default());
         plain_from = i + 1;
         match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
+            b'"' => put(b"\\\""),
+            b'\\' => put(b"\\\\"),
+            b'\r' => put(b"\\r"),
+            b'\n' => put(b"\\n"),
+            b'\t' => put(b"\\t"),
+            0x08 => put(b"\\b"),
+            0x0c => put(b"\\f"),
             _ => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0x0f)]);
+                put(b"\\u00");
+                put(&[HEX[usize::from(b >> 4)], HEX[usize::from(b & 0x0f)]]);
             }
         }
     }
-    out.extend_from_slice(s.get(plain_from..).unwrap_or_default());
+    put(s.get(plain_from..).unwrap_or_default());
 }
 
 /// Length `escape_into` would append for `s`.

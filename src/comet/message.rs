@@ -3,12 +3,12 @@
 //! newline. The channel name is JSON-escaped (iComet inserts it raw, which breaks on `"` or `\`;
 //! ordinary names are unchanged). Content is inserted as given: callers pass it already escaped
 //! (`/push`, `/broadcast`) or verbatim (`/pub`).
-//! Depends on `comet::escape` and `comet::seq`.
+//! Depends on `comet::escape`, `comet::seq` and `itoa`.
 
 use std::sync::Arc;
 
-use super::escape::{escape_into, escaped_len};
-use super::seq::{seq_after, write_seq};
+use super::escape::{escape_each, escaped_len};
+use super::seq::{seq_after, seq_decimal};
 
 /// Kind of a message, with its wire `type` string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,41 +81,63 @@ const P_END: &[u8] = b"\"}";
 
 /// Exact length of the encoded object.
 pub fn encoded_len(kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) -> usize {
-    let seq_digits = {
-        let mut tmp = Vec::with_capacity(11);
-        write_seq(&mut tmp, seq);
-        tmp.len()
-    };
     P_TYPE.len()
         + kind.wire_type().len()
         + P_CNAME.len()
         + escaped_len(cname)
         + P_SEQ.len()
-        + seq_digits
+        + seq_decimal(&mut itoa::Buffer::new(), seq).len()
         + P_CONTENT.len()
         + content_inner.len()
         + P_END.len()
 }
 
-/// Appends the JSON object for one message to `out` (for one-off messages: noop, next_seq, close,
-/// errors).
-pub fn encode_into(out: &mut Vec<u8>, kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) {
-    out.extend_from_slice(P_TYPE);
-    out.extend_from_slice(kind.wire_type());
-    out.extend_from_slice(P_CNAME);
-    escape_into(out, cname);
-    out.extend_from_slice(P_SEQ);
-    write_seq(out, seq);
-    out.extend_from_slice(P_CONTENT);
-    out.extend_from_slice(content_inner);
-    out.extend_from_slice(P_END);
+/// Hands the pieces of one message's JSON object to `put`, in order; nothing is allocated.
+fn write_parts(
+    kind: MsgType,
+    cname: &[u8],
+    seq: u32,
+    content_inner: &[u8],
+    put: &mut impl FnMut(&[u8]),
+) {
+    put(P_TYPE);
+    put(kind.wire_type());
+    put(P_CNAME);
+    escape_each(cname, put);
+    put(P_SEQ);
+    put(seq_decimal(&mut itoa::Buffer::new(), seq).as_bytes());
+    put(P_CONTENT);
+    put(content_inner);
+    put(P_END);
 }
 
-/// Encodes one message into a shared buffer.
+/// Appends the JSON object for one message to `out`.
+#[cfg(test)]
+pub fn encode_into(out: &mut Vec<u8>, kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) {
+    write_parts(kind, cname, seq, content_inner, &mut |piece| {
+        out.extend_from_slice(piece);
+    });
+}
+
+/// Encodes one message into a shared buffer. The buffer is the only allocation: it is created at
+/// its exact length (a `TrustedLen` iterator collects into an `Arc<[u8]>` in one allocation) and
+/// filled in place, never built in a `Vec` and copied.
 pub fn encode(kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) -> Arc<[u8]> {
-    let mut out = Vec::with_capacity(encoded_len(kind, cname, seq, content_inner));
-    encode_into(&mut out, kind, cname, seq, content_inner);
-    Arc::from(out)
+    let len = encoded_len(kind, cname, seq, content_inner);
+    let mut json: Arc<[u8]> = std::iter::repeat_n(0, len).collect();
+    // A fresh Arc has no other owner, so `get_mut` always gives the buffer.
+    if let Some(mut rest) = Arc::get_mut(&mut json) {
+        write_parts(kind, cname, seq, content_inner, &mut |piece| {
+            // `encoded_len` is exact, so every piece fits; a piece that did not would be dropped.
+            if let Some((head, tail)) = std::mem::take(&mut rest).split_at_mut_checked(piece.len())
+            {
+                head.copy_from_slice(piece);
+                rest = tail;
+            }
+        });
+        debug_assert!(rest.is_empty(), "encoded_len disagrees with write_parts");
+    }
+    json
 }
 
 /// The `next_seq` object that follows a broadcast message, or `None` for other kinds.
@@ -203,6 +225,23 @@ mod tests {
             text(&json),
             r#"{"type":"data","cname":"a\"b\\c\n","seq":1,"content":"x"}"#
         );
+    }
+
+    #[test]
+    fn shared_and_appended_encodings_agree() {
+        let names: [&[u8]; 4] = [b"", b"alice", b"a\"b\\c\n", b"\x01\x1f\t tab"];
+        for cname in names {
+            for seq in [0, 7, 1_000_000, i32::MAX as u32, u32::MAX] {
+                let shared = encode(MsgType::Broadcast, cname, seq, b"x\\\"y");
+                let mut appended = b"prefix".to_vec();
+                encode_into(&mut appended, MsgType::Broadcast, cname, seq, b"x\\\"y");
+                assert_eq!(&appended[6..], &shared[..]);
+                assert_eq!(
+                    shared.len(),
+                    encoded_len(MsgType::Broadcast, cname, seq, b"x\\\"y")
+                );
+            }
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! comet: pure per-core pub/sub state and message encoding. No I/O, no HTTP, no sockets, no
 //! threads: the worker calls these and moves the results between cores and onto sockets.
-//! Depends on std and `getrandom` only (never on the layers above).
+//! Depends on std, `getrandom` and `itoa` only (never on the layers above).
 //!
 //! Model: each channel has a HOME worker (`route::home_worker`) whose `hub::Hub` holds the
 //! authoritative state (seq, ring, token, countdown, subscriber count, workers with

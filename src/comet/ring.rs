@@ -71,6 +71,7 @@ impl Ring {
     }
 
     /// Seq of the newest message held.
+    #[cfg(test)]
     pub fn newest_seq(&self) -> Option<u32> {
         self.msgs.as_ref()?.back().map(|m| m.seq)
     }
@@ -85,6 +86,7 @@ impl Ring {
     }
 
     /// Every message held, oldest first.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &Message> {
         self.msgs.iter().flat_map(|m| m.iter())
     }

@@ -18,12 +18,17 @@ pub fn name_hash(cname: &[u8]) -> u64 {
         h ^= u64::from(b);
         h = h.wrapping_mul(FNV_PRIME);
     }
-    // splitmix64 finalizer.
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
+    mix64(h)
+}
+
+/// The splitmix64 finalizer: a bijection on `u64` that spreads every input bit over the whole
+/// word. Also the mixer of the per-worker subscriber sets' hasher (`local::KeyHasher`).
+pub fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// The home worker of `cname` among `workers` workers (0 when `workers` is 0 or 1).
@@ -53,6 +58,9 @@ mod tests {
         assert_eq!(home_worker(b"alice", 8), 6);
         assert_eq!(home_worker(b"bob", 8), 3);
         assert_eq!(home_worker(b"bob", 2), 0);
+        // splitmix64's finalizer: 0 is its fixed point, 1 maps to its published value.
+        assert_eq!(mix64(0), 0);
+        assert_eq!(mix64(1), 0x5692_161d_100b_05e5);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Seqs are stored as `u32` and printed as signed 32-bit integers, as iComet prints its `int`
 //! seqs. Comparison uses the signed 32-bit wrapping difference, so ordering survives the wrap from
-//! `i32::MAX` to `i32::MIN` and from `u32::MAX` back to the start. Depends on nothing.
+//! `i32::MAX` to `i32::MIN` and from `u32::MAX` back to the start. Depends on `itoa` only.
 
 /// The first seq a new channel hands out.
 pub const FIRST: u32 = 1;
@@ -25,30 +25,9 @@ pub fn seq_after(seq: u32) -> u32 {
     }
 }
 
-/// Appends `seq` as a signed 32-bit decimal integer (`4294967295` prints as `-1`).
-pub fn write_seq(out: &mut Vec<u8>, seq: u32) {
-    write_i64(out, i64::from(seq as i32));
-}
-
-/// Appends an integer in decimal without going through `fmt`.
-pub fn write_i64(out: &mut Vec<u8>, value: i64) {
-    if value < 0 {
-        out.push(b'-');
-    }
-    let mut magnitude = value.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (magnitude % 10) as u8;
-        }
-        magnitude /= 10;
-        if magnitude == 0 || start == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+/// `seq` as a signed 32-bit decimal integer (`4294967295` is `-1`), formatted in `buf`.
+pub fn seq_decimal(buf: &mut itoa::Buffer, seq: u32) -> &str {
+    buf.format(seq as i32)
 }
 
 #[cfg(test)]
@@ -56,9 +35,7 @@ mod tests {
     use super::*;
 
     fn printed(seq: u32) -> String {
-        let mut out = Vec::new();
-        write_seq(&mut out, seq);
-        String::from_utf8(out).unwrap()
+        seq_decimal(&mut itoa::Buffer::new(), seq).to_string()
     }
 
     #[test]
@@ -99,15 +76,5 @@ mod tests {
         assert_eq!(printed(i32::MAX as u32), "2147483647");
         assert_eq!(printed(0x8000_0000), "-2147483648");
         assert_eq!(printed(u32::MAX), "-1");
-    }
-
-    #[test]
-    fn i64_extremes() {
-        let mut out = Vec::new();
-        write_i64(&mut out, i64::MIN);
-        assert_eq!(out, b"-9223372036854775808");
-        out.clear();
-        write_i64(&mut out, 1234567890);
-        assert_eq!(out, b"1234567890");
     }
 }

@@ -137,28 +137,23 @@ impl<V> NameMap<V> {
             return None;
         }
         let hash = self.hash(name);
-        let mask = self.mask();
-        let mut pos = hash as usize & mask;
-        for _ in 0..self.slots.len() {
-            let slot = *self.slots.get(pos)?;
-            if slot == EMPTY {
-                return None;
-            }
-            if slot_hash(slot) == hash {
-                let index = slot_index(slot);
-                if let Some((key, _)) = self.entry_at(index) {
-                    if **key == *name {
-                        return Some((pos, index));
-                    }
-                }
-            }
-            pos = (pos + 1) & mask;
-        }
-        None
+        let pos = self.probe(hash, |slot| {
+            slot_hash(slot) == hash
+                && self
+                    .entry_at(slot_index(slot))
+                    .is_some_and(|(key, _)| **key == *name)
+        })?;
+        Some((pos, slot_index(*self.slots.get(pos)?)))
     }
 
     /// Slot position that refers to entry `index`, whose key hashes to `hash`.
     fn slot_of(&self, hash: u32, index: usize) -> Option<usize> {
+        self.probe(hash, |slot| slot_index(slot) == index)
+    }
+
+    /// Walks the probe sequence of `hash` (from its home slot to the first empty one): the
+    /// position of the first occupied slot that `hit` accepts.
+    fn probe(&self, hash: u32, hit: impl Fn(u64) -> bool) -> Option<usize> {
         let mask = self.mask();
         let mut pos = hash as usize & mask;
         for _ in 0..self.slots.len() {
@@ -166,7 +161,7 @@ impl<V> NameMap<V> {
             if slot == EMPTY {
                 return None;
             }
-            if slot_index(slot) == index {
+            if hit(slot) {
                 return Some(pos);
             }
             pos = (pos + 1) & mask;

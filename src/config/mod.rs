@@ -9,7 +9,7 @@ mod parse;
 mod settings;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use cli::{from_args, Action, Startup};
 pub use error::ConfigError;
@@ -187,22 +187,6 @@ impl Default for Limits {
 }
 
 impl Config {
-    /// Loads a configuration file over the built-in defaults. Returns the config and the
-    /// warnings (unknown keys) as `FILE:LINE: message` strings.
-    pub fn from_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut builder = settings::Builder::new();
-        let warnings = builder.load_file(path)?;
-        Ok((builder.finish()?, warnings))
-    }
-
-    /// Like [`Config::from_file`] for text already in memory; `path` labels errors and anchors
-    /// relative paths.
-    pub fn from_text(path: &Path, text: &str) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut builder = settings::Builder::new();
-        let warnings = builder.load_bytes(path, text.as_bytes())?;
-        Ok((builder.finish()?, warnings))
-    }
-
     /// Checks what single values cannot: the invariants the rest of the server relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |s: &str| Err(ConfigError::Invalid(s.to_string()));

@@ -42,6 +42,7 @@ impl Entry {
     }
 
     /// Whether this entry sits at `path` (segments separated by `.` or `/`).
+    #[cfg(test)]
     pub fn is_at(&self, path: &str) -> bool {
         let mut wanted = path.split(['.', '/']);
         let mut own = self.keys.iter();
@@ -130,6 +131,7 @@ impl ConfigFile {
     }
 
     /// The file this was parsed from.
+    #[cfg(test)]
     pub fn file(&self) -> &Path {
         &self.file
     }
@@ -140,16 +142,19 @@ impl ConfigFile {
     }
 
     /// The last entry at `path` (`front.polling_timeout` or `front/polling_timeout`).
+    #[cfg(test)]
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.iter().rev().find(|e| e.is_at(path))
     }
 
     /// The value of the last entry at `path`.
+    #[cfg(test)]
     pub fn value(&self, path: &str) -> Option<&str> {
         self.get(path).map(|e| e.value.as_str())
     }
 
     /// Every entry at `path`, in file order (for repeatable keys such as `admin.allow`).
+    #[cfg(test)]
     pub fn get_all<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
         self.entries.iter().filter(move |e| e.is_at(path))
     }

@@ -1,14 +1,27 @@
 //! Tests of whole-file loading: the shipped iComet sample, defaults, derivations, errors with
 //! line numbers and unknown-key warnings.
 
+use super::settings::Builder;
 use super::*;
 use std::net::IpAddr;
+use std::path::Path;
 
 /// The sample shipped with iComet (TAB-indented), kept at the repository root.
 const SAMPLE: &str = include_str!("../../icomet.conf");
 
+/// Loads a configuration file over the built-in defaults: the config and the warnings (unknown
+/// keys) as `FILE:LINE: message` strings.
+fn from_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut builder = Builder::new();
+    let warnings = builder.load_file(path)?;
+    Ok((builder.finish()?, warnings))
+}
+
+/// Like `from_file` for text in memory, as if read from `/etc/rcomet/icomet.conf`.
 fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
-    Config::from_text(Path::new("/etc/rcomet/icomet.conf"), text)
+    let mut builder = Builder::new();
+    let warnings = builder.load_bytes(Path::new("/etc/rcomet/icomet.conf"), text.as_bytes())?;
+    Ok((builder.finish()?, warnings))
 }
 
 fn file_error(text: &str) -> ParseError {
@@ -228,11 +241,11 @@ fn validate_rejects_impossible_combinations() {
 #[test]
 fn from_file_reads_the_shipped_sample() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("icomet.conf");
-    let (c, warnings) = Config::from_file(&path).unwrap();
+    let (c, warnings) = from_file(&path).unwrap();
     assert!(warnings.is_empty());
     assert_eq!(c.pidfile, Some(path.with_file_name("icomet.pid")));
     assert!(matches!(
-        Config::from_file(Path::new("/nonexistent/x.conf")),
+        from_file(Path::new("/nonexistent/x.conf")),
         Err(ConfigError::Io { .. })
     ));
 }

@@ -50,6 +50,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 impl Epoll {
     pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 takes only a flags word and touches no memory of ours.
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -80,6 +81,8 @@ impl Epoll {
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event { events, u64: data };
+        // SAFETY: `ev` is a live, initialised epoll_event on this stack frame that the kernel only
+        // reads during the call; `epfd` is the epoll fd this backend owns.
         syscall!(epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev))?;
         Ok(())
     }
@@ -137,6 +140,8 @@ impl Epoll {
             return;
         }
         for _ in 0..READS_PER_TURN {
+            // SAFETY: `scratch` is a boxed slice this backend owns, borrowed exclusively here, and
+            // the kernel writes at most `scratch.len()` bytes from its start.
             let res = syscall!(read(
                 conn.0 as RawFd,
                 self.scratch.as_mut_ptr() as *mut libc::c_void,
@@ -229,6 +234,9 @@ impl Backend for Epoll {
         }; MAX_IOVECS];
         while !out.is_empty() {
             let count = out.iovecs(&mut iov);
+            // SAFETY: the first `count` (<= MAX_IOVECS) entries of `iov` were just filled by
+            // `iovecs`, each a pointer and length into a segment of `out`, which is not touched
+            // until the call returns; the kernel only reads them.
             let res = syscall!(writev(conn.0 as RawFd, iov.as_ptr(), count as libc::c_int));
             match res {
                 Ok(n) => out.advance(n as usize),
@@ -326,6 +334,8 @@ impl Backend for Epoll {
             self.read_from(conn, token, handler);
         }
         self.events.clear();
+        // SAFETY: `events` was allocated with a capacity of at least EVENTS_PER_WAIT entries and
+        // is borrowed exclusively here; the kernel writes at most that many from its start.
         let n = match syscall!(epoll_wait(
             self.epfd.as_raw_fd(),
             self.events.as_mut_ptr(),

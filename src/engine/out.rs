@@ -22,7 +22,6 @@ pub const FRAME_HEAD_MAX: usize = 22;
 enum Segment {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
-    Static(&'static [u8]),
     /// One delivered frame: a short head of its own, bytes shared with every other subscriber's
     /// queue, a fixed tail. No allocation: a subscriber that stops reading holds one of these per
     /// frame (64 bytes) plus a reference, not a copy.
@@ -40,7 +39,6 @@ impl Segment {
         match self {
             Segment::Owned(v) => [v, &[], &[]],
             Segment::Shared(a) => [a, &[], &[]],
-            Segment::Static(s) => [s, &[], &[]],
             Segment::Frame {
                 head,
                 head_len,
@@ -76,10 +74,6 @@ pub struct OutQueue {
 const SPARE_MAX_CAPACITY: usize = 16 * 1024;
 
 impl OutQueue {
-    pub fn new() -> OutQueue {
-        OutQueue::default()
-    }
-
     /// Bytes waiting to be sent.
     pub fn queued(&self) -> usize {
         self.queued
@@ -145,15 +139,6 @@ impl OutQueue {
             body: Arc::clone(body),
             tail,
         });
-    }
-
-    /// Appends static bytes without copying when they are large, copying small ones.
-    pub fn push_static(&mut self, bytes: &'static [u8]) {
-        if bytes.len() < SHARE_MIN {
-            return self.push_bytes(bytes);
-        }
-        self.queued += bytes.len();
-        self.segments.push_back(Segment::Static(bytes));
     }
 
     /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
@@ -251,7 +236,8 @@ impl OutQueue {
         front
     }
 
-    /// Copies every unsent byte into one vector (tests and diagnostics).
+    /// Copies every unsent byte into one vector.
+    #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.queued + self.sent_in_front);
         for seg in &self.segments {
@@ -271,10 +257,10 @@ mod tests {
     #[test]
     fn queues_copies_and_shares_and_advances_across_segments() {
         let big: Arc<[u8]> = vec![b'x'; 2000].into();
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"head ");
         q.push_shared(&big);
-        q.push_static(b" tail");
+        q.push_bytes(b" tail");
         q.push_shared(&Arc::from(&b"small"[..]));
         assert_eq!(q.queued(), 5 + 2000 + 5 + 5);
         let mut iov = [libc::iovec {
@@ -296,7 +282,7 @@ mod tests {
     #[test]
     fn take_front_moves_whole_segments_and_leaves_the_rest_appendable() {
         let big: Arc<[u8]> = vec![b'y'; 1500].into();
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"abc");
         q.advance(1);
         q.push_shared(&big);
@@ -318,7 +304,7 @@ mod tests {
     #[test]
     fn a_frame_shares_its_body_and_sends_in_parts() {
         let body: Arc<[u8]> = vec![b'b'; 100].into();
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_frame(b"64\r\n", &body, b"\n\r\n");
         q.push_frame(b"64\r\n", &body, b"\n\r\n");
         assert_eq!(Arc::strong_count(&body), 3, "referenced, not copied");
@@ -344,7 +330,7 @@ mod tests {
 
     #[test]
     fn extends_a_partly_sent_single_segment() {
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"abcdef");
         q.advance(2);
         q.push_bytes(b"gh");

@@ -13,7 +13,8 @@ macro_rules! syscall {
     ($fn:ident ( $($arg:expr),* $(,)? )) => {{
         #[allow(unused_unsafe, clippy::macro_metavars_in_unsafe)]
         // SAFETY: the caller passes arguments that satisfy the libc function's contract; each call
-        // site documents why (valid fds, pointers to live buffers of the stated length).
+        // site says why in its own `// SAFETY:` line (valid fds, pointers to live buffers of the
+        // stated length), and tests/layering.rs fails on a call site without one.
         let res = unsafe { libc::$fn($($arg),*) };
         if res == -1 {
             Err(std::io::Error::last_os_error())
@@ -53,6 +54,8 @@ pub fn accept(listener: RawFd) -> io::Result<Option<(RawFd, Option<SocketAddr>)>
     // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: `storage` is a live sockaddr_storage on this stack frame and `len` holds its size, so
+    // the kernel writes at most that many bytes of address into it (and the length into `len`).
     let res = syscall!(accept4(
         listener,
         &mut storage as *mut _ as *mut libc::sockaddr,
@@ -73,6 +76,8 @@ pub fn accept(listener: RawFd) -> io::Result<Option<(RawFd, Option<SocketAddr>)>
 pub fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;
     // The result is ignored on purpose: a socket without NODELAY still works, only slower.
+    // SAFETY: the option value points to `one`, a live c_int, and the length passed is its size;
+    // the kernel only reads it.
     let _ = syscall!(setsockopt(
         fd,
         libc::IPPROTO_TCP,
@@ -103,6 +108,7 @@ pub fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 
 /// Closes a raw fd, ignoring errors (there is nothing useful to do about them).
 pub fn close_fd(fd: RawFd) {
+    // SAFETY: close touches no memory of ours; callers pass an fd they own and never use again.
     let _ = syscall!(close(fd));
 }
 
@@ -114,6 +120,7 @@ pub struct EventFd {
 
 impl EventFd {
     pub fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd takes an initial count and flags and touches no memory of ours.
         let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
         // SAFETY: eventfd just returned this fd and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };

@@ -30,7 +30,6 @@ mod user_data;
 
 use self::accept::{AcceptState, Action};
 use self::buffers::{PeerAddrs, RecvPool, SendRecord, SendSlab};
-use self::listeners::Listener;
 use self::ring::{soft_nofile_limit, table_sizes, Ring};
 use self::table::{split, SlotState, MAX_TABLE};
 use self::user_data::Op;
@@ -84,6 +83,15 @@ impl UringConfig {
             recv_buffer_size: 16 * 1024,
         }
     }
+}
+
+/// A listening socket of the backend and the accepts it has in flight (armed, moved and cancelled
+/// by `listeners`).
+struct Listener {
+    /// `None` once the backend stopped listening (the socket is closed).
+    socket: Option<TcpListener>,
+    tag: u32,
+    accept: AcceptState,
 }
 
 /// The io_uring backend. One per worker thread.

@@ -1,5 +1,5 @@
 //! Chunked request bodies (`Transfer-Encoding: chunked`): measured, then decoded into one `Vec`.
-//! Depends on [`request`](super::request) for the limits and the rejection type.
+//! Depends on [`limits`](super::limits) for the limits, the rejection type and the byte helpers.
 //!
 //! Rules: a size line is one or more hex digits, optionally followed by blanks and a `;extension`
 //! (ignored), ended by CRLF or LF; each chunk's data is followed by CRLF or LF; a zero-size chunk
@@ -13,7 +13,7 @@
 //! size line to size line and never scans chunk data. Nothing is allocated until the body is
 //! complete; then exactly the decoded size is allocated once.
 
-use super::request::{memchr, strip_cr, HttpLimits, Reject};
+use super::limits::{memchr, strip_cr, HttpLimits, Reject};
 
 /// The answer of [`decode`].
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -49,12 +49,9 @@ fn walk(wire: &[u8], limits: &HttpLimits, mut out: Option<&mut Vec<u8>>) -> Resu
     let mut pos = 0;
     let mut data_len: usize = 0;
     loop {
-        let rest = wire.get(pos..).unwrap_or_default();
-        let Some((line, line_total)) = next_line(rest) else {
-            return budget.waiting(rest.len());
+        let Some(line) = budget.line(wire, &mut pos)? else {
+            return Ok(Walked::Partial);
         };
-        budget.take(line_total)?;
-        pos += line_total;
         let size = chunk_size(line, limits.max_body_bytes.saturating_sub(data_len))?;
         if size == 0 {
             return trailers(wire, pos, &mut budget, data_len);
@@ -86,12 +83,9 @@ fn trailers(
     data_len: usize,
 ) -> Result<Walked, Reject> {
     loop {
-        let rest = wire.get(pos..).unwrap_or_default();
-        let Some((line, line_total)) = next_line(rest) else {
-            return budget.waiting(rest.len());
+        let Some(line) = budget.line(wire, &mut pos)? else {
+            return Ok(Walked::Partial);
         };
-        budget.take(line_total)?;
-        pos += line_total;
         if line.is_empty() {
             return Ok(Walked::Complete {
                 wire_len: pos,
@@ -119,12 +113,20 @@ impl Framing {
         Ok(())
     }
 
-    /// Waiting for the end of a framing line of which `pending` bytes are buffered.
-    fn waiting(&self, pending: usize) -> Result<Walked, Reject> {
-        if self.used.saturating_add(pending) > self.cap {
-            return Err(Reject::BodyTooLarge);
-        }
-        Ok(Walked::Partial)
+    /// The framing line at `*pos` (without its line end), charged to the budget, with `*pos`
+    /// moved past it; `None` while its line end has not arrived (and the budget still has room
+    /// for the bytes buffered so far).
+    fn line<'w>(&mut self, wire: &'w [u8], pos: &mut usize) -> Result<Option<&'w [u8]>, Reject> {
+        let rest = wire.get(*pos..).unwrap_or_default();
+        let Some((line, line_total)) = next_line(rest) else {
+            if self.used.saturating_add(rest.len()) > self.cap {
+                return Err(Reject::BodyTooLarge);
+            }
+            return Ok(None);
+        };
+        self.take(line_total)?;
+        *pos += line_total;
+        Ok(Some(line))
     }
 }
 

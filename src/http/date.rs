@@ -1,7 +1,10 @@
 //! The `Date` header value (RFC 1123, always GMT: `Wed, 25 Nov 2026 18:24:50 GMT`), cached per
-//! second. The civil date is computed here from Unix seconds. Depends on `std` only.
+//! second. The formatting is `httpdate`'s. Depends on `std` and `httpdate`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use httpdate::HttpDate;
 
 /// Length of an RFC 1123 date: `Wed, 25 Nov 2026 18:24:50 GMT`.
 pub const HTTP_DATE_LEN: usize = 29;
@@ -53,103 +56,20 @@ fn unix_secs(now: SystemTime) -> u64 {
         .map_or(0, |since| since.as_secs())
 }
 
-/// Formats Unix seconds as an RFC 1123 date (clamped to years 1970..=9999).
+/// Formats Unix seconds as an RFC 1123 date (clamped to years 1970..=9999, the range `httpdate`
+/// formats; it panics beyond it).
 pub fn http_date(secs: u64) -> [u8; HTTP_DATE_LEN] {
-    const WEEKDAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let secs = secs.min(LAST_SECOND);
-    let days = secs / 86_400;
-    let in_day = secs % 86_400;
-    let (year, month, day) = civil_date(days);
-    let weekday = WEEKDAYS.get((days % 7) as usize).copied().unwrap_or(b"Thu");
-    let month_name = MONTHS.get(month as usize).copied().unwrap_or(b"Jan");
-
+    let at = UNIX_EPOCH + Duration::from_secs(secs.min(LAST_SECOND));
     let mut out = [0u8; HTTP_DATE_LEN];
-    let mut at = Cursor {
-        out: &mut out,
-        at: 0,
-    };
-    at.put(weekday);
-    at.put(b", ");
-    at.digits(u64::from(day), 2);
-    at.put(b" ");
-    at.put(month_name);
-    at.put(b" ");
-    at.digits(year, 4);
-    at.put(b" ");
-    at.digits(in_day / 3600, 2);
-    at.put(b":");
-    at.digits(in_day / 60 % 60, 2);
-    at.put(b":");
-    at.digits(in_day % 60, 2);
-    at.put(b" GMT");
+    // Every date in range is exactly HTTP_DATE_LEN bytes, so the write fills `out` and cannot fail.
+    let _ = write!(out.as_mut_slice(), "{}", HttpDate::from(at));
     out
-}
-
-/// Writes into a fixed array; bytes past its end are dropped (cannot happen for valid dates).
-struct Cursor<'o> {
-    out: &'o mut [u8; HTTP_DATE_LEN],
-    at: usize,
-}
-
-impl Cursor<'_> {
-    fn put(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if let Some(slot) = self.out.get_mut(self.at) {
-                *slot = b;
-            }
-            self.at += 1;
-        }
-    }
-
-    /// `value` in decimal, zero-padded to `width` digits (higher digits dropped).
-    fn digits(&mut self, value: u64, width: u32) {
-        for power in (0..width).rev() {
-            let digit = value / 10u64.pow(power) % 10;
-            self.put(&[b'0' + digit as u8]);
-        }
-    }
-}
-
-fn is_leap(year: u64) -> bool {
-    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
-}
-
-/// Days since 1970-01-01 → (year, month index 0..12, day of month 1..=31).
-fn civil_date(days: u64) -> (u64, u32, u32) {
-    // 400 Gregorian years always hold 146097 days, so whole cycles can be skipped at once.
-    const CYCLE_DAYS: u64 = 146_097;
-    let mut year = 1970 + 400 * (days / CYCLE_DAYS);
-    let mut left = days % CYCLE_DAYS;
-    loop {
-        let year_days = if is_leap(year) { 366 } else { 365 };
-        if left < year_days {
-            break;
-        }
-        left -= year_days;
-        year += 1;
-    }
-    let february = if is_leap(year) { 29 } else { 28 };
-    let month_days = [31, february, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    let mut month = 0;
-    for len in month_days {
-        if left < len {
-            break;
-        }
-        left -= len;
-        month += 1;
-    }
-    (year, month, left as u32 + 1)
 }
 
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn date(secs: u64) -> String {
         String::from_utf8(http_date(secs).to_vec()).unwrap()

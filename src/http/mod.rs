@@ -1,22 +1,25 @@
 //! Sans-IO HTTP/1.1: bytes in, typed results and bytes out. No sockets, no channels, no timers.
 //!
 //! * [`request`]: incremental, bounded request parsing on top of `httparse` ([`parse`]).
+//! * [`limits`]: the size limits, rejection type and byte helpers `request` and `chunked` share.
 //! * [`chunked`]: decoding of chunked request bodies (used by `request`).
 //! * [`query`]: iComet-style query / form parameters and percent-decoding.
 //! * [`response`]: writers for status lines, headers, framing and the libevent-style error pages.
 //! * [`date`]: the cached RFC 1123 `Date` value.
 //!
-//! Depends only on `std` and `httparse`. Nothing here allocates on the common path, and nothing here
-//! may panic or read out of bounds on client bytes: indexing and slicing are denied by lint in this
-//! module tree (tests excepted).
+//! Depends only on `std`, `httparse` and `itoa`. Nothing here allocates on the common path, and
+//! nothing here may panic or read out of bounds on client bytes: indexing and slicing are denied by
+//! lint in this module tree (tests excepted).
 #![deny(clippy::indexing_slicing)]
 
 pub mod chunked;
 pub mod date;
+pub mod limits;
 pub mod query;
 pub mod request;
 pub mod response;
 
 pub use date::DateCache;
+pub use limits::{HttpLimits, Reject};
 pub use query::{percent_decode, Params};
-pub use request::{parse, HttpLimits, Method, Parsed, Reject, Request, Version};
+pub use request::{parse, Method, Parsed, Request, Version};

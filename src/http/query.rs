@@ -6,7 +6,6 @@
 //! * Values are decoded: `+` → space, `%XX` → byte; an invalid escape is kept literally.
 //! * A form body (given for POST, whatever its content type) is searched first; a parameter found
 //!   there wins over the query, otherwise the query is used.
-//! * Integers are read like C `atoi` on LP64 Linux: see [`Params::get_i32`].
 //!
 //! iComet bugs fixed here, on purpose:
 //! * A byte outside RFC 3986 in the query (raw UTF-8, `{`, `"`, space, a lone `%`) made iComet drop
@@ -37,20 +36,11 @@ impl<'a> Params<'a> {
     }
 
     /// The raw (still encoded) value of parameter `name`.
-    pub fn get_raw(&self, name: &str) -> Option<&'a [u8]> {
+    fn get_raw(&self, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();
         self.form_body
             .and_then(|body| find(body, name))
             .or_else(|| find(self.query, name))
-    }
-
-    /// Parameter `name` read as C `atoi` does on LP64 Linux (strtol, then truncated to 32 bits):
-    /// leading whitespace, an optional sign, then digits; anything after them is ignored. A present
-    /// parameter without digits (`seq=`, `seq=abc`) is `Some(0)`; a missing one is `None`. Values
-    /// beyond 32 bits wrap (`4294967297` → 1); beyond 64 bits they saturate first, as strtol does
-    /// (`99999999999999999999` → -1). Decodes on the fly; never allocates.
-    pub fn get_i32(&self, name: &str) -> Option<i32> {
-        self.get_raw(name).map(|raw| atoi(Decode::new(raw, true)))
     }
 }
 
@@ -122,29 +112,6 @@ fn hex_digit(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-/// C `atoi` on LP64: strtol's saturating 64-bit value, truncated to 32 bits.
-fn atoi(bytes: impl Iterator<Item = u8>) -> i32 {
-    let mut bytes = bytes.skip_while(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'));
-    let mut negative = false;
-    let mut value: i64 = 0;
-    let mut next = bytes.next();
-    if let Some(sign @ (b'+' | b'-')) = next {
-        negative = sign == b'-';
-        next = bytes.next();
-    }
-    while let Some(digit @ b'0'..=b'9') = next {
-        let digit = i64::from(digit - b'0');
-        value = value.saturating_mul(10);
-        value = if negative {
-            value.saturating_sub(digit)
-        } else {
-            value.saturating_add(digit)
-        };
-        next = bytes.next();
-    }
-    value as i32
 }
 
 #[cfg(test)]
@@ -238,36 +205,6 @@ mod tests {
         assert_eq!(broken_body.get("cname").as_deref(), Some(&b"q"[..]));
         let empty_body = Params::new(b"cname=q", Some(b""));
         assert_eq!(empty_body.get("cname").as_deref(), Some(&b"q"[..]));
-    }
-
-    #[test]
-    fn get_i32_follows_atoi() {
-        let cases: &[(&str, i32)] = &[
-            ("n=42", 42),
-            ("n=-7", -7),
-            ("n=+8", 8),
-            ("n=%20%09 12abc", 12),
-            ("n=%2B%2B3", 0),
-            ("n=++3", 3), // `+` is a space once decoded
-            ("n=", 0),
-            ("n=abc", 0),
-            ("n=2147483647", i32::MAX),
-            ("n=2147483648", i32::MIN),
-            ("n=4294967297", 1),
-            ("n=-2147483649", i32::MAX),
-            ("n=99999999999999999999", -1),
-            ("n=-99999999999999999999", 0),
-            ("n=%31%32", 12),
-            ("n=1%002", 1),
-        ];
-        for &(query, want) in cases {
-            assert_eq!(
-                Params::new(query.as_bytes(), None).get_i32("n"),
-                Some(want),
-                "{query}"
-            );
-        }
-        assert_eq!(Params::new(b"x=1", None).get_i32("n"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! HTTP/1.0 and 1.1 request parsing: one stateless function, [`parse`], called again on the grown
 //! buffer until it answers `Complete` or `Reject`. Depends on `httparse` (header block), and on
-//! [`chunked`] and [`percent_decode`] from this module tree.
+//! [`limits`](super::limits), [`chunked`] and [`percent_decode`] from this module tree.
 //!
 //! The request line is checked here rather than by `httparse`, which would refuse targets that are
 //! not UTF-8 or hold `{`, `"` and similar bytes (libevent accepted them, and iComet clients send
@@ -44,30 +44,8 @@
 use std::borrow::Cow;
 
 use super::chunked::{self, Decoded};
+use super::limits::{memchr, strip_cr, trim_blanks, HttpLimits, Reject, MAX_HEADERS};
 use super::query::percent_decode;
-
-/// Number of header lines a request may carry; one more is [`Reject::HeaderTooLarge`].
-pub const MAX_HEADERS: usize = 64;
-
-/// Size limits applied by [`parse`].
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct HttpLimits {
-    /// Largest head (leading empty lines + request line + headers + blank line), in bytes. Also the
-    /// budget for the framing bytes (size lines, CRLFs, trailers) of a chunked body.
-    pub max_header_bytes: usize,
-    /// Largest body, in bytes (the decoded size for a chunked body).
-    pub max_body_bytes: usize,
-}
-
-impl Default for HttpLimits {
-    /// 8 KiB of head, 1 MiB of body.
-    fn default() -> Self {
-        HttpLimits {
-            max_header_bytes: 8 * 1024,
-            max_body_bytes: 1024 * 1024,
-        }
-    }
-}
 
 /// The methods rcomet serves; every other method is answered with 501.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,6 +71,7 @@ impl Method {
     }
 
     /// The token as sent on the wire.
+    #[cfg(test)]
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
@@ -140,6 +119,7 @@ pub struct Request<'a> {
     pub head: &'a [u8],
 }
 
+#[cfg(test)]
 impl<'a> Request<'a> {
     /// The first header called `name` (ASCII case-insensitive), with surrounding blanks trimmed.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
@@ -162,11 +142,13 @@ impl<'a> Request<'a> {
 }
 
 /// Iterator over the header lines of a [`Request::head`]; see [`Request::headers`].
+#[cfg(test)]
 #[derive(Clone, Debug)]
 pub struct Headers<'a> {
     rest: &'a [u8],
 }
 
+#[cfg(test)]
 impl<'a> Iterator for Headers<'a> {
     type Item = (&'a [u8], &'a [u8]);
 
@@ -186,31 +168,6 @@ impl<'a> Iterator for Headers<'a> {
                 let (name, value) = line.split_at(colon);
                 return Some((name, trim_blanks(value.get(1..).unwrap_or_default())));
             }
-        }
-    }
-}
-
-/// Why a request is refused; the connection is answered with the error page and closed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Reject {
-    /// 400: malformed request line, header or framing.
-    BadRequest,
-    /// 501: a method or transfer coding rcomet does not implement.
-    NotImplemented,
-    /// 431: the head exceeds `max_header_bytes` or has more than [`MAX_HEADERS`] lines.
-    HeaderTooLarge,
-    /// 413: the body exceeds `max_body_bytes` (or its chunk framing exceeds `max_header_bytes`).
-    BodyTooLarge,
-}
-
-impl Reject {
-    /// The HTTP status code for this rejection.
-    pub fn status(self) -> u16 {
-        match self {
-            Reject::BadRequest => 400,
-            Reject::NotImplemented => 501,
-            Reject::HeaderTooLarge => 431,
-            Reject::BodyTooLarge => 413,
         }
     }
 }
@@ -451,27 +408,6 @@ fn skip_empty_lines(buf: &[u8]) -> usize {
 /// RFC 9110 `tchar`.
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// Position of the first `needle` in `haystack`.
-pub(crate) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
-}
-
-/// `line` without one trailing CR.
-pub(crate) fn strip_cr(line: &[u8]) -> &[u8] {
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-/// `value` without leading and trailing spaces and tabs.
-pub(crate) fn trim_blanks(value: &[u8]) -> &[u8] {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = value.iter().position(|b| !blank(b)).unwrap_or(value.len());
-    let end = value
-        .iter()
-        .rposition(|b| !blank(b))
-        .map_or(start, |last| last + 1);
-    value.get(start..end).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Response writers: status line, headers, chunked framing, integer formatting and the
+//! Response writers: status line, headers, chunked framing, integers (by `itoa`) and the
 //! libevent-style error pages. Each appends to a caller's `Vec<u8>`; none allocates beyond growing
 //! it. Depends on [`request`](super::request) for `Version`.
 //!
@@ -76,62 +76,14 @@ pub fn chunk(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Two decimal digits for every value below 100.
-const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
-
 /// `n` in decimal.
 pub fn write_usize(out: &mut Vec<u8>, n: usize) {
-    write_u64(out, n as u64);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `n` in decimal, with a leading `-` when negative.
 pub fn write_i64(out: &mut Vec<u8>, n: i64) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    write_u64(out, n.unsigned_abs());
-}
-
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    while n >= 100 {
-        start -= 2;
-        put_pair(&mut digits, start, (n % 100) as usize);
-        n /= 100;
-    }
-    if n >= 10 {
-        start -= 2;
-        put_pair(&mut digits, start, n as usize);
-    } else {
-        start -= 1;
-        if let Some(slot) = digits.get_mut(start) {
-            *slot = b'0' + n as u8;
-        }
-    }
-    out.extend_from_slice(digits.get(start..).unwrap_or_default());
-}
-
-/// Writes the two digits of `value` (below 100) at `digits[at..at + 2]`.
-fn put_pair(digits: &mut [u8; 20], at: usize, value: usize) {
-    let src = DIGIT_PAIRS.get(value * 2..value * 2 + 2);
-    if let (Some(dst), Some(src)) = (digits.get_mut(at..at + 2), src) {
-        dst.copy_from_slice(src);
-    }
-}
-
-/// Number of decimal digits of `n`.
-fn decimal_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 10 {
-        n /= 10;
-        len += 1;
-    }
-    len
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// The standard reason phrase for the statuses rcomet sends (`"Error"` for others).
@@ -169,7 +121,7 @@ pub fn error_page(out: &mut Vec<u8>, version: Version, code: u16, uri: &[u8], da
         PAGE_404_START.len() + escaped_len(uri) + PAGE_404_END.len()
     } else {
         // <HTML><HEAD>\n<TITLE>CODE REASON</TITLE>\n</HEAD><BODY>\n<H1>REASON</H1>\n</BODY></HTML>\n
-        let code_len = decimal_len(usize::from(code));
+        let code_len = itoa::Buffer::new().format(code).len();
         13 + 7 + code_len + 1 + reason.len() + 9 + 14 + 4 + reason.len() + 6 + 15
     };
     if version == Version::Http11 {

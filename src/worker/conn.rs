@@ -9,8 +9,8 @@
 
 use super::replies::ReplyQueue;
 use crate::api::subscribe::Subscription;
-use crate::conn::Slab;
 use crate::engine::{ConnId, OutQueue, Token};
+use crate::slab::Slab;
 
 /// Which listener accepted the connection. The discriminant is the listener's tag in the backend.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

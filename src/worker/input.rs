@@ -185,7 +185,7 @@ impl Worker {
                     if let Some(conn) = conn_ref {
                         if send_continue && !conn.has(flags::CONTINUE_SENT) {
                             conn.set(flags::CONTINUE_SENT);
-                            self.queue(token, b"HTTP/1.1 100 Continue\r\n\r\n");
+                            self.queue(token, crate::http::response::CONTINUE);
                         }
                     }
                     return pos;

@@ -162,18 +162,25 @@ mod tests {
                 got.len()
             );
             if inbox.prepare_sleep() {
+                // The inbox was empty and messages are still to come, so the next send finds
+                // `awake == false` and must write the eventfd: the sleep ends with a Wake.
                 let mut woke = false;
-                backend
-                    .wait(Some(Duration::from_secs(5)), &mut |c| {
-                        if matches!(c, Completion::Wake) {
-                            woke = true;
-                        }
-                        ReadControl::Continue
-                    })
-                    .unwrap();
+                while !woke && Instant::now() < deadline {
+                    backend
+                        .wait(Some(Duration::from_secs(5)), &mut |c| {
+                            if matches!(c, Completion::Wake) {
+                                woke = true;
+                            }
+                            ReadControl::Continue
+                        })
+                        .unwrap();
+                }
                 inbox.woke();
-                // Messages may have arrived before the sleep began (then no wake was needed).
-                assert!(woke || !inbox.rx.is_empty(), "woken without a message");
+                assert!(
+                    woke,
+                    "slept with {} messages and was never woken",
+                    got.len()
+                );
             }
             while let Some(m) = inbox.try_recv() {
                 got.push(m);

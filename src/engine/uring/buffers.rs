@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn send_records_describe_their_bytes_and_reuse_indices() {
-        let mut q = OutQueue::new();
+        let mut q = OutQueue::default();
         q.push_bytes(b"hello");
         let mut record = SendRecord::new(ConnId(7), 1, q.take_front(MAX_IOVECS));
         let msg = record.prepare();
@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(slab.get_mut(first).map(|r| r.conn), Some(ConnId(7)));
         assert!(slab.remove(first).is_some());
         assert!(slab.remove(first).is_none());
-        let again = slab.insert(SendRecord::new(ConnId(8), 1, OutQueue::new()));
+        let again = slab.insert(SendRecord::new(ConnId(8), 1, OutQueue::default()));
         assert_eq!(again, first);
         assert_eq!(slab.in_flight(), 1);
     }

@@ -6,7 +6,7 @@
 //!
 //! Depends on: engine::uring internals, io-uring, libc.
 
-use super::accept::{self, AcceptState, Action, Multishot, Room};
+use super::accept::{self, Action, Multishot, Room};
 use super::buffers::PeerAddr;
 use super::user_data::Op;
 use super::Uring;
@@ -15,13 +15,6 @@ use io_uring::{opcode, squeue};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
-
-pub(super) struct Listener {
-    /// `None` once the backend stopped listening (the socket is closed).
-    pub socket: Option<TcpListener>,
-    pub tag: u32,
-    pub accept: AcceptState,
-}
 
 impl Uring {
     /// Carries out the accept plan: arms or cancels accepts so no table can overflow. Returns
@@ -222,6 +215,8 @@ fn accept_queue_len(listener: &TcpListener) -> u32 {
     // SAFETY: tcp_info is plain old data; all-zero is a valid value.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: `info` is a live tcp_info on this stack frame and `len` holds its size, so the kernel
+    // writes at most that many bytes into it (and the written length into `len`).
     let res = crate::syscall!(getsockopt(
         listener.as_raw_fd(),
         libc::IPPROTO_TCP,

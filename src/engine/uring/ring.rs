@@ -19,6 +19,7 @@ const PUSH_ATTEMPTS: usize = 4;
 pub(crate) fn soft_nofile_limit() -> u32 {
     // SAFETY: rlimit is plain old data; all-zero is a valid value.
     let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `limit` is a live rlimit on this stack frame; the kernel writes exactly one.
     match crate::syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut limit)) {
         Ok(_) => u32::try_from(limit.rlim_cur).unwrap_or(u32::MAX),
         Err(_) => 1024,

@@ -39,6 +39,7 @@ impl<T> Slab<T> {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -48,6 +49,7 @@ impl<T> Slab<T> {
     }
 
     /// Slots allocated so far (occupied or free).
+    #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.chunks.len() * CHUNK
     }
@@ -137,17 +139,6 @@ impl<T> Slab<T> {
         match old {
             Entry::Occupied(v) => Some(v),
             Entry::Vacant(_) => None,
-        }
-    }
-
-    /// Visits every occupied slot with its key.
-    pub fn for_each_mut(&mut self, mut f: impl FnMut(u32, u32, &mut T)) {
-        for (c, chunk) in self.chunks.iter_mut().enumerate() {
-            for (i, slot) in chunk.iter_mut().enumerate() {
-                if let Entry::Occupied(v) = &mut slot.entry {
-                    f((c * CHUNK + i) as u32, slot.generation, v);
-                }
-            }
         }
     }
 
