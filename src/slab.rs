@@ -106,23 +106,21 @@ impl<T> Slab<T> {
     }
 
     pub fn get(&self, index: u32, generation: u32) -> Option<&T> {
-        match self.slot(index) {
-            Some(Slot {
-                generation: g,
-                entry: Entry::Occupied(v),
-            }) if *g == generation => Some(v),
-            _ => None,
-        }
+        let slot = self.slot(index).filter(|s| s.generation == generation)?;
+        let Entry::Occupied(v) = &slot.entry else {
+            return None;
+        };
+        Some(v)
     }
 
     pub fn get_mut(&mut self, index: u32, generation: u32) -> Option<&mut T> {
-        match self.slot_mut(index) {
-            Some(Slot {
-                generation: g,
-                entry: Entry::Occupied(v),
-            }) if *g == generation => Some(v),
-            _ => None,
-        }
+        let slot = self
+            .slot_mut(index)
+            .filter(|s| s.generation == generation)?;
+        let Entry::Occupied(v) = &mut slot.entry else {
+            return None;
+        };
+        Some(v)
     }
 
     /// Removes and returns the value; the slot's generation moves on so old keys go stale.

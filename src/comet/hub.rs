@@ -241,9 +241,23 @@ pub struct Subscribed {
     pub epoch: u32,
     /// What to send first.
     pub catch_up: CatchUp,
-    /// Whether the subscriber was registered (always for `subscribe`; for `subscribe_long_poll`
+    /// Whether the subscriber was registered (always for a stream; for a long-poll
     /// only when it must wait). An unregistered subscriber must not be unsubscribed.
     pub registered: bool,
+}
+
+/// A subscription request as the channel's home sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub cname: &'a [u8],
+    /// The next data seq the subscriber wants (0: tell me where the channel is).
+    pub seq: u32,
+    /// The token it presented.
+    pub token: &'a [u8],
+    /// The worker holding the subscriber's connection.
+    pub worker: usize,
+    /// A long-poll: registered only when it must wait.
+    pub long_poll: bool,
 }
 
 /// Presence event for `/psub`.
@@ -490,41 +504,21 @@ impl Hub {
         Some(ch.seq_next())
     }
 
-    /// Subscribes a client of worker `worker` (0..64) asking for seq `seq` with `token`
-    /// (protocol §4.1 steps 2–6): creates the channel under `auth: none`, checks the token under
-    /// `auth: token`, enforces the per-channel cap, raises the countdown, registers the
-    /// subscriber and returns its catch-up.
-    pub fn subscribe(
-        &mut self,
-        cname: &[u8],
-        seq: u32,
-        token: &[u8],
-        worker: usize,
-    ) -> Result<Subscribed, SubscribeError> {
-        self.subscribe_inner(cname, seq, token, worker, true)
-    }
-
-    /// Like `subscribe` for a long-poll, which ends with its catch-up unless that is `Wait`: the
-    /// subscriber is registered only when it has to wait, saving a register/unregister round
-    /// trip for every poll that is answered at once.
-    pub fn subscribe_long_poll(
-        &mut self,
-        cname: &[u8],
-        seq: u32,
-        token: &[u8],
-        worker: usize,
-    ) -> Result<Subscribed, SubscribeError> {
-        self.subscribe_inner(cname, seq, token, worker, false)
-    }
-
-    fn subscribe_inner(
-        &mut self,
-        cname: &[u8],
-        seq: u32,
-        token: &[u8],
-        worker: usize,
-        always_register: bool,
-    ) -> Result<Subscribed, SubscribeError> {
+    /// Subscribes a client of worker `ask.worker` (0..64) asking for seq `ask.seq` with
+    /// `ask.token` (protocol §4.1 steps 2–6): creates the channel under `auth: none`, checks the
+    /// token under `auth: token`, enforces the per-channel cap, raises the countdown, registers the
+    /// subscriber and returns its catch-up. A long-poll ends with its catch-up unless that is
+    /// `Wait`, so it is registered only when it has to wait (saving a register/unregister round
+    /// trip for every poll answered at once).
+    pub fn subscribe(&mut self, ask: Ask<'_>) -> Result<Subscribed, SubscribeError> {
+        let Ask {
+            cname,
+            seq,
+            token,
+            worker,
+            long_poll,
+        } = ask;
+        let always_register = !long_poll;
         let index = if self.config.auth_token {
             self.channels
                 .index_of(cname)
@@ -573,22 +567,7 @@ impl Hub {
         worker: usize,
         worker_has_none_left: bool,
     ) {
-        let Some(ch) = self.channels.get_mut(cname) else {
-            return;
-        };
-        if ch.epoch() != epoch {
-            return;
-        }
-        if ch.subscribers > 0 {
-            ch.subscribers -= 1;
-            Counters::sub(&self.counters.subscribers.0, 1);
-        }
-        if worker_has_none_left {
-            ch.workers &= !worker_bit(worker);
-        }
-        if ch.subscribers == 0 {
-            ch.workers = 0;
-        }
+        self.unsubscribe_many(cname, epoch, worker, 1, worker_has_none_left);
     }
 
     /// `count` registered subscribers of worker `worker` left at once (a fan-out that ended many

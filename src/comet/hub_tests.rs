@@ -14,6 +14,16 @@ fn config() -> HubConfig {
     }
 }
 
+fn ask<'a>(cname: &'a [u8], seq: u32, token: &'a [u8], worker: usize) -> Ask<'a> {
+    Ask {
+        cname,
+        seq,
+        token,
+        worker,
+        long_poll: false,
+    }
+}
+
 fn hub_with(config: HubConfig) -> Hub {
     let counters = Counters::new();
     // A /psub listener, so presence events are recorded.
@@ -89,8 +99,8 @@ fn publish_assigns_seqs_and_reports_workers() {
         text(&first.msg.json),
         r#"{"type":"data","cname":"alice","seq":1,"content":"say \"hi\""}"#
     );
-    hub.subscribe(b"alice", 2, b"", 3).unwrap();
-    hub.subscribe(b"alice", 2, b"", 5).unwrap();
+    hub.subscribe(ask(b"alice", 2, b"", 3)).unwrap();
+    hub.subscribe(ask(b"alice", 2, b"", 5)).unwrap();
     let second = hub.publish(b"alice", b"\\u4f60", MsgType::Data).unwrap();
     assert_eq!(second.msg.seq, 2);
     assert_eq!(second.workers, (1 << 3) | (1 << 5));
@@ -126,11 +136,11 @@ fn max_channels_is_shared_between_hubs() {
     let mut b = Hub::new(cfg, Arc::clone(&counters));
     a.sign(b"k1", 0).unwrap();
     b.publish(b"k2", b"", MsgType::Data).unwrap();
-    a.subscribe(b"k3", 0, b"", 0).unwrap();
+    a.subscribe(ask(b"k3", 0, b"", 0)).unwrap();
     assert_eq!(b.sign(b"k4", 0), Err(TooManyChannels));
     assert!(a.publish(b"k4", b"", MsgType::Data).is_err());
     assert_eq!(
-        b.subscribe(b"k4", 0, b"", 0).unwrap_err(),
+        b.subscribe(ask(b"k4", 0, b"", 0)).unwrap_err(),
         SubscribeError::TooManyChannels
     );
     // Existing channels still work, and freeing one makes room.
@@ -143,7 +153,7 @@ fn max_channels_is_shared_between_hubs() {
 #[test]
 fn subscribe_auth_none_creates() {
     let mut hub = hub();
-    let s = hub.subscribe(b"carol", 0, b"", 0).unwrap();
+    let s = hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap();
     assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
     assert!(s.registered);
     assert!(hub.exists(b"carol"));
@@ -158,7 +168,7 @@ fn subscribe_auth_token() {
         ..config()
     });
     assert_eq!(
-        hub.subscribe(b"gina", 0, b"", 0).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, b"", 0)).unwrap_err(),
         SubscribeError::TokenError
     );
     assert!(
@@ -167,17 +177,17 @@ fn subscribe_auth_token() {
     );
     let token = hub.sign(b"gina", 0).unwrap().token_hex;
     assert_eq!(
-        hub.subscribe(b"gina", 0, b"", 0).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, b"", 0)).unwrap_err(),
         SubscribeError::TokenError
     );
     let mut wrong = token;
     wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
     assert_eq!(
-        hub.subscribe(b"gina", 0, &wrong, 0).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, &wrong, 0)).unwrap_err(),
         SubscribeError::TokenError
     );
     assert_eq!(hub.subscribers(b"gina"), 0);
-    let s = hub.subscribe(b"gina", 0, &token, 0).unwrap();
+    let s = hub.subscribe(ask(b"gina", 0, &token, 0)).unwrap();
     assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
     // /pub still creates under auth token.
     assert!(hub.publish(b"new", b"x", MsgType::Data).is_ok());
@@ -191,9 +201,9 @@ fn subscriber_limit() {
         max_subscribers_per_channel: 2,
         ..config()
     });
-    hub.subscribe(b"jack", 0, b"", 0).unwrap();
-    hub.subscribe(b"jack", 0, b"", 1).unwrap();
-    let err = hub.subscribe(b"jack", 0, b"", 0).unwrap_err();
+    hub.subscribe(ask(b"jack", 0, b"", 0)).unwrap();
+    hub.subscribe(ask(b"jack", 0, b"", 1)).unwrap();
+    let err = hub.subscribe(ask(b"jack", 0, b"", 0)).unwrap_err();
     assert_eq!(err, SubscribeError::TooManySubscribers);
     assert_eq!(err.content(), b"Too many subscribers");
     assert_eq!(err.kind(), MsgType::TooMany);
@@ -204,7 +214,7 @@ fn subscriber_limit() {
         ..config()
     });
     assert_eq!(
-        zero.subscribe(b"x", 0, b"", 0).unwrap_err(),
+        zero.subscribe(ask(b"x", 0, b"", 0)).unwrap_err(),
         SubscribeError::TooManySubscribers
     );
 }
@@ -216,7 +226,7 @@ fn replay_through_hub_with_broadcast_next_seq() {
     let deliveries = hub.broadcast(b"to all");
     assert_eq!(deliveries.len(), 1);
     hub.publish(b"carol", b"bye", MsgType::Data).unwrap();
-    let s = hub.subscribe(b"carol", 1, b"", 0).unwrap();
+    let s = hub.subscribe(ask(b"carol", 1, b"", 0)).unwrap();
     assert_eq!(replay_seqs(&s), vec![1, 2, 3]);
     let CatchUp::Replay(msgs) = &s.catch_up else {
         unreachable!()
@@ -235,11 +245,11 @@ fn replay_through_hub_with_broadcast_next_seq() {
         ]
     );
     assert!(matches!(
-        hub.subscribe(b"carol", 4, b"", 0).unwrap().catch_up,
+        hub.subscribe(ask(b"carol", 4, b"", 0)).unwrap().catch_up,
         CatchUp::Wait
     ));
     assert!(matches!(
-        hub.subscribe(b"carol", 0, b"", 0).unwrap().catch_up,
+        hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap().catch_up,
         CatchUp::NextSeq(4)
     ));
 }
@@ -254,11 +264,11 @@ fn stale_seq_after_clear_or_trim() {
         hub.publish(b"c", b"x", MsgType::Data).unwrap();
     }
     // Trimmed: holds 4..=6; a stale seq replays all of it.
-    let s = hub.subscribe(b"c", 2, b"", 0).unwrap();
+    let s = hub.subscribe(ask(b"c", 2, b"", 0)).unwrap();
     assert_eq!(replay_seqs(&s), vec![4, 5, 6]);
     assert_eq!(hub.clear(b"c"), Some(7));
     assert!(matches!(
-        hub.subscribe(b"c", 2, b"", 0).unwrap().catch_up,
+        hub.subscribe(ask(b"c", 2, b"", 0)).unwrap().catch_up,
         CatchUp::NextSeq(7)
     ));
     assert!(hub.clear(b"missing").is_none());
@@ -267,11 +277,21 @@ fn stale_seq_after_clear_or_trim() {
 #[test]
 fn long_poll_registers_only_when_waiting() {
     let mut hub = hub();
-    let s = hub.subscribe_long_poll(b"bob", 0, b"", 2).unwrap();
+    let s = hub
+        .subscribe(Ask {
+            long_poll: true,
+            ..ask(b"bob", 0, b"", 2)
+        })
+        .unwrap();
     assert!(!s.registered);
     assert_eq!(hub.subscribers(b"bob"), 0);
     assert_eq!(hub.channel(b"bob").unwrap().workers(), 0);
-    let s = hub.subscribe_long_poll(b"bob", 1, b"", 2).unwrap();
+    let s = hub
+        .subscribe(Ask {
+            long_poll: true,
+            ..ask(b"bob", 1, b"", 2)
+        })
+        .unwrap();
     assert!(s.registered);
     assert!(matches!(s.catch_up, CatchUp::Wait));
     assert_eq!(hub.subscribers(b"bob"), 1);
@@ -281,9 +301,9 @@ fn long_poll_registers_only_when_waiting() {
 #[test]
 fn unsubscribe_clears_bits_and_counts() {
     let mut hub = hub();
-    let a = hub.subscribe(b"c", 0, b"", 1).unwrap();
-    let b = hub.subscribe(b"c", 0, b"", 1).unwrap();
-    hub.subscribe(b"c", 0, b"", 4).unwrap();
+    let a = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
+    let b = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
+    hub.subscribe(ask(b"c", 0, b"", 4)).unwrap();
     assert_eq!(a.epoch, b.epoch);
     assert_eq!(hub.channel(b"c").unwrap().workers(), 0b10010);
     hub.unsubscribe(b"c", a.epoch, 1, false);
@@ -305,10 +325,10 @@ fn unsubscribe_clears_bits_and_counts() {
 #[test]
 fn stale_unsubscribe_after_recreate_is_ignored() {
     let mut hub = hub();
-    let old = hub.subscribe(b"c", 0, b"", 1).unwrap();
+    let old = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
     let closed = hub.close(b"c").unwrap();
     assert_eq!(closed.workers, 1 << 1);
-    let new = hub.subscribe(b"c", 0, b"", 0).unwrap();
+    let new = hub.subscribe(ask(b"c", 0, b"", 0)).unwrap();
     assert_ne!(old.epoch, new.epoch);
     hub.unsubscribe(b"c", old.epoch, 1, true);
     assert_eq!(hub.subscribers(b"c"), 1);
@@ -322,8 +342,8 @@ fn close_frees_and_reports() {
     let token = hub.sign(b"carol", 0).unwrap().token_hex;
     hub.publish(b"carol", b"hello", MsgType::Data).unwrap();
     hub.publish(b"carol", b"again", MsgType::Data).unwrap();
-    hub.subscribe(b"carol", 0, b"", 0).unwrap();
-    hub.subscribe(b"carol", 0, b"", 2).unwrap();
+    hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap();
+    hub.subscribe(ask(b"carol", 0, b"", 2)).unwrap();
     hub.drain_presence();
     let closed = hub.close(b"carol").unwrap();
     assert_eq!(closed.seq_next, 3);
@@ -361,7 +381,7 @@ fn expiry_timing_after_sign() {
 #[test]
 fn subscribed_channels_do_not_expire() {
     let mut hub = hub();
-    let s = hub.subscribe(b"c", 0, b"", 0).unwrap();
+    let s = hub.subscribe(ask(b"c", 0, b"", 0)).unwrap();
     hub.sign(b"c", 1).unwrap();
     for _ in 0..10 {
         hub.tick();
@@ -398,7 +418,7 @@ fn broadcast_each_uses_each_channels_seq() {
     hub.publish(b"a", b"1", MsgType::Data).unwrap();
     hub.publish(b"a", b"2", MsgType::Data).unwrap();
     hub.sign(b"b", 0).unwrap();
-    hub.subscribe(b"b", 0, b"", 7).unwrap();
+    hub.subscribe(ask(b"b", 0, b"", 7)).unwrap();
     let mut seen = Vec::new();
     hub.broadcast_each(b"hey", |name, msg, workers| {
         seen.push((text(name).to_owned(), msg.seq, msg.kind, workers));
@@ -421,7 +441,7 @@ fn presence_reannounces_once_per_period() {
         ..config()
     });
     for name in ["a", "b", "c", "d", "e"] {
-        hub.subscribe(name.as_bytes(), 0, b"", 0).unwrap();
+        hub.subscribe(ask(name.as_bytes(), 0, b"", 0)).unwrap();
     }
     let created = hub.drain_presence();
     assert_eq!(created.len(), 5);

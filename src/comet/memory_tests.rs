@@ -6,7 +6,7 @@
 use std::mem::size_of;
 
 use super::channel::Channel;
-use super::hub::{Counters, Hub, HubConfig};
+use super::hub::{Ask, Counters, Hub, HubConfig};
 use super::local::LocalSubs;
 use super::message::MsgType;
 
@@ -35,7 +35,15 @@ fn hundred_thousand_idle_subscribers_fit_the_budget() {
     for i in 0..CHANNELS {
         let cname = format!("channel-{i:06}");
         let token = hub.sign(cname.as_bytes(), 0).unwrap().token_hex;
-        let sub = hub.subscribe(cname.as_bytes(), 0, &token, 1).unwrap();
+        let sub = hub
+            .subscribe(Ask {
+                cname: cname.as_bytes(),
+                seq: 0,
+                token: &token,
+                worker: 1,
+                long_poll: false,
+            })
+            .unwrap();
         assert!(local.add(&sub.name, i as u64));
     }
     // Nothing else should be holding memory for idle channels.

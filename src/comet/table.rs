@@ -109,26 +109,21 @@ impl<V> NameMap<V> {
 
     /// The entry at `index` (indices are dense, `0..len`, and change when entries are removed).
     pub fn entry_at(&self, index: usize) -> Option<(&Arc<[u8]>, &V)> {
-        if index >= self.len {
-            return None;
-        }
-        let (k, v) = self
+        let chunk = self
             .chunks
-            .get(index >> CHUNK_SHIFT)?
-            .get(index & CHUNK_MASK)?;
-        Some((k, v))
+            .get(index >> CHUNK_SHIFT)
+            .filter(|_| index < self.len)?;
+        chunk.get(index & CHUNK_MASK).map(|(k, v)| (k, v))
     }
 
     /// Mutable access to the entry at `index`.
     pub fn entry_at_mut(&mut self, index: usize) -> Option<(&Arc<[u8]>, &mut V)> {
-        if index >= self.len {
-            return None;
-        }
-        let (k, v) = self
+        let len = self.len;
+        let chunk = self
             .chunks
-            .get_mut(index >> CHUNK_SHIFT)?
-            .get_mut(index & CHUNK_MASK)?;
-        Some((&*k, v))
+            .get_mut(index >> CHUNK_SHIFT)
+            .filter(|_| index < len)?;
+        chunk.get_mut(index & CHUNK_MASK).map(|(k, v)| (&*k, v))
     }
 
     /// Finds `name`: its slot position and entry index.

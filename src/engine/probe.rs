@@ -20,12 +20,22 @@ use std::time::{Duration, Instant};
 /// How long each probe step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(2);
 
-const ACCEPT: u64 = 1;
-const POLL: u64 = 2;
-const RECV: u64 = 3;
-const SEND: u64 = 4;
-const CANCEL: u64 = 5;
-const CLOSE: u64 = 6;
+/// The user-data word of each probe step: the step's position in the cycle.
+#[repr(u64)]
+enum Step {
+    Accept = 1,
+    Poll,
+    Recv,
+    Send,
+    Cancel,
+    Close,
+}
+const ACCEPT: u64 = Step::Accept as u64;
+const POLL: u64 = Step::Poll as u64;
+const RECV: u64 = Step::Recv as u64;
+const SEND: u64 = Step::Send as u64;
+const CANCEL: u64 = Step::Cancel as u64;
+const CLOSE: u64 = Step::Close as u64;
 
 /// `Ok(())` when the uring backend can run here; otherwise why not, in one line.
 ///

@@ -143,17 +143,17 @@ impl Conn {
     }
 
     pub fn sub(&self) -> Option<&Subscription> {
-        match self.ext.as_deref() {
-            Some(Ext::Sub(s)) => Some(s),
-            _ => None,
-        }
+        let Some(Ext::Sub(s)) = self.ext.as_deref() else {
+            return None;
+        };
+        Some(s)
     }
 
     pub fn sub_mut(&mut self) -> Option<&mut Subscription> {
-        match self.ext.as_deref_mut() {
-            Some(Ext::Sub(s)) => Some(s),
-            _ => None,
-        }
+        let Some(Ext::Sub(s)) = self.ext.as_deref_mut() else {
+            return None;
+        };
+        Some(s)
     }
 
     /// Takes the subscription out of the slot (leaving other extras in place).
@@ -168,10 +168,10 @@ impl Conn {
     }
 
     pub fn replies(&self) -> Option<&ReplyQueue> {
-        match self.ext.as_deref() {
-            Some(Ext::Replies(r)) => Some(r),
-            _ => None,
-        }
+        let Some(Ext::Replies(r)) = self.ext.as_deref() else {
+            return None;
+        };
+        Some(r)
     }
 
     /// The admin reply queue, created when absent (admin connections only).
@@ -179,10 +179,10 @@ impl Conn {
         if self.ext.is_none() {
             self.ext = Some(Box::new(Ext::Replies(ReplyQueue::default())));
         }
-        match self.ext.as_deref_mut() {
-            Some(Ext::Replies(r)) => Some(r),
-            _ => None,
-        }
+        let Some(Ext::Replies(r)) = self.ext.as_deref_mut() else {
+            return None;
+        };
+        Some(r)
     }
 
     /// Replies still owed before new output may be written directly.

@@ -16,7 +16,7 @@ use super::msg::{Msg, SubscribeMsg};
 use super::Worker;
 use crate::api::home::{self, Effect};
 use crate::api::{admin, HomeOp, HomeRequest};
-use crate::comet::hub::{worker_bit, Presence};
+use crate::comet::hub::{worker_bit, Ask, Presence};
 use crate::comet::message::Message;
 use crate::comet::route::home_worker;
 use crate::engine::Token;
@@ -146,12 +146,13 @@ impl Worker {
     }
 
     fn home_subscribe(&mut self, m: SubscribeMsg) {
-        let result = if m.long_poll {
-            self.hub
-                .subscribe_long_poll(&m.name, m.seq, &m.auth, m.from)
-        } else {
-            self.hub.subscribe(&m.name, m.seq, &m.auth, m.from)
-        };
+        let result = self.hub.subscribe(Ask {
+            cname: &m.name,
+            seq: m.seq,
+            token: &m.auth,
+            worker: m.from,
+            long_poll: m.long_poll,
+        });
         let (token, name) = (m.token, m.name);
         self.mail(
             m.from,
