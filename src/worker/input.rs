@@ -39,6 +39,18 @@ fn pipelines(path: &[u8]) -> bool {
     )
 }
 
+/// Whether a complete admin request must wait until the replies its connection owes are sent:
+/// the last one was the connection's final request, too many are owed, or this one ends the
+/// connection or is not an operation whose reply can queue behind them.
+fn must_wait_for_replies(conn: &super::conn::Conn, req: &http::Request<'_>) -> bool {
+    let owed = conn.replies_owed();
+    owed > 0
+        && (!conn.has(flags::KEEP_ALIVE)
+            || owed >= MAX_REPLIES_OWED
+            || !req.keep_alive
+            || !pipelines(&req.path))
+}
+
 impl Worker {
     fn http_limits(&self) -> HttpLimits {
         HttpLimits {
@@ -176,18 +188,7 @@ impl Worker {
             }
             match http::parse(rest, &limits) {
                 Parsed::Partial { send_continue } => {
-                    if conn.phase == Phase::Idle {
-                        conn.phase = Phase::Reading;
-                        let d = self.after(self.shared.config.server.header_timeout);
-                        self.arm(token, d);
-                    }
-                    let conn_ref = self.conns.at(token);
-                    if let Some(conn) = conn_ref {
-                        if send_continue && !conn.has(flags::CONTINUE_SENT) {
-                            conn.set(flags::CONTINUE_SENT);
-                            self.queue(token, crate::http::response::CONTINUE);
-                        }
-                    }
+                    self.partial_request(token, send_continue);
                     return pos;
                 }
                 Parsed::Reject(reject) => {
@@ -195,12 +196,7 @@ impl Worker {
                     return buf.len();
                 }
                 Parsed::Complete { req, used } => {
-                    let owed = conn.replies_owed();
-                    let last_was_final = owed > 0 && !conn.has(flags::KEEP_ALIVE);
-                    if last_was_final
-                        || owed >= MAX_REPLIES_OWED
-                        || (owed > 0 && (!req.keep_alive || !pipelines(&req.path)))
-                    {
+                    if must_wait_for_replies(conn, &req) {
                         // Runs once the replies owed are sent (`replies_drained` resumes it).
                         return pos;
                     }
@@ -212,6 +208,26 @@ impl Worker {
                     self.handle_request(token, port, allowed, &req);
                 }
             }
+        }
+    }
+
+    /// Part of a request has arrived: the header timer runs, and a client that asked for it gets
+    /// `100 Continue` once.
+    fn partial_request(&mut self, token: Token, send_continue: bool) {
+        let Some(conn) = self.conns.at(token) else {
+            return;
+        };
+        if conn.phase == Phase::Idle {
+            conn.phase = Phase::Reading;
+            let d = self.after(self.shared.config.server.header_timeout);
+            self.arm(token, d);
+        }
+        let Some(conn) = self.conns.at(token) else {
+            return;
+        };
+        if send_continue && !conn.has(flags::CONTINUE_SENT) {
+            conn.set(flags::CONTINUE_SENT);
+            self.queue(token, crate::http::response::CONTINUE);
         }
     }
 
@@ -234,6 +250,20 @@ impl Worker {
             Port::Front => api::front::handle(req, &ctx, &mut out),
             Port::Admin => api::admin::handle(req, &ctx, &mut out),
         };
+        self.note_request_style(token, req);
+        if !out.is_empty() {
+            if port == Port::Admin {
+                self.respond(token, &out);
+            } else {
+                self.queue(token, &out);
+            }
+        }
+        self.scratch = out;
+        self.carry_out(token, outcome, req.keep_alive);
+    }
+
+    /// Remembers how the current request wants its response (HTTP version, keep-alive).
+    fn note_request_style(&mut self, token: Token, req: &http::Request<'_>) {
         if let Some(conn) = self.conns.at(token) {
             if req.version == http::Version::Http10 {
                 conn.set(flags::HTTP10);
@@ -246,17 +276,13 @@ impl Worker {
                 conn.clear(flags::KEEP_ALIVE);
             }
         }
-        if !out.is_empty() {
-            if port == Port::Admin {
-                self.respond(token, &out);
-            } else {
-                self.queue(token, &out);
-            }
-        }
-        self.scratch = out;
+    }
+
+    /// Carries out what the API layer asked for after a request.
+    fn carry_out(&mut self, token: Token, outcome: Outcome, keep_alive: bool) {
         match outcome {
             Outcome::Done { close } => {
-                if close || !req.keep_alive {
+                if close || !keep_alive {
                     self.close_after_flush(token);
                 }
             }
@@ -268,13 +294,13 @@ impl Worker {
                     .peek(token)
                     .is_some_and(|c| c.replies_owed() == 0);
                 // A last request still being answered elsewhere closes in `replies_drained`.
-                if !req.keep_alive && answered {
+                if !keep_alive && answered {
                     self.close_after_flush(token);
                 }
             }
             Outcome::Broadcast { content, close } => {
                 self.broadcast(content);
-                if close || !req.keep_alive {
+                if close || !keep_alive {
                     self.close_after_flush(token);
                 }
             }
