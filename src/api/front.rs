@@ -42,8 +42,8 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             Transport::LongPoll => params::callback(&p)?,
             _ => None,
         };
-        let token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
-        if token.len() > 64 {
+        let auth_token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
+        if auth_token.len() > 64 {
             return Err("token longer than 64 bytes".into());
         }
         Ok(SubscribeRequest {
@@ -52,7 +52,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             seq,
             noop,
             callback,
-            token,
+            auth_token,
             version: req.version,
         })
     })();

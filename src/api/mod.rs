@@ -69,7 +69,8 @@ pub struct SubscribeRequest {
     pub noop: u32,
     /// JSONP callback (long-poll only).
     pub callback: Option<Vec<u8>>,
-    pub token: Vec<u8>,
+    /// The channel auth token the subscriber presented (`token=`).
+    pub auth_token: Vec<u8>,
     pub version: Version,
 }
 

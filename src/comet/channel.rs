@@ -1,14 +1,14 @@
 //! One channel's authoritative state, held by its home hub, and the subscription catch-up rule.
-//! Depends on `comet::{message, ring, seq, token}`.
+//! Depends on `comet::{auth, message, ring, seq}`.
 //!
 //! Kept to 48 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
 //! pointer, and the presence re-announcement needs no counter (the hub derives each channel's
 //! announcement tick from its `epoch`; see `hub`).
 
+use super::auth::{hex_matches, to_hex, AuthToken};
 use super::message::Message;
 use super::ring::Ring;
 use super::seq::{seq_after, seq_before, FIRST};
-use super::token::{hex_matches, to_hex, Token};
 
 /// What a new subscriber gets before live messages (protocol §4.1 step 6).
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub enum CatchUp {
 /// The state of one channel.
 #[derive(Debug)]
 pub struct Channel {
-    token: Token,
+    auth_token: AuthToken,
     /// Bit `w` set: worker `w` has at least one subscriber of this channel.
     pub(crate) workers: u64,
     pub(crate) ring: Ring,
@@ -39,9 +39,9 @@ pub struct Channel {
 
 impl Channel {
     /// A new channel with seq 1, an empty ring and no subscribers.
-    pub fn new(token: Token, epoch: u32, countdown: i32) -> Channel {
+    pub fn new(auth_token: AuthToken, epoch: u32, countdown: i32) -> Channel {
         Channel {
-            token,
+            auth_token,
             workers: 0,
             ring: Ring::new(),
             seq_next: FIRST,
@@ -83,12 +83,12 @@ impl Channel {
 
     /// The token as 32 lowercase hex digits.
     pub fn token_hex(&self) -> [u8; 32] {
-        to_hex(&self.token)
+        to_hex(&self.auth_token)
     }
 
     /// Constant-time check of a client-supplied hex token.
     pub fn token_matches(&self, given: &[u8]) -> bool {
-        hex_matches(&self.token, given)
+        hex_matches(&self.auth_token, given)
     }
 
     /// Oldest replayable seq, as `/sign` reports it: `seq_next` when nothing is stored.

@@ -28,12 +28,12 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::auth::AuthTokenSource;
 use super::channel::{CatchUp, Channel};
 use super::message::{
     encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
 };
 use super::table::NameMap;
-use super::token::TokenSource;
 
 /// Channel settings a hub needs (from the `front` section of the configuration).
 #[derive(Debug, Clone)]
@@ -252,8 +252,8 @@ pub struct Ask<'a> {
     pub cname: &'a [u8],
     /// The next data seq the subscriber wants (0: tell me where the channel is).
     pub seq: u32,
-    /// The token it presented.
-    pub token: &'a [u8],
+    /// The auth token it presented.
+    pub auth_token: &'a [u8],
     /// The worker holding the subscriber's connection.
     pub worker: usize,
     /// A long-poll: registered only when it must wait.
@@ -294,7 +294,7 @@ pub struct Hub {
     config: HubConfig,
     counters: Arc<Counters>,
     channels: NameMap<Channel>,
-    tokens: TokenSource,
+    auth_tokens: AuthTokenSource,
     events: Vec<Presence>,
     /// `None`: record presence events while `/psub` listeners exist (the server); `Some`: a
     /// fixed choice (tests, tools).
@@ -310,7 +310,7 @@ impl Hub {
             config,
             counters,
             channels: NameMap::new(),
-            tokens: TokenSource::new(),
+            auth_tokens: AuthTokenSource::new(),
             events: Vec::new(),
             presence: None,
             now: 0,
@@ -375,7 +375,7 @@ impl Hub {
         }
         let epoch = self.next_epoch;
         self.next_epoch = epoch.wrapping_add(1);
-        let channel = Channel::new(self.tokens.next_token(), epoch, self.config.channel_timeout);
+        let channel = Channel::new(self.auth_tokens.fresh(), epoch, self.config.channel_timeout);
         let name: Arc<[u8]> = Arc::from(cname);
         match self.channels.insert_new(Arc::clone(&name), channel) {
             Ok(index) => {
@@ -514,7 +514,7 @@ impl Hub {
         let Ask {
             cname,
             seq,
-            token,
+            auth_token,
             worker,
             long_poll,
         } = ask;
@@ -532,7 +532,7 @@ impl Hub {
         let timeout = self.config.channel_timeout;
         let (name, ch) = self.at(index).ok_or(SubscribeError::TokenError)?;
         let name = Arc::clone(name);
-        if auth && !ch.token_matches(token) {
+        if auth && !ch.token_matches(auth_token) {
             return Err(SubscribeError::TokenError);
         }
         if ch.subscribers >= max {

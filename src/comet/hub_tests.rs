@@ -14,11 +14,11 @@ fn config() -> HubConfig {
     }
 }
 
-fn ask<'a>(cname: &'a [u8], seq: u32, token: &'a [u8], worker: usize) -> Ask<'a> {
+fn ask<'a>(cname: &'a [u8], seq: u32, auth_token: &'a [u8], worker: usize) -> Ask<'a> {
     Ask {
         cname,
         seq,
-        token,
+        auth_token,
         worker,
         long_poll: false,
     }

@@ -39,7 +39,7 @@ fn hundred_thousand_idle_subscribers_fit_the_budget() {
             .subscribe(Ask {
                 cname: cname.as_bytes(),
                 seq: 0,
-                token: &token,
+                auth_token: &token,
                 worker: 1,
                 long_poll: false,
             })

@@ -8,6 +8,7 @@
 //! `local::LocalSubs`. A push goes to the home, which assigns the seq, encodes the message once
 //! (`message`) and reports the workers to notify; each fans out locally with the shared bytes.
 
+pub mod auth;
 pub mod channel;
 pub mod escape;
 pub mod hub;
@@ -17,7 +18,6 @@ pub mod ring;
 pub mod route;
 pub mod seq;
 pub mod table;
-pub mod token;
 
 pub use channel::{CatchUp, Channel};
 pub use hub::{

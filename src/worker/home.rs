@@ -149,7 +149,7 @@ impl Worker {
         let result = self.hub.subscribe(Ask {
             cname: &m.name,
             seq: m.seq,
-            token: &m.auth,
+            auth_token: &m.auth_token,
             worker: m.from,
             long_poll: m.long_poll,
         });

@@ -90,7 +90,7 @@ pub struct SubscribeMsg {
     pub token: Token,
     pub name: Arc<[u8]>,
     pub seq: u32,
-    pub auth: Vec<u8>,
+    pub auth_token: Vec<u8>,
     /// Long-poll: register only when there is nothing to send at once.
     pub long_poll: bool,
 }

@@ -51,7 +51,7 @@ impl Worker {
             token,
             name,
             seq: req.seq,
-            auth: req.token,
+            auth_token: req.auth_token,
             long_poll,
         };
         self.mail(home, Msg::Subscribe(Box::new(msg)));

@@ -1,4 +1,4 @@
-//! Channel tokens: 16 random bytes per channel, shown to clients as 32 lowercase hex digits and
+//! Channel auth tokens (`AuthToken`; "token" alone names the engine's connection handle): 16 random bytes per channel, shown to clients as 32 lowercase hex digits and
 //! compared in constant time. Depends on `getrandom` and std.
 //!
 //! Random bytes are fetched from the OS in batches (one `getrandom` call per 16 tokens) so a burst
@@ -10,14 +10,14 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 /// Raw token bytes.
-pub type Token = [u8; 16];
+pub type AuthToken = [u8; 16];
 
 const POOL: usize = 256;
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Batched source of random tokens (one per hub).
 #[derive(Debug)]
-pub struct TokenSource {
+pub struct AuthTokenSource {
     pool: [u8; POOL],
     /// INVARIANT: `used <= POOL`; `pool[used..]` has not been handed out.
     used: usize,
@@ -25,16 +25,16 @@ pub struct TokenSource {
     counter: u64,
 }
 
-impl Default for TokenSource {
+impl Default for AuthTokenSource {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl TokenSource {
+impl AuthTokenSource {
     /// A source whose pool is filled on first use.
-    pub fn new() -> TokenSource {
-        TokenSource {
+    pub fn new() -> AuthTokenSource {
+        AuthTokenSource {
             pool: [0; POOL],
             used: POOL,
             fallback: RandomState::new(),
@@ -43,7 +43,7 @@ impl TokenSource {
     }
 
     /// A fresh random token.
-    pub fn next_token(&mut self) -> Token {
+    pub fn fresh(&mut self) -> AuthToken {
         if self.used + 16 > POOL {
             if getrandom::fill(&mut self.pool).is_ok() {
                 self.used = 0;
@@ -63,7 +63,7 @@ impl TokenSource {
         token
     }
 
-    fn fallback_token(&mut self) -> Token {
+    fn fallback_token(&mut self) -> AuthToken {
         self.counter = self.counter.wrapping_add(1);
         let a = self.fallback.hash_one((self.counter, 0u8));
         let b = self.fallback.hash_one((self.counter, 1u8));
@@ -75,7 +75,7 @@ impl TokenSource {
 }
 
 /// The 32 lowercase hex digits of a token.
-pub fn to_hex(token: &Token) -> [u8; 32] {
+pub fn to_hex(token: &AuthToken) -> [u8; 32] {
     let mut hex = [0u8; 32];
     for (pair, byte) in hex.chunks_exact_mut(2).zip(token) {
         pair[0] = HEX[usize::from(byte >> 4)];
@@ -86,7 +86,7 @@ pub fn to_hex(token: &Token) -> [u8; 32] {
 
 /// True when `given` equals the hex form of `token`. The time taken does not depend on where the
 /// first difference is (only on the length, which is not secret).
-pub fn hex_matches(token: &Token, given: &[u8]) -> bool {
+pub fn hex_matches(token: &AuthToken, given: &[u8]) -> bool {
     let expected = to_hex(token);
     if given.len() != expected.len() {
         return false;
@@ -104,15 +104,15 @@ mod tests {
 
     #[test]
     fn tokens_differ() {
-        let mut source = TokenSource::new();
-        let tokens: Vec<Token> = (0..40).map(|_| source.next_token()).collect();
+        let mut source = AuthTokenSource::new();
+        let tokens: Vec<AuthToken> = (0..40).map(|_| source.fresh()).collect();
         for (i, a) in tokens.iter().enumerate() {
             assert_ne!(*a, [0u8; 16]);
             for b in &tokens[i + 1..] {
                 assert_ne!(a, b);
             }
         }
-        let fallback: Vec<Token> = (0..4).map(|_| source.fallback_token()).collect();
+        let fallback: Vec<AuthToken> = (0..4).map(|_| source.fallback_token()).collect();
         assert_ne!(fallback[0], fallback[1]);
     }
 
