@@ -2,12 +2,13 @@
 #   make run      build release and run the server on its built-in defaults
 #   make test     formatting, lints and every test (what CI runs)
 #   make bench    the quick benchmarks (a few minutes)
+#   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
 #   make c1000k   the million-connection benchmark (C=... to change the target)
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench c1000k messenger clean
+.PHONY: all build run test fmt lint unit bench microbench c1000k messenger clean
 
 all: build
 
@@ -30,6 +31,13 @@ test: fmt lint unit
 
 bench: build
 	bash bench/quick.sh
+
+# Divan options for every bench binary (the command line wins over each bench's own settings;
+# --sample-size would also override the fan-out's one push per sample, so leave it out).
+MICROBENCH_ARGS ?= --sample-count 1000 --max-time 3
+
+microbench:
+	$(CARGO) bench -p rcomet -- $(MICROBENCH_ARGS)
 
 c1000k: build
 	bash bench/c1000k.sh
