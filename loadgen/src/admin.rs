@@ -58,8 +58,9 @@ fn valid_token(t: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-#[derive(Default)]
-struct Reply {
+/// What has been read of one reply so far (a reply may span several reads).
+#[derive(Default, Debug)]
+pub struct Reply {
     status: Option<u16>,
     token: Option<Box<[u8]>>,
     ok: bool,
@@ -71,7 +72,7 @@ struct Reply {
 /// Handles bytes read from an admin connection.
 pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action {
     while !input.is_empty() {
-        let mut r = Reply::default();
+        let mut r = conn.partial_reply.take().map(|b| *b).unwrap_or_default();
         let fed = conn.reader.feed(input, &mut |ev| match ev {
             Event::Head { status } => r.status = Some(status),
             Event::Line(line) => {
@@ -90,6 +91,8 @@ pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action 
         };
         input = input.get(fed.consumed..).unwrap_or(&[]);
         let Some(keep_alive) = fed.ended else {
+            // The rest of this reply comes with a later read.
+            conn.partial_reply = Some(Box::new(r));
             continue;
         };
         let Some(job) = conn.jobs.pop_front() else {

@@ -104,6 +104,8 @@ pub struct Conn {
     pub out: Vec<u8>,
     pub sub: SubState,
     pub jobs: VecDeque<Job>,
+    /// An admin reply whose head arrived in an earlier read than its end.
+    pub partial_reply: Option<Box<crate::admin::Reply>>,
 }
 
 impl Default for Conn {
@@ -120,6 +122,7 @@ impl Default for Conn {
             out: Vec::new(),
             sub: SubState::default(),
             jobs: VecDeque::new(),
+            partial_reply: None,
         }
     }
 }
