@@ -3,7 +3,8 @@
 #   make test     formatting, lints and every test (what CI runs)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
-#   make c1000k   the million-connection benchmark (C=... to change the target)
+#   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
+#                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
 
 CARGO ?= cargo

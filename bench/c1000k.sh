@@ -1,47 +1,63 @@
 #!/usr/bin/env bash
-# bench/c1000k.sh (`make c1000k`): the million-connection benchmark.
+# bench/c1000k.sh (`make c1000k`): the million-connection benchmark, rcomet alone or side by side
+# with C++ iComet 0.2.5 (ICOMET_BIN) and/or a server that is already running (COMPARE_*).
 #
-# Checks the host (sysctl/check.sh), reads the open-file limit, starts rcomet on the benchmark ports
-# sized for the target, then
+# Checks the host (sysctl/check.sh), reads the open-file limit, then runs two phases per server:
 #   1. hold:  rcomet-loadgen connect -n COUNT (one channel each, JSONP long-poll, memory guard),
-#             held HOLD seconds; server RSS and kernel memory per connection at full count;
+#             held HOLD seconds; server RSS and kernel memory per connection at full count, and
+#             memory samples every 0.5 s during the ramp;
 #   2. push:  rcomet-loadgen fanout -n COUNT, one message per channel (= per subscriber), at
 #             MSG_RATE/s, with every subscriber connected: deliveries/s, latency, lost messages;
-# and prints one table. With COMPARE_FRONT/COMPARE_ADMIN/COMPARE_PID it runs the same two phases
-# against that already-running server and prints it as a second column.
+# alternating servers, rcomet first (hold: rcomet, iComet, compare; then push in the same order),
+# with a fresh server process for every phase of every server the script starts. It prints one
+# table (a column per server, then rcomet/other ratios), writes it and two SVG charts (memory
+# against connections held during the ramp; push-phase latency percentiles) into the run's
+# directory, and exits 1, the failing rows printed first, when a server held fewer connections
+# than its target or lost a message.
 #
-# When one epoll server process cannot hold C (RLIMIT_NOFILE < C + FD_MARGIN) it says so in one
-# line and runs at the largest count one process can hold here.
+# One epoll rcomet process, and iComet (always one process), hold at most RLIMIT_NOFILE -
+# FD_MARGIN connections: when C is more, the script says so in one line and runs that server at
+# the largest count it can hold here, which is then its target (io_uring rcomet is not capped).
 #
-# Env: C (1000000) target connections; ENGINE (epoll | io_uring); HOLD (10) seconds;
-#      MSG_RATE (5000) pushes/s (what two shared CPUs sustain with 1M long-polling subscribers);
-#      MESSAGES (COUNT) pushes in the push phase; FD_MARGIN (1000)
-#      descriptors kept free in the server for listeners, admin and stats connections;
-#      MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) server long-poll timeout;
-#      COMPARE_FRONT, COMPARE_ADMIN, COMPARE_PID: a second server to measure the same way.
+# Env: C (1000000) target connections; ENGINE (epoll | io_uring); THREADS (0 = one per CPU) rcomet
+#      workers; HOLD (10) seconds; MSG_RATE (5000) pushes/s; MESSAGES (COUNT) pushes in the push
+#      phase; FD_MARGIN (1000) descriptors kept free in each server for listeners, admin and
+#      stats connections; MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll
+#      and channel timeout and CHANNEL_BUFFER_SIZE (10), the same for every server started here;
+#      ICOMET_BIN: iComet's icomet-server, started here for a compare column on ICOMET_ADMIN
+#      (127.0.0.1:18001) and ICOMET_FRONT (127.0.0.1:18101), config and log in the run directory;
+#      COMPARE_FRONT, COMPARE_ADMIN, COMPARE_PID: a second server to measure the same way;
+#      OUT_DIR (unset): a directory to copy table.txt and the two SVGs to as well.
 #
-# Depends on: bench/lib.sh, sysctl/check.sh, target/release/{rcomet,rcomet-loadgen}.
+# Depends on: bench/lib.sh, bench/lib_icomet.sh, bench/c1000k_table.py, bench/c1000k_charts.py,
+#             python3, curl, sysctl/check.sh, target/release/{rcomet,rcomet-loadgen}.
 
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ICOMET_ADMIN=${ICOMET_ADMIN:-127.0.0.1:18001}
+ICOMET_FRONT=${ICOMET_FRONT:-127.0.0.1:18101}
+source "$BENCH_DIR/lib_icomet.sh"
 
 case ${1-} in
     -h | --help)
-        sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
 
 C=${C:-1000000}
 ENGINE=${ENGINE:-epoll}
+THREADS=${THREADS:-0}
 HOLD=${HOLD:-10}
 MSG_RATE=${MSG_RATE:-5000}
 FD_MARGIN=${FD_MARGIN:-1000}
 MIN_FREE_MB=${MIN_FREE_MB:-3072}
 POLLING_TIMEOUT=${POLLING_TIMEOUT:-900}
+CHANNEL_BUFFER_SIZE=${CHANNEL_BUFFER_SIZE:-10}
 COMPARE_FRONT=${COMPARE_FRONT:-}
 COMPARE_ADMIN=${COMPARE_ADMIN:-}
 COMPARE_PID=${COMPARE_PID:-}
+OUT_DIR=${OUT_DIR:-}
 
 is_count() { [[ $1 =~ ^[0-9]+$ ]] && (($1 > 0)); }
 is_count "$C" || { echo "c1000k.sh: C must be a positive integer, not '$C'" >&2; exit 2; }
@@ -54,19 +70,38 @@ if [[ -n $COMPARE_FRONT || -n $COMPARE_ADMIN ]] && [[ -z $COMPARE_FRONT || -z $C
     echo "c1000k.sh: COMPARE_FRONT and COMPARE_ADMIN go together" >&2
     exit 2
 fi
+is_count "$CHANNEL_BUFFER_SIZE" || { echo "c1000k.sh: CHANNEL_BUFFER_SIZE must be a positive integer" >&2; exit 2; }
+is_count "$POLLING_TIMEOUT" || { echo "c1000k.sh: POLLING_TIMEOUT must be a positive integer" >&2; exit 2; }
+[[ $THREADS =~ ^[0-9]+$ ]] || { echo "c1000k.sh: THREADS must be a number (0 = one per CPU)" >&2; exit 2; }
 for bin in "$RCOMET_BIN" "$LOADGEN_BIN"; do
     [[ -x $bin ]] || { echo "c1000k.sh: $bin is missing: run 'make build' first" >&2; exit 1; }
 done
+if [[ -n $ICOMET_BIN ]]; then
+    [[ -x $ICOMET_BIN ]] || { echo "c1000k.sh: ICOMET_BIN=$ICOMET_BIN is not an executable" >&2; exit 1; }
+    for a in "$ICOMET_ADMIN" "$ICOMET_FRONT"; do
+        if [[ $a == "$BENCH_ADMIN" || $a == "$BENCH_FRONT" || $a == "$COMPARE_FRONT" || $a == "$COMPARE_ADMIN" ]]; then
+            echo "c1000k.sh: iComet's port $a is taken by another server of this run: set ICOMET_ADMIN/ICOMET_FRONT" >&2
+            exit 2
+        fi
+    done
+fi
+command -v python3 >/dev/null 2>&1 || { echo "c1000k.sh: python3 is needed for the table and charts" >&2; exit 1; }
 
 bench_init c1000k
-echo "== rcomet C1000K benchmark: C=$(fmt_int "$C"), ENGINE=$ENGINE =="
+trap 'icomet_stop; bench_cleanup' EXIT
+echo "== rcomet C1000K benchmark: C=$(fmt_int "$C"), ENGINE=$ENGINE${ICOMET_BIN:+, with iComet}${COMPARE_FRONT:+, with $COMPARE_FRONT} =="
 machine_info
+icomet_version=""
+if [[ -n $ICOMET_BIN ]]; then
+    icomet_version=$(timeout 5 "$ICOMET_BIN" -h 2>&1 | grep -o -m1 'icomet-server [0-9.]*' || echo 'icomet-server ?')
+    echo "iComet:    $ICOMET_BIN ($icomet_version), admin $ICOMET_ADMIN, front $ICOMET_FRONT"
+fi
 wait_quiet "${C1000K_LOAD_MAX:-1.5}" "${C1000K_WAIT_TRIES:-6}" 30
 
 # ---- host ---------------------------------------------------------------------------------------
 
-check_out=$(bash "$BENCH_ROOT/sysctl/check.sh" 2>/dev/null)
-if bash "$BENCH_ROOT/sysctl/check.sh" --quiet; then
+check_out=$(timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" 2>/dev/null)
+if timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" --quiet; then
     echo "host: every sysctl/check.sh setting is satisfied"
 else
     # Rows look like "setting | current | wanted | NO".
@@ -75,13 +110,13 @@ else
     echo "host: continuing anyway (see sysctl/README.md)"
 fi
 
-# The soft limit may be raised up to the hard one without privilege.
+# The soft limit may be raised up to the hard one without privilege; servers started here inherit it.
 hard=$(ulimit -Hn)
 if [[ $hard == unlimited ]]; then ulimit -Sn "$((C + FD_MARGIN))" 2>/dev/null; else ulimit -Sn "$hard" 2>/dev/null; fi
 nofile=$(ulimit -Sn)
 [[ $nofile == unlimited ]] && nofile=$((C + FD_MARGIN))
 
-# ---- engine and count ---------------------------------------------------------------------------
+# ---- engine and counts --------------------------------------------------------------------------
 
 engine=$ENGINE
 if [[ $ENGINE == io_uring ]]; then
@@ -97,156 +132,213 @@ if [[ $ENGINE == io_uring ]]; then
     fi
 fi
 
-count=$C
-if [[ $engine == epoll ]] && ((nofile < C + FD_MARGIN)); then
-    count=$((nofile - FD_MARGIN))
-    if ((count < 1)); then
+# cap_count WHO NAME FIX: sets CAPPED to the largest count one process can hold under the
+# open-file limit (C when it fits), and says so in one line when that is below C.
+CAPPED=0
+cap_count() {
+    local who=$1 name=$2 fix=$3
+    CAPPED=$C
+    ((nofile >= C + FD_MARGIN)) && return 0
+    CAPPED=$((nofile - FD_MARGIN))
+    if ((CAPPED < 1)); then
         echo "open-file limit $nofile leaves no room for connections (FD_MARGIN $FD_MARGIN): stopping"
         exit 1
     fi
-    echo "open-file limit $(fmt_int "$nofile") < $(fmt_int "$((C + FD_MARGIN))"): one epoll rcomet process can hold at most ~$(fmt_int "$count") here; running at $(fmt_int "$count") (raise ulimit -n, or ENGINE=io_uring)"
-fi
-MESSAGES=${MESSAGES:-$count}
+    echo "open-file limit $(fmt_int "$nofile") < $(fmt_int "$((C + FD_MARGIN))"): $who can hold at most ~$(fmt_int "$CAPPED") here; running $name at $(fmt_int "$CAPPED") ($fix)"
+}
 
-# Kernel ~8.4 KB per loopback pair, ~1 KB in rcomet, a 4 KiB tcp_mem page per unread message.
-need_mb=$((count * 14 / 1024 + MIN_FREE_MB))
+# Per server: connections (its target), short name, column head, ports.
+declare -A COUNT SHORT HEAD FRONT_OF ADMIN_OF
+labels=(rcomet)
+COUNT[rcomet]=$C
+if [[ $engine == epoll ]]; then
+    cap_count "one epoll rcomet process" rcomet "raise ulimit -n, or ENGINE=io_uring"
+    COUNT[rcomet]=$CAPPED
+fi
+SHORT[rcomet]=rcomet
+FRONT_OF[rcomet]=$BENCH_FRONT
+ADMIN_OF[rcomet]=$BENCH_ADMIN
+if [[ -n $ICOMET_BIN ]]; then
+    labels+=(icomet)
+    cap_count "iComet, one process with ordinary descriptors," iComet "raise ulimit -n"
+    COUNT[icomet]=$CAPPED
+    SHORT[icomet]=iComet
+    HEAD[icomet]="iComet ${icomet_version#icomet-server }"
+    FRONT_OF[icomet]=$ICOMET_FRONT
+    ADMIN_OF[icomet]=$ICOMET_ADMIN
+fi
+if [[ -n $COMPARE_FRONT ]]; then
+    labels+=(compare)
+    COUNT[compare]=${COUNT[rcomet]}
+    SHORT[compare]=compare
+    HEAD[compare]="compare ($COMPARE_FRONT${COMPARE_PID:+, pid $COMPARE_PID})"
+    FRONT_OF[compare]=$COMPARE_FRONT
+    ADMIN_OF[compare]=$COMPARE_ADMIN
+fi
+max_count=0
+for l in "${labels[@]}"; do ((COUNT[$l] > max_count)) && max_count=${COUNT[$l]}; done
+MESSAGES=${MESSAGES:-}
+
+# Kernel ~8.4 KB per loopback pair, ~3 KB in the server, a 4 KiB tcp_mem page per unread message.
+need_mb=$((max_count * 16 / 1024 + MIN_FREE_MB))
 avail_mb=$(($(meminfo_kb MemAvailable) / 1024))
 if ((avail_mb < need_mb)); then
-    echo "memory: $(fmt_int "$avail_mb") MB available, ~$(fmt_int "$need_mb") MB wanted for $(fmt_int "$count") loopback connections: the load generator's guard (--min-free-mb $MIN_FREE_MB) may stop the ramp early"
+    echo "memory: $(fmt_int "$avail_mb") MB available, ~$(fmt_int "$need_mb") MB wanted for $(fmt_int "$max_count") loopback connections: the load generator's guard (--min-free-mb $MIN_FREE_MB) may stop the ramp early"
 fi
 
-ramp_timeout=$((60 + count / 5000))
-hold_timeout=$((ramp_timeout + HOLD + 90))
-push_s=$(((MESSAGES + MSG_RATE - 1) / MSG_RATE))
 drain=30
-push_timeout=$((ramp_timeout + push_s + drain + 90))
+# phase_timeouts COUNT MESSAGES: sets ramp_timeout, hold_timeout and push_timeout (seconds).
+phase_timeouts() {
+    local n=$1 m=$2
+    ramp_timeout=$((60 + n / 5000))
+    hold_timeout=$((ramp_timeout + HOLD + 90))
+    push_timeout=$((ramp_timeout + (m + MSG_RATE - 1) / MSG_RATE + drain + 90))
+}
 
-# run_phases LABEL FRONT ADMIN PID: the hold and push phases against one server; reports in
-# $BENCH_TMP/LABEL.{hold,push}.json and memory samples in $BENCH_TMP/LABEL.samples.
-run_phases() {
-    local label=$1 front=$2 admin=$3 pid=$4 base
+# The same settings for every server started here.
+max_conns=$((C + FD_MARGIN))
+rcomet_flags=(--engine "$engine" --max-connections "$((COUNT[rcomet] + FD_MARGIN))"
+    --max-channels "$max_conns" --max-subscribers-per-channel "$max_conns"
+    --polling-timeout "$POLLING_TIMEOUT" --channel-timeout "$POLLING_TIMEOUT"
+    --channel-buffer-size "$CHANNEL_BUFFER_SIZE" --header-timeout 60)
+((THREADS > 0)) && rcomet_flags+=(--threads "$THREADS")
+icomet_settings=(max_channels="$max_conns" max_subscribers_per_channel="$max_conns"
+    polling_timeout="$POLLING_TIMEOUT" channel_timeout="$POLLING_TIMEOUT"
+    channel_buffer_size="$CHANNEL_BUFFER_SIZE")
+
+# server_up LABEL: a fresh server (rcomet, iComet) or the running one (compare); sets SERVER_PID
+# (empty when unknown) and returns 1 when there is no server to measure.
+SERVER_PID=""
+server_up() {
+    SERVER_PID=""
+    case $1 in
+        rcomet)
+            rcomet_start "${rcomet_flags[@]}" || return 1
+            SERVER_PID=$RCOMET_PID
+            HEAD[rcomet]="rcomet ($RCOMET_ENGINE, $(grep -m1 -o 'workers=[0-9]*' "$RCOMET_LOG" | cut -d= -f2) workers)"
+            ;;
+        icomet)
+            icomet_start "${icomet_settings[@]}" || return 1
+            SERVER_PID=$ICOMET_PID
+            ;;
+        compare)
+            if [[ -n $COMPARE_PID ]] && ! kill -0 "$COMPARE_PID" 2>/dev/null; then
+                log "COMPARE_PID $COMPARE_PID is not running: no memory figures for it"
+                COMPARE_PID=""
+            fi
+            SERVER_PID=$COMPARE_PID
+            curl -s -m 5 -o /dev/null "http://$COMPARE_FRONT/ping" && return 0
+            echo "compare server: no answer to GET http://$COMPARE_FRONT/ping: its column stays empty"
+            return 1
+            ;;
+    esac
+}
+
+server_down() {
+    case $1 in
+        rcomet) rcomet_stop ;;
+        icomet) icomet_stop ;;
+    esac
+}
+
+# run_phase LABEL PHASE: one phase (hold or push) against one server; its report in
+# $BENCH_TMP/LABEL.PHASE.json ("{}" when it did not run) and memory samples (bench/lib.sh's
+# sampler, every second) appended to $BENCH_TMP/LABEL.samples.
+run_phase() {
+    local label=$1 phase=$2 n=${COUNT[$1]} base out="$BENCH_TMP/$1.$2.json" m
+    local front=${FRONT_OF[$1]} admin=${ADMIN_OF[$1]}
     local -a pidarg=()
-    [[ -n $pid ]] && pidarg=(--pid "$pid")
+    echo '{}' >"$out"
+    m=${MESSAGES:-$n}
+    phase_timeouts "$n" "$m"
     base=$(tcp_alloc)
-    [[ -n $pid ]] && sampler_start "$BENCH_TMP/$label.samples" "$pid" "$admin"
-    log "$label: hold phase: connect -n $count --transport poll --hold $HOLD"
-    loadgen_json "$BENCH_TMP/$label.hold.json" "$hold_timeout" connect -n "$count" --transport poll \
-        --per-channel 1 --hold "$HOLD" --ramp-timeout "$ramp_timeout" --min-free-mb "$MIN_FREE_MB" \
-        --front "$front" --admin "$admin" "${pidarg[@]}"
-    # Let the server and the kernel let go of the first set of connections.
-    wait_tcp_baseline "$base" 120
-    log "$label: push phase: fanout -n $count --messages $MESSAGES --msg-rate $MSG_RATE"
-    loadgen_json "$BENCH_TMP/$label.push.json" "$push_timeout" fanout -n "$count" --transport poll \
-        --per-channel 1 --messages "$MESSAGES" --msg-rate "$MSG_RATE" --drain "$drain" \
-        --ramp-timeout "$ramp_timeout" --min-free-mb "$MIN_FREE_MB" \
-        --front "$front" --admin "$admin" "${pidarg[@]}"
+    server_up "$label" || return 0
+    [[ -n $SERVER_PID ]] && pidarg=(--pid "$SERVER_PID")
+    [[ -n $SERVER_PID ]] && sampler_start "$BENCH_TMP/$label.samples" "$SERVER_PID" "$admin"
+    if [[ $phase == hold ]]; then
+        log "$label: hold phase: connect -n $n --transport poll --hold $HOLD"
+        loadgen_json "$out" "$hold_timeout" connect -n "$n" --transport poll \
+            --per-channel 1 --hold "$HOLD" --ramp-timeout "$ramp_timeout" --min-free-mb "$MIN_FREE_MB" \
+            --sample-interval-ms 500 --front "$front" --admin "$admin" "${pidarg[@]}"
+    else
+        log "$label: push phase: fanout -n $n --messages $m --msg-rate $MSG_RATE"
+        loadgen_json "$out" "$push_timeout" fanout -n "$n" --transport poll \
+            --per-channel 1 --messages "$m" --msg-rate "$MSG_RATE" --drain "$drain" \
+            --ramp-timeout "$ramp_timeout" --min-free-mb "$MIN_FREE_MB" \
+            --sample-interval-ms 500 --front "$front" --admin "$admin" "${pidarg[@]}"
+    fi
     sampler_stop
+    server_down "$label"
+    # Let the server and the kernel let go of this set of connections before the next run.
     wait_tcp_baseline "$base" 120
 }
 
 start_s=$(date +%s)
-tcp_base=$(tcp_alloc)
-max_conns=$((count + FD_MARGIN))
-if ! rcomet_start --engine "$engine" --max-connections "$max_conns" --max-channels "$max_conns" \
-    --polling-timeout "$POLLING_TIMEOUT" --channel-timeout "$POLLING_TIMEOUT" --header-timeout 60; then
-    echo "c1000k.sh: rcomet did not start" >&2
-    exit 1
-fi
-rcomet_label="rcomet ($RCOMET_ENGINE)"
-run_phases rcomet "$BENCH_FRONT" "$BENCH_ADMIN" "$RCOMET_PID"
-rcomet_stop
-
-if [[ -n $COMPARE_FRONT ]]; then
-    wait_tcp_baseline "$tcp_base" 120
-    if [[ -n $COMPARE_PID ]] && ! kill -0 "$COMPARE_PID" 2>/dev/null; then
-        log "COMPARE_PID $COMPARE_PID is not running: no memory figures for it"
-        COMPARE_PID=""
-    fi
-    if curl -s -m 5 -o /dev/null "http://$COMPARE_FRONT/ping"; then
-        run_phases compare "$COMPARE_FRONT" "$COMPARE_ADMIN" "$COMPARE_PID"
-    else
-        echo "compare server: no answer to GET http://$COMPARE_FRONT/ping: its column stays empty"
-        echo '{}' >"$BENCH_TMP/compare.hold.json"
-        echo '{}' >"$BENCH_TMP/compare.push.json"
-    fi
-fi
-
-# ---- table --------------------------------------------------------------------------------------
-
-# cell LABEL KIND: one formatted value for the table from the LABEL reports.
-cell() {
-    local h="$BENCH_TMP/$1.hold.json" p="$BENCH_TMP/$1.push.json" s="$BENCH_TMP/$1.samples"
-    case $2 in
-        held) printf '%s' "$(fmt_int "$(jget "$h" .connections_held_at_ready)") (end of hold $(fmt_int "$(jget "$h" .connections_held)"))" ;;
-        rate) printf '%s/s (%s s)' "$(fmt_int "$(jget "$h" .connect_rate_per_s)")" "$(awk -v v="$(jget "$h" .ramp_s)" 'BEGIN { if (v ~ /^[0-9.]+$/) printf "%.1f", v; else printf "-" }')" ;;
-        rss) printf '%s' "$(fmt_bytes "$(jget "$h" .server_rss_bytes)")" ;;
-        rss_peak)
-            if [[ -s $s ]]; then printf '%s' "$(fmt_bytes "$(($(sampler_max "$s" 2) * 1024))")"; else printf -- '-'; fi
-            ;;
-        rss_conn) printf '%s (anon %s)' "$(fmt_bytes "$(jget "$h" .server_rss_per_conn_bytes)")" "$(fmt_bytes "$(jget "$h" .server_rss_anon_per_conn_bytes)")" ;;
-        kern_conn) printf '%s' "$(fmt_bytes "$(jget "$h" .kernel_per_conn_bytes)")" ;;
-        hold_err) printf '%s' "$(jget "$h" .errors_total)$([[ $(jget "$h" .memory_guard_hit) == true ]] && echo ', memory guard hit')" ;;
-        push_held) printf '%s' "$(fmt_int "$(jget "$p" .connections_held_at_ready)")" ;;
-        deliv) printf '%s / %s' "$(fmt_int "$(jget "$p" .deliveries)")" "$(fmt_int "$(jget "$p" .expected_deliveries)")" ;;
-        deliv_s) printf '%s/s' "$(fmt_int "$(jget "$p" .deliveries_per_s)")" ;;
-        lat)
-            printf '%s / %s / %s / %s / %s' "$(fmt_us "$(jget "$p" .latency_us.p50)")" \
-                "$(fmt_us "$(jget "$p" .latency_us.p90)")" "$(fmt_us "$(jget "$p" .latency_us.p99)")" \
-                "$(fmt_us "$(jget "$p" .latency_us.p999)")" "$(fmt_us "$(jget "$p" .latency_us.max)")"
-            ;;
-        lost) printf '%s / %s / %s / %s' "$(jget "$p" .lost)" "$(jget "$p" .duplicated)" "$(jget "$p" .out_of_order)" "$(jget "$p" .undelivered)" ;;
-        push_err) printf '%s (pushes failed %s)' "$(jget "$p" .errors_total)" "$(jget "$p" .pushes_failed)" ;;
-        procs) printf '%s (fd limit %s)' "$(jget "$h" .processes)" "$(fmt_int "$(jget "$h" .fd_limit)")" ;;
-    esac
-}
-
-rows=(
-    "connections held|held"
-    "connect rate (ramp time)|rate"
-    "server RSS at full count|rss"
-    "server RSS peak (both phases)|rss_peak"
-    "server RSS / connection|rss_conn"
-    "kernel memory / connection|kern_conn"
-    "hold-phase errors|hold_err"
-    "push: subscribers held|push_held"
-    "push: deliveries / expected|deliv"
-    "push: deliveries/s|deliv_s"
-    "latency p50/p90/p99/p99.9/max|lat"
-    "lost / dup / out-of-order / undeliv.|lost"
-    "push-phase errors|push_err"
-    "load generator processes|procs"
-)
-labels=(rcomet)
-heads=("$rcomet_label")
-if [[ -n $COMPARE_FRONT ]]; then
-    labels+=(compare)
-    heads+=("compare ($COMPARE_FRONT${COMPARE_PID:+, pid $COMPARE_PID})")
-fi
-
-echo
-echo "== C1000K result: $(fmt_int "$count") connections (C=$(fmt_int "$C")), one channel each, JSONP long-poll; push: $(fmt_int "$MESSAGES") messages at $(fmt_int "$MSG_RATE")/s =="
-line=$(printf '%-38s' "")
-for hd in "${heads[@]}"; do line+=$(printf ' | %-50s' "$hd"); done
-echo "$line"
-printf '%s\n' "$(printf '%.0s-' $(seq 1 $((38 + 53 * ${#heads[@]}))))"
-for r in "${rows[@]}"; do
-    line=$(printf '%-38s' "${r%%|*}")
-    for l in "${labels[@]}"; do line+=$(printf ' | %-50s' "$(cell "$l" "${r#*|}")"); done
-    echo "$line"
+for phase in hold push; do
+    for label in "${labels[@]}"; do
+        run_phase "$label" "$phase"
+    done
 done
-echo "RSS / connection: VmRSS (RssAnon) delta from before the ramp to full count / held; kernel: SUnreclaim"
-echo "delta / held (client + server socket of each loopback connection). Client and server share $(nproc) CPUs."
-echo "load $(load_1min) at the end; $(($(date +%s) - start_s)) s; raw reports in $BENCH_TMP"
-((BENCH_LOADED)) && echo "NOTE: the machine was busy (load >= ${C1000K_LOAD_MAX:-1.5}) when this ran."
-# The server's own count (admin /stats, sampled every second) should never exceed what the load
-# generator opened plus a few admin connections: more means clients of someone else's test.
-if [[ -s $BENCH_TMP/rcomet.samples ]]; then
-    seen=$(sampler_max "$BENCH_TMP/rcomet.samples" 7)
-    if ((seen > count + 100)); then
-        echo "WARNING: rcomet counted up to $(fmt_int "$seen") connections, more than the $(fmt_int "$count") opened here: other clients used the benchmark ports; numbers NOT valid"
+HEAD[rcomet]=${HEAD[rcomet]:-rcomet ($engine)}
+
+# ---- table and charts ---------------------------------------------------------------------------
+
+runs="$BENCH_TMP/runs.tsv"
+: >"$runs"
+for l in "${labels[@]}"; do
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$l" "${SHORT[$l]}" "${HEAD[$l]}" "${COUNT[$l]}" \
+        "$BENCH_TMP/$l.hold.json" "$BENCH_TMP/$l.push.json" "$BENCH_TMP/$l.samples" >>"$runs"
+done
+counts=""
+for l in "${labels[@]}"; do counts+="${counts:+, }${SHORT[$l]} $(fmt_int "${COUNT[$l]}")"; done
+commit=$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+stamp="$(date -u '+%Y-%m-%d %H:%M UTC'), commit $commit, C=$(fmt_int "$C"), $(nproc) CPUs shared by servers and load generator"
+
+table="$BENCH_TMP/table.txt"
+{
+    echo "== C1000K result: $counts connections (C=$(fmt_int "$C")), one channel each, JSONP long-poll; push: one message per subscriber at $(fmt_int "$MSG_RATE")/s =="
+    timeout 60 python3 "$BENCH_DIR/c1000k_table.py" "$runs"
+    echo "$?" >"$BENCH_TMP/table.rc"
+    echo "RSS / connection: VmRSS (RssAnon) delta from before the ramp to full count / held; kernel: SUnreclaim"
+    echo "delta / held (client + server socket of each loopback connection). Client and server share $(nproc) CPUs."
+    echo "Order: hold phase of each server, then push phase of each (rcomet first), a fresh server per phase;"
+    echo "every server: polling_timeout = channel_timeout = $POLLING_TIMEOUT s, channel_buffer_size $CHANNEL_BUFFER_SIZE."
+    echo "load $(load_1min) at the end; $(($(date +%s) - start_s)) s; raw reports in $BENCH_TMP"
+    ((BENCH_LOADED)) && echo "NOTE: the machine was busy (load >= ${C1000K_LOAD_MAX:-1.5}) when this ran."
+    # The server's own count (admin /stats, sampled every second) should never exceed what the
+    # load generator opened plus a few admin connections: more means clients of someone else's test.
+    if [[ -s $BENCH_TMP/rcomet.samples ]]; then
+        seen=$(sampler_max "$BENCH_TMP/rcomet.samples" 7)
+        if ((seen > COUNT[rcomet] + 100)); then
+            echo "WARNING: rcomet counted up to $(fmt_int "$seen") connections, more than the $(fmt_int "${COUNT[rcomet]}") opened here: other clients used the benchmark ports; numbers NOT valid"
+        fi
     fi
+    bench_warning_report
+    if ((${#ICOMET_WARNINGS[@]})); then
+        echo "iComet errors:"
+        for w in "${ICOMET_WARNINGS[@]}"; do echo "  - $w"; done
+    fi
+    bench_intrusion_report
+} | tee "$table"
+table_rc=$(cat "$BENCH_TMP/table.rc" 2>/dev/null || echo 2)
+rm -f "$BENCH_TMP/table.rc"
+
+charts=$(timeout 60 python3 "$BENCH_DIR/c1000k_charts.py" "$runs" "$BENCH_TMP" "$stamp")
+echo "table and charts: $table${charts:+ }$(tr '\n' ' ' <<<"$charts")"
+if [[ -n $OUT_DIR ]]; then
+    mkdir -p "$OUT_DIR" && cp "$table" $charts "$OUT_DIR/" && echo "copied to $OUT_DIR"
 fi
-bench_warning_report
-bench_intrusion_report
+
 trap - EXIT
+icomet_stop
 bench_cleanup
+status=0
+if ((table_rc != 0)); then
+    echo "c1000k: FAILED (see the failing rows above the table)"
+    status=1
+fi
+if ((${#BENCH_INTRUSIONS[@]})); then
+    echo "c1000k: INVALID: another process shared the benchmark ports"
+    status=1
+fi
+exit "$status"

@@ -53,11 +53,14 @@ port_listeners() {
     ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' '
 }
 
-# bench_wait_ports_free [SECONDS]: waits until nothing listens on the benchmark ports. rcomet binds
-# with SO_REUSEPORT, so a second server on the same port would silently share its traffic.
+# bench_wait_ports_free [SECONDS [ADDR...]]: waits until nothing listens on the ports of ADDR...
+# (default: the benchmark ports). rcomet binds with SO_REUSEPORT, so a second server on the same
+# port would silently share its traffic.
 bench_wait_ports_free() {
     local limit=${1:-300} waited=0 addr port who
-    for addr in "$BENCH_ADMIN" "$BENCH_FRONT"; do
+    local -a addrs=("${@:2}")
+    ((${#addrs[@]})) || addrs=("$BENCH_ADMIN" "$BENCH_FRONT")
+    for addr in "${addrs[@]}"; do
         port=${addr##*:}
         while who=$(port_listeners "$port") && [[ -n $who ]]; do
             if ((waited >= limit)); then

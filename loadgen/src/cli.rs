@@ -101,6 +101,10 @@ pub struct Common {
     /// No progress line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Milliseconds between the memory samples of --json's `samples` (connections held, server
+    /// RSS with --pid, kernel SUnreclaim); 0 = none.
+    #[arg(long, default_value_t = 500)]
+    pub sample_interval_ms: u64,
     #[arg(long, hide = true)]
     pub worker_index: Option<usize>,
     #[arg(long, hide = true)]

@@ -1,7 +1,9 @@
 //! How a run's phases are synchronised. Standalone: the ramp's end starts the measurement at once
-//! (after the memory probe). Worker: the process reports progress, "ready" and its result as JSON
-//! lines on stdout, and waits for the parent's `go` line on stdin; EOF on stdin aborts the run.
-//! Depends on sys, stats, progress, procfs, serde.
+//! (after the memory probe), and the process takes the memory samples itself. Worker: the process
+//! reports progress (also at every sampling interval, so the parent's samples count connections
+//! of the moment), "ready" and its result as JSON lines on stdout, and waits for the parent's `go`
+//! line on stdin; EOF on stdin aborts the run. Depends on sys, stats, progress, procfs, samples,
+//! serde.
 
 use std::io::{self, Write};
 
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::procfs::MemProbe;
 use crate::progress::{Printer, Progress};
+use crate::samples::{Sampler, Stage};
 use crate::stats::{Counters, Stats, WorkerResult};
 use crate::sys::{self, Epoll};
 
@@ -29,6 +32,7 @@ pub enum WorkerLine {
 pub struct Standalone {
     pub mem: MemProbe,
     pub printer: Printer,
+    pub sampler: Sampler,
 }
 
 #[derive(Default)]
@@ -36,10 +40,13 @@ pub struct WorkerLink {
     go: bool,
     aborted: bool,
     buf: Vec<u8>,
+    /// Nanoseconds between progress lines sent for the parent's samples (0 = none).
+    sample_ns: u64,
+    next_sample_ns: u64,
 }
 
 pub enum Coord {
-    Standalone(Standalone),
+    Standalone(Box<Standalone>),
     Worker(WorkerLink),
 }
 
@@ -53,8 +60,12 @@ fn emit(line: &WorkerLine) {
 }
 
 impl Coord {
-    pub fn worker() -> Coord {
-        Coord::Worker(WorkerLink::default())
+    /// A worker that also reports progress every `sample_interval_ms` (0 = only once a second).
+    pub fn worker(sample_interval_ms: u64) -> Coord {
+        Coord::Worker(WorkerLink {
+            sample_ns: sample_interval_ms.saturating_mul(1_000_000),
+            ..WorkerLink::default()
+        })
     }
 
     /// Watches stdin for the parent's commands (worker only).
@@ -69,8 +80,33 @@ impl Coord {
     /// The ramp is over.
     pub fn ready(&mut self, c: &Counters) {
         match self {
-            Coord::Standalone(s) => s.mem.at_hold(),
+            Coord::Standalone(s) => {
+                s.mem.at_hold();
+                s.sampler.record(sys::now_ns(), c.held, Stage::Ready);
+            }
             Coord::Worker(_) => emit(&WorkerLine::Ready { held: c.held }),
+        }
+    }
+
+    /// A memory sample when one is due (standalone); a progress line for the parent's sample
+    /// (worker).
+    pub fn sample(&mut self, c: &Counters, now_ns: u64, stage: Stage) {
+        match self {
+            Coord::Standalone(s) => s.sampler.maybe(now_ns, c.held, stage),
+            Coord::Worker(w) => {
+                if w.sample_ns > 0 && now_ns >= w.next_sample_ns {
+                    w.next_sample_ns = now_ns.saturating_add(w.sample_ns);
+                    emit(&WorkerLine::Progress(Progress::of(c)));
+                }
+            }
+        }
+    }
+
+    /// When `sample` next has something to do (None: nothing periodic).
+    pub fn next_sample_ns(&self) -> Option<u64> {
+        match self {
+            Coord::Standalone(s) => s.sampler.next_due_ns(),
+            Coord::Worker(w) => (w.sample_ns > 0).then_some(w.next_sample_ns),
         }
     }
 

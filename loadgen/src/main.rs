@@ -20,6 +20,7 @@ mod progress;
 mod pump;
 mod report;
 mod runner;
+mod samples;
 mod seq_check;
 mod sources;
 mod stats;
@@ -35,6 +36,7 @@ use crate::procfs::MemProbe;
 use crate::progress::Printer;
 use crate::report::Report;
 use crate::runner::Runner;
+use crate::samples::{Sampler, Series};
 
 /// Seconds past the computed hard deadline after which SIGALRM ends the process regardless.
 const ALARM_SLACK_S: u64 = 60;
@@ -66,7 +68,8 @@ fn run() -> i32 {
     sys::arm_alarm(plan.hard_deadline_ns() / 1_000_000_000 + ALARM_SLACK_S);
 
     if plan.worker.is_some() {
-        return match Runner::new(plan, Coord::worker()).and_then(|r| r.run()) {
+        let coord = Coord::worker(plan.sample_interval_ms);
+        return match Runner::new(plan, coord).and_then(|r| r.run()) {
             Ok(_) => 0,
             Err(e) => {
                 eprintln!("rcomet-loadgen worker: {e}");
@@ -82,14 +85,14 @@ fn run() -> i32 {
     } else {
         run_here(&plan)
     };
-    let (stats, mem) = match outcome {
+    let (stats, mem, series) = match outcome {
         Ok(v) => v,
         Err(e) => {
             eprintln!("rcomet-loadgen: {e}");
             return 1;
         }
     };
-    let report = Report::build(&plan, &stats, &mem, processes);
+    let report = Report::build(&plan, &stats, &mem, processes).with_samples(series);
     if plan.json {
         println!("{}", report.to_json());
     } else {
@@ -99,17 +102,21 @@ fn run() -> i32 {
 }
 
 /// Runs the whole scenario in this process.
-fn run_here(plan: &Plan) -> Result<(stats::Stats, MemProbe), String> {
+fn run_here(plan: &Plan) -> Result<(stats::Stats, MemProbe, Series), String> {
     let mem = MemProbe::baseline(plan.pid);
-    let coord = Coord::Standalone(Standalone {
+    let start = sys::now_ns();
+    let coord = Coord::Standalone(Box::new(Standalone {
         mem,
-        printer: Printer::new(sys::now_ns(), plan.pid, plan.quiet),
-    });
+        printer: Printer::new(start, plan.pid, plan.quiet),
+        sampler: Sampler::new(start, plan.sample_interval_ms, plan.pid),
+    }));
     let runner = Runner::new(plan.clone(), coord).map_err(|e| e.to_string())?;
     let (stats, coord) = runner.run().map_err(|e| e.to_string())?;
-    let mem = match coord {
-        Coord::Standalone(s) => s.mem,
-        Coord::Worker(_) => mem,
-    };
-    Ok((stats, mem))
+    Ok(match coord {
+        Coord::Standalone(s) => {
+            let Standalone { mem, sampler, .. } = *s;
+            (stats, mem, sampler.finish())
+        }
+        Coord::Worker(_) => (stats, mem, Series::default()),
+    })
 }

@@ -1,9 +1,9 @@
 //! Multi-process runs: when one process cannot hold its share under the open-file limit, the
 //! parent starts K copies of this binary (`--worker-index i --workers K`), reads their JSON lines
 //! (progress, ready, result) from stdout pipes, prints one combined progress line, tells every
-//! worker `go` once all have ramped (after probing server and kernel memory), and merges the
-//! results. Children that outlive the hard deadline are killed. Depends on coord, stats, progress,
-//! procfs, plan, sys.
+//! worker `go` once all have ramped (after probing server and kernel memory), takes the memory
+//! samples with the workers' summed connections, and merges the results. Children that outlive
+//! the hard deadline are killed. Depends on coord, stats, progress, procfs, samples, plan, sys.
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -15,6 +15,7 @@ use crate::coord::WorkerLine;
 use crate::plan::Plan;
 use crate::procfs::MemProbe;
 use crate::progress::{Printer, Progress};
+use crate::samples::{Sampler, Series, Stage};
 use crate::stats::{Stats, WorkerResult};
 use crate::sys::now_ns;
 
@@ -34,7 +35,11 @@ struct Worker {
 }
 
 /// Runs `count` worker processes with `args` (this process's own arguments) and merges them.
-pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemProbe), String> {
+pub fn run(
+    plan: &Plan,
+    count: usize,
+    args: &[OsString],
+) -> Result<(Stats, MemProbe, Series), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
     let mut mem = MemProbe::baseline(plan.pid);
     let start = now_ns();
@@ -77,6 +82,8 @@ pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemPr
     }
     drop(tx);
     let mut printer = Printer::new(start, plan.pid, plan.quiet);
+    let mut sampler = Sampler::new(start, plan.sample_interval_ms, plan.pid);
+    let held = |workers: &[Worker]| workers.iter().map(|w| w.progress.held).sum::<u64>();
     let mut next_tick = start + NS;
     let mut go_sent = false;
     loop {
@@ -88,7 +95,10 @@ pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemPr
             eprintln!("rcomet-loadgen: workers passed the hard deadline; stopping them");
             break;
         }
-        let wait = next_tick.saturating_sub(now).min(deadline - now);
+        let wake = sampler
+            .next_due_ns()
+            .map_or(next_tick, |t| t.min(next_tick));
+        let wait = wake.saturating_sub(now).min(deadline - now);
         match rx.recv_timeout(Duration::from_nanos(wait)) {
             Ok((i, Some(line))) => {
                 if let Some(w) = workers.get_mut(i) {
@@ -105,6 +115,7 @@ pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemPr
         }
         if !go_sent && workers.iter().all(|w| w.ready || w.eof) {
             mem.at_hold();
+            sampler.record(now_ns(), held(&workers), Stage::Ready);
             for w in &mut workers {
                 if let Some(stdin) = w.stdin.as_mut() {
                     // A worker that already exited cannot be told; its result (if any) still counts.
@@ -114,6 +125,8 @@ pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemPr
             go_sent = true;
         }
         let now = now_ns();
+        let stage = if go_sent { Stage::Measure } else { Stage::Ramp };
+        sampler.maybe(now, held(&workers), stage);
         if now >= next_tick {
             let mut total = Progress::default();
             for w in &workers {
@@ -132,13 +145,16 @@ pub fn run(plan: &Plan, count: usize, args: &[OsString]) -> Result<(Stats, MemPr
         }
     }
     stats.c.target = plan.total;
-    Ok((stats, mem))
+    Ok((stats, mem, sampler.finish()))
 }
 
 fn take_line(w: &mut Worker, line: &str) {
     match serde_json::from_str::<WorkerLine>(line) {
         Ok(WorkerLine::Progress(p)) => w.progress = p,
-        Ok(WorkerLine::Ready { .. }) => w.ready = true,
+        Ok(WorkerLine::Ready { held }) => {
+            w.ready = true;
+            w.progress.held = held;
+        }
         Ok(WorkerLine::Result(r)) => {
             w.progress = Progress::of(&r.counters);
             w.result = Some(*r);

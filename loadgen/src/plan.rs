@@ -89,6 +89,8 @@ pub struct Plan {
     pub json: bool,
     pub quiet: bool,
     pub pin_cpu: Option<usize>,
+    /// Milliseconds between memory samples; 0 = none.
+    pub sample_interval_ms: u64,
 }
 
 fn resolve_v4(what: &str, addr: &str) -> Result<SocketAddrV4, String> {
@@ -175,6 +177,7 @@ impl Plan {
             json: common.json,
             quiet: common.quiet,
             pin_cpu: common.pin_cpu,
+            sample_interval_ms: common.sample_interval_ms,
         };
         match cmd {
             Command::Connect(a) => {

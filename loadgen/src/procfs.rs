@@ -1,8 +1,9 @@
 //! Readings from /proc: MemAvailable and SUnreclaim from /proc/meminfo (free-memory guard, kernel
 //! memory per connection), VmRSS / RssAnon from /proc/PID/status (server memory per connection),
-//! utime + stime from /proc/PID/stat (server CPU per push, delivery or request), and the
-//! before/while-held memory probe built from them. Missing files or fields read as None. Depends
-//! on sys (clock ticks per second) and std.
+//! utime + stime from /proc/PID/stat (server CPU per push, delivery or request), each pair of
+//! memory fields from one read for the periodic samples, and the before/while-held memory probe
+//! built from them. Missing files or fields read as None. Depends on sys (clock ticks per second)
+//! and std.
 
 /// Value in bytes of a `Name:   1234 kB` line in a /proc text file.
 fn kb_field(text: &str, name: &str) -> Option<u64> {
@@ -32,6 +33,25 @@ pub fn sunreclaim() -> Option<u64> {
 pub fn process_rss(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kb_field(&text, "VmRSS")
+}
+
+/// VmRSS and RssAnon of a process, in bytes, from one read of /proc/PID/status.
+pub fn process_rss_and_anon(pid: u32) -> (Option<u64>, Option<u64>) {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(text) => (kb_field(&text, "VmRSS"), kb_field(&text, "RssAnon")),
+        Err(_) => (None, None),
+    }
+}
+
+/// SUnreclaim and MemAvailable, in bytes, from one read of /proc/meminfo.
+pub fn sunreclaim_and_available() -> (Option<u64>, Option<u64>) {
+    match std::fs::read_to_string("/proc/meminfo") {
+        Ok(text) => (
+            kb_field(&text, "SUnreclaim"),
+            kb_field(&text, "MemAvailable"),
+        ),
+        Err(_) => (None, None),
+    }
 }
 
 /// Anonymous resident memory of a process, in bytes.
@@ -112,6 +132,11 @@ mod tests {
         assert!(mem_available().unwrap_or(0) > 0);
         assert!(process_cpu_us(me).is_some());
         assert_eq!(process_cpu_us(u32::MAX), None);
+        let (rss, anon) = process_rss_and_anon(me);
+        assert!(rss.unwrap_or(0) > 0 && anon.is_some());
+        assert_eq!(process_rss_and_anon(u32::MAX), (None, None));
+        let (sunreclaim, available) = sunreclaim_and_available();
+        assert!(sunreclaim.is_some() && available.unwrap_or(0) > 0);
     }
 
     #[test]

@@ -1,12 +1,21 @@
-//! The final report of a run: built from the (merged) counters, latency histogram, memory probe
-//! and server CPU readings, printed as one JSON object (--json) or as a human-readable table.
-//! Depends on stats, procfs, plan, serde.
+//! The final report of a run: built from the (merged) counters, latency histogram (percentiles
+//! and a quantile ladder for charts), memory probe, periodic memory samples and server CPU
+//! readings, printed as one JSON object (--json) or as a human-readable table. Depends on stats,
+//! procfs, samples, plan, serde.
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::plan::{Plan, Scenario};
 use crate::procfs::MemProbe;
+use crate::samples::{Sample, Series};
 use crate::stats::{Errors, Stats};
+
+/// 1 / (1 - q) steps within each decade of the quantile ladder (10 per decade, about evenly
+/// spaced on a log axis; 2 gives the median, 1 gives 0.9, 0.99, ...).
+const LADDER_STEPS: [f64; 10] = [1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.4, 8.0];
+/// The ladder goes up to 1 / (1 - q) = 10^LADDER_DECADES (q = 0.99999), then q = 1 (the maximum).
+const LADDER_DECADES: i32 = 5;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
@@ -16,7 +25,44 @@ pub struct Latency {
     pub p90: u64,
     pub p99: u64,
     pub p999: u64,
+    pub p9999: u64,
     pub max: u64,
+}
+
+/// One point of the latency distribution: `us` is the value at quantile `quantile`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct QuantileValue {
+    pub quantile: f64,
+    pub us: u64,
+}
+
+/// Values of `h` at q = 0, then 1 - 1/x for x = 1.25, 1.6, ... 10^LADDER_DECADES, then q = 1 (the
+/// maximum); empty when nothing was recorded.
+pub fn quantile_ladder(h: &Histogram<u64>) -> Vec<QuantileValue> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    let mut qs = vec![0.0];
+    for decade in 0..LADDER_DECADES {
+        for step in LADDER_STEPS {
+            let x = step * 10f64.powi(decade);
+            if x > 1.0 {
+                qs.push(1.0 - 1.0 / x);
+            }
+        }
+    }
+    qs.push(1.0 - 1.0 / 10f64.powi(LADDER_DECADES));
+    qs.push(1.0);
+    qs.into_iter()
+        .map(|q| QuantileValue {
+            quantile: q,
+            us: if q >= 1.0 {
+                h.max()
+            } else {
+                h.value_at_quantile(q)
+            },
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -42,6 +88,8 @@ pub struct Report {
     /// µs: push→deliver (fanout), request (ping, admin), cycle (churn), connect→subscribed
     /// (connect).
     pub latency_us: Latency,
+    /// The same distribution at a ladder of quantiles (see `quantile_ladder`), for charts.
+    pub latency_quantiles_us: Vec<QuantileValue>,
     pub lost: u64,
     pub duplicated: u64,
     pub out_of_order: u64,
@@ -90,6 +138,10 @@ pub struct Report {
     pub processes: usize,
     pub fd_limit: u64,
     pub sources: usize,
+    /// Seconds between `samples` at the end of the run (0 = none taken).
+    pub sample_interval_s: f64,
+    /// Connections held, server and kernel memory over the run (--sample-interval-ms).
+    pub samples: Vec<Sample>,
 }
 
 fn secs(from_ns: u64, to_ns: u64) -> f64 {
@@ -156,8 +208,10 @@ impl Report {
                 p90: h.value_at_quantile(0.9),
                 p99: h.value_at_quantile(0.99),
                 p999: h.value_at_quantile(0.999),
+                p9999: h.value_at_quantile(0.9999),
                 max: h.max(),
             },
+            latency_quantiles_us: quantile_ladder(h),
             lost: c.lost,
             duplicated: c.duplicated,
             out_of_order: c.out_of_order,
@@ -197,7 +251,16 @@ impl Report {
             processes,
             fd_limit: plan.fd_limit,
             sources: plan.sources.len(),
+            sample_interval_s: 0.0,
+            samples: Vec::new(),
         }
+    }
+
+    /// The report with the run's memory samples.
+    pub fn with_samples(mut self, series: Series) -> Report {
+        self.sample_interval_s = series.interval_s;
+        self.samples = series.samples;
+        self
     }
 
     pub fn to_json(&self) -> String {
@@ -268,8 +331,8 @@ impl Report {
             (
                 "latency µs",
                 format!(
-                    "n {} p50 {} p90 {} p99 {} p99.9 {} max {}",
-                    l.count, l.p50, l.p90, l.p99, l.p999, l.max
+                    "n {} p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {}",
+                    l.count, l.p50, l.p90, l.p99, l.p999, l.p9999, l.max
                 ),
             ),
         ];
@@ -351,6 +414,16 @@ impl Report {
                 optf(self.kernel_per_conn_bytes)
             ),
         ));
+        if !self.samples.is_empty() {
+            rows.push((
+                "memory samples",
+                format!(
+                    "{} (every {} s; in --json)",
+                    self.samples.len(),
+                    self.sample_interval_s
+                ),
+            ));
+        }
         if self.memory_guard_hit {
             rows.push(("memory guard", "hit: ramp stopped early".to_string()));
         }
@@ -410,6 +483,91 @@ mod tests {
         assert_eq!(v["latency_us"]["p50"], 100);
         assert!(r.to_table().contains("connections held"));
         assert_eq!(v["server_cpu_us_per_push"], serde_json::Value::Null);
+        assert_eq!(v["samples"], serde_json::json!([]));
+        assert_eq!(v["sample_interval_s"], 0.0);
+    }
+
+    #[test]
+    fn quantile_ladder_spans_median_to_max() {
+        let mut h = crate::stats::new_histogram();
+        for us in 1..=100_000u64 {
+            record_us(&mut h, us);
+        }
+        let ladder = quantile_ladder(&h);
+        assert_eq!(ladder.len(), 1 + 9 + 4 * 10 + 1 + 1);
+        assert_eq!(ladder[0].quantile, 0.0);
+        assert_eq!(ladder[0].us, 1);
+        let last = ladder[ladder.len() - 1];
+        assert_eq!((last.quantile, last.us), (1.0, h.max()));
+        for w in ladder.windows(2) {
+            assert!(w[0].quantile < w[1].quantile, "{w:?}");
+            assert!(w[0].us <= w[1].us, "{w:?}");
+        }
+        let at = |q: f64| {
+            ladder
+                .iter()
+                .find(|p| (p.quantile - q).abs() < 1e-12)
+                .map(|p| p.us)
+        };
+        assert_eq!(at(0.5), Some(h.value_at_quantile(0.5)));
+        assert_eq!(at(0.99), Some(h.value_at_quantile(0.99)));
+        assert_eq!(at(0.99999), Some(h.value_at_quantile(0.99999)));
+        let p99 = at(0.99).unwrap_or(0);
+        assert!((98_900..=99_100).contains(&p99), "{p99}");
+        assert!(quantile_ladder(&crate::stats::new_histogram()).is_empty());
+    }
+
+    #[test]
+    fn samples_and_quantiles_in_json() {
+        use crate::samples::Stage;
+        let plan = crate::plan::plan_from_args(&["lg", "connect", "-n", "2"]);
+        let mut stats = Stats::default();
+        for us in [100, 200, 300] {
+            record_us(&mut stats.latency, us);
+        }
+        let sample = |t_s, stage, held| Sample {
+            t_s,
+            stage,
+            connections_held: held,
+            server_rss_bytes: Some(4_000_000 + held * 1000),
+            server_rss_anon_bytes: Some(1_000_000),
+            kernel_sunreclaim_bytes: Some(90_000_000),
+            mem_available_bytes: None,
+        };
+        let series = Series {
+            interval_s: 0.5,
+            samples: vec![
+                sample(0.0, Stage::Ramp, 0),
+                sample(0.5, Stage::Ramp, 1),
+                sample(0.7, Stage::Ready, 2),
+                sample(1.0, Stage::Measure, 2),
+            ],
+        };
+        let r = Report::build(&plan, &stats, &MemProbe::default(), 1).with_samples(series);
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+        assert_eq!(v["sample_interval_s"], 0.5);
+        let samples = v["samples"].as_array().expect("samples");
+        assert_eq!(samples.len(), 4);
+        assert_eq!(
+            samples[2],
+            serde_json::json!({
+                "t_s": 0.7,
+                "stage": "ready",
+                "connections_held": 2,
+                "server_rss_bytes": 4_002_000,
+                "server_rss_anon_bytes": 1_000_000,
+                "kernel_sunreclaim_bytes": 90_000_000,
+                "mem_available_bytes": null,
+            })
+        );
+        assert_eq!(samples[3]["stage"], "measure");
+        assert_eq!(v["latency_us"]["p9999"], 300);
+        let ladder = v["latency_quantiles_us"].as_array().expect("ladder");
+        assert_eq!(ladder[0], serde_json::json!({"quantile": 0.0, "us": 100}));
+        assert_eq!(ladder[ladder.len() - 1]["quantile"], 1.0);
+        assert_eq!(ladder[ladder.len() - 1]["us"], 300);
+        let table = r.to_table();
+        assert!(table.contains("4 (every 0.5 s; in --json)"), "{table}");
     }
 
     #[test]

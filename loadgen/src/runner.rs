@@ -2,8 +2,8 @@
 //! of connections (paced by --rate, bounded in-flight connects, free-memory guard, ramp timeout),
 //! synchronises with the coordinator, runs the scenario's measurement (hold, fan-out publishing
 //! open or closed loop, churn cycles, ping, admin requests), reads the server's CPU time at the
-//! start and end of the measurement (--pid), sweeps timeouts once a second, and always stops by
-//! its hard deadline. Depends on every connection-level module; nothing depends on it but main
+//! start and end of the measurement (--pid), has the coordinator take the periodic memory samples,
+//! sweeps timeouts once a second, and always stops by its hard deadline. Depends on every connection-level module; nothing depends on it but main
 //! and parent.
 
 use std::collections::VecDeque;
@@ -19,6 +19,7 @@ use crate::pinger;
 use crate::plan::{Plan, Scenario};
 use crate::procfs;
 use crate::pump::{self, SignRequest, Work};
+use crate::samples;
 use crate::stats::{ErrorKind, Stats};
 use crate::sys::{self, Epoll, Ready};
 
@@ -107,6 +108,11 @@ impl Runner {
                 self.tick(now);
                 self.next_tick_ns = now + NS;
             }
+            let stage = match self.stage {
+                Stage::Ramp | Stage::Ready => samples::Stage::Ramp,
+                Stage::Measure | Stage::Done => samples::Stage::Measure,
+            };
+            self.coord.sample(&self.stats.c, now, stage);
             self.advance(now);
             if self.stage == Stage::Done {
                 break;
@@ -628,6 +634,10 @@ impl Runner {
         };
         let base: u64 = if paced { 1 } else { 50 };
         let to_tick = self.next_tick_ns.saturating_sub(now) / 1_000_000 + 1;
-        base.min(to_tick) as i32
+        let to_sample = self
+            .coord
+            .next_sample_ns()
+            .map_or(u64::MAX, |t| t.saturating_sub(now) / 1_000_000 + 1);
+        base.min(to_tick).min(to_sample) as i32
     }
 }

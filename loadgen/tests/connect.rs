@@ -115,3 +115,59 @@ fn silent_server_times_out_and_the_run_still_ends() {
     assert_eq!(num(&r["errors"], "timeout"), 5, "{r}");
     assert_eq!(num(&r, "connections_held"), 0, "{r}");
 }
+
+/// Checks the `samples` of a report: time moves forward, the first is the empty baseline, one is
+/// taken at the end of the ramp with every connection held, and the server (this test process,
+/// which runs the fake server) has an RSS in each.
+fn check_samples(r: &serde_json::Value, held: u64) {
+    let samples = r["samples"].as_array().expect("samples array");
+    assert!(samples.len() >= 3, "{r}");
+    assert_eq!(r["sample_interval_s"], 0.1, "{r}");
+    assert_eq!(samples[0]["stage"], "ramp", "{r}");
+    assert_eq!(num(&samples[0], "connections_held"), 0, "{r}");
+    let ready: Vec<_> = samples.iter().filter(|s| s["stage"] == "ready").collect();
+    assert_eq!(ready.len(), 1, "{r}");
+    assert_eq!(num(ready[0], "connections_held"), held, "{r}");
+    assert!(samples.iter().any(|s| s["stage"] == "measure"), "{r}");
+    let mut t = -1.0;
+    for s in samples {
+        let ts = s["t_s"].as_f64().expect("t_s");
+        assert!(ts >= t, "{r}");
+        t = ts;
+        assert!(num(s, "server_rss_bytes") > 0, "{s}");
+        assert!(s["server_rss_anon_bytes"].is_u64(), "{s}");
+        assert!(s["kernel_sunreclaim_bytes"].is_u64(), "{s}");
+        assert!(num(s, "connections_held") <= held, "{s}");
+    }
+}
+
+#[test]
+fn samples_memory_and_connections_over_the_run() {
+    let server = FakeServer::start(Faults::default());
+    let pid = std::process::id().to_string();
+    let args = ["--hold", "1", "--sample-interval-ms", "100", "--pid", &pid];
+    let one = run_loadgen(&server, &[&["connect", "-n", "150"][..], &args].concat());
+    assert_eq!(num(&one, "processes"), 1, "{one}");
+    check_samples(&one, 150);
+    // Worker processes: the parent samples with their summed connections.
+    let many = run_loadgen(
+        &server,
+        &[&["connect", "-n", "300", "--fd-limit", "120"][..], &args].concat(),
+    );
+    assert!(num(&many, "processes") >= 2, "{many}");
+    check_samples(&many, 300);
+    // Off when asked.
+    let off = run_loadgen(
+        &server,
+        &[
+            "connect",
+            "-n",
+            "10",
+            "--hold",
+            "0",
+            "--sample-interval-ms",
+            "0",
+        ],
+    );
+    assert_eq!(off["samples"], serde_json::json!([]), "{off}");
+}
