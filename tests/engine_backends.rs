@@ -397,3 +397,55 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
     });
     assert_clean(&stats);
 }
+
+#[test]
+fn uring_burst_into_a_tiny_table_loses_no_client() {
+    // A small headroom, so that an empty table would take a multishot accept, and a burst four
+    // times the capacity arriving at once: the kernel must never take a connection it has no slot
+    // for (it would close it). Every client is served once the earlier ones leave.
+    let config = UringConfig {
+        table_size: Some(4),
+        accept_headroom: 1,
+        ..UringConfig::new(8)
+    };
+    let Some(server) = uring_server(
+        "uring_burst_into_a_tiny_table_loses_no_client",
+        config,
+        false,
+    ) else {
+        return;
+    };
+    // One client first: the backend arms its accepts for an empty table, then the burst comes.
+    let mut first = server.connect();
+    first.echo("armed");
+    let mut clients: Vec<Client> = (0..31).map(|_| server.connect()).collect();
+    clients.push(first);
+    for client in clients.iter_mut() {
+        client.send("echo hi\n");
+    }
+    server.await_stats("a full backend", |s| s.accepted == 8);
+    // Serve them eight at a time: each answered client leaves, freeing its slot for a waiting one.
+    let mut served = 0;
+    while !clients.is_empty() {
+        let mut waiting = Vec::new();
+        for mut client in clients {
+            if client.silent_for(QUIET) {
+                waiting.push(client);
+            } else {
+                assert_eq!(
+                    client.line(),
+                    "hi",
+                    "a client closed by the kernel at accept"
+                );
+                served += 1;
+            }
+        }
+        assert!(waiting.len() < 32 - served + 1, "no progress");
+        clients = waiting;
+    }
+    assert_eq!(served, 32);
+    let stats = server.await_stats("every client accepted and closed", |s| {
+        s.accepted == 32 && s.live == 0
+    });
+    assert_clean(&stats);
+}

@@ -86,9 +86,12 @@ impl Counters {
         Arc::new(Counters::default())
     }
 
-    /// Live channels in all hubs.
+    /// Channels in all hubs, counting those whose creation a publisher reserved and its home has
+    /// not carried out yet: a publisher answered on its own worker sees its channel counted at
+    /// once (a publish in flight to a channel that exists counts it twice, until its home sees it).
     pub fn channels(&self) -> usize {
-        (self.channels.0.load(Ordering::Relaxed) & 0xffff_ffff) as usize
+        let n = self.channels.0.load(Ordering::Acquire);
+        ((n & 0xffff_ffff) + (n >> 32)) as usize
     }
 
     /// Registered subscribers in all hubs.

@@ -501,3 +501,32 @@ fn worker_bits() {
     assert_eq!(worker_bit(0), 1);
     assert_eq!(worker_bit(63), 1 << 63);
 }
+
+#[test]
+fn a_reserved_creation_counts_at_once_and_settles_at_the_home() {
+    let cfg = HubConfig {
+        max_channels: 2,
+        ..config()
+    };
+    let mut h = hub_with(cfg);
+    let counters = Arc::clone(h.counters());
+    assert!(counters.reserve_channel(2));
+    assert_eq!(counters.channels(), 1, "counted while the publish travels");
+    let p = h.publish_reserved(b"new", b"x").unwrap();
+    assert_eq!(p.msg.seq, 1);
+    assert_eq!((counters.channels(), h.len()), (1, 1));
+    // A reservation for a channel that exists is given back.
+    assert!(counters.reserve_channel(2));
+    assert_eq!(counters.channels(), 2);
+    assert_eq!(h.publish_reserved(b"new", b"y").unwrap().msg.seq, 2);
+    assert_eq!(counters.channels(), 1);
+    // Reservations count against the cap.
+    assert!(counters.reserve_channel(2));
+    assert!(
+        !counters.reserve_channel(2),
+        "live + reserved reached max_channels"
+    );
+    assert!(h.sign(b"third", 0).is_err());
+    h.publish_reserved(b"second", b"z").unwrap();
+    assert_eq!((counters.channels(), h.len()), (2, 2));
+}
