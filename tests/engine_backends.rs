@@ -40,10 +40,12 @@ fn uring_server(test: &str, config: UringConfig, peer_listener: bool) -> Option<
     runs_on("io_uring", test).then(|| Server::start_with(move || Uring::new(config), peer_listener))
 }
 
-/// Defaults, with a headroom small enough that multishot accept is in use, and few small receive
-/// buffers so that bursts need several receives and connections wait for a free buffer.
+/// Defaults with multishot accepts on (and a headroom small enough that they are in use), and few
+/// small receive buffers so that bursts need several receives and connections wait for a free
+/// buffer.
 fn uring_defaults() -> UringConfig {
     UringConfig {
+        multishot_accept: true,
         accept_headroom: 256,
         recv_buffers: 4,
         recv_buffer_size: 512,
@@ -285,6 +287,7 @@ fn epoll_holds_more_connections_than_a_small_table() {
 fn uring_holds_more_connections_than_a_small_table() {
     let config = UringConfig {
         table_size: Some(64),
+        multishot_accept: true,
         accept_headroom: 16,
         ..UringConfig::new(256)
     };
@@ -313,6 +316,7 @@ fn uring_holds_more_connections_than_a_small_table() {
 fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
     let config = UringConfig {
         table_size: Some(4),
+        multishot_accept: true,
         accept_headroom: 2,
         ..UringConfig::new(8)
     };
@@ -357,11 +361,10 @@ fn uring_sizes_its_tables_for_the_capacity() {
 
 #[test]
 fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
-    // A headroom above the capacity keeps multishot accepts off: every accept, on either
-    // listener, reserves its slot, so a burst larger than the backend must wait, not be dropped.
+    // Multishot accepts off (the default): every accept, on either listener, reserves its slot,
+    // so a burst larger than the backend must wait, not be dropped.
     let config = UringConfig {
         table_size: Some(4),
-        accept_headroom: 64,
         ..UringConfig::new(8)
     };
     let Some(server) = uring_server(
@@ -400,12 +403,11 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
 
 #[test]
 fn uring_burst_into_a_tiny_table_loses_no_client() {
-    // A small headroom, so that an empty table would take a multishot accept, and a burst four
-    // times the capacity arriving at once: the kernel must never take a connection it has no slot
-    // for (it would close it). Every client is served once the earlier ones leave.
+    // The server's configuration (multishot accepts off) and a burst four times the capacity
+    // arriving at once: the kernel must never take a connection it has no slot for (it would
+    // close it). Every client is served once the earlier ones leave.
     let config = UringConfig {
         table_size: Some(4),
-        accept_headroom: 1,
         ..UringConfig::new(8)
     };
     let Some(server) = uring_server(

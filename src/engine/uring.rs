@@ -62,8 +62,14 @@ pub struct UringConfig {
     pub entries: u32,
     /// Largest table per ring. `None`: the soft RLIMIT_NOFILE (the most the kernel allows).
     pub table_size: Option<u32>,
-    /// See [`DEFAULT_ACCEPT_HEADROOM`]. A multishot accept runs on a ring only while it has more
-    /// spare slots than this; below, exact single-shot accepts fill the ring.
+    /// Use multishot accepts while a ring has room (off by default). They are cheaper during a
+    /// ramp, but the kernel runs them whenever the worker enters it, so a long loop turn (a
+    /// million clients leaving at once) can let one take more connections than its table has
+    /// slots, and the kernel closes the connection it took last. Off, every accept reserves its
+    /// slot first: exact whatever the accept queue does.
+    pub multishot_accept: bool,
+    /// See [`DEFAULT_ACCEPT_HEADROOM`]. With `multishot_accept`, a multishot accept runs on a ring
+    /// only while it has more spare slots than this; below, exact single-shot accepts fill it.
     pub accept_headroom: u32,
     /// Receive buffers per worker; at most this many receives are in flight at once.
     pub recv_buffers: u16,
@@ -78,6 +84,7 @@ impl UringConfig {
             capacity,
             entries: 1024,
             table_size: None,
+            multishot_accept: false,
             accept_headroom: DEFAULT_ACCEPT_HEADROOM,
             recv_buffers: 64,
             recv_buffer_size: 16 * 1024,
@@ -146,7 +153,12 @@ impl Uring {
             listeners: Vec::new(),
             listening: true,
             accepts_dirty: false,
-            headroom: config.accept_headroom.max(1),
+            // Without multishot accepts no ring ever has room for one.
+            headroom: if config.multishot_accept {
+                config.accept_headroom.max(1)
+            } else {
+                u32::MAX
+            },
             capacity: sizes.iter().sum(),
             full_logged: false,
             recv: RecvPool::new(config.recv_buffers, config.recv_buffer_size),

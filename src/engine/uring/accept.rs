@@ -19,8 +19,9 @@
 //!
 //! Depends on: std only (the plan is pure; the backend carries it out).
 
-/// Single-shot accepts one listener keeps in flight when no ring has room for a multishot accept.
-pub(crate) const SINGLE_WINDOW: u32 = 16;
+/// Single-shot accepts one listener keeps in flight when no ring has room for a multishot accept
+/// (always, unless multishot accepts are enabled): each holds a slot reservation while it waits.
+pub(crate) const SINGLE_WINDOW: u32 = 64;
 /// Single-shot accepts a listener that wants peer addresses keeps in flight (each holds a slot
 /// reservation for as long as it waits, so the window stays small).
 pub(crate) const PEER_WINDOW: u32 = 8;
