@@ -1,5 +1,5 @@
 # rcomet — the one place that knows how to build, run, test and benchmark.
-#   make run      build release and run the server on its built-in defaults
+#   make run      build release and run the server on its built-in defaults (ARGS="icomet.conf")
 #   make test     formatting, lints and every test (what CI runs)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
@@ -16,8 +16,11 @@ all: build
 build:
 	$(CARGO) build --release --workspace
 
+# ARGS: a config file and/or flags for the server, e.g. make run ARGS="icomet.conf".
+ARGS ?=
+
 run:
-	$(CARGO) run --release --bin rcomet
+	$(CARGO) run --release --bin rcomet -- $(ARGS)
 
 fmt:
 	$(CARGO) fmt --all -- --check
