@@ -7,7 +7,7 @@
 
 use super::out::MAX_IOVECS;
 use super::sys::{self, EventFd};
-use super::{Backend, Completion, ConnId, Flush, OutQueue, ReadControl, Token};
+use super::{Backend, Completion, ConnId, Detach, Flush, OutQueue, ReadControl, Token};
 use crate::syscall;
 use std::io;
 use std::net::TcpListener;
@@ -271,7 +271,7 @@ impl Backend for Epoll {
 
     /// The fd is process-wide: taking it out of this epoll set is all a hand-over needs. Input
     /// already waiting in the kernel is reported by the adopting epoll as soon as it registers it.
-    fn detach(&mut self, conn: ConnId, token: Token) -> Option<OwnedFd> {
+    fn detach(&mut self, conn: ConnId, token: Token) -> Detach {
         self.ready.retain(|(_, t)| *t != token);
         if let Some(fd) = self.fds.get_mut(token.slot as usize) {
             *fd = -1;
@@ -280,11 +280,11 @@ impl Backend for Epoll {
         let _ = self.ctl(libc::EPOLL_CTL_DEL, conn.0 as RawFd, 0, 0);
         // SAFETY: the fd was accepted by this backend and attached under `token`; its slot entry
         // was just cleared, so nothing here uses or closes it again and the caller owns it now.
-        Some(unsafe { OwnedFd::from_raw_fd(conn.0 as RawFd) })
+        Detach::Now(unsafe { OwnedFd::from_raw_fd(conn.0 as RawFd) })
     }
 
-    fn adopt(&mut self, socket: OwnedFd) -> io::Result<ConnId> {
-        Ok(ConnId(socket.into_raw_fd() as u32))
+    fn adopt(&mut self, socket: OwnedFd, _tag: u64) -> io::Result<Option<ConnId>> {
+        Ok(Some(ConnId(socket.into_raw_fd() as u32)))
     }
 
     fn stop_listening(&mut self) {

@@ -91,6 +91,26 @@ pub enum Completion<'a> {
     Writable { token: Token },
     /// The cross-core waker fired: the worker should drain its mailbox.
     Wake,
+    /// A [`Detach::Later`] finished: the connection's socket as an ordinary descriptor (`None`:
+    /// it could not be had; the connection is unchanged).
+    Detached {
+        token: Token,
+        socket: Option<OwnedFd>,
+    },
+    /// An adoption that returned `None` finished: the connection to attach (`None`: it failed and
+    /// the socket is closed).
+    Adopted { tag: u64, conn: Option<ConnId> },
+}
+
+/// How a hand-over of a socket started (see [`Backend::detach`]).
+#[derive(Debug)]
+pub enum Detach {
+    /// Done: the socket, no longer watched by this backend.
+    Now(OwnedFd),
+    /// A [`Completion::Detached`] follows.
+    Later,
+    /// This backend (or this connection, now) cannot hand its socket over; nothing changed.
+    Unsupported,
 }
 
 /// How a flush went.
@@ -137,14 +157,17 @@ pub trait Backend {
     fn can_detach(&self) -> bool {
         false
     }
-    /// Stops watching a connection and returns its socket, for another worker's backend to
-    /// [`Backend::adopt`]. Only for a connection with no output in flight; no completion for
-    /// `token` follows. `None` when this backend cannot hand sockets over (nothing changed).
-    fn detach(&mut self, _conn: ConnId, _token: Token) -> Option<OwnedFd> {
-        None
+    /// Starts handing a connection's socket to another worker's backend, which
+    /// [`Backend::adopt`]s it. Only for a connection with no output in flight. With
+    /// [`Detach::Now`] the connection is no longer watched here and no completion for `token`
+    /// follows; with [`Detach::Later`] a [`Completion::Detached`] follows, after which the worker
+    /// closes the connection here as usual (the socket lives on in the descriptor it got).
+    fn detach(&mut self, _conn: ConnId, _token: Token) -> Detach {
+        Detach::Unsupported
     }
-    /// Takes a socket that another worker's backend detached; [`Backend::attach`] it next.
-    fn adopt(&mut self, _socket: OwnedFd) -> io::Result<ConnId> {
+    /// Takes a socket another worker's backend detached. `Some`: the connection, ready to
+    /// [`Backend::attach`]; `None`: a [`Completion::Adopted`] with `tag` follows.
+    fn adopt(&mut self, _socket: OwnedFd, _tag: u64) -> io::Result<Option<ConnId>> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
     /// The fd that wakes this backend when written (an eventfd), for other cores' mailboxes.

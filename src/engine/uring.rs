@@ -23,25 +23,26 @@
 mod accept;
 mod buffers;
 mod complete;
+mod handover;
 mod listeners;
 mod ring;
 mod table;
 mod user_data;
 
 use self::accept::{AcceptState, Action};
-use self::buffers::{PeerAddrs, RecvPool, SendRecord, SendSlab};
+use self::buffers::{AdoptRecord, PeerAddrs, RecvPool, SendRecord, SendSlab, Slab as Records};
 use self::ring::{soft_nofile_limit, table_sizes, Ring};
 use self::table::{split, SlotState, MAX_TABLE};
 use self::user_data::Op;
 use super::out::MAX_IOVECS;
 use super::sys::{self, EventFd};
-use super::{Backend, Completion, ConnId, Flush, OutQueue, ReadControl, Token};
+use super::{Backend, Completion, ConnId, Detach, Flush, OutQueue, ReadControl, Token};
 use io_uring::types::{CancelBuilder, Fd, Fixed};
 use io_uring::{cqueue, opcode, squeue};
 use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +117,8 @@ pub struct Uring {
     sends: SendSlab,
     /// Address buffers of single-shot accepts in flight on listeners that want peer addresses.
     peer_addrs: PeerAddrs,
+    /// Handed-over sockets being registered into a table (see `handover`).
+    adopting: Records<AdoptRecord>,
     /// Connections to receive from when a receive buffer is free: (conn, slot generation).
     want_read: VecDeque<(ConnId, u32)>,
     cqes: Vec<cqueue::Entry>,
@@ -164,6 +167,7 @@ impl Uring {
             recv: RecvPool::new(config.recv_buffers, config.recv_buffer_size),
             sends: SendSlab::default(),
             peer_addrs: PeerAddrs::default(),
+            adopting: Records::default(),
             want_read: VecDeque::new(),
             cqes: Vec::new(),
             actions: Vec::new(),
@@ -193,7 +197,10 @@ impl Uring {
 
     /// Operations in flight that own memory the kernel may still write or read.
     fn buffers_in_flight(&self) -> usize {
-        self.recv.in_flight() + self.sends.in_flight() + self.peer_addrs.in_flight()
+        self.recv.in_flight()
+            + self.sends.in_flight()
+            + self.peer_addrs.in_flight()
+            + self.adopting.in_flight()
     }
 
     /// Queues an operation on ring `ring`.
@@ -467,6 +474,18 @@ impl Backend for Uring {
         Ok(())
     }
 
+    fn can_detach(&self) -> bool {
+        true
+    }
+
+    fn detach(&mut self, conn: ConnId, token: Token) -> Detach {
+        self.start_detach(conn, token)
+    }
+
+    fn adopt(&mut self, socket: OwnedFd, tag: u64) -> io::Result<Option<ConnId>> {
+        self.start_adopt(socket, tag)
+    }
+
     fn waker(&self) -> Arc<EventFd> {
         Arc::clone(&self.waker)
     }
@@ -497,6 +516,7 @@ impl Drop for Uring {
                         Some(Op::Recv { buffer }) => self.recv.release(buffer),
                         Some(Op::Send { record }) => drop(self.sends.remove(record)),
                         Some(Op::AcceptPeer { addr }) => drop(self.peer_addrs.remove(addr)),
+                        Some(Op::Adopt { record }) => drop(self.adopting.remove(record)),
                         _ => {}
                     }
                 }
@@ -510,6 +530,7 @@ impl Drop for Uring {
             std::mem::forget(std::mem::take(&mut self.recv));
             std::mem::forget(std::mem::take(&mut self.sends));
             std::mem::forget(std::mem::take(&mut self.peer_addrs));
+            std::mem::forget(std::mem::take(&mut self.adopting));
         }
     }
 }

@@ -5,10 +5,12 @@
 //! output, `ext` only an open subscription or admin replies still on their way; each is `None`
 //! otherwise.
 //!
-//! Depends on: engine (ConnId, OutQueue, Token), slab, api (Subscription), worker::replies.
+//! Depends on: engine (ConnId, OutQueue, Token), slab, api (Subscription, SubscribeRequest),
+//! worker::replies.
 
 use super::replies::ReplyQueue;
 use crate::api::subscribe::Subscription;
+use crate::api::SubscribeRequest;
 use crate::engine::{ConnId, OutQueue, Token};
 use crate::slab::Slab;
 
@@ -86,6 +88,17 @@ pub enum Ext {
     Sub(Subscription),
     /// Admin replies that must go out in request order, some still being computed elsewhere.
     Replies(ReplyQueue),
+    /// On its way to its channel's home (phase `Moving`): the request it asked, and its socket
+    /// once the backend handed it out.
+    Moving(Box<Moving>),
+}
+
+/// A connection being handed to its channel's home.
+#[derive(Debug)]
+pub struct Moving {
+    pub request: SubscribeRequest,
+    /// The socket as an ordinary descriptor (a backend that hands over later fills it in).
+    pub socket: Option<std::os::fd::OwnedFd>,
 }
 
 /// One connection slot.

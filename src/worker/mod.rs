@@ -28,7 +28,6 @@ pub mod timer;
 pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
-use crate::api::SubscribeRequest;
 use crate::comet::hub::Hub;
 use crate::comet::local::LocalSubs;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
@@ -36,7 +35,7 @@ use crate::http::DateCache;
 use crate::slab::Slab;
 use conn::{flags, Conn, Conns, Phase, Port};
 use mailbox::{Inbox, Outbox, Post};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -111,7 +110,12 @@ pub struct Worker {
     /// The backend can hand sockets to another worker (subscribers move to their channel's home).
     can_detach: bool,
     /// Subscribers to hand to their channel's home at the end of this turn.
-    to_move: Vec<(Token, SubscribeRequest)>,
+    to_move: Vec<Token>,
+    /// Handed-over connections waiting for the backend to register them, by tag.
+    arriving: HashMap<u64, msg::Arriving>,
+    next_arrival: u64,
+    /// Handed-over connections registered during the wait, attached after it.
+    arrived: Vec<(ConnId, msg::Arriving)>,
     /// Channels whose subscribers stay on this worker (big ones: see `handoff`).
     spread: HashSet<Arc<[u8]>>,
     shutting_down: Option<Instant>,
@@ -145,6 +149,9 @@ impl Worker {
             out_pool: Vec::new(),
             can_detach,
             to_move: Vec::new(),
+            arriving: HashMap::new(),
+            next_arrival: 0,
+            arrived: Vec::new(),
             spread: HashSet::new(),
             shutting_down: None,
             shared,
@@ -164,7 +171,7 @@ impl Worker {
     }
 
     /// One turn of the loop: wait for events (handled as they are reported) → attach accepted
-    /// connections → handle mail → run requests that waited → timers → hand subscribers to their
+    /// and handed-over connections → handle mail → run requests that waited → timers → hand subscribers to their
     /// channels' homes → send this turn's mail → flush every connection with new output once →
     /// free closed slots.
     fn turn<B: Backend>(&mut self, backend: &mut B) {
@@ -181,6 +188,7 @@ impl Worker {
             log::error!("worker {}: wait failed: {e}", self.id);
         }
         self.attach_accepted(backend);
+        self.attach_arrived(backend);
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
@@ -213,6 +221,14 @@ impl Worker {
                 ReadControl::Continue
             }
             Completion::Wake => ReadControl::Continue,
+            Completion::Detached { token, socket } => {
+                self.on_detached(token, socket);
+                ReadControl::Continue
+            }
+            Completion::Adopted { tag, conn } => {
+                self.on_adopted(tag, conn);
+                ReadControl::Continue
+            }
         }
     }
 

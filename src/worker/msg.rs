@@ -83,6 +83,15 @@ pub struct Adoption {
     pub request: SubscribeRequest,
 }
 
+/// A hand-over this worker takes, waiting for its backend to register the socket.
+pub struct Arriving {
+    pub from: usize,
+    pub flags: u8,
+    #[allow(clippy::box_collection)]
+    pub inbuf: Option<Box<Vec<u8>>>,
+    pub request: SubscribeRequest,
+}
+
 /// A subscription request travelling to the channel's home.
 #[derive(Debug)]
 pub struct SubscribeMsg {

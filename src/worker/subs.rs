@@ -28,11 +28,17 @@ impl Worker {
         }
     }
 
-    /// Starts a subscription: the connection waits while the channel's home decides.
+    /// Starts a subscription: the connection moves to the channel's home when it can
+    /// (`handoff`), or waits here while the home decides.
     pub(crate) fn subscribe(&mut self, token: Token, req: SubscribeRequest) {
         if self.should_hand_over(token, &req.cname) {
             return self.hand_over(token, req);
         }
+        self.subscribe_from_here(token, req);
+    }
+
+    /// Subscribes this worker's connection: the home (this worker or another) decides.
+    pub(super) fn subscribe_from_here(&mut self, token: Token, req: SubscribeRequest) {
         let chunked = req.version == Version::Http11;
         let framing = Framing::new(req.transport, chunked, req.callback.as_deref());
         let long_poll = req.transport == Transport::LongPoll;

@@ -451,6 +451,11 @@ impl Harness {
                 None => self.stats.violations.push(format!("writable {token:?}")),
             },
             Completion::Wake => self.stats.wakes += 1,
+            // The harness never hands a connection over.
+            Completion::Detached { token, .. } => {
+                self.stats.violations.push(format!("detached {token:?}"))
+            }
+            Completion::Adopted { tag, .. } => self.stats.violations.push(format!("adopted {tag}")),
         }
         ReadControl::Continue
     }

@@ -178,6 +178,18 @@ impl PeerAddr {
     }
 }
 
+/// A handed-over socket being registered into a ring's table.
+pub(crate) struct AdoptRecord {
+    /// The kernel reads the descriptor from here and writes the allocated slot index back.
+    /// INVARIANT: stays at this address until the operation's completion (the record is boxed
+    /// in the backend's adoption records and removed only then).
+    pub fds: [std::os::fd::RawFd; 1],
+    /// Kept open until the kernel took its own reference.
+    pub _socket: std::os::fd::OwnedFd,
+    pub tag: u64,
+    pub ring: usize,
+}
+
 /// Records of operations in flight, each boxed (it never moves while the kernel uses it) and
 /// indexed by the number carried in its operation's user data.
 pub(crate) struct Slab<T> {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 /// Completion batches taken from one ring per turn before the other rings get their turn.
 const BATCHES_PER_TURN: usize = 4;
 
-type Handler<'h> = &'h mut dyn FnMut(Completion<'_>) -> ReadControl;
+pub(super) type Handler<'h> = &'h mut dyn FnMut(Completion<'_>) -> ReadControl;
 
 /// Which accept completed, and the peer address it returned (only accepts with an address buffer
 /// return one).
@@ -99,6 +99,10 @@ impl Uring {
             Some(Op::Recv { buffer }) => self.on_recv(buffer, res, flags, handler),
             Some(Op::Send { record }) => self.on_send(record, res, handler),
             Some(Op::Close { conn, generation }) => self.on_close(conn, generation, res),
+            Some(Op::Install { conn, generation }) => {
+                self.on_install(conn, generation, res, handler)
+            }
+            Some(Op::Adopt { record }) => self.on_adopt(record, res, handler),
             Some(Op::Cancel) => {}
             None => log::debug!("completion with unknown user data {word:#x}"),
         }
@@ -289,7 +293,7 @@ impl Uring {
     }
 
     /// The slot of an attached connection, when `generation` is still its generation.
-    fn live_slot(&mut self, conn: ConnId, generation: u32) -> Option<&mut ConnSlot> {
+    pub(super) fn live_slot(&mut self, conn: ConnId, generation: u32) -> Option<&mut ConnSlot> {
         let (r, index) = split(conn);
         self.rings
             .get_mut(r)?

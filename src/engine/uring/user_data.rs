@@ -29,6 +29,8 @@ const CANCEL: u64 = 5;
 const ACCEPT: u64 = 6;
 const RING_READY: u64 = 7;
 const ACCEPT_PEER: u64 = 8;
+const INSTALL: u64 = 9;
+const ADOPT: u64 = 10;
 const LOW_32: u64 = 0xffff_ffff;
 
 /// What a completion completes.
@@ -52,6 +54,10 @@ pub(crate) enum Op {
     RingReady { ring: u32 },
     /// The poll of the cross-core waker eventfd.
     Waker,
+    /// Turning a connection's direct descriptor into an ordinary one, to hand it to another worker.
+    Install { conn: ConnId, generation: u32 },
+    /// Registering a handed-over socket into this ring's table (adoption record `record`).
+    Adopt { record: u32 },
 }
 
 impl Op {
@@ -72,6 +78,8 @@ impl Op {
             } => kind(ACCEPT) | (u64::from(multishot) << 32) | u64::from(listener),
             Op::RingReady { ring } => kind(RING_READY) | u64::from(ring),
             Op::AcceptPeer { addr } => kind(ACCEPT_PEER) | u64::from(addr),
+            Op::Install { conn, generation } => kind(INSTALL) | conn_word(conn, generation),
+            Op::Adopt { record } => kind(ADOPT) | u64::from(record),
             Op::Waker => Token::WAKER,
         }
     }
@@ -101,6 +109,11 @@ impl Op {
             },
             RING_READY => Op::RingReady { ring: low },
             ACCEPT_PEER => Op::AcceptPeer { addr: low },
+            INSTALL => Op::Install {
+                conn: ConnId(low),
+                generation,
+            },
+            ADOPT => Op::Adopt { record: low },
             _ => return None,
         })
     }
@@ -140,6 +153,11 @@ mod tests {
             Op::RingReady { ring: 49 },
             Op::AcceptPeer { addr: 0 },
             Op::AcceptPeer { addr: 5 },
+            Op::Install {
+                conn: ConnId(0x0030_0005),
+                generation: 3,
+            },
+            Op::Adopt { record: 9 },
             Op::Waker,
         ];
         let words: Vec<u64> = ops.iter().map(|op| op.encode()).collect();
