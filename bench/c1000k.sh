@@ -27,7 +27,9 @@
 #      ICOMET_BIN: iComet's icomet-server, started here for a compare column on ICOMET_ADMIN
 #      (127.0.0.1:18001) and ICOMET_FRONT (127.0.0.1:18101), config and log in the run directory;
 #      COMPARE_FRONT, COMPARE_ADMIN, COMPARE_PID: a second server to measure the same way;
-#      OUT_DIR (unset): a directory to copy table.txt and the two SVGs to as well.
+#      OUT_DIR (unset): a directory to copy table.txt and the two SVGs to as well;
+#      ADMIN_CONNS (4) admin connections and IN_FLIGHT (16 per connection) pushes in flight of the
+#      push phase (the offered rate is reached only while in-flight / reply time allows it).
 #
 # Depends on: bench/lib.sh, bench/lib_icomet.sh, bench/c1000k_table.py, bench/c1000k_charts.py,
 #             python3, curl, sysctl/check.sh, target/release/{rcomet,rcomet-loadgen}.
@@ -54,6 +56,8 @@ FD_MARGIN=${FD_MARGIN:-1000}
 MIN_FREE_MB=${MIN_FREE_MB:-3072}
 POLLING_TIMEOUT=${POLLING_TIMEOUT:-900}
 CHANNEL_BUFFER_SIZE=${CHANNEL_BUFFER_SIZE:-10}
+ADMIN_CONNS=${ADMIN_CONNS:-4}
+IN_FLIGHT=${IN_FLIGHT:-$((ADMIN_CONNS * 16))}
 COMPARE_FRONT=${COMPARE_FRONT:-}
 COMPARE_ADMIN=${COMPARE_ADMIN:-}
 COMPARE_PID=${COMPARE_PID:-}
@@ -264,6 +268,7 @@ run_phase() {
         log "$label: push phase: fanout -n $n --messages $m --msg-rate $MSG_RATE"
         loadgen_json "$out" "$push_timeout" fanout -n "$n" --transport poll \
             --per-channel 1 --messages "$m" --msg-rate "$MSG_RATE" --drain "$drain" \
+            --admin-conns "$ADMIN_CONNS" --in-flight "$IN_FLIGHT" \
             --ramp-timeout "$ramp_timeout" --min-free-mb "$MIN_FREE_MB" \
             --sample-interval-ms 500 --front "$front" --admin "$admin" "${pidarg[@]}"
     fi
