@@ -249,6 +249,16 @@ fn limits_hold_across_workers(engine: &'static str) {
         }
     }
     assert_eq!((accepted.len(), refused), (100, 50));
+    // Refused subscriptions were never counted, so the workers' counts add up to the accepted.
+    assert!(
+        eventually(Duration::from_secs(10), || workers(&server)
+            .iter()
+            .map(|&(_, subs)| subs)
+            .sum::<usize>()
+            == 100),
+        "{:?}",
+        workers(&server)
+    );
     assert!(
         subscribers_on_every_worker(&server),
         "{:?}",

@@ -69,7 +69,7 @@ pub struct Opened {
 }
 
 /// Writes the response head and the catch-up for the home's answer, and settles the
-/// subscription's state (seqs, epoch, registration).
+/// subscription's state (seqs, epoch, registration; `pending` ends only for an accepted one).
 pub fn open(
     sub: &mut Subscription,
     style: HeadStyle<'_>,
@@ -83,8 +83,9 @@ pub fn open(
         ok: result.is_ok(),
         close: style.close,
     };
-    sub.pending = false;
     let s = match result {
+        // A refused subscription was never counted anywhere: it stays `pending`, so leaving
+        // it owes the home nothing and takes nothing off the counters.
         Err(e) => {
             head.ok = false;
             write_subscribe_head(out, &head, style.date);
@@ -99,6 +100,7 @@ pub fn open(
         }
         Ok(s) => s,
     };
+    sub.pending = false;
     sub.epoch = s.epoch;
     sub.registered = s.registered;
     write_subscribe_head(out, &head, style.date);

@@ -121,6 +121,7 @@ fn a_refused_subscription_gets_the_error_frame_and_ends() {
         r#"data: {"type":"429","cname":"alice","seq":0,"content":"Too many subscribers"}"#
     ));
     assert!(!s.registered);
+    assert!(s.pending, "never counted: nothing to undo when it ends");
 }
 
 #[test]
