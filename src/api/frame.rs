@@ -1,4 +1,4 @@
-//! Transport framing of subscription replies (protocol §4.2): the response heads, the iframe
+//! Transport framing of subscription replies (iComet's): the response heads, the iframe
 //! preamble, and the bytes around each JSON object or array of objects.
 //! Depends on `api::json` (callback validation); the JSON objects come from `comet::message` as
 //! bytes.
@@ -231,7 +231,7 @@ pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, date: &[u8]
             b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n",
         );
     } else if transport == Transport::Iframe {
-        // iComet serves the iframe as JSON, so browsers never run its scripts (bug 6): HTML here.
+        // iComet serves the iframe as JSON, so browsers never run its scripts: HTML here.
         out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     } else {
         out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");

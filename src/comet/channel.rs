@@ -10,7 +10,7 @@ use super::message::Message;
 use super::ring::Ring;
 use super::seq::{seq_after, seq_before, FIRST};
 
-/// What a new subscriber gets before live messages (protocol §4.1 step 6).
+/// What a new subscriber gets before live messages.
 #[derive(Debug, Clone)]
 pub enum CatchUp {
     /// Send a `next_seq` with this seq (a long-poll ends with it).

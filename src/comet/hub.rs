@@ -11,13 +11,13 @@
 //!   since) is ignored, so a stale departure never corrupts a newer channel's count;
 //! * `worker_has_none_left` clears the worker's bit; the bit is what `publish`/`close` report.
 //!
-//! Choices that differ from iComet (protocol §9):
-//! * `/broadcast` (bug 10): a broadcast is not activity of the channel, so it leaves every idle
+//! Choices that differ from iComet (README.md, Differences from iComet):
+//! * `/broadcast`: a broadcast is not activity of the channel, so it leaves every idle
 //!   countdown alone; unsubscribed channels still expire on schedule. (Channels with subscribers
 //!   never expire anyway.)
-//! * `/sign` (bug 8): `seq` is the oldest seq actually stored, which reflects the real
+//! * `/sign`: `seq` is the oldest seq actually stored, which reflects the real
 //!   `channel_buffer_size` rather than a compiled-in 10.
-//! * Catch-up (bug 7): see `Channel::catch_up`.
+//! * Catch-up: see `Channel::catch_up`.
 //! * Presence re-announcement: instead of a per-channel counter, a channel is re-announced on the
 //!   ticks where `(tick + epoch) % channel_timeout == 0`. Consecutive creations get consecutive
 //!   epochs, so announcements spread evenly over the period; each live channel is still announced
@@ -508,7 +508,7 @@ impl Hub {
     }
 
     /// Subscribes a client of worker `ask.worker` (0..64) asking for seq `ask.seq` with
-    /// `ask.token` (protocol §4.1 steps 2–6): creates the channel under `auth: none`, checks the
+    /// `ask.auth_token`: creates the channel under `auth: none`, checks the
     /// token under `auth: token`, enforces the per-channel cap, raises the countdown, registers the
     /// subscriber and returns its catch-up. A long-poll ends with its catch-up unless that is
     /// `Wait`, so it is registered only when it has to wait (saving a register/unregister round

@@ -1,4 +1,4 @@
-//! Channel messages and their JSON encoding (the object of protocol §3):
+//! Channel messages and their JSON encoding (the object every iComet client parses):
 //! `{"type":"<type>","cname":"<cname>","seq":<int>,"content":"<content>"}`, no spaces, no trailing
 //! newline. The channel name is JSON-escaped (iComet inserts it raw, which breaks on `"` or `\`;
 //! ordinary names are unchanged). Content is inserted as given: callers pass it already escaped

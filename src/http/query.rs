@@ -1,6 +1,6 @@
 //! Query-string and form parameters as iComet reads them, and percent-decoding. Depends on nothing.
 //!
-//! Rules (iComet 0.2.5, see the protocol reference §2.3):
+//! Rules (iComet 0.2.5's, with the fixes README.md lists):
 //! * The parameters are split on `&`; each piece is split at its first `=`. Names are not decoded and
 //!   are compared ASCII case-insensitively; the first occurrence wins.
 //! * Values are decoded: `+` → space, `%XX` → byte; an invalid escape is kept literally.

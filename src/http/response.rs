@@ -2,7 +2,7 @@
 //! libevent-style error pages. Each appends to a caller's `Vec<u8>`; none allocates beyond growing
 //! it. Depends on [`request`](super::request) for `Version`.
 //!
-//! Error pages, as libevent 2.0's `evhttp_send_error` wrote them (protocol reference §2.4 and §10):
+//! Error pages, as libevent 2.0's `evhttp_send_error` wrote them (byte for byte):
 //! headers `Content-Type: text/html`, `Connection: close`, then `Date` and `Content-Length` (these
 //! two on HTTP/1.1 only, as libevent added them only for 1.1 or 1.0 keep-alive requests and every
 //! error page closes the connection), then the body. 404 has the lower-case page quoting the
