@@ -15,14 +15,15 @@ each with axes, ticks, labels, a legend and a title that ends with SUFFIX (date,
 the paths it wrote.
 
 Usage: c1000k_charts.py RUNS.tsv OUTDIR SUFFIX
-Depends on python3 only.
+Depends on bench/bench_report.py, python3 only.
 """
 
-import json
 import math
 import os
 import sys
 from xml.sax.saxutils import escape
+
+from bench_report import fmt_bytes, fmt_us, read_runs
 
 COLORS = ["#1f5fa8", "#d0452b", "#2f9a3c", "#8a53b5"]
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
@@ -119,53 +120,6 @@ def fmt_ms(ms):
     if ms >= 1:
         return f"{ms:g} ms"
     return f"{ms * 1000:g} us"
-
-
-def fmt_us(v):
-    if v is None:
-        return "-"
-    if v >= 1e6:
-        return f"{v / 1e6:.2f} s"
-    if v >= 1e4:
-        return f"{v / 1e3:.1f} ms"
-    if v >= 1e3:
-        return f"{v / 1e3:.2f} ms"
-    return f"{v:.0f} us"
-
-
-def fmt_bytes(v):
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1e9:
-        return f"{v / 1e9:.2f} GB"
-    if a >= 1e6:
-        return f"{v / 1e6:.1f} MB"
-    if a >= 1e3:
-        return f"{v / 1e3:.1f} KB"
-    return f"{v:.0f} B"
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            v = json.load(f)
-        return v if isinstance(v, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def read_runs(path):
-    runs = []
-    with open(path) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 7:
-                continue
-            runs.append({"label": parts[0], "short": parts[1], "head": parts[2],
-                         "target": int(parts[3]), "hold": load(parts[4]),
-                         "push": load(parts[5])})
-    return runs
 
 
 def panel(svg, box, xs, ys, xticks, yticks, xlabel, ylabel, title):

@@ -10,24 +10,17 @@ lost a message (seq gaps, expected deliveries that never came, pushes that faile
 rows are then printed first, above the table, with the reason for each, and the exit status is 1.
 
 Usage: c1000k_table.py RUNS.tsv
-Depends on python3 only.
+Depends on bench/bench_report.py, python3 only.
 """
 
-import json
 import sys
+
+import bench_report
+from bench_report import fmt_bytes, fmt_us
 
 LABEL_W = 38
 CELL_W = 30
 RATIO_W = 14
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            v = json.load(f)
-        return v if isinstance(v, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def get(report, path):
@@ -56,32 +49,6 @@ def sampler_max_kb(path, column=2):
 
 def fmt_int(v):
     return "-" if v is None else f"{v:,.0f}"
-
-
-def fmt_bytes(v):
-    """Powers of 1000, as bench/lib.sh's fmt_bytes."""
-    if v is None:
-        return "-"
-    a = abs(v)
-    if a >= 1e9:
-        return f"{v / 1e9:.2f} GB"
-    if a >= 1e6:
-        return f"{v / 1e6:.1f} MB"
-    if a >= 1e3:
-        return f"{v / 1e3:.1f} KB"
-    return f"{v:.0f} B"
-
-
-def fmt_us(v):
-    if v is None:
-        return "-"
-    if v >= 1e6:
-        return f"{v / 1e6:.2f} s"
-    if v >= 1e4:
-        return f"{v / 1e3:.1f} ms"
-    if v >= 1e3:
-        return f"{v / 1e3:.2f} ms"
-    return f"{v:.0f} us"
 
 
 def cells(run):
@@ -204,16 +171,9 @@ def render(runs):
 
 
 def read_runs(path):
-    runs = []
-    with open(path) as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 7:
-                continue
-            label, short, head, target, hold, push, samples = parts[:7]
-            runs.append({"label": label, "short": short, "head": head, "target": int(target),
-                         "hold": load(hold), "push": load(push),
-                         "rss_peak_kb": sampler_max_kb(samples)})
+    runs = bench_report.read_runs(path)
+    for run in runs:
+        run["rss_peak_kb"] = sampler_max_kb(run["samples"])
     return runs
 
 

@@ -13,6 +13,8 @@ import json
 import statistics
 import sys
 
+from bench_report import fmt_us
+
 SERVERS = ("rcomet", "icomet")
 
 # Per case: label, then (metric name, report field, unit) rows; unit "rate" (per second, higher
@@ -128,13 +130,7 @@ def fmt(v, unit):
         return f"{v:,.0f}/s"
     if unit == "cpu":
         return f"{v:.2f} us"
-    if v >= 1e6:
-        return f"{v / 1e6:.2f} s"
-    if v >= 1e4:
-        return f"{v / 1e3:.1f} ms"
-    if v >= 1e3:
-        return f"{v / 1e3:.2f} ms"
-    return f"{v:.0f} us"
+    return fmt_us(v)
 
 
 def fmt_checks(c):
