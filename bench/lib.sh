@@ -182,20 +182,50 @@ bench_warning_report() {
     for m in "${BENCH_SERVER_WARNINGS[@]}"; do echo "  - $m"; done
 }
 
-# rcomet_stop: SIGTERM to the server started here, SIGKILL after 15 s. A no-op when none runs.
-rcomet_stop() {
-    local i
-    if [[ -n $RCOMET_PID ]] && kill -0 "$RCOMET_PID" 2>/dev/null; then
-        kill -TERM "$RCOMET_PID" 2>/dev/null
+# bench_parse_args LAST_HELP_LINE "$@": the arguments every benchmark script takes. --json sets
+# json=1 and sends the human output to stderr, keeping stdout (fd 3) for the JSON; -h/--help prints
+# the script's header comment up to line LAST_HELP_LINE; anything else is an error (exit 2).
+bench_parse_args() {
+    local last=$1 arg script
+    shift
+    script=$(basename "$0")
+    json=0
+    for arg in "$@"; do
+        case $arg in
+            --json) json=1 ;;
+            -h | --help)
+                sed -n "2,${last}p" "$0" | sed 's/^# \{0,1\}//'
+                exit 0
+                ;;
+            *)
+                echo "$script: unknown argument $arg" >&2
+                exit 2
+                ;;
+        esac
+    done
+    if ((json)); then exec 3>&1 1>&2; fi
+}
+
+# stop_server NAME PID: SIGTERM to a server started here, SIGKILL after 15 s. A no-op when PID is
+# empty or gone.
+stop_server() {
+    local name=$1 pid=$2 i
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null
         for ((i = 0; i < 150; i++)); do
-            kill -0 "$RCOMET_PID" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        if kill -0 "$RCOMET_PID" 2>/dev/null; then
-            log "rcomet pid $RCOMET_PID ignored SIGTERM for 15 s: SIGKILL"
-            kill -KILL "$RCOMET_PID" 2>/dev/null
+        if kill -0 "$pid" 2>/dev/null; then
+            log "$name pid $pid ignored SIGTERM for 15 s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null
         fi
     fi
+}
+
+# rcomet_stop: stops the rcomet started here (see stop_server). A no-op when none runs.
+rcomet_stop() {
+    stop_server rcomet "$RCOMET_PID"
     if [[ -n $RCOMET_WRAPPER ]]; then
         kill -TERM "$RCOMET_WRAPPER" 2>/dev/null
         wait "$RCOMET_WRAPPER" 2>/dev/null

@@ -66,20 +66,9 @@ icomet_start() {
     log "iComet pid $ICOMET_PID ready: $*"
 }
 
-# icomet_stop: SIGTERM to the server started here, SIGKILL after 15 s. A no-op when none runs.
+# icomet_stop: stops the iComet started here (see stop_server). A no-op when none runs.
 icomet_stop() {
-    local i
-    if [[ -n $ICOMET_PID ]] && kill -0 "$ICOMET_PID" 2>/dev/null; then
-        kill -TERM "$ICOMET_PID" 2>/dev/null
-        for ((i = 0; i < 150; i++)); do
-            kill -0 "$ICOMET_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$ICOMET_PID" 2>/dev/null; then
-            log "iComet pid $ICOMET_PID ignored SIGTERM for 15 s: SIGKILL"
-            kill -KILL "$ICOMET_PID" 2>/dev/null
-        fi
-    fi
+    stop_server iComet "$ICOMET_PID"
     if [[ -n $ICOMET_WRAPPER ]]; then
         kill -TERM "$ICOMET_WRAPPER" 2>/dev/null
         wait "$ICOMET_WRAPPER" 2>/dev/null

@@ -30,21 +30,7 @@ set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$BENCH_DIR/lib_icomet.sh"
 
-json=0
-for arg in "$@"; do
-    case $arg in
-        --json) json=1 ;;
-        -h | --help)
-            sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *)
-            echo "messenger.sh: unknown argument $arg" >&2
-            exit 2
-            ;;
-    esac
-done
-if ((json)); then exec 3>&1 1>&2; fi
+bench_parse_args 25 "$@"
 
 ROUNDS=${ROUNDS:-2}
 ENGINE=${ENGINE:-epoll}

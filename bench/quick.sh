@@ -21,21 +21,7 @@
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-json=0
-for arg in "$@"; do
-    case $arg in
-        --json) json=1 ;;
-        -h | --help)
-            sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
-            exit 0
-            ;;
-        *)
-            echo "quick.sh: unknown argument $arg" >&2
-            exit 2
-            ;;
-    esac
-done
-if ((json)); then exec 3>&1 1>&2; fi
+bench_parse_args 19 "$@"
 
 THREADS=${THREADS:-2}
 ENGINE=${ENGINE:-epoll}
