@@ -35,6 +35,24 @@ enum Route {
     Stats,
 }
 
+/// Whether a request on `path` may run while earlier requests of its connection still wait for
+/// their replies: the channel operations and the answers that need nothing but counters. The
+/// rest (an unknown path, `/psub`) waits until every earlier reply is sent.
+pub fn pipelines(path: &[u8]) -> bool {
+    matches!(
+        path,
+        b"/push"
+            | b"/pub"
+            | b"/sign"
+            | b"/info"
+            | b"/check"
+            | b"/close"
+            | b"/clear"
+            | b"/broadcast"
+            | b"/stats"
+    )
+}
+
 pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     let route = match &*req.path {
         b"/sign" => Route::Sign,

@@ -476,6 +476,7 @@ impl Hub {
     }
 
     /// `broadcast_each` collected into a list of `(name, message, workers)`.
+    #[cfg(test)]
     pub fn broadcast(&mut self, content_inner: &[u8]) -> Vec<(Arc<[u8]>, Message, u64)> {
         let mut out = Vec::with_capacity(self.channels.len());
         self.broadcast_each(content_inner, |name, msg, workers| {
@@ -563,6 +564,7 @@ impl Hub {
     /// A registered subscriber of worker `worker` left. `worker_has_none_left`: it was that
     /// worker's last subscriber of the channel. Ignored when the channel is gone or `epoch` names
     /// an older incarnation.
+    #[cfg(test)]
     pub fn unsubscribe(
         &mut self,
         cname: &[u8],

@@ -64,24 +64,30 @@ impl Worker {
     pub(crate) fn admin_op(&mut self, token: Token, request: HomeRequest) {
         let home = self.home_of(&request.cname);
         let date = self.date.get();
-        let mut out = Vec::with_capacity(256);
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         if home == self.id {
             let sub_timeout = self.shared.config.front.polling_timeout;
             let effect = home::run(&mut self.hub, &request, date, sub_timeout, &mut out);
             self.respond(token, &out);
+            self.scratch = out;
             self.apply(effect);
             self.announce_presence();
             return;
         }
-        if let HomeOp::Publish { content } = &request.op {
-            let max = self.shared.config.front.max_channels;
-            if self.shared.counters_ref().reserve_channel(max) {
-                admin::ok_reply(&mut out, &request, date);
-                self.respond(token, &out);
-                let (cname, content) = (request.cname, content.clone());
-                return self.mail(home, Msg::Publish { cname, content });
+        let max = self.shared.config.front.max_channels;
+        let is_publish = matches!(request.op, HomeOp::Publish { .. });
+        if is_publish && self.shared.counters_ref().reserve_channel(max) {
+            admin::ok_reply(&mut out, &request, date);
+            self.respond(token, &out);
+            self.scratch = out;
+            if let HomeOp::Publish { content } = request.op {
+                let cname = request.cname;
+                self.mail(home, Msg::Publish { cname, content });
             }
+            return;
         }
+        self.scratch = out;
         let Some(number) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
             return;
         };

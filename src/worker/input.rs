@@ -23,22 +23,6 @@ const PAUSE_OUTPUT_BYTES: usize = 256 * 1024;
 /// Admin replies a connection may owe before its later requests wait.
 const MAX_REPLIES_OWED: usize = 1024;
 
-/// Admin paths whose replies may queue behind replies still being computed elsewhere.
-fn pipelines(path: &[u8]) -> bool {
-    matches!(
-        path,
-        b"/push"
-            | b"/pub"
-            | b"/sign"
-            | b"/info"
-            | b"/check"
-            | b"/close"
-            | b"/clear"
-            | b"/broadcast"
-            | b"/stats"
-    )
-}
-
 /// Whether a complete admin request must wait until the replies its connection owes are sent:
 /// the last one was the connection's final request, too many are owed, or this one ends the
 /// connection or is not an operation whose reply can queue behind them.
@@ -48,7 +32,7 @@ fn must_wait_for_replies(conn: &super::conn::Conn, req: &http::Request<'_>) -> b
         && (!conn.has(flags::KEEP_ALIVE)
             || owed >= MAX_REPLIES_OWED
             || !req.keep_alive
-            || !pipelines(&req.path))
+            || !api::admin::pipelines(&req.path))
 }
 
 impl Worker {

@@ -225,7 +225,8 @@ impl Worker {
             .flatten();
         let mut ended = Ended::default();
         let mut delivered = 0u64;
-        let mut head = Vec::with_capacity(64);
+        // The worker's reusable buffer: a delivery allocates nothing for its heads.
+        let mut head = std::mem::take(&mut self.scratch);
         for &key in &keys {
             if self.deliver_one(
                 Token::unpack(key),
@@ -237,6 +238,7 @@ impl Worker {
                 delivered += 1;
             }
         }
+        self.scratch = head;
         self.stats()
             .deliveries
             .fetch_add(delivered, Ordering::Relaxed);
@@ -318,9 +320,11 @@ impl Worker {
         let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
             return;
         };
-        let mut out = Vec::with_capacity(128);
+        let mut out = std::mem::take(&mut self.scratch);
+        out.clear();
         let ends = subscribe::noop(sub, &mut out);
         self.queue(token, &out);
+        self.scratch = out;
         if ends {
             self.end_subscription(token);
         } else {
