@@ -9,6 +9,15 @@ use support::admin::{admin_head, admin_head_default, stream, JS, UTF8};
 use support::front::{chunk, expect, msg, END};
 use support::*;
 
+/// The channel incarnation at the end of a /sign reply body (an rcomet addition).
+fn epoch_of(body: &str) -> u32 {
+    body.split("\"epoch\":")
+        .nth(1)
+        .and_then(|e| e.split('}').next())
+        .and_then(|e| e.parse().ok())
+        .unwrap_or_else(|| panic!("no epoch in {body:?}"))
+}
+
 /// The token in a /sign reply body.
 fn token_of(body: &str) -> String {
     let t = body
@@ -32,8 +41,9 @@ fn sign_json_jsonp_expires_and_seq(engine: &'static str) {
     a.get("/sign?cname=alice");
     let r = a.read_response();
     let token = token_of(&r.text());
+    let epoch = epoch_of(&r.text());
     let body = format!(
-        "{{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":30,\"sub_timeout\":30}}\n"
+        "{{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":30,\"sub_timeout\":30,\"epoch\":{epoch}}}\n"
     );
     assert_eq!(
         normalize_date(&r.head),
@@ -44,7 +54,7 @@ fn sign_json_jsonp_expires_and_seq(engine: &'static str) {
     a.get("/sign?cname=alice&expires=60&cb=icomet_cb_0");
     let r = a.read_response();
     let body = format!(
-        "icomet_cb_0({{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":60,\"sub_timeout\":30}});\n"
+        "icomet_cb_0({{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":60,\"sub_timeout\":30,\"epoch\":{epoch}}});\n"
     );
     assert_eq!(
         normalize_date(&r.head),
@@ -62,7 +72,7 @@ fn sign_json_jsonp_expires_and_seq(engine: &'static str) {
         let r = a.read_response();
         assert_eq!(
             r.text(),
-            format!("{{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":30,\"sub_timeout\":30}}\n"),
+            format!("{{\"type\":\"sign\",\"cname\":\"alice\",\"seq\":1,\"token\":\"{token}\",\"expires\":30,\"sub_timeout\":30,\"epoch\":{epoch}}}\n"),
             "{path}"
         );
     }

@@ -222,6 +222,8 @@ pub fn sign_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8], sign: SignF
     write_i64(&mut json, i64::from(sign.expires));
     json.extend_from_slice(b",\"sub_timeout\":");
     write_i64(&mut json, i64::from(sign.sub_timeout));
+    json.extend_from_slice(b",\"epoch\":");
+    write_i64(&mut json, i64::from(sign.epoch));
     json.push(b'}');
     let mut body = Vec::with_capacity(json.len() + 32);
     reply::jsonp(&mut body, req.callback.as_deref(), &json);
@@ -250,6 +252,8 @@ pub struct SignFields<'a> {
     pub token_hex: &'a [u8],
     pub expires: i32,
     pub sub_timeout: u32,
+    /// The channel's incarnation (an rcomet addition, last: clients that resume quote it).
+    pub epoch: u32,
 }
 
 /// `{"type":"ok"}` after /push and /pub.

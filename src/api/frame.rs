@@ -41,7 +41,47 @@ pub struct Framing {
     pub chunked: bool,
     /// JSONP callback (long-poll only; must pass `json::valid_callback`).
     pub callback: Option<Box<[u8]>>,
+    /// A resumable subscription: SSE frames of channel messages carry `id: <epoch>:<seq>`, and
+    /// position markers (`next_seq`, `reset`) carry the epoch (see `subscribe`).
+    pub resumable: bool,
 }
+
+/// An SSE event id: the channel incarnation and the message's seq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventId {
+    pub epoch: u32,
+    pub seq: u32,
+}
+
+impl EventId {
+    /// Appends `id: <epoch>:<seq>\n` (the seq signed, as in the JSON).
+    fn write(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"id: ");
+        out.extend_from_slice(itoa::Buffer::new().format(self.epoch).as_bytes());
+        out.push(b':');
+        out.extend_from_slice(itoa::Buffer::new().format(self.seq as i32).as_bytes());
+        out.push(b'\n');
+    }
+
+    fn len(self) -> usize {
+        let epoch = itoa::Buffer::new().format(self.epoch).len();
+        let seq = itoa::Buffer::new().format(self.seq as i32).len();
+        b"id: ".len() + epoch + 1 + seq + 1
+    }
+
+    /// Reads `<epoch>:<seq>` as sent in an `id:` line (a `Last-Event-ID` header).
+    pub fn parse(text: &[u8]) -> Option<EventId> {
+        let text = std::str::from_utf8(text).ok()?.trim();
+        let (epoch, seq) = text.split_once(':')?;
+        Some(EventId {
+            epoch: epoch.parse().ok()?,
+            seq: seq.parse::<i32>().ok()? as u32,
+        })
+    }
+}
+
+/// The reconnection delay an SSE stream with ids suggests to `EventSource` (milliseconds).
+pub const SSE_RETRY_MS: u32 = 2000;
 
 /// The terminating chunk of a chunked response.
 pub use crate::http::response::LAST_CHUNK;
@@ -92,7 +132,19 @@ impl Framing {
             transport,
             chunked,
             callback,
+            resumable: false,
         }
+    }
+
+    /// The same framing for a resumable subscription (see [`Framing::resumable`]).
+    pub fn resuming(mut self, resumable: bool) -> Framing {
+        self.resumable = resumable;
+        self
+    }
+
+    /// The event id an SSE frame of a channel message carries (resumable SSE only).
+    pub fn event_id(&self, epoch: u32, seq: u32) -> Option<EventId> {
+        (self.resumable && self.transport == Transport::Sse).then_some(EventId { epoch, seq })
     }
 
     /// Body bytes before the JSON: (callback name, fixed opening).
@@ -127,8 +179,17 @@ impl Framing {
     /// Appends everything before the JSON: the chunk-size line (when chunked) and the opening
     /// (`cb(`, `data: `, `<script>parent.icomet_cb(`).
     pub fn prefix(&self, json_len: usize, out: &mut Vec<u8>) {
+        self.prefix_with(None, json_len, out);
+    }
+
+    /// [`prefix`](Self::prefix), with an SSE `id:` line first when `id` is given.
+    pub fn prefix_with(&self, id: Option<EventId>, json_len: usize, out: &mut Vec<u8>) {
         if self.chunked {
-            write_chunk_header(self.body_len(json_len), out);
+            let id_len = id.map_or(0, EventId::len);
+            write_chunk_header(id_len + self.body_len(json_len), out);
+        }
+        if let Some(id) = id {
+            id.write(out);
         }
         let (cb, open) = self.opening();
         out.extend_from_slice(cb);
@@ -158,9 +219,26 @@ impl Framing {
 
     /// Appends one complete frame around `json` (for one-off messages).
     pub fn write_frame(&self, json: &[u8], out: &mut Vec<u8>) {
-        self.prefix(json.len(), out);
+        self.write_frame_with(None, json, out);
+    }
+
+    /// [`write_frame`](Self::write_frame), with an SSE `id:` line when `id` is given.
+    pub fn write_frame_with(&self, id: Option<EventId>, json: &[u8], out: &mut Vec<u8>) {
+        self.prefix_with(id, json.len(), out);
         out.extend_from_slice(json);
         self.suffix(out);
+    }
+
+    /// Appends what a resumable SSE stream starts with: the `retry:` hint for `EventSource`
+    /// (nothing for other subscriptions).
+    pub fn write_start(&self, out: &mut Vec<u8>) {
+        if self.resumable && self.transport == Transport::Sse {
+            let mut hint = Vec::with_capacity(24);
+            hint.extend_from_slice(b"retry: ");
+            hint.extend_from_slice(itoa::Buffer::new().format(SSE_RETRY_MS).as_bytes());
+            hint.extend_from_slice(b"\n\n");
+            write_chunk(self.chunked, &hint, out);
+        }
     }
 
     /// Appends several objects: for long-poll one array frame `[a,b]` (with the callback and
@@ -416,6 +494,54 @@ mod tests {
              \"seq\":1,\"content\":\"\"});</script>\n\r\n"
         );
         assert!(frame(&f, &json(MsgType::Data, "erin", 1, "hi")).starts_with(b"5a\r\n"));
+    }
+
+    #[test]
+    fn resumable_sse_frames_carry_ids() {
+        let f = Framing::new(Transport::Sse, true, None).resuming(true);
+        let mut out = Vec::new();
+        f.write_start(&mut out);
+        assert_eq!(s(&out), "d\r\nretry: 2000\n\n\r\n");
+        let obj = json(MsgType::Data, "dave", 7, "hi");
+        out.clear();
+        f.write_frame_with(f.event_id(3_000_000_000, 7), &obj, &mut out);
+        let body = format!("id: 3000000000:7\ndata: {}\n\n", s(&obj));
+        assert_eq!(s(&out), format!("{:x}\r\n{body}\r\n", body.len()));
+        // Without ids, or on another transport, nothing changes.
+        assert_eq!(
+            Framing::new(Transport::Sse, true, None).event_id(1, 2),
+            None
+        );
+        let stream = Framing::new(Transport::Stream, true, None).resuming(true);
+        assert_eq!(stream.event_id(1, 2), None);
+        out.clear();
+        stream.write_start(&mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn event_ids_parse_back() {
+        let id = EventId {
+            epoch: 9,
+            seq: u32::MAX,
+        };
+        let mut line = Vec::new();
+        id.write(&mut line);
+        assert_eq!(line, b"id: 9:-1\n");
+        assert_eq!(line.len(), id.len());
+        assert_eq!(EventId::parse(b" 9:-1 "), Some(id));
+        for bad in [
+            &b""[..],
+            b"9",
+            b"x:1",
+            b"9:",
+            b":1",
+            b"9:1:2",
+            b"-1:3",
+            b"\xff:1",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //!
 //! Depends on: http, api (reply, params, frame).
 
-use super::frame::Transport;
+use super::frame::{EventId, Transport};
 use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
+use crate::comet::seq::seq_after;
+use crate::comet::Resume;
 use crate::http::response::error_page;
 use crate::http::{Method, Params, Request};
 
@@ -46,6 +48,13 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         if auth_token.len() > 64 {
             return Err("token longer than 64 bytes".into());
         }
+        let mut seq = seq;
+        let mut resume = None;
+        if transport == Transport::Sse && params::switch(&p, "id", ctx.config.front.sse_ids)? {
+            let (at, epoch) = sse_resume_point(req, &p, seq)?;
+            seq = at;
+            resume = Some(Resume { epoch });
+        }
         Ok(SubscribeRequest {
             transport,
             cname,
@@ -54,6 +63,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             callback,
             auth_token,
             version: req.version,
+            resume,
         })
     })();
     match parsed {
@@ -62,6 +72,27 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             reply::bad_request(out, &style, ctx.date, &reason);
             Outcome::Done { close: false }
         }
+    }
+}
+
+/// Where a resumable `/sse` subscription starts: a reconnecting `EventSource`'s `Last-Event-ID`
+/// header (or `last_event_id=`, for polyfills that cannot set headers) names the last message it
+/// got, `<epoch>:<seq>`, and wins over `seq=`; without one, `seq=` and no known epoch.
+fn sse_resume_point(
+    req: &Request<'_>,
+    p: &Params<'_>,
+    seq: u32,
+) -> Result<(u32, Option<u32>), String> {
+    let given = match req.header("last-event-id") {
+        Some(header) => Some(header.to_vec()),
+        None => p.get("last_event_id").map(|v| v.into_owned()),
+    };
+    match given.filter(|id| !id.is_empty()) {
+        None => Ok((seq, None)),
+        Some(id) => match EventId::parse(&id) {
+            Some(id) => Ok((seq_after(id.seq), Some(id.epoch))),
+            None => Err("Last-Event-ID is not <epoch>:<seq>".into()),
+        },
     }
 }
 

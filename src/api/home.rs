@@ -37,6 +37,7 @@ pub fn run(
                         token_hex: &sign.token_hex,
                         expires: sign.expires,
                         sub_timeout,
+                        epoch: sign.epoch,
                     };
                     admin::sign_reply(out, req, date, fields);
                 }

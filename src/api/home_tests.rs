@@ -85,7 +85,7 @@ fn sign_info_check_clear_and_close_reply_as_icomet() {
         "{sign}"
     );
     assert!(
-        sign.ends_with(r#","expires":30,"sub_timeout":30}"#),
+        sign.contains(r#","expires":30,"sub_timeout":30,"epoch":"#),
         "{sign}"
     );
 

@@ -12,6 +12,7 @@ pub mod params;
 pub mod reply;
 pub mod subscribe;
 
+use crate::comet::Resume;
 use crate::config::Config;
 use crate::http::Version;
 use frame::Transport;
@@ -72,6 +73,9 @@ pub struct SubscribeRequest {
     /// The channel auth token the subscriber presented (`token=`).
     pub auth_token: Vec<u8>,
     pub version: Version,
+    /// A resumable subscription (SSE with ids, WebSocket) and the epoch it last saw; `None`:
+    /// iComet's behaviour.
+    pub resume: Option<Resume>,
 }
 
 /// A channel operation asked for on the admin port.

@@ -45,6 +45,32 @@ pub fn seq(params: &Params<'_>, name: &str) -> Result<u32, String> {
     Ok(v as u32)
 }
 
+/// An on/off switch (`1`/`0`, also `yes`/`no`, `true`/`false`); missing or empty = `default`.
+pub fn switch(params: &Params<'_>, name: &str, default: bool) -> Result<bool, String> {
+    let Some(raw) = params.get(name) else {
+        return Ok(default);
+    };
+    match &*raw {
+        b"" => Ok(default),
+        b"1" | b"yes" | b"true" => Ok(true),
+        b"0" | b"no" | b"false" => Ok(false),
+        _ => Err(format!("{name} must be 1 or 0")),
+    }
+}
+
+/// An epoch (`epoch=`, a channel incarnation as `/sign` reports it); missing or empty = `None`.
+pub fn epoch(params: &Params<'_>) -> Result<Option<u32>, String> {
+    match params.get("epoch") {
+        None => Ok(None),
+        Some(raw) if raw.is_empty() => Ok(None),
+        Some(raw) => std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .map(Some)
+            .ok_or_else(|| "epoch must be an unsigned 32-bit integer".to_string()),
+    }
+}
+
 /// The JSONP callback: `None` when absent or empty, an error when it could inject script.
 pub fn callback(params: &Params<'_>) -> Result<Option<Vec<u8>>, String> {
     match params.get("cb") {

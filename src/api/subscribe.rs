@@ -10,8 +10,10 @@ use super::frame::{
 };
 use crate::comet::channel::CatchUp;
 use crate::comet::hub::{SubscribeError, Subscribed};
-use crate::comet::message::{encode, expand_replay, Message, MsgType};
-use crate::comet::seq::seq_before;
+use crate::comet::message::{
+    encode, encode_with_epoch, expand_replay, follow_up, Message, MsgType,
+};
+use crate::comet::seq::{seq_after, seq_before, seq_prev};
 use std::sync::Arc;
 
 /// An open (or opening) subscription of one connection.
@@ -107,20 +109,22 @@ pub fn open(
     if transport == Transport::Iframe {
         write_iframe_preamble(style.http11, out);
     }
+    sub.framing.write_start(out);
     let mut replayed = 0;
     match &s.catch_up {
         CatchUp::NextSeq(seq) => {
-            let json = encode(MsgType::NextSeq, &sub.channel, *seq, b"");
-            sub.framing.write_frame(&json, out);
+            write_marker(sub, MsgType::NextSeq, *seq, out);
             sub.next_seq = *seq;
         }
         CatchUp::Replay(msgs) => {
             replayed = msgs.len() as u64;
-            if let Some(last) = msgs.last() {
-                sub.next_seq = last.seq.wrapping_add(1);
-            }
-            let objects = expand_replay(&sub.channel, msgs);
-            sub.framing.write_objects(&objects, out);
+            write_replay(sub, msgs, out);
+        }
+        CatchUp::Reset { seq, replay } => {
+            write_marker(sub, MsgType::Reset, *seq, out);
+            sub.next_seq = *seq;
+            replayed = replay.len() as u64;
+            write_replay(sub, replay, out);
         }
         CatchUp::Wait => {}
     }
@@ -129,6 +133,40 @@ pub fn open(
         sub.framing.write_end(out);
     }
     Opened { ended, replayed }
+}
+
+/// A position marker (`next_seq`, `reset`) saying delivery continues at `seq`: iComet's object,
+/// or for a resumable subscription one that also carries the epoch (and on SSE the id of the
+/// message before `seq`, so a reconnect resumes at `seq`).
+fn write_marker(sub: &Subscription, kind: MsgType, seq: u32, out: &mut Vec<u8>) {
+    if !sub.framing.resumable {
+        let json = encode(kind, &sub.channel, seq, b"");
+        sub.framing.write_frame(&json, out);
+        return;
+    }
+    let mut json = Vec::with_capacity(96);
+    encode_with_epoch(&mut json, kind, &sub.channel, seq, sub.epoch);
+    let id = sub.framing.event_id(sub.epoch, seq_prev(seq));
+    sub.framing.write_frame_with(id, &json, out);
+}
+
+/// Stored messages for a catch-up, oldest first; the subscriber's next seq follows the last.
+fn write_replay(sub: &mut Subscription, msgs: &[Message], out: &mut Vec<u8>) {
+    if let Some(last) = msgs.last() {
+        sub.next_seq = seq_after(last.seq);
+    }
+    if !sub.framing.resumable {
+        let objects = expand_replay(&sub.channel, msgs);
+        sub.framing.write_objects(&objects, out);
+        return;
+    }
+    for msg in msgs {
+        let id = sub.framing.event_id(sub.epoch, msg.seq);
+        sub.framing.write_frame_with(id, &msg.json, out);
+        if let Some(next) = follow_up(&sub.channel, msg) {
+            sub.framing.write_frame(&next, out);
+        }
+    }
 }
 
 /// What one subscriber gets for a live message.
@@ -153,14 +191,15 @@ pub fn deliver(
     if sub.pending || seq_before(msg.seq, sub.next_seq) {
         return Delivery::Skip;
     }
-    sub.next_seq = msg.seq.wrapping_add(1);
+    sub.next_seq = seq_after(msg.seq);
     let ends = sub.long_poll();
+    let id = sub.framing.event_id(sub.epoch, msg.seq);
     match follow_up {
         Some(next) if ends => {
             sub.framing.write_objects(&[&msg.json[..], next], head);
         }
         Some(next) => {
-            sub.framing.write_frame(&msg.json, head);
+            sub.framing.write_frame_with(id, &msg.json, head);
             sub.framing.write_frame(next, head);
         }
         None if ends => {
@@ -168,7 +207,7 @@ pub fn deliver(
             sub.framing.write_frame(&msg.json, head);
         }
         None => {
-            sub.framing.prefix(msg.json.len(), head);
+            sub.framing.prefix_with(id, msg.json.len(), head);
             return Delivery::Shared {
                 tail: sub.framing.static_suffix(),
                 ends: false,

@@ -19,6 +19,19 @@ pub enum CatchUp {
     Replay(Vec<Message>),
     /// Nothing to send yet: wait for live messages.
     Wait,
+    /// A resuming client (WebSocket, SSE with ids) cannot continue where it was: the channel is
+    /// another incarnation than the one it knew, or its seq fell off the replay ring. It is told
+    /// with a `reset` message carrying `seq` (where delivery continues) and gets `replay`, the
+    /// stored messages from `seq` on.
+    Reset { seq: u32, replay: Vec<Message> },
+}
+
+/// How a resumable subscriber (WebSocket, SSE with ids) asks: besides its seq, the channel
+/// incarnation it last saw, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Resume {
+    /// The epoch it last saw (`None`: a first connection, which cannot be told of a new one).
+    pub epoch: Option<u32>,
 }
 
 /// The state of one channel.
@@ -125,6 +138,26 @@ impl Channel {
             CatchUp::Replay(self.ring.since(seq).cloned().collect())
         }
     }
+
+    /// Catch-up for a resumable subscriber: as [`catch_up`](Self::catch_up), except that a known
+    /// epoch other than this incarnation's, or a seq behind what is stored (trimmed from the ring,
+    /// or cleared), is a `Reset` to the oldest stored seq with everything stored from there.
+    pub fn catch_up_resuming(&self, seq: u32, resume: Resume) -> CatchUp {
+        let next = self.seq_next;
+        let oldest = self.seq_oldest();
+        let other_incarnation = resume.epoch.is_some_and(|e| e != self.epoch);
+        let fell_off = seq != 0 && seq_before(seq, oldest);
+        if other_incarnation || fell_off {
+            return CatchUp::Reset {
+                seq: oldest,
+                replay: self.ring.since(oldest).cloned().collect(),
+            };
+        }
+        if seq != 0 && seq != next && !seq_before(next, seq) {
+            return CatchUp::Replay(self.ring.since(seq).cloned().collect());
+        }
+        self.catch_up(seq)
+    }
 }
 
 #[cfg(test)]
@@ -228,6 +261,48 @@ mod tests {
             ch.catch_up(0x8000_0001),
             CatchUp::NextSeq(0x8000_0000)
         ));
+    }
+
+    fn reset(c: CatchUp) -> (u32, Vec<u32>) {
+        match c {
+            CatchUp::Reset { seq, replay } => (seq, replay.iter().map(|m| m.seq).collect()),
+            other => panic!("expected a reset, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn resuming_in_the_same_incarnation_is_an_ordinary_catch_up() {
+        let ch = channel_with(4, 10); // epoch 1, stored 1..=4, next 5
+        let same = Resume { epoch: Some(1) };
+        assert_eq!(replayed(ch.catch_up_resuming(2, same)), vec![2, 3, 4]);
+        assert!(matches!(ch.catch_up_resuming(5, same), CatchUp::Wait));
+        assert!(matches!(ch.catch_up_resuming(0, same), CatchUp::NextSeq(5)));
+        let first = Resume { epoch: None };
+        assert_eq!(replayed(ch.catch_up_resuming(3, first)), vec![3, 4]);
+    }
+
+    #[test]
+    fn another_incarnation_is_a_reset_with_everything_stored() {
+        let ch = channel_with(3, 10);
+        let other = Resume { epoch: Some(77) };
+        assert_eq!(reset(ch.catch_up_resuming(2, other)), (1, vec![1, 2, 3]));
+        assert_eq!(reset(ch.catch_up_resuming(0, other)), (1, vec![1, 2, 3]));
+        let empty = Channel::new([1; 16], 5, 3);
+        assert_eq!(reset(empty.catch_up_resuming(9, other)), (1, vec![]));
+    }
+
+    #[test]
+    fn a_seq_off_the_ring_is_a_gap_reset() {
+        let ch = channel_with(25, 10); // stored 16..=25
+        let same = Resume { epoch: Some(1) };
+        assert_eq!(
+            reset(ch.catch_up_resuming(3, same)),
+            (16, (16..=25).collect::<Vec<_>>())
+        );
+        let mut cleared = channel_with(4, 10);
+        cleared.ring.clear();
+        assert_eq!(reset(cleared.catch_up_resuming(2, same)), (5, vec![]));
+        assert!(matches!(cleared.catch_up_resuming(5, same), CatchUp::Wait));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::auth::AuthTokenSource;
-use super::channel::{CatchUp, Channel};
+use super::channel::{CatchUp, Channel, Resume};
 use super::message::{
     encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
 };
@@ -178,6 +178,8 @@ pub struct SignReply {
     pub token_hex: [u8; 32],
     /// The idle countdown that was set (`channel_timeout` when the request gave ≤ 0).
     pub expires: i32,
+    /// The channel's incarnation (resumable clients quote it).
+    pub epoch: u32,
 }
 
 /// A stored message and where it must go.
@@ -261,6 +263,9 @@ pub struct Ask<'a> {
     pub worker: usize,
     /// A long-poll: registered only when it must wait.
     pub long_poll: bool,
+    /// A resumable transport (WebSocket, SSE with ids): told of a new incarnation or of a gap
+    /// with `CatchUp::Reset` instead of iComet's `next_seq`.
+    pub resume: Option<Resume>,
 }
 
 /// Presence event for `/psub`.
@@ -306,6 +311,23 @@ pub struct Hub {
     next_epoch: u32,
 }
 
+/// Where a hub's epochs start: random (never 0), so the channels of a restarted server are new
+/// incarnations to the clients that knew the old ones. Consecutive creations then get
+/// consecutive epochs, which spreads presence re-announcements evenly.
+fn first_epoch() -> u32 {
+    let mut bytes = [0u8; 4];
+    let random = getrandom::fill(&mut bytes).is_ok();
+    let epoch = if random {
+        u32::from_le_bytes(bytes)
+    } else {
+        // No OS randomness: the clock still tells one start from the next.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.subsec_nanos() ^ d.as_secs() as u32)
+    };
+    epoch.max(1)
+}
+
 impl Hub {
     /// An empty hub sharing `counters` with the other hubs. Presence events are recorded.
     pub fn new(config: HubConfig, counters: Arc<Counters>) -> Hub {
@@ -317,7 +339,7 @@ impl Hub {
             events: Vec::new(),
             presence: None,
             now: 0,
-            next_epoch: 0,
+            next_epoch: first_epoch(),
         }
     }
 
@@ -377,7 +399,10 @@ impl Hub {
             return Err(TooManyChannels);
         }
         let epoch = self.next_epoch;
-        self.next_epoch = epoch.wrapping_add(1);
+        self.next_epoch = match epoch.wrapping_add(1) {
+            0 => 1,
+            n => n,
+        };
         let channel = Channel::new(self.auth_tokens.fresh(), epoch, self.config.channel_timeout);
         let name: Arc<[u8]> = Arc::from(cname);
         match self.channels.insert_new(Arc::clone(&name), channel) {
@@ -411,6 +436,7 @@ impl Hub {
             seq_oldest: ch.seq_oldest(),
             token_hex: ch.token_hex(),
             expires,
+            epoch: ch.epoch(),
         })
     }
 
@@ -521,6 +547,7 @@ impl Hub {
             auth_token,
             worker,
             long_poll,
+            resume,
         } = ask;
         let always_register = !long_poll;
         let index = if self.config.auth_token {
@@ -543,7 +570,10 @@ impl Hub {
             return Err(SubscribeError::TooManySubscribers);
         }
         ch.raise_countdown(timeout);
-        let catch_up = ch.catch_up(seq);
+        let catch_up = match resume {
+            Some(resume) => ch.catch_up_resuming(seq, resume),
+            None => ch.catch_up(seq),
+        };
         let registered = always_register || matches!(catch_up, CatchUp::Wait);
         if registered {
             ch.subscribers += 1;

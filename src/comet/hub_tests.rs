@@ -21,6 +21,7 @@ fn ask<'a>(cname: &'a [u8], seq: u32, auth_token: &'a [u8], worker: usize) -> As
         auth_token,
         worker,
         long_poll: false,
+        resume: None,
     }
 }
 
@@ -280,6 +281,7 @@ fn long_poll_registers_only_when_waiting() {
     let s = hub
         .subscribe(Ask {
             long_poll: true,
+            resume: None,
             ..ask(b"bob", 0, b"", 2)
         })
         .unwrap();
@@ -289,6 +291,7 @@ fn long_poll_registers_only_when_waiting() {
     let s = hub
         .subscribe(Ask {
             long_poll: true,
+            resume: None,
             ..ask(b"bob", 1, b"", 2)
         })
         .unwrap();

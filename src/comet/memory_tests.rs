@@ -42,6 +42,7 @@ fn hundred_thousand_idle_subscribers_fit_the_budget() {
                 auth_token: &token,
                 worker: 1,
                 long_poll: false,
+                resume: None,
             })
             .unwrap();
         assert!(local.add(&sub.name, i as u64));

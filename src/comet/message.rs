@@ -23,6 +23,9 @@ pub enum MsgType {
     Noop,
     /// The channel was closed; its seq is the channel's `seq_next` at close time.
     Close,
+    /// A resuming client cannot continue where it was (another channel incarnation, or its seq
+    /// fell off the replay ring); its seq is where delivery continues.
+    Reset,
     /// Authentication failure (`401` / `Token error`).
     TokenError,
     /// A limit was hit (`429` / `Too many channels` or `Too many subscribers`).
@@ -38,6 +41,7 @@ impl MsgType {
             MsgType::NextSeq => b"next_seq",
             MsgType::Noop => b"noop",
             MsgType::Close => b"close",
+            MsgType::Reset => b"reset",
             MsgType::TokenError => b"401",
             MsgType::TooMany => b"429",
         }
@@ -141,6 +145,19 @@ pub fn encode(kind: MsgType, cname: &[u8], seq: u32, content_inner: &[u8]) -> Ar
     json
 }
 
+/// Appends a position marker for a resumable transport (WebSocket, SSE with ids): the object of
+/// `kind` (`next_seq` or `reset`) with empty content and, last, the channel incarnation:
+/// `{"type":"reset","cname":"c","seq":7,"content":"","epoch":3405691582}`.
+pub fn encode_with_epoch(out: &mut Vec<u8>, kind: MsgType, cname: &[u8], seq: u32, epoch: u32) {
+    write_parts(kind, cname, seq, b"", &mut |piece| {
+        out.extend_from_slice(piece)
+    });
+    out.pop();
+    out.extend_from_slice(b",\"epoch\":");
+    out.extend_from_slice(itoa::Buffer::new().format(epoch).as_bytes());
+    out.push(b'}');
+}
+
 /// The `next_seq` object that follows a broadcast message, or `None` for other kinds.
 pub fn follow_up(cname: &[u8], msg: &Message) -> Option<Arc<[u8]>> {
     (msg.kind == MsgType::Broadcast)
@@ -190,6 +207,7 @@ mod tests {
             (MsgType::NextSeq, "next_seq"),
             (MsgType::Noop, "noop"),
             (MsgType::Close, "close"),
+            (MsgType::Reset, "reset"),
             (MsgType::TokenError, "401"),
             (MsgType::TooMany, "429"),
         ];
@@ -217,6 +235,16 @@ mod tests {
         out.clear();
         encode_into(&mut out, MsgType::TooMany, b"k4", 0, TOO_MANY_CHANNELS);
         assert_eq!(out.len(), 0x49 - b"data: \n\n".len());
+    }
+
+    #[test]
+    fn markers_carry_the_epoch_last() {
+        let mut out = Vec::new();
+        encode_with_epoch(&mut out, MsgType::Reset, b"a\"b", 7, u32::MAX);
+        assert_eq!(
+            text(&out),
+            r#"{"type":"reset","cname":"a\"b","seq":7,"content":"","epoch":4294967295}"#
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod route;
 pub mod seq;
 pub mod table;
 
-pub use channel::{CatchUp, Channel};
+pub use channel::{CatchUp, Channel, Resume};
 pub use hub::{
     Closed, Counters, Hub, HubConfig, Presence, Published, SignReply, SubscribeError, Subscribed,
     TooManyChannels,

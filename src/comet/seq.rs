@@ -25,6 +25,14 @@ pub fn seq_after(seq: u32) -> u32 {
     }
 }
 
+/// The seq before `seq`: `seq_after(seq_prev(s)) == s` for every seq a channel hands out.
+pub fn seq_prev(seq: u32) -> u32 {
+    match seq {
+        FIRST => u32::MAX,
+        n => n.wrapping_sub(1),
+    }
+}
+
 /// `seq` as a signed 32-bit decimal integer (`4294967295` is `-1`), formatted in `buf`.
 pub fn seq_decimal(buf: &mut itoa::Buffer, seq: u32) -> &str {
     buf.format(seq as i32)
@@ -36,6 +44,13 @@ mod tests {
 
     fn printed(seq: u32) -> String {
         seq_decimal(&mut itoa::Buffer::new(), seq).to_string()
+    }
+
+    #[test]
+    fn prev_undoes_after() {
+        for s in [1, 2, 77, i32::MAX as u32, 0x8000_0000, u32::MAX] {
+            assert_eq!(seq_after(seq_prev(s)), s, "{s}");
+        }
     }
 
     #[test]

@@ -70,6 +70,11 @@ pub struct FrontConfig {
     pub channel_timeout: u32,
     /// Seconds a subscriber waits before a `noop`. Always >= 1.
     pub polling_timeout: u32,
+    /// `/sse` sends event ids (`id: <epoch>:<seq>`) and resumes from `Last-Event-ID` without
+    /// `id=1` in the query (`front.sse_ids`; off: iComet's bytes).
+    pub sse_ids: bool,
+    /// The test-only WebSocket echo route `/ws-echo` (`front.ws_echo`; off by default).
+    pub ws_echo: bool,
 }
 
 /// Subscription authentication (`front.auth`).
@@ -117,6 +122,11 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Per worker: sum of borrowed read/write buffers.
     pub buffer_budget_bytes: usize,
+    /// A WebSocket client's message (all its fragments); beyond → close 1009. Clients send
+    /// small commands, not data.
+    pub max_ws_message_bytes: usize,
+    /// Channels one WebSocket connection may subscribe to; beyond, a `sub` command is refused.
+    pub max_ws_channels: usize,
 }
 
 /// Number of worker threads for `threads: 0`: the cores this process may run on.
@@ -157,6 +167,8 @@ impl Default for FrontConfig {
             channel_buffer_size: 10,
             channel_timeout: 30,
             polling_timeout: 30,
+            sse_ids: false,
+            ws_echo: false,
         }
     }
 }
@@ -182,6 +194,8 @@ impl Default for Limits {
             max_cname_bytes: 1024,
             max_output_bytes: 8 * MIB,
             buffer_budget_bytes: 512 * MIB,
+            max_ws_message_bytes: 4 * KIB,
+            max_ws_channels: 16,
         }
     }
 }

@@ -35,6 +35,8 @@ pub(crate) const KEYS: &[&str] = &[
     "front.channel_buffer_size",
     "front.channel_timeout",
     "front.polling_timeout",
+    "front.sse_ids",
+    "front.ws_echo",
     "server.threads",
     "server.engine",
     "server.max_connections",
@@ -46,6 +48,8 @@ pub(crate) const KEYS: &[&str] = &[
     "limits.max_cname_length",
     "limits.max_output_size",
     "limits.buffer_budget",
+    "limits.max_ws_message_size",
+    "limits.max_ws_channels",
 ];
 
 /// Log files smaller than this are not rotated (iComet's floor).
@@ -156,6 +160,8 @@ impl Builder {
                 }
             }
             "front.polling_timeout" => c.front.polling_timeout = number(value, 1)?,
+            "front.sse_ids" => c.front.sse_ids = parse_switch(value)?,
+            "front.ws_echo" => c.front.ws_echo = parse_switch(value)?,
             "server.threads" => {
                 let n: usize = number(value, 0)?;
                 if n > MAX_THREADS {
@@ -173,6 +179,8 @@ impl Builder {
             "limits.max_cname_length" => c.limits.max_cname_bytes = number(value, 1)?,
             "limits.max_output_size" => c.limits.max_output_bytes = number(value, 1)?,
             "limits.buffer_budget" => c.limits.buffer_budget_bytes = number(value, 1)?,
+            "limits.max_ws_message_size" => c.limits.max_ws_message_bytes = number(value, 125)?,
+            "limits.max_ws_channels" => c.limits.max_ws_channels = number(value, 1)?,
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())
@@ -234,6 +242,15 @@ pub(crate) fn parse_output(value: &str, base: &Path) -> LogOutput {
         "stdout" => LogOutput::Stdout,
         "stderr" => LogOutput::Stderr,
         path => LogOutput::File(resolve(base, path)),
+    }
+}
+
+/// `yes`/`no` (also `on`/`off`, `true`/`false`, `1`/`0`).
+pub(crate) fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "true" | "1" => Ok(true),
+        "no" | "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is not yes or no")),
     }
 }
 
@@ -396,6 +413,8 @@ mod tests {
                 "front.auth" => "token",
                 "server.engine" => "epoll",
                 "admin.allow" | "admin.deny" => "all",
+                "front.sse_ids" | "front.ws_echo" => "yes",
+                "limits.max_ws_message_size" => "4096",
                 _ => "5",
             };
             let mut b = Builder::new();

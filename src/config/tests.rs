@@ -141,6 +141,7 @@ fn rcomet_blocks() {
         max_cname_bytes: 64,
         max_output_bytes: 100_000,
         buffer_budget_bytes: 1_000_000,
+        ..Limits::default()
     };
     assert_eq!(c.limits, limits);
 }

@@ -119,7 +119,6 @@ pub struct Request<'a> {
     pub head: &'a [u8],
 }
 
-#[cfg(test)]
 impl<'a> Request<'a> {
     /// The first header called `name` (ASCII case-insensitive), with surrounding blanks trimmed.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
@@ -142,13 +141,11 @@ impl<'a> Request<'a> {
 }
 
 /// Iterator over the header lines of a [`Request::head`]; see [`Request::headers`].
-#[cfg(test)]
 #[derive(Clone, Debug)]
 pub struct Headers<'a> {
     rest: &'a [u8],
 }
 
-#[cfg(test)]
 impl<'a> Iterator for Headers<'a> {
     type Item = (&'a [u8], &'a [u8]);
 

@@ -158,6 +158,7 @@ impl Worker {
             auth_token: &m.auth_token,
             worker: m.from,
             long_poll: m.long_poll,
+            resume: m.resume,
         });
         let (token, name) = (m.token, m.name);
         self.mail(

@@ -102,4 +102,6 @@ pub struct SubscribeMsg {
     pub auth_token: Vec<u8>,
     /// Long-poll: register only when there is nothing to send at once.
     pub long_poll: bool,
+    /// A resumable subscription (see `comet::Resume`).
+    pub resume: Option<crate::comet::Resume>,
 }

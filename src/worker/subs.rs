@@ -40,7 +40,8 @@ impl Worker {
     /// Subscribes this worker's connection: the home (this worker or another) decides.
     pub(super) fn subscribe_from_here(&mut self, token: Token, req: SubscribeRequest) {
         let chunked = req.version == Version::Http11;
-        let framing = Framing::new(req.transport, chunked, req.callback.as_deref());
+        let framing = Framing::new(req.transport, chunked, req.callback.as_deref())
+            .resuming(req.resume.is_some());
         let long_poll = req.transport == Transport::LongPoll;
         let name = self.shared_name(req.cname);
         let Some(conn) = self.conns.at(token) else {
@@ -59,6 +60,7 @@ impl Worker {
             seq: req.seq,
             auth_token: req.auth_token,
             long_poll,
+            resume: req.resume,
         };
         self.mail(home, Msg::Subscribe(Box::new(msg)));
     }
