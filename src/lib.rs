@@ -14,3 +14,4 @@ pub mod logging;
 pub mod server;
 pub mod slab;
 pub mod worker;
+pub mod ws;

@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 /// Which top-level modules each top-level module may import; a file may always import the files
 /// of its own top-level module. Lowest layer first:
 ///
-/// * 0: `slab`, `http`, `comet`, `config`, `daemon` — standalone, import nothing of the crate;
-///   `logging` may import `config`; `engine` may import `slab`. (`daemon` sits here rather than at
-///   the top because `server` imports it.)
+/// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon` — standalone, import nothing of the
+///   crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` sits here rather
+///   than at the top because `server` imports it.)
 /// * 1: `api` may import `http`, `comet`, `config`.
 /// * 2: `worker` may import everything except `server`, `daemon` and `main`.
 /// * 3: `server` may import `worker`, `engine`, `config`, `logging`, `daemon`.
@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, &[&str])] = &[
     ("slab", &[]),
     ("http", &[]),
+    ("ws", &[]),
     ("comet", &[]),
     ("config", &[]),
     ("daemon", &[]),
@@ -35,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "worker",
         &[
-            "slab", "http", "comet", "config", "logging", "engine", "api",
+            "slab", "http", "ws", "comet", "config", "logging", "engine", "api",
         ],
     ),
     (
@@ -45,15 +46,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "main",
         &[
-            "slab", "http", "comet", "config", "daemon", "logging", "engine", "api", "worker",
-            "server", "lib",
+            "slab", "http", "ws", "comet", "config", "daemon", "logging", "engine", "api",
+            "worker", "server", "lib",
         ],
     ),
     (
         "lib",
         &[
-            "slab", "http", "comet", "config", "daemon", "logging", "engine", "api", "worker",
-            "server",
+            "slab", "http", "ws", "comet", "config", "daemon", "logging", "engine", "api",
+            "worker", "server",
         ],
     ),
 ];
