@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon` — standalone, import nothing of the
 ///   crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` sits here rather
 ///   than at the top because `server` imports it.)
-/// * 1: `api` may import `http`, `comet`, `config`.
+/// * 1: `api` may import `http`, `ws`, `comet`, `config`.
 /// * 2: `worker` may import everything except `server`, `daemon` and `main`.
 /// * 3: `server` may import `worker`, `engine`, `config`, `logging`, `daemon`.
 /// * top: `main` and `lib` (the crate root, which only declares the modules) may import anything.
@@ -32,7 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("daemon", &[]),
     ("logging", &["config"]),
     ("engine", &["slab"]),
-    ("api", &["http", "comet", "config"]),
+    ("api", &["http", "ws", "comet", "config"]),
     (
         "worker",
         &[

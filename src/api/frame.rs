@@ -12,6 +12,7 @@
 //! | stream    | `MSG\n`                                         |
 //! | SSE       | `data: MSG\n\n`                                 |
 //! | iframe    | `<script>parent.icomet_cb(MSG);</script>\n`     |
+//! | WebSocket | one text frame holding `MSG` (`crate::ws::frame`) |
 //!
 //! On HTTP/1.1 every frame is exactly one chunk (`<lowercase hex size>\r\n<body>\r\n`); on HTTP/1.0
 //! the body goes out raw. Long-poll replays and broadcasts are one array frame
@@ -30,6 +31,8 @@ pub enum Transport {
     Sse,
     /// `/iframe`: script tags calling `parent.icomet_cb`.
     Iframe,
+    /// `/ws`: one WebSocket text frame per JSON object, the subscription on an upgraded socket.
+    WebSocket,
 }
 
 /// How one subscriber's frames are wrapped.
@@ -39,7 +42,8 @@ pub struct Framing {
     pub transport: Transport,
     /// HTTP/1.1 chunked encoding (false: HTTP/1.0 raw bytes).
     pub chunked: bool,
-    /// JSONP callback (long-poll only; must pass `json::valid_callback`).
+    /// JSONP callback (long-poll only; must pass `json::valid_callback`). A WebSocket
+    /// subscription keeps its `Sec-WebSocket-Accept` value here until the 101 head is written.
     pub callback: Option<Box<[u8]>>,
     /// A resumable subscription: SSE frames of channel messages carry `id: <epoch>:<seq>`, and
     /// position markers (`next_seq`, `reset`) carry the epoch (see `subscribe`).
@@ -126,11 +130,12 @@ impl Framing {
     pub fn new(transport: Transport, chunked: bool, callback: Option<&[u8]>) -> Framing {
         let callback = match transport {
             Transport::LongPoll => callback.filter(|cb| valid_callback(cb)).map(Box::from),
+            Transport::WebSocket => callback.map(Box::from),
             _ => None,
         };
         Framing {
             transport,
-            chunked,
+            chunked: chunked && transport != Transport::WebSocket,
             callback,
             resumable: false,
         }
@@ -157,6 +162,7 @@ impl Framing {
             Transport::Stream => (b"", b""),
             Transport::Sse => (b"", SSE_OPEN),
             Transport::Iframe => (b"", IFRAME_OPEN),
+            Transport::WebSocket => (b"", b""),
         }
     }
 
@@ -167,6 +173,7 @@ impl Framing {
             Transport::LongPoll | Transport::Stream => LINE_END,
             Transport::Sse => SSE_CLOSE,
             Transport::Iframe => IFRAME_CLOSE,
+            Transport::WebSocket => b"",
         }
     }
 
@@ -184,6 +191,10 @@ impl Framing {
 
     /// [`prefix`](Self::prefix), with an SSE `id:` line first when `id` is given.
     pub fn prefix_with(&self, id: Option<EventId>, json_len: usize, out: &mut Vec<u8>) {
+        if self.transport == Transport::WebSocket {
+            crate::ws::frame::text_head(json_len, out);
+            return;
+        }
         if self.chunked {
             let id_len = id.map_or(0, EventId::len);
             write_chunk_header(id_len + self.body_len(json_len), out);
@@ -266,9 +277,11 @@ impl Framing {
     }
 
     /// Appends the end of the response body: the last chunk when chunked, nothing on HTTP/1.0
-    /// (the connection is closed instead).
+    /// (the connection is closed instead); a WebSocket's close frame (1000).
     pub fn write_end(&self, out: &mut Vec<u8>) {
-        if self.chunked {
+        if self.transport == Transport::WebSocket {
+            crate::ws::frame::close(crate::ws::CloseCode::NORMAL, "", out);
+        } else if self.chunked {
             out.extend_from_slice(LAST_CHUNK);
         }
     }

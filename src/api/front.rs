@@ -1,14 +1,15 @@
-//! The front (subscriber) port: /sub /poll /stream /sse /iframe open subscriptions, /ping answers
-//! at once, anything else is the 404 page.
+//! The front (subscriber) port: /sub /poll /stream /sse /iframe and the WebSocket /ws open
+//! subscriptions, /ping answers at once, anything else is the 404 page.
 //!
-//! Depends on: http, api (reply, params, frame).
+//! Depends on: http, ws (the handshake), comet (seq, resume), api (reply, params, frame).
 
 use super::frame::{EventId, Transport};
 use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
 use crate::comet::seq::seq_after;
 use crate::comet::Resume;
 use crate::http::response::error_page;
-use crate::http::{Method, Params, Request};
+use crate::http::{Method, Params, Request, Version};
+use crate::ws::handshake;
 
 fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
@@ -25,6 +26,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         b"/sse" => Transport::Sse,
         b"/iframe" => Transport::Iframe,
         b"/ping" => return ping(req, ctx, out),
+        b"/ws" => return websocket(req, ctx, out),
         _ => {
             error_page(out, req.version, 404, req.uri, ctx.date);
             return Outcome::Done { close: true };
@@ -72,6 +74,64 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             reply::bad_request(out, &style, ctx.date, &reason);
             Outcome::Done { close: false }
         }
+    }
+}
+
+/// `/ws`: the WebSocket handshake on the front port. A good one subscribes like `/stream` (the
+/// 101 head is written when the channel's home has answered); a bad one is refused with the
+/// handshake's status and reason, and the connection closes.
+fn websocket(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
+    let style = style(req);
+    let get = req.method == Method::Get;
+    let http11 = req.version == Version::Http11;
+    let accept = match handshake::check(get, http11, req.headers()) {
+        Ok(accept) => accept,
+        Err(e) => {
+            let mut headers: Vec<(&str, &[u8])> = e.header().into_iter().collect();
+            headers.push(("Content-Type", b"text/plain; charset=utf-8"));
+            let mut body = e.reason().as_bytes().to_vec();
+            body.push(b'\n');
+            let phrase = status_phrase(e.status());
+            reply::fixed(out, &style, ctx.date, (e.status(), phrase), &headers, &body);
+            return Outcome::Done { close: true };
+        }
+    };
+    let p = Params::new(req.query, None);
+    let parsed = (|| -> Result<SubscribeRequest, String> {
+        let cname = params::cname(&p, ctx.config.limits.max_cname_bytes)?;
+        let seq = params::seq(&p, "seq")?;
+        let noop = params::seq(&p, "noop")?;
+        let auth_token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
+        if auth_token.len() > 64 {
+            return Err("token longer than 64 bytes".into());
+        }
+        let epoch = params::epoch(&p)?;
+        Ok(SubscribeRequest {
+            transport: Transport::WebSocket,
+            cname,
+            seq,
+            noop,
+            callback: Some(accept.value().to_vec()),
+            auth_token,
+            version: req.version,
+            resume: Some(Resume { epoch }),
+        })
+    })();
+    match parsed {
+        Ok(request) => Outcome::Subscribe(request),
+        Err(reason) => {
+            reply::bad_request(out, &style, ctx.date, &reason);
+            Outcome::Done { close: true }
+        }
+    }
+}
+
+/// The reason phrase of the statuses a handshake refusal uses.
+fn status_phrase(status: u16) -> &'static str {
+    match status {
+        405 => "Method Not Allowed",
+        426 => "Upgrade Required",
+        _ => "Bad Request",
     }
 }
 

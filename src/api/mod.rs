@@ -11,6 +11,8 @@ pub mod json;
 pub mod params;
 pub mod reply;
 pub mod subscribe;
+pub mod websocket;
+pub mod ws_command;
 
 use crate::comet::Resume;
 use crate::config::Config;

@@ -14,6 +14,7 @@ use crate::comet::message::{
     encode, encode_with_epoch, expand_replay, follow_up, Message, MsgType,
 };
 use crate::comet::seq::{seq_after, seq_before, seq_prev};
+use crate::ws;
 use std::sync::Arc;
 
 /// An open (or opening) subscription of one connection.
@@ -31,6 +32,8 @@ pub struct Subscription {
     pub registered: bool,
     /// Waiting for the home's answer: live deliveries are not for this subscriber yet.
     pub pending: bool,
+    /// A WebSocket was pinged with its last heartbeat and has sent nothing since.
+    pub awaiting_pong: bool,
 }
 
 impl Subscription {
@@ -44,6 +47,7 @@ impl Subscription {
             epoch: 0,
             registered: false,
             pending: true,
+            awaiting_pong: false,
         }
     }
 
@@ -79,22 +83,21 @@ pub fn open(
     out: &mut Vec<u8>,
 ) -> Opened {
     let transport = sub.framing.transport;
-    let mut head = SubscribeHead {
+    let head = SubscribeHead {
         transport,
         http11: style.http11,
         ok: result.is_ok(),
         close: style.close,
     };
+    write_head(sub, &head, style.date, out);
     let s = match result {
-        // A refused subscription was never counted anywhere: it stays `pending`, so leaving
-        // it owes the home nothing and takes nothing off the counters.
         Err(e) => {
-            head.ok = false;
-            write_subscribe_head(out, &head, style.date);
-            let json = encode(e.kind(), &sub.channel, 0, e.content());
-            sub.framing.write_frame(&json, out);
-            sub.framing.write_end(out);
-            sub.registered = false;
+            refuse(sub, *e, out);
+            if transport == Transport::WebSocket {
+                ws::frame::close(refusal_close_code(*e), "", out);
+            } else {
+                sub.framing.write_end(out);
+            }
             return Opened {
                 ended: true,
                 replayed: 0,
@@ -102,37 +105,95 @@ pub fn open(
         }
         Ok(s) => s,
     };
-    sub.pending = false;
-    sub.epoch = s.epoch;
-    sub.registered = s.registered;
-    write_subscribe_head(out, &head, style.date);
     if transport == Transport::Iframe {
         write_iframe_preamble(style.http11, out);
     }
     sub.framing.write_start(out);
-    let mut replayed = 0;
-    match &s.catch_up {
-        CatchUp::NextSeq(seq) => {
-            write_marker(sub, MsgType::NextSeq, *seq, out);
-            sub.next_seq = *seq;
-        }
-        CatchUp::Replay(msgs) => {
-            replayed = msgs.len() as u64;
-            write_replay(sub, msgs, out);
-        }
-        CatchUp::Reset { seq, replay } => {
-            write_marker(sub, MsgType::Reset, *seq, out);
-            sub.next_seq = *seq;
-            replayed = replay.len() as u64;
-            write_replay(sub, replay, out);
-        }
-        CatchUp::Wait => {}
-    }
+    let replayed = settle(sub, s, out);
     let ended = sub.long_poll() && !matches!(s.catch_up, CatchUp::Wait);
     if ended {
         sub.framing.write_end(out);
     }
     Opened { ended, replayed }
+}
+
+/// One more channel on an open WebSocket: what [`open`] writes after the head. A refusal is
+/// only its error object (the socket and its other channels stay), and `ended` says the
+/// subscription is gone.
+pub fn open_more(
+    sub: &mut Subscription,
+    result: &Result<Subscribed, SubscribeError>,
+    out: &mut Vec<u8>,
+) -> Opened {
+    match result {
+        Err(e) => {
+            refuse(sub, *e, out);
+            Opened {
+                ended: true,
+                replayed: 0,
+            }
+        }
+        Ok(s) => Opened {
+            ended: false,
+            replayed: settle(sub, s, out),
+        },
+    }
+}
+
+/// The error object of a refused subscription. It was never counted anywhere: it stays
+/// `pending`, so leaving it owes the home nothing and takes nothing off the counters.
+fn refuse(sub: &mut Subscription, e: SubscribeError, out: &mut Vec<u8>) {
+    let json = encode(e.kind(), &sub.channel, 0, e.content());
+    sub.framing.write_frame(&json, out);
+    sub.registered = false;
+}
+
+/// Settles an accepted subscription's state (seqs, epoch, registration; `pending` ends) and
+/// writes its catch-up; returns the stored messages sent.
+fn settle(sub: &mut Subscription, s: &Subscribed, out: &mut Vec<u8>) -> u64 {
+    sub.pending = false;
+    sub.epoch = s.epoch;
+    sub.registered = s.registered;
+    match &s.catch_up {
+        CatchUp::NextSeq(seq) => {
+            write_marker(sub, MsgType::NextSeq, *seq, out);
+            sub.next_seq = *seq;
+            0
+        }
+        CatchUp::Replay(msgs) => {
+            write_replay(sub, msgs, out);
+            msgs.len() as u64
+        }
+        CatchUp::Reset { seq, replay } => {
+            write_marker(sub, MsgType::Reset, *seq, out);
+            sub.next_seq = *seq;
+            write_replay(sub, replay, out);
+            replay.len() as u64
+        }
+        CatchUp::Wait => 0,
+    }
+}
+
+/// The response head: HTTP's, or for a WebSocket the 101 that completes the handshake (its
+/// `Sec-WebSocket-Accept` value is kept in the framing until then).
+fn write_head(sub: &mut Subscription, head: &SubscribeHead, date: &[u8], out: &mut Vec<u8>) {
+    if sub.framing.transport == Transport::WebSocket {
+        let accept = sub.framing.callback.take().unwrap_or_default();
+        ws::handshake::write_101_value(&accept, out);
+    } else {
+        write_subscribe_head(out, head, date);
+    }
+}
+
+/// The close code a WebSocket refused at subscription gets after the error object: 1008
+/// (policy violation) for a bad token, 1013 (try again later) for a limit.
+pub fn refusal_close_code(e: SubscribeError) -> ws::CloseCode {
+    match e {
+        SubscribeError::TokenError => ws::CloseCode::POLICY_VIOLATION,
+        SubscribeError::TooManyChannels | SubscribeError::TooManySubscribers => {
+            ws::CloseCode::TRY_AGAIN_LATER
+        }
+    }
 }
 
 /// A position marker (`next_seq`, `reset`) saying delivery continues at `seq`: iComet's object,
@@ -221,16 +282,31 @@ pub fn deliver(
 }
 
 /// Writes the subscriber's heartbeat and counts it; true when the response ends with it
-/// (long-poll).
+/// (long-poll). A WebSocket also gets a ping, which it must answer (or send anything) before
+/// the next heartbeat.
 pub fn noop(sub: &mut Subscription, out: &mut Vec<u8>) -> bool {
     let json = encode(MsgType::Noop, &sub.channel, sub.noop, b"");
     sub.noop = sub.noop.wrapping_add(1);
     sub.framing.write_frame(&json, out);
+    if sub.framing.transport == Transport::WebSocket {
+        ws::frame::ping(b"", out);
+        sub.awaiting_pong = true;
+    }
     let ends = sub.long_poll();
     if ends {
         sub.framing.write_end(out);
     }
     ends
+}
+
+/// Whether a heartbeat finds the peer gone: a WebSocket that sent nothing, not even the pong,
+/// since the previous heartbeat's ping. It gets a close frame (1001) in `out`.
+pub fn peer_silent(sub: &Subscription, out: &mut Vec<u8>) -> bool {
+    let silent = sub.framing.transport == Transport::WebSocket && sub.awaiting_pong;
+    if silent {
+        ws::frame::close(ws::CloseCode::GOING_AWAY, "no pong", out);
+    }
+    silent
 }
 
 /// Writes the `close` message (`json`) and the end of the response.

@@ -30,6 +30,8 @@ pub enum MsgType {
     TokenError,
     /// A limit was hit (`429` / `Too many channels` or `Too many subscribers`).
     TooMany,
+    /// A WebSocket command was refused (`400`; the content says why).
+    BadRequest,
 }
 
 impl MsgType {
@@ -44,6 +46,7 @@ impl MsgType {
             MsgType::Reset => b"reset",
             MsgType::TokenError => b"401",
             MsgType::TooMany => b"429",
+            MsgType::BadRequest => b"400",
         }
     }
 }
@@ -54,6 +57,8 @@ pub const TOKEN_ERROR: &[u8] = b"Token error";
 pub const TOO_MANY_CHANNELS: &[u8] = b"Too many channels";
 /// Content of the `429` message when the channel is full.
 pub const TOO_MANY_SUBSCRIBERS: &[u8] = b"Too many subscribers";
+/// Content of the `429` message when a WebSocket connection has `max_ws_channels` channels.
+pub const TOO_MANY_WS_CHANNELS: &[u8] = b"Too many channels on this connection";
 
 /// A stored channel message: its seq, kind and complete JSON object, shared by every delivery.
 #[derive(Debug, Clone)]
@@ -210,6 +215,7 @@ mod tests {
             (MsgType::Reset, "reset"),
             (MsgType::TokenError, "401"),
             (MsgType::TooMany, "429"),
+            (MsgType::BadRequest, "400"),
         ];
         for (kind, name) in cases {
             let json = encode(kind, b"c", 2, b"");

@@ -73,8 +73,6 @@ pub struct FrontConfig {
     /// `/sse` sends event ids (`id: <epoch>:<seq>`) and resumes from `Last-Event-ID` without
     /// `id=1` in the query (`front.sse_ids`; off: iComet's bytes).
     pub sse_ids: bool,
-    /// The test-only WebSocket echo route `/ws-echo` (`front.ws_echo`; off by default).
-    pub ws_echo: bool,
 }
 
 /// Subscription authentication (`front.auth`).
@@ -168,7 +166,6 @@ impl Default for FrontConfig {
             channel_timeout: 30,
             polling_timeout: 30,
             sse_ids: false,
-            ws_echo: false,
         }
     }
 }

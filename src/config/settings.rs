@@ -36,7 +36,6 @@ pub(crate) const KEYS: &[&str] = &[
     "front.channel_timeout",
     "front.polling_timeout",
     "front.sse_ids",
-    "front.ws_echo",
     "server.threads",
     "server.engine",
     "server.max_connections",
@@ -161,7 +160,6 @@ impl Builder {
             }
             "front.polling_timeout" => c.front.polling_timeout = number(value, 1)?,
             "front.sse_ids" => c.front.sse_ids = parse_switch(value)?,
-            "front.ws_echo" => c.front.ws_echo = parse_switch(value)?,
             "server.threads" => {
                 let n: usize = number(value, 0)?;
                 if n > MAX_THREADS {
@@ -413,7 +411,7 @@ mod tests {
                 "front.auth" => "token",
                 "server.engine" => "epoll",
                 "admin.allow" | "admin.deny" => "all",
-                "front.sse_ids" | "front.ws_echo" => "yes",
+                "front.sse_ids" => "yes",
                 "limits.max_ws_message_size" => "4096",
                 _ => "5",
             };

@@ -45,6 +45,7 @@ impl Worker {
 
     pub(super) fn on_data(&mut self, token: Token, bytes: &[u8]) -> ReadControl {
         self.take_inbox();
+        let websocket = self.is_open_websocket(token);
         let Some(conn) = self.conns.at(token) else {
             return ReadControl::Pause;
         };
@@ -66,6 +67,7 @@ impl Worker {
                 let used = self.process(token, &buf);
                 self.put_back(token, buf, used);
             }
+            Phase::Subscribed if websocket => self.on_ws_data(token, bytes),
             // A request is in progress elsewhere: hold what arrives (bounded) until it is done.
             Phase::Waiting | Phase::Subscribed | Phase::Presence | Phase::Moving => {
                 self.keep(token, bytes);
@@ -99,7 +101,7 @@ impl Worker {
     }
 
     /// Appends bytes to the connection's borrowed input buffer.
-    fn keep(&mut self, token: Token, bytes: &[u8]) {
+    pub(super) fn keep(&mut self, token: Token, bytes: &[u8]) {
         let budget = self.shared.config.limits.buffer_budget_bytes;
         if self.buffered + bytes.len() > budget {
             self.shared
@@ -119,7 +121,7 @@ impl Worker {
 
     /// Returns the unparsed tail of `buf` to the connection (or frees the buffer when all was used).
     #[allow(clippy::box_collection)] // the slot keeps a thin pointer; see `Conn::inbuf`
-    fn put_back(&mut self, token: Token, mut buf: Box<Vec<u8>>, used: usize) {
+    pub(super) fn put_back(&mut self, token: Token, mut buf: Box<Vec<u8>>, used: usize) {
         let capacity = buf.capacity();
         let used = used.min(buf.len());
         let Some(conn) = self.conns.at(token) else {

@@ -24,6 +24,9 @@ pub mod replies;
 pub mod shared;
 mod subs;
 pub mod timer;
+mod ws;
+mod ws_channels;
+mod ws_side;
 
 pub use msg::{Batch, Msg};
 pub use shared::Shared;
@@ -118,6 +121,8 @@ pub struct Worker {
     arrived: Vec<(ConnId, msg::Arriving)>,
     /// Channels whose subscribers stay on this worker (big ones: see `handoff`).
     spread: HashSet<Arc<[u8]>>,
+    /// WebSocket connections' fragmented messages and channels beyond the first.
+    ws: ws_side::WsSide,
     shutting_down: Option<Instant>,
 }
 
@@ -153,6 +158,7 @@ impl Worker {
             next_arrival: 0,
             arrived: Vec::new(),
             spread: HashSet::new(),
+            ws: ws_side::WsSide::default(),
             shutting_down: None,
             shared,
         }

@@ -7,6 +7,7 @@
 
 use super::conn::{flags, Conns, Ext, Phase};
 use super::msg::{Msg, SubscribeMsg};
+use super::ws_channels::sub_for;
 use super::Worker;
 use crate::api::frame::{Framing, Transport};
 use crate::api::subscribe::{self, Delivery, HeadStyle, Subscription};
@@ -31,6 +32,13 @@ impl Worker {
     /// Starts a subscription: the connection moves to the channel's home when it can
     /// (`handoff`), or waits here while the home decides.
     pub(crate) fn subscribe(&mut self, token: Token, req: SubscribeRequest) {
+        if req.transport == Transport::WebSocket {
+            // After the upgrade no HTTP request follows: the connection ends with its
+            // subscription.
+            if let Some(conn) = self.conns.at(token) {
+                conn.clear(flags::KEEP_ALIVE);
+            }
+        }
         if self.should_hand_over(token, &req.cname) {
             return self.hand_over(token, req);
         }
@@ -72,6 +80,9 @@ impl Worker {
         name: Arc<[u8]>,
         result: Result<Subscribed, SubscribeError>,
     ) {
+        if self.is_open_websocket(token) {
+            return self.ws_subscribed(token, name, result);
+        }
         let live = self
             .conns
             .peek(token)
@@ -111,11 +122,18 @@ impl Worker {
         } else {
             let d = self.noop_deadline();
             self.arm(token, d);
+            if self.is_open_websocket(token) {
+                self.ws_opened(token);
+            }
         }
     }
 
     /// The connection left while the home was deciding: undo the registration.
-    fn forget_answer(&mut self, name: &Arc<[u8]>, result: &Result<Subscribed, SubscribeError>) {
+    pub(super) fn forget_answer(
+        &mut self,
+        name: &Arc<[u8]>,
+        result: &Result<Subscribed, SubscribeError>,
+    ) {
         let none_left = self.local.count(name) == 0;
         if let Ok(s) = result {
             if s.registered || none_left {
@@ -173,7 +191,7 @@ impl Worker {
 
     /// Detaches the connection's subscription: out of the local index and the counters. The home is
     /// not told (callers decide; one message can cover many subscribers).
-    fn take_sub(&mut self, token: Token) -> Option<Subscription> {
+    pub(super) fn take_sub(&mut self, token: Token) -> Option<Subscription> {
         let sub = self.conns.at(token)?.take_sub()?;
         self.local.remove(&sub.channel, token.pack());
         if !sub.pending {
@@ -183,7 +201,7 @@ impl Worker {
     }
 
     /// Removes the connection's subscription from the local index and tells the home.
-    fn drop_subscription(&mut self, token: Token) {
+    pub(super) fn drop_subscription(&mut self, token: Token) {
         let Some(sub) = self.take_sub(token) else {
             return;
         };
@@ -191,6 +209,11 @@ impl Worker {
             // The home's answer is still on its way; `on_subscribed` settles it.
             return;
         }
+        self.unsubscribe_left(&sub);
+    }
+
+    /// Tells the home that a settled subscription (already out of the local index) left.
+    pub(super) fn unsubscribe_left(&mut self, sub: &Subscription) {
         let none_left = self.local.count(&sub.channel) == 0;
         if sub.registered || none_left {
             let count = u32::from(sub.registered);
@@ -201,7 +224,10 @@ impl Worker {
     /// Cleanup when a connection leaves `was` (it is closing).
     pub(crate) fn leave_phase(&mut self, token: Token, was: Phase) {
         match was {
-            Phase::Subscribed | Phase::Waiting => self.drop_subscription(token),
+            Phase::Subscribed | Phase::Waiting => {
+                self.drop_subscription(token);
+                self.ws_forget(token);
+            }
             Phase::Presence => {
                 self.presence.retain(|t| *t != token);
                 self.shared.counters_ref().remove_listener();
@@ -232,6 +258,7 @@ impl Worker {
         for &key in &keys {
             if self.deliver_one(
                 Token::unpack(key),
+                name,
                 msg,
                 next.as_deref(),
                 &mut head,
@@ -255,6 +282,7 @@ impl Worker {
     fn deliver_one(
         &mut self,
         token: Token,
+        name: &[u8],
         msg: &Message,
         next: Option<&[u8]>,
         head: &mut Vec<u8>,
@@ -267,7 +295,7 @@ impl Worker {
         if conn.phase != Phase::Subscribed {
             return false;
         }
-        let Some(sub) = conn.sub_mut() else {
+        let Some(sub) = sub_for(conn, &mut self.ws.channels, token, name) else {
             return false;
         };
         head.clear();
@@ -302,10 +330,19 @@ impl Worker {
         let mut out = Vec::with_capacity(128);
         for key in keys {
             let token = Token::unpack(key);
-            let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
+            let extra = &mut self.ws.channels;
+            let Some(sub) = self
+                .conns
+                .at(token)
+                .and_then(|c| sub_for(c, extra, token, name))
+            else {
                 continue;
             };
             if sub.pending {
+                continue;
+            }
+            if sub.framing.transport == Transport::WebSocket {
+                self.ws_channel_closed(token, name, json);
                 continue;
             }
             out.clear();
@@ -324,6 +361,11 @@ impl Worker {
         };
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
+        if subscribe::peer_silent(sub, &mut out) {
+            self.queue(token, &out);
+            self.scratch = out;
+            return self.ws_close(token);
+        }
         let ends = subscribe::noop(sub, &mut out);
         self.queue(token, &out);
         self.scratch = out;

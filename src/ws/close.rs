@@ -22,6 +22,8 @@ impl CloseCode {
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
     /// 1011: the server met an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// 1013: the server cannot take the connection now (a limit); the client may retry later.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 
     /// Whether a peer may send this code in a Close frame. Valid: 1000–1003, 1007–1014 (the
     /// registered codes, 1010 included since the server is the one receiving it) and 3000–4999

@@ -154,11 +154,17 @@ pub fn check<'a>(
 
 /// Appends the `101 Switching Protocols` head that completes the handshake.
 pub fn write_101(accept: &Accept, out: &mut Vec<u8>) {
+    write_101_value(accept.value(), out);
+}
+
+/// [`write_101`] for an accept value kept as bytes until the head is sent (the subscription
+/// keeps it while its channel's home decides).
+pub fn write_101_value(accept: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Accept: ",
     );
-    out.extend_from_slice(accept.value());
+    out.extend_from_slice(accept);
     out.extend_from_slice(b"\r\n\r\n");
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod front;
 pub mod json;
 pub mod loadgen;
+pub mod ws;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
