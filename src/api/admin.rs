@@ -1,4 +1,4 @@
-//! The admin (publisher) port: /sign /push /pub /broadcast /close /clear /info /check /psub, behind
+//! The admin (publisher) port: /sign /push /pub /broadcast /close /clear /info /check /psub /stats /metrics, behind
 //! the allow/deny list, plus the reply bytes of the operations that run on a channel's home core.
 //!
 //! Depends on: http, api (reply, params, json).
@@ -33,6 +33,7 @@ enum Route {
     Check,
     Psub,
     Stats,
+    Metrics,
 }
 
 /// Whether a request on `path` may run while earlier requests of its connection still wait for
@@ -50,6 +51,7 @@ pub fn pipelines(path: &[u8]) -> bool {
             | b"/clear"
             | b"/broadcast"
             | b"/stats"
+            | b"/metrics"
     )
 }
 
@@ -65,6 +67,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         b"/check" => Route::Check,
         b"/psub" => Route::Psub,
         b"/stats" => Route::Stats,
+        b"/metrics" => Route::Metrics,
         _ => {
             error_page(out, req.version, 404, req.uri, ctx.date);
             return Outcome::Done { close: true };
@@ -179,6 +182,16 @@ fn build(
             ctx.metrics.write_json(&mut body);
             let json = ("Content-Type", &b"application/json; charset=utf-8"[..]);
             reply::fixed(out, style, ctx.date, (200, "OK"), &[SERVER, json], &body);
+            Ok(Outcome::Done { close: false })
+        }
+        Route::Metrics => {
+            let mut body = Vec::with_capacity(8192);
+            super::metrics::write(&ctx.metrics.snapshot(), &mut body);
+            let text = (
+                "Content-Type",
+                &b"text/plain; version=0.0.4; charset=utf-8"[..],
+            );
+            reply::fixed(out, style, ctx.date, (200, "OK"), &[SERVER, text], &body);
             Ok(Outcome::Done { close: false })
         }
         Route::Psub => {

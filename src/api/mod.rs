@@ -8,6 +8,7 @@ pub mod frame;
 pub mod front;
 pub mod home;
 pub mod json;
+pub mod metrics;
 pub mod params;
 pub mod reply;
 pub mod subscribe;
@@ -34,9 +35,11 @@ pub struct Ctx<'a> {
     pub metrics: &'a dyn Metrics,
 }
 
-/// Something that can describe the server's counters as one JSON object (`/stats`).
+/// Something that can describe the server's counters: as one JSON object (`/stats`) and as
+/// the numbers of a Prometheus scrape (`/metrics`).
 pub trait Metrics {
     fn write_json(&self, out: &mut Vec<u8>);
+    fn snapshot(&self) -> metrics::Snapshot;
 }
 
 /// How a reply must be framed for the request it answers.

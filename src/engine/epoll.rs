@@ -43,6 +43,8 @@ pub struct Epoll {
     accept_paused_until: Option<Instant>,
     /// The current accept-failure episode was logged.
     accept_failing: bool,
+    /// Accepts that failed (for the metrics).
+    accept_errors: u64,
 }
 
 /// How long accepting pauses after it failed for lack of descriptors or memory.
@@ -68,6 +70,7 @@ impl Epoll {
             paused: Vec::new(),
             accept_paused_until: None,
             accept_failing: false,
+            accept_errors: 0,
         };
         let waker_fd = backend.waker.raw();
         backend.ctl(
@@ -111,6 +114,7 @@ impl Epoll {
                     return;
                 }
                 Err(e) => {
+                    self.accept_errors += 1;
                     // EMFILE/ENFILE/ENOBUFS: the connection stays queued in the kernel. Retrying
                     // every turn would spin (and flood the log), so accepting pauses briefly;
                     // the first failure of an episode is logged.
@@ -267,6 +271,10 @@ impl Backend for Epoll {
 
     fn can_detach(&self) -> bool {
         true
+    }
+
+    fn accept_errors(&self) -> u64 {
+        self.accept_errors
     }
 
     /// The fd is process-wide: taking it out of this epoll set is all a hand-over needs. Input

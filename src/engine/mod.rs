@@ -157,6 +157,10 @@ pub trait Backend {
     fn can_detach(&self) -> bool {
         false
     }
+    /// Accepts that failed so far (descriptor or table limits), for the metrics.
+    fn accept_errors(&self) -> u64 {
+        0
+    }
     /// Starts handing a connection's socket to another worker's backend, which
     /// [`Backend::adopt`]s it. Only for a connection with no output in flight. With
     /// [`Detach::Now`] the connection is no longer watched here and no completion for `token`

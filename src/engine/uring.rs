@@ -113,6 +113,8 @@ pub struct Uring {
     capacity: u32,
     /// The "every table is full" warning was logged and not yet cleared.
     full_logged: bool,
+    /// Accepts that completed with an error other than a cancellation (for the metrics).
+    accept_errors: u64,
     recv: RecvPool,
     sends: SendSlab,
     /// Address buffers of single-shot accepts in flight on listeners that want peer addresses.
@@ -164,6 +166,7 @@ impl Uring {
             },
             capacity: sizes.iter().sum(),
             full_logged: false,
+            accept_errors: 0,
             recv: RecvPool::new(config.recv_buffers, config.recv_buffer_size),
             sends: SendSlab::default(),
             peer_addrs: PeerAddrs::default(),
@@ -476,6 +479,10 @@ impl Backend for Uring {
 
     fn can_detach(&self) -> bool {
         true
+    }
+
+    fn accept_errors(&self) -> u64 {
+        self.accept_errors
     }
 
     fn detach(&mut self, conn: ConnId, token: Token) -> Detach {

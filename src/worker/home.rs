@@ -20,6 +20,7 @@ use crate::comet::hub::{worker_bit, Ask, Presence};
 use crate::comet::message::Message;
 use crate::comet::route::home_worker;
 use crate::engine::Token;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 impl Worker {
@@ -43,6 +44,7 @@ impl Worker {
         match effect {
             Effect::None => {}
             Effect::Deliver(p) => {
+                self.stats().pushes.fetch_add(1, Ordering::Relaxed);
                 let (name, msg) = (p.name, p.msg);
                 self.mail_workers(p.workers, || Msg::Deliver {
                     name: Arc::clone(&name),
@@ -107,6 +109,7 @@ impl Worker {
 
     /// Queues an admin reply behind the replies still owed to the connection (or at once).
     pub(crate) fn respond(&mut self, token: Token, reply: &[u8]) {
+        self.stats().count_response(reply);
         let owed = self.conns.peek(token).is_some_and(|c| c.replies_owed() > 0);
         if !owed {
             self.queue(token, reply);
@@ -117,6 +120,7 @@ impl Worker {
 
     /// A home's reply to request `number` of an admin connection.
     fn on_home_reply(&mut self, token: Token, number: u32, reply: Vec<u8>) {
+        self.stats().count_response(&reply);
         let Some(q) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
             return;
         };
@@ -201,11 +205,14 @@ impl Worker {
     /// Broadcasts `content` on every channel this worker is home of.
     fn home_broadcast(&mut self, content: &[u8]) {
         let mut deliveries: Vec<(Arc<[u8]>, Message, u64)> = Vec::new();
+        let mut stored = 0u64;
         self.hub.broadcast_each(content, |name, msg, workers| {
+            stored += 1;
             if workers != 0 {
                 deliveries.push((Arc::clone(name), msg.clone(), workers));
             }
         });
+        self.stats().pushes.fetch_add(stored, Ordering::Relaxed);
         for (name, msg, workers) in deliveries {
             self.mail_workers(workers, || Msg::Deliver {
                 name: Arc::clone(&name),

@@ -241,6 +241,7 @@ impl Worker {
             if port == Port::Admin {
                 self.respond(token, &out);
             } else {
+                self.stats().count_response(&out);
                 self.queue(token, &out);
             }
         }

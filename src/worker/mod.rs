@@ -121,6 +121,8 @@ pub struct Worker {
     arrived: Vec<(ConnId, msg::Arriving)>,
     /// Channels whose subscribers stay on this worker (big ones: see `handoff`).
     spread: HashSet<Arc<[u8]>>,
+    /// When this turn's first event was handled (the turn's working time starts there).
+    turn_started: Option<Instant>,
     /// WebSocket connections' fragmented messages and channels beyond the first.
     ws: ws_side::WsSide,
     shutting_down: Option<Instant>,
@@ -159,6 +161,7 @@ impl Worker {
             arrived: Vec::new(),
             spread: HashSet::new(),
             ws: ws_side::WsSide::default(),
+            turn_started: None,
             shutting_down: None,
             shared,
         }
@@ -188,7 +191,9 @@ impl Worker {
         } else {
             Duration::ZERO
         };
+        self.turn_started = None;
         let result = backend.wait(Some(timeout), &mut |c| self.on_completion(c));
+        let working_since = self.turn_started.unwrap_or_else(Instant::now);
         self.inbox.woke();
         if let Err(e) = result {
             log::error!("worker {}: wait failed: {e}", self.id);
@@ -203,9 +208,24 @@ impl Worker {
         self.flush_dirty(backend);
         self.free_closed(backend);
         self.enforce_shutdown_deadline(backend);
+        self.record_turn(backend, working_since);
+    }
+
+    /// The gauges and the turn-duration histogram `/metrics` reads, once per turn.
+    fn record_turn<B: Backend>(&self, backend: &B, working_since: Instant) {
+        let stats = self.stats();
+        stats.count_turn(working_since.elapsed());
+        stats.timers.store(self.timers.len(), Ordering::Relaxed);
+        stats.mail.store(self.mail.len(), Ordering::Relaxed);
+        stats
+            .accept_errors
+            .store(backend.accept_errors(), Ordering::Relaxed);
     }
 
     fn on_completion(&mut self, c: Completion<'_>) -> ReadControl {
+        if self.turn_started.is_none() {
+            self.turn_started = Some(Instant::now());
+        }
         match c {
             Completion::Accepted {
                 listener,
@@ -240,6 +260,7 @@ impl Worker {
 
     fn on_accept(&mut self, port: Port, id: ConnId, peer: Option<std::net::SocketAddr>) {
         if self.shutting_down.is_some() || !self.shared.admit_connection() {
+            self.stats().refused.fetch_add(1, Ordering::Relaxed);
             self.to_attach.push((id, None));
             return;
         }
@@ -257,6 +278,7 @@ impl Worker {
         }
         let Ok((slot, generation)) = self.conns.insert(conn) else {
             self.shared.release_connection();
+            self.stats().refused.fetch_add(1, Ordering::Relaxed);
             self.to_attach.push((id, None));
             return;
         };
@@ -264,6 +286,9 @@ impl Worker {
         let stats = self.stats();
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         stats.connections.fetch_add(1, Ordering::Relaxed);
+        if port == Port::Admin {
+            stats.admin_connections.fetch_add(1, Ordering::Relaxed);
+        }
         self.to_attach.push((id, Some(token)));
         let deadline = self.after(self.shared.config.server.header_timeout);
         self.arm(token, deadline);

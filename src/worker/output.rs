@@ -3,7 +3,7 @@
 //!
 //! Depends on: worker (Worker, Conn), engine (Backend, OutQueue), http (error pages).
 
-use super::conn::{flags, Conns, Phase};
+use super::conn::{flags, Conns, Phase, Port};
 use super::Worker;
 use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
@@ -41,6 +41,9 @@ impl Worker {
             .get_or_insert_with(|| pool.pop().unwrap_or_default())
             .push_bytes(bytes);
         self.buffered += bytes.len();
+        self.stats()
+            .bytes_out
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         self.after_queue(token)
     }
 
@@ -64,7 +67,11 @@ impl Worker {
             .out
             .get_or_insert_with(|| pool.pop().unwrap_or_default());
         out.push_frame(head, shared, tail);
-        self.buffered += head.len() + shared.len() + tail.len();
+        let len = head.len() + shared.len() + tail.len();
+        self.buffered += len;
+        self.stats()
+            .bytes_out
+            .fetch_add(len as u64, Ordering::Relaxed);
         self.after_queue(token)
     }
 
@@ -100,6 +107,7 @@ impl Worker {
             None => return,
         };
         crate::http::response::error_page(&mut page, version, status, uri, self.date.get());
+        self.stats().count_response(&page);
         self.queue(token, &page);
         self.close_after_flush(token);
     }
@@ -208,7 +216,11 @@ impl Worker {
             self.buffered = self.buffered.saturating_sub(conn.buffered());
             backend.close(conn.id, token);
             self.shared.release_connection();
-            self.stats().connections.fetch_sub(1, Ordering::Relaxed);
+            let stats = self.stats();
+            stats.connections.fetch_sub(1, Ordering::Relaxed);
+            if conn.port == Port::Admin {
+                stats.admin_connections.fetch_sub(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -9,18 +9,93 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Counters one worker updates (relaxed atomics on their own cache line) and anyone may read.
+/// Counters one worker updates (relaxed atomics on their own cache lines, written by that
+/// worker only) and anyone may read.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct WorkerStats {
     pub connections: AtomicUsize,
+    pub admin_connections: AtomicUsize,
     pub accepted: AtomicU64,
+    /// Connections refused at accept (max_connections, shutdown, no slot).
+    pub refused: AtomicU64,
+    /// Failed accepts the backend reported (copied from it once per turn).
+    pub accept_errors: AtomicU64,
     /// Subscribers with an open response on this worker.
     pub subscribers: AtomicUsize,
+    /// The same by transport (`api::metrics::TRANSPORTS` order).
+    pub subscribers_by_transport: [AtomicUsize; 5],
+    /// Messages stored at their home on this worker.
+    pub pushes: AtomicU64,
     /// Messages written to subscribers.
     pub deliveries: AtomicU64,
+    /// Stored messages sent in catch-ups.
+    pub replays: AtomicU64,
+    /// Heartbeats sent.
+    pub noops: AtomicU64,
+    /// Bytes queued for clients.
+    pub bytes_out: AtomicU64,
     /// Requests parsed.
     pub requests: AtomicU64,
+    /// Responses by status class (1xx … 5xx).
+    pub responses: [AtomicU64; 5],
+    /// Timer-wheel entries and unhandled mail at the end of the last turn.
+    pub timers: AtomicUsize,
+    pub mail: AtomicUsize,
+    /// Loop turns per duration bucket (`api::metrics::TURN_BUCKETS_US`, then +Inf).
+    pub turn_buckets: [AtomicU64; 13],
+    pub turn_nanos: AtomicU64,
+}
+
+impl WorkerStats {
+    /// Counts one response from the status line at the front of `reply` (`HTTP/1.x NNN`).
+    pub fn count_response(&self, reply: &[u8]) {
+        if let (Some(b"HTTP/1."), Some(&class)) = (reply.get(..7), reply.get(9)) {
+            if (b'1'..=b'5').contains(&class) {
+                let i = usize::from(class - b'1');
+                if let Some(c) = self.responses.get(i) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// One loop turn's working time.
+    pub fn count_turn(&self, took: Duration) {
+        let us = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let bucket = crate::api::metrics::turn_bucket(us);
+        if let Some(b) = self.turn_buckets.get(bucket) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        let nanos = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.turn_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> crate::api::metrics::WorkerSnapshot {
+        let n = |a: &AtomicUsize| a.load(Ordering::Relaxed) as u64;
+        let n64 = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let connections = n(&self.connections);
+        let admin = n(&self.admin_connections).min(connections);
+        crate::api::metrics::WorkerSnapshot {
+            front_connections: connections - admin,
+            admin_connections: admin,
+            accepted: n64(&self.accepted),
+            refused: n64(&self.refused),
+            accept_errors: n64(&self.accept_errors),
+            subscribers: self.subscribers_by_transport.each_ref().map(n),
+            pushes: n64(&self.pushes),
+            deliveries: n64(&self.deliveries),
+            replays: n64(&self.replays),
+            noops: n64(&self.noops),
+            bytes_out: n64(&self.bytes_out),
+            requests: n64(&self.requests),
+            responses: self.responses.each_ref().map(n64),
+            timers: n(&self.timers),
+            mail: n(&self.mail),
+            turn_buckets: self.turn_buckets.each_ref().map(n64),
+            turn_seconds_sum: n64(&self.turn_nanos) as f64 / 1e9,
+        }
+    }
 }
 
 pub struct Shared {
@@ -125,6 +200,18 @@ impl Shared {
 }
 
 impl crate::api::Metrics for Shared {
+    fn snapshot(&self) -> crate::api::metrics::Snapshot {
+        crate::api::metrics::Snapshot {
+            channels: self.channels() as u64,
+            max_connections: self.config.server.max_connections as u64,
+            presence_readers: self.counters.listeners() as u64,
+            slow_consumers_closed: self.slow_consumers_closed.load(Ordering::Relaxed),
+            budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
+            uptime_seconds: self.start.elapsed().as_secs(),
+            workers: self.stats.iter().map(WorkerStats::snapshot).collect(),
+        }
+    }
+
     fn write_json(&self, out: &mut Vec<u8>) {
         use std::fmt::Write;
         let mut s = String::with_capacity(512);

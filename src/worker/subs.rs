@@ -108,13 +108,13 @@ impl Worker {
         let Some(sub) = conn.sub_mut() else {
             return;
         };
+        let transport = sub.framing.transport;
         let opened = subscribe::open(sub, style, &result, &mut out);
         if result.is_ok() {
-            self.stats().subscribers.fetch_add(1, Ordering::Relaxed);
+            self.count_subscriber(transport, true);
         }
-        self.stats()
-            .deliveries
-            .fetch_add(opened.replayed, Ordering::Relaxed);
+        self.count_replayed(opened.replayed);
+        self.stats().count_response(&out);
         self.queue(token, &out);
         self.scratch = out;
         if opened.ended {
@@ -195,9 +195,29 @@ impl Worker {
         let sub = self.conns.at(token)?.take_sub()?;
         self.local.remove(&sub.channel, token.pack());
         if !sub.pending {
-            self.stats().subscribers.fetch_sub(1, Ordering::Relaxed);
+            self.count_subscriber(sub.framing.transport, false);
         }
         Some(sub)
+    }
+
+    /// Counts a subscription opening (`up`) or ending, in total and by transport.
+    pub(super) fn count_subscriber(&self, transport: Transport, up: bool) {
+        let stats = self.stats();
+        let by = &stats.subscribers_by_transport[transport as usize];
+        if up {
+            stats.subscribers.fetch_add(1, Ordering::Relaxed);
+            by.fetch_add(1, Ordering::Relaxed);
+        } else {
+            stats.subscribers.fetch_sub(1, Ordering::Relaxed);
+            by.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts stored messages sent in a catch-up (they are deliveries too).
+    pub(super) fn count_replayed(&self, replayed: u64) {
+        let stats = self.stats();
+        stats.deliveries.fetch_add(replayed, Ordering::Relaxed);
+        stats.replays.fetch_add(replayed, Ordering::Relaxed);
     }
 
     /// Removes the connection's subscription from the local index and tells the home.
@@ -367,6 +387,7 @@ impl Worker {
             return self.ws_close(token);
         }
         let ends = subscribe::noop(sub, &mut out);
+        self.stats().noops.fetch_add(1, Ordering::Relaxed);
         self.queue(token, &out);
         self.scratch = out;
         if ends {

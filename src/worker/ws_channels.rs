@@ -20,7 +20,6 @@ use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::{encode, MsgType, TOO_MANY_WS_CHANNELS};
 use crate::comet::Resume;
 use crate::engine::Token;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Whether `sub` is the subscription to `name`.
@@ -139,10 +138,8 @@ impl Worker {
         if opened.ended {
             self.ws_remove_extra(token, &name);
         } else {
-            self.stats().subscribers.fetch_add(1, Ordering::Relaxed);
-            self.stats()
-                .deliveries
-                .fetch_add(opened.replayed, Ordering::Relaxed);
+            self.count_subscriber(Transport::WebSocket, true);
+            self.count_replayed(opened.replayed);
         }
         self.queue(token, &out);
         self.scratch = out;
@@ -160,7 +157,7 @@ impl Worker {
         }
         self.local.remove(&sub.channel, key);
         if !sub.pending {
-            self.stats().subscribers.fetch_sub(1, Ordering::Relaxed);
+            self.count_subscriber(Transport::WebSocket, false);
         }
         Some(sub)
     }
@@ -243,7 +240,7 @@ impl Worker {
         for sub in subs {
             self.local.remove(&sub.channel, token.pack());
             if !sub.pending {
-                self.stats().subscribers.fetch_sub(1, Ordering::Relaxed);
+                self.count_subscriber(Transport::WebSocket, false);
                 self.unsubscribe_left(&sub);
             }
         }

@@ -145,6 +145,9 @@ impl Uring {
             r.table.reserved = r.table.reserved.saturating_sub(1);
         }
         let tag = l.tag;
+        if res < 0 && -res != libc::ECANCELED {
+            self.accept_errors += 1;
+        }
         if res < 0 {
             match -res {
                 libc::ECANCELED => {}
