@@ -25,7 +25,7 @@ pub struct Server {
     /// The engine the workers run on: "epoll" or "io_uring".
     pub engine: &'static str,
     outboxes: Vec<Outbox<Batch>>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Vec<JoinHandle<worker::Hub>>,
     shared: Arc<Shared>,
 }
 
@@ -95,6 +95,12 @@ impl Server {
         let threads = backends.len();
         let (admin_addr, admin_listeners) = bind_all(config.admin.listen, threads)?;
         let (front_addr, front_listeners) = bind_all(config.front.listen, threads)?;
+        let snapshot = config.server.snapshot.clone();
+        let mut restore = match &snapshot {
+            Some(path) => worker::snapshot::load(path, threads),
+            None => Vec::new(),
+        };
+        restore.resize_with(threads, Vec::new);
         let shared = Arc::new(Shared::new(config, threads));
         let mut outboxes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
@@ -106,8 +112,12 @@ impl Server {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::with_capacity(threads);
         let listeners = admin_listeners.into_iter().zip(front_listeners);
-        for (id, ((mut backend, inbox), (admin, front))) in
-            backends.into_iter().zip(inboxes).zip(listeners).enumerate()
+        for (id, (((mut backend, inbox), (admin, front)), restore)) in backends
+            .into_iter()
+            .zip(inboxes)
+            .zip(listeners)
+            .zip(restore)
+            .enumerate()
         {
             backend.listen(admin, Port::Admin.tag(), true)?;
             backend.listen(front, Port::Front.tag(), false)?;
@@ -115,6 +125,7 @@ impl Server {
                 id,
                 inbox,
                 peers: outboxes.clone(),
+                hub: worker::new_hub(&shared, id, &restore),
                 shared: Arc::clone(&shared),
             };
             let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
@@ -124,7 +135,7 @@ impl Server {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
-                    worker::run(backend, setup);
+                    worker::run(backend, setup)
                 })?;
             handles.push(handle);
         }
@@ -148,8 +159,13 @@ impl Server {
         for outbox in &self.outboxes {
             outbox.send(vec![Msg::Shutdown]);
         }
-        for handle in self.threads {
-            let _ = handle.join();
+        let hubs: Vec<_> = self
+            .threads
+            .into_iter()
+            .filter_map(|handle| handle.join().ok())
+            .collect();
+        if let Some(path) = &self.shared.config.server.snapshot {
+            worker::snapshot::save(path, &hubs);
         }
     }
 

@@ -1,5 +1,5 @@
 //! One channel's authoritative state, held by its home hub, and the subscription catch-up rule.
-//! Depends on `comet::{auth, message, ring, seq}`.
+//! Depends on `comet::{auth, message, ring, seq, snapshot}`.
 //!
 //! Kept to 48 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
 //! pointer, and the presence re-announcement needs no counter (the hub derives each channel's
@@ -9,6 +9,7 @@ use super::auth::{hex_matches, to_hex, AuthToken};
 use super::message::Message;
 use super::ring::Ring;
 use super::seq::{seq_after, seq_before, FIRST};
+use super::snapshot::{SavedChannel, SavedMessage};
 
 /// What a new subscriber gets before live messages.
 #[derive(Debug, Clone)]
@@ -107,6 +108,29 @@ impl Channel {
     /// Oldest replayable seq, as `/sign` reports it: `seq_next` when nothing is stored.
     pub fn seq_oldest(&self) -> u32 {
         self.ring.oldest_seq().unwrap_or(self.seq_next)
+    }
+
+    /// The channel's state as a snapshot saves it.
+    pub fn save(&self, name: &[u8]) -> SavedChannel {
+        SavedChannel {
+            name: name.to_vec(),
+            seq_next: self.seq_next,
+            epoch: self.epoch,
+            auth_token: self.auth_token,
+            countdown: self.countdown,
+            messages: self.ring.iter().map(SavedMessage::of).collect(),
+        }
+    }
+
+    /// A channel as a snapshot saved it (no subscribers: they reconnect), its ring cut to
+    /// `capacity` messages.
+    pub fn restore(saved: &SavedChannel, capacity: usize) -> Channel {
+        let mut ch = Channel::new(saved.auth_token, saved.epoch, saved.countdown);
+        ch.seq_next = saved.seq_next;
+        for m in &saved.messages {
+            ch.ring.push(m.to_message(), capacity);
+        }
+        ch
     }
 
     /// Takes the next seq.

@@ -33,6 +33,7 @@ use super::channel::{CatchUp, Channel, Resume};
 use super::message::{
     encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
 };
+use super::snapshot::SavedChannel;
 use super::table::NameMap;
 
 /// Channel settings a hub needs (from the `front` section of the configuration).
@@ -702,6 +703,31 @@ impl Hub {
     /// Channels held by this hub.
     pub fn len(&self) -> usize {
         self.channels.len()
+    }
+
+    /// Every channel's state, for a snapshot.
+    pub fn save(&self) -> Vec<SavedChannel> {
+        self.channels
+            .iter()
+            .map(|(name, ch)| ch.save(name))
+            .collect()
+    }
+
+    /// Puts back a channel a snapshot saved (no presence event: it never went away). Refused
+    /// beyond `max_channels`, or when the channel exists already.
+    pub fn restore(&mut self, saved: &SavedChannel) -> Result<(), TooManyChannels> {
+        if self.channels.index_of(&saved.name).is_some()
+            || !self.counters.try_add_channel(self.config.max_channels)
+        {
+            return Err(TooManyChannels);
+        }
+        let channel = Channel::restore(saved, self.config.buffer());
+        let name: Arc<[u8]> = Arc::from(&saved.name[..]);
+        if self.channels.insert_new(name, channel).is_err() {
+            self.counters.remove_channel();
+            return Err(TooManyChannels);
+        }
+        Ok(())
     }
 
     /// True when this hub holds no channel.

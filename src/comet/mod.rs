@@ -1,11 +1,11 @@
 //! comet: pure per-core pub/sub state and message encoding. No I/O, no HTTP, no sockets, no
 //! threads: the worker calls these and moves the results between cores and onto sockets.
-//! Depends on std, `getrandom` and `itoa` only (never on the layers above).
+//! Depends on std, `getrandom`, `itoa` and `crc32fast` only (never on the layers above).
 //!
 //! Model: each channel has a HOME worker (`route::home_worker`) whose `hub::Hub` holds the
 //! authoritative state (seq, ring, token, countdown, subscriber count, workers with
-//! subscribers). Subscribers live on the worker that accepted them, indexed per worker by
-//! `local::LocalSubs`. A push goes to the home, which assigns the seq, encodes the message once
+//! subscribers). Subscribers live with their channel's home (or, for big channels, on the
+//! workers that accepted them), indexed per worker by `local::LocalSubs`. A push goes to the home, which assigns the seq, encodes the message once
 //! (`message`) and reports the workers to notify; each fans out locally with the shared bytes.
 
 pub mod auth;
@@ -17,6 +17,7 @@ pub mod message;
 pub mod ring;
 pub mod route;
 pub mod seq;
+pub mod snapshot;
 pub mod table;
 
 pub use channel::{CatchUp, Channel, Resume};

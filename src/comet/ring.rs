@@ -87,7 +87,6 @@ impl Ring {
     }
 
     /// Every message held, oldest first.
-    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = &Message> {
         self.msgs.iter().flat_map(|m| m.iter())
     }

@@ -155,10 +155,14 @@ struct Args {
     /// Pid file path, "" = none [file: pidfile] [default: none]
     #[arg(long, value_name = "PATH")]
     pidfile: Option<String>,
+
+    /// Channels saved at a graceful stop and read at start, "" = off [file: server.snapshot] [default: none]
+    #[arg(long, value_name = "PATH")]
+    snapshot: Option<String>,
 }
 
 /// Every override flag: its name, the config-file key it sets, and its value if given.
-fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 22] {
+fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 23] {
     [
         ("--threads", "server.threads", a.threads.as_deref()),
         ("--engine", "server.engine", a.engine.as_deref()),
@@ -238,6 +242,7 @@ fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 22] {
         ("--log-level", "logger.level", a.log_level.as_deref()),
         ("--log-output", "logger.output", a.log_output.as_deref()),
         ("--pidfile", "pidfile", a.pidfile.as_deref()),
+        ("--snapshot", "server.snapshot", a.snapshot.as_deref()),
     ]
 }
 
@@ -461,7 +466,7 @@ mod tests {
             "limits.buffer_budget" => d.limits.buffer_budget_bytes.to_string(),
             "logger.level" => d.logger.level.to_string().to_lowercase(),
             "logger.output" => "stdout".into(),
-            "pidfile" => "none".into(),
+            "pidfile" | "server.snapshot" => "none".into(),
             other => panic!("no default for {other}"),
         }
     }

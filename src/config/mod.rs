@@ -105,6 +105,8 @@ pub struct ServerConfig {
     pub keepalive_timeout: u32,
     /// Seconds graceful shutdown waits before closing what is left (0 = close at once).
     pub shutdown_timeout: u32,
+    /// Where a graceful stop saves the channels and the next start reads them (`None`: off).
+    pub snapshot: Option<PathBuf>,
 }
 
 /// `limits:` block: bounds on what one client can make the server hold.
@@ -179,6 +181,7 @@ impl Default for ServerConfig {
             header_timeout: 10,
             keepalive_timeout: 60,
             shutdown_timeout: 5,
+            snapshot: None,
         }
     }
 }

@@ -42,6 +42,7 @@ pub(crate) const KEYS: &[&str] = &[
     "server.header_timeout",
     "server.keepalive_timeout",
     "server.shutdown_timeout",
+    "server.snapshot",
     "limits.max_header_size",
     "limits.max_body_size",
     "limits.max_cname_length",
@@ -135,8 +136,10 @@ impl Builder {
         let c = &mut self.config;
         match key {
             "pidfile" if value.is_empty() => c.pidfile = None,
+            "server.snapshot" if value.is_empty() => c.server.snapshot = None,
             _ if value.is_empty() => return Err("empty value".to_string()),
             "pidfile" => c.pidfile = Some(resolve(base, value)),
+            "server.snapshot" => c.server.snapshot = Some(resolve(base, value)),
             "logger.level" => c.logger.level = parse_level(value)?,
             "logger.output" => c.logger.output = parse_output(value, base),
             "logger.rotate.size" => {

@@ -133,6 +133,7 @@ fn rcomet_blocks() {
         header_timeout: 3,
         keepalive_timeout: 4,
         shutdown_timeout: 0,
+        snapshot: None,
     };
     assert_eq!(c.server, server);
     let limits = Limits {

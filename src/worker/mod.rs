@@ -22,6 +22,7 @@ pub mod msg;
 mod output;
 pub mod replies;
 pub mod shared;
+pub mod snapshot;
 mod subs;
 pub mod timer;
 mod ws;
@@ -31,7 +32,7 @@ mod ws_side;
 pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
-use crate::comet::hub::Hub;
+pub use crate::comet::hub::Hub;
 use crate::comet::local::LocalSubs;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
@@ -60,15 +61,30 @@ pub struct WorkerSetup {
     /// Every worker's mailbox, indexed by worker id (including this one's).
     pub peers: Vec<Outbox<Batch>>,
     pub shared: Arc<Shared>,
+    /// The channels this worker is home of at start (`new_hub`).
+    pub hub: Hub,
 }
 
-/// Runs a worker until it is told to shut down and its connections are gone.
-pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) {
+/// A worker's hub at start, holding the snapshot's channels whose home it is. Built before the
+/// worker threads start, so the server is ready with every channel in place.
+pub fn new_hub(shared: &Shared, id: usize, saved: &[crate::comet::snapshot::SavedChannel]) -> Hub {
+    let mut hub = Hub::new(shared.hub_config(), shared.counters());
+    let refused = snapshot::restore(&mut hub, saved);
+    if refused > 0 {
+        log::warn!("worker {id}: {refused} saved channels over max_channels");
+    }
+    hub
+}
+
+/// Runs a worker until it is told to shut down and its connections are gone; returns its hub
+/// (the channels it was home of, for the snapshot).
+pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) -> Hub {
     let mut worker = Worker::new(setup, backend.can_detach());
     while !worker.finished() {
         worker.turn(&mut backend);
     }
     log::debug!("worker {} stopped", worker.id);
+    worker.hub
 }
 
 /// Everything a worker owns except its backend (so completion handlers can borrow it mutably while
@@ -131,7 +147,7 @@ pub struct Worker {
 impl Worker {
     fn new(setup: WorkerSetup, can_detach: bool) -> Worker {
         let shared = setup.shared;
-        let hub = Hub::new(shared.hub_config(), shared.counters());
+        let hub = setup.hub;
         let mut date = DateCache::new();
         date.update(SystemTime::now());
         Worker {

@@ -1,0 +1,218 @@
+//! Restarts keep each channel's place (`server.snapshot` / `--snapshot`): a graceful stop writes
+//! every channel's seq, epoch, token, life and replay ring; the next start reads them, and a
+//! subscriber that comes back with its seq continues with no loss and the same epoch. A damaged
+//! or foreign snapshot is refused with a log line and the server starts empty.
+//!
+//! Depends on tests/support (the real binary over raw sockets).
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::front::{admin_ok, msg};
+use support::*;
+
+/// A server started with `--snapshot`, its log (stderr, info level) collected.
+struct Logged {
+    child: Child,
+    admin: std::net::SocketAddr,
+    front: std::net::SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Logged {
+    fn start(engine: &str, snapshot: &Path) -> Logged {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rcomet"))
+            .args([
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--front-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--threads", "2", "--engine", engine, "--log-level", "info"])
+            .args(["--log-output", "stderr", "--shutdown-timeout", "1"])
+            .arg("--snapshot")
+            .arg(snapshot)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rcomet");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("log").push(line);
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("rcomet ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("ready line");
+        let field = |name: &str| -> std::net::SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+        };
+        Logged {
+            admin: field("admin="),
+            front: field("front="),
+            child,
+            log,
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    fn stop(mut self) -> Option<i32> {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let done = eventually(Duration::from_secs(15), || {
+            matches!(self.child.try_wait(), Ok(Some(_)))
+        });
+        assert!(done, "the server stops within its shutdown timeout");
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+
+    fn logged(&self, needle: &str) -> bool {
+        eventually(Duration::from_secs(5), || {
+            self.log
+                .lock()
+                .expect("log")
+                .iter()
+                .any(|l| l.contains(needle))
+        })
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn field<'a>(body: &'a str, name: &str) -> &'a str {
+    body.split(&format!("\"{name}\":"))
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+fn server_admin_ok(admin: std::net::SocketAddr, path: &str) -> String {
+    let r = get(admin, path);
+    assert_eq!(r.status, 200, "{path}: {}", r.text());
+    r.text()
+}
+
+fn snapshot_path(dir: &TempDir) -> PathBuf {
+    dir.0.join("channels.snapshot")
+}
+
+engine_tests!(
+    a_restart_keeps_every_channels_place,
+    damaged_and_foreign_snapshots_are_refused
+);
+
+fn a_restart_keeps_every_channels_place(engine: &'static str) {
+    let dir = TempDir::new("snap");
+    let path = snapshot_path(&dir);
+    let first = Logged::start(engine, &path);
+    assert!(first.logged("none yet"), "a first start has no snapshot");
+    let sign = server_admin_ok(first.admin, "/sign?cname=keep&expires=300");
+    let (token, epoch) = (
+        field(&sign, "token").to_string(),
+        field(&sign, "epoch").to_string(),
+    );
+    for content in ["one", "two", "three"] {
+        server_admin_ok(first.admin, &format!("/push?cname=keep&content={content}"));
+    }
+    for i in 0..40 {
+        server_admin_ok(first.admin, &format!("/sign?cname=other{i}"));
+    }
+    assert_eq!(first.stop(), Some(0));
+    assert!(path.exists(), "a graceful stop writes the snapshot");
+
+    let second = Logged::start(engine, &path);
+    assert!(second.logged("41 channels restored"));
+    assert!(!path.exists(), "a snapshot is used once");
+    let info = server_admin_ok(second.admin, "/info");
+    assert!(info.contains("\"channels\": 41"), "{info}");
+    // The same token and epoch; the ring is still there.
+    let again = server_admin_ok(second.admin, "/sign?cname=keep");
+    assert_eq!(field(&again, "token"), token.as_str());
+    assert_eq!(field(&again, "epoch"), epoch.as_str());
+    assert_eq!(field(&again, "seq"), "1");
+    // A resumable subscriber that saw seq 1 continues at 2, with no reset.
+    let mut c = Conn::open(second.front);
+    c.send(
+        format!("GET /sse?cname=keep&id=1 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:1\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(c.read_head().0, 200);
+    assert_eq!(c.read_chunk().as_deref(), Some(&b"retry: 2000\n\n"[..]));
+    for (seq, content) in [(2, "two"), (3, "three")] {
+        let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
+        assert_eq!(
+            event,
+            format!(
+                "id: {epoch}:{seq}\ndata: {}\n\n",
+                msg("data", "keep", seq, content)
+            )
+        );
+    }
+    // New messages carry on from the saved seq.
+    server_admin_ok(second.admin, "/push?cname=keep&content=four");
+    let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
+    assert!(event.starts_with(&format!("id: {epoch}:4\n")), "{event}");
+    // A long-poll subscriber with its seq gets what it missed, as before the restart.
+    let r = get(second.front, "/sub?cname=keep&seq=3");
+    assert!(
+        r.text().contains(&msg("data", "keep", 3, "three")),
+        "{}",
+        r.text()
+    );
+}
+
+fn damaged_and_foreign_snapshots_are_refused(engine: &'static str) {
+    let dir = TempDir::new("snap");
+    let path = snapshot_path(&dir);
+    // A real snapshot to spoil.
+    let first = Logged::start(engine, &path);
+    server_admin_ok(first.admin, "/push?cname=x&content=1");
+    assert_eq!(first.stop(), Some(0));
+    let good = std::fs::read(&path).expect("snapshot written");
+
+    let mut damaged = good.clone();
+    let last = damaged.len() - 6;
+    damaged[last] ^= 0x55;
+    let mut foreign = good.clone();
+    foreign[16] = 99;
+    for (what, bytes, line) in [
+        ("damaged", damaged, "refused, damaged (checksum mismatch)"),
+        ("foreign", foreign, "refused, written in format 99"),
+        (
+            "not a snapshot",
+            b"{\"hello\": 1}".to_vec(),
+            "refused, not an rcomet snapshot",
+        ),
+    ] {
+        std::fs::write(&path, bytes).expect("write");
+        let server = Logged::start(engine, &path);
+        assert!(server.logged(line), "{what}: {line:?} is logged");
+        let check = server_admin_ok(server.admin, "/check?cname=x");
+        assert_eq!(check.trim(), "{}", "{what}: the server starts empty");
+        let _ = admin_ok;
+        drop(server);
+    }
+}
