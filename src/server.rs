@@ -1,18 +1,20 @@
 //! Process-level wiring: one pinned worker thread per core, each with its own SO_REUSEPORT admin
 //! and front listeners and its own backend; the mailbox mesh between them; signals, graceful
-//! shutdown, daemon mode and the pidfile.
+//! shutdown, daemon mode and the pidfile; how the start-up ends is told to the terminal, to the
+//! process that ran `-d` and to a service manager.
 //!
-//! Depends on: config, engine, worker, daemon, logging.
+//! Depends on: config, engine, worker, daemon, logging, notify.
 
-use crate::config::{Action, Config, EngineKind, Startup};
+use crate::config::{Action, Config, EngineKind, LogOutput, LoggerConfig, Startup};
 use crate::engine::epoll::Epoll;
 use crate::engine::uring::{Uring, UringConfig};
 use crate::engine::{probe, sys, Backend};
+use crate::notify::Notifier;
 use crate::worker::conn::Port;
 use crate::worker::mailbox::{mailbox, Outbox};
 use crate::worker::shared::connections_per_worker;
 use crate::worker::{self, Batch, Msg, Shared, WorkerSetup};
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -185,6 +187,70 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     (sig > 0).then_some(sig)
 }
 
+/// How the start-up ends, told to whoever waits for it: the terminal (a fatal error reaches stderr
+/// even when the log goes to a file), the process that ran `-d` (through the daemon's start-up
+/// pipe) and a service manager (`NOTIFY_SOCKET`).
+struct Launch {
+    /// Set in a daemon: the waiting parent prints what it is sent.
+    report: Option<crate::daemon::StartReport>,
+    /// The log does not go to stderr, so fatal errors are also written there.
+    mirror_to_stderr: bool,
+    notifier: Notifier,
+}
+
+impl Launch {
+    /// Logs a fatal start-up error and makes sure it reaches the terminal; returns the exit status.
+    fn fail(self, reason: &str) -> i32 {
+        log::error!("{reason}");
+        log::logger().flush();
+        match self.report {
+            Some(report) => report.failed(reason),
+            None if self.mirror_to_stderr => eprintln!("rcomet: {reason}"),
+            None => {}
+        }
+        1
+    }
+
+    /// Prints the ready line on stdout (the original stdout with `-d`) and notifies the service
+    /// manager. Scripts and tests wait for this line, whatever the log output is.
+    fn ready(self, server: &Server, logger: &LoggerConfig) -> Notifier {
+        let line = format!(
+            "rcomet ready admin={} front={} pid={} engine={}",
+            server.admin_addr,
+            server.front_addr,
+            std::process::id(),
+            server.engine
+        );
+        // On stdout the log line would repeat the ready line; elsewhere the log records it too.
+        if logger.output != LogOutput::Stdout {
+            log::info!(
+                "rcomet {} ready: admin={} front={} workers={} engine={}",
+                env!("CARGO_PKG_VERSION"),
+                server.admin_addr,
+                server.front_addr,
+                server.threads.len(),
+                server.engine
+            );
+        }
+        match self.report {
+            Some(report) => report.ready(&line),
+            None => {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+        let status = format!(
+            "admin {} front {} engine {}",
+            server.admin_addr, server.front_addr, server.engine
+        );
+        if let Err(e) = self.notifier.ready(&status) {
+            log::warn!("cannot notify the service manager (READY=1): {e}");
+        }
+        self.notifier
+    }
+}
+
 /// The whole process life for the `rcomet` binary: stop/restart actions, daemon mode, pidfile,
 /// logging, workers, and a clean exit on SIGINT/SIGTERM. Returns the exit status.
 pub fn run(startup: Startup) -> i32 {
@@ -216,50 +282,46 @@ pub fn run(startup: Startup) -> i32 {
         eprintln!("rcomet: cannot open log output: {e}");
         return 1;
     }
+    let logger = config.logger.clone();
     for w in &warnings {
         log::warn!("{w}");
-    }
-    if daemon {
-        if let Err(e) = crate::daemon::daemonize() {
-            log::error!("cannot daemonize: {e}");
-            return 1;
+        // A log file is not where someone starting the server looks first.
+        if matches!(logger.output, LogOutput::File(_)) {
+            eprintln!("rcomet: warning: {w}");
         }
     }
-    let _pidfile = match &config.pidfile {
+    let mut launch = Launch {
+        report: None,
+        mirror_to_stderr: logger.output != LogOutput::Stderr,
+        notifier: Notifier::default(),
+    };
+    match Notifier::from_env() {
+        Ok(n) => launch.notifier = n,
+        Err(e) => return launch.fail(&format!("{e}")),
+    }
+    if daemon {
+        match crate::daemon::daemonize() {
+            Ok(report) => launch.report = Some(report),
+            Err(e) => return launch.fail(&format!("cannot daemonize: {e}")),
+        }
+    }
+    let pidfile = match &config.pidfile {
         Some(path) => match crate::daemon::Pidfile::create(path) {
             Ok(p) => Some(p),
-            Err(e) => {
-                log::error!("pidfile {}: {e}", path.display());
-                return 1;
-            }
+            Err(e) => return launch.fail(&format!("pidfile: {e}")),
         },
         None => None,
     };
     let signals = block_stop_signals();
-    let threads = config.server.threads;
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot start: {e}");
-            return 1;
+            // Removed before anyone is told, so that nothing stale is left when they look.
+            drop(pidfile);
+            return launch.fail(&format!("cannot start: {e}"));
         }
     };
-    log::info!(
-        "rcomet {} ready: admin={} front={} workers={} engine={}",
-        env!("CARGO_PKG_VERSION"),
-        server.admin_addr,
-        server.front_addr,
-        threads,
-        server.engine
-    );
-    // The ready line on stdout is what scripts and tests wait for, whatever the log output is.
-    println!(
-        "rcomet ready admin={} front={} pid={} engine={}",
-        server.admin_addr,
-        server.front_addr,
-        std::process::id(),
-        server.engine
-    );
+    let notifier = launch.ready(&server, &logger);
     loop {
         if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(500)) {
             log::info!("signal {sig}: shutting down");
@@ -267,11 +329,16 @@ pub fn run(startup: Startup) -> i32 {
         }
         if !server.healthy() {
             log::error!("a worker thread died; shutting down");
+            let _ = notifier.stopping();
             server.shutdown();
             return 1;
         }
     }
+    if let Err(e) = notifier.stopping() {
+        log::warn!("cannot notify the service manager (STOPPING=1): {e}");
+    }
     server.shutdown();
+    drop(pidfile);
     log::info!("rcomet stopped");
     0
 }
