@@ -6,9 +6,9 @@
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
-#   make install  build release and install binary, config, systemd unit, sysctl files and docs
-#                 (PREFIX=/usr/local, DESTDIR=, BINDIR, SYSCONFDIR, UNITDIR; BIN=... installs that
-#                 binary without building); make uninstall removes them again (not the config)
+#   make install  install the release binary (make build first; BIN=... names another), config,
+#                 systemd unit, sysctl files and docs (PREFIX=/usr/local, DESTDIR=, BINDIR,
+#                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
 #   make deb      build release and a Debian package in DEB_DIR (default target/deb)
 
 CARGO ?= cargo
@@ -55,7 +55,8 @@ messenger: build
 
 # Where cargo builds (CARGO_TARGET_DIR and cargo's config honoured); asked only when needed.
 TARGET_DIR = $(shell CARGO="$(CARGO)" bash bench/target_dir.sh)
-# The binary to install or package: BIN=... skips the build.
+# The binary to install or package (default: the release build); `make deb BIN=...` skips the
+# build. `make install` never builds, so that `sudo make install` does not run cargo as root.
 BIN ?=
 INSTALL_BIN = $(or $(BIN),$(TARGET_DIR)/release/rcomet)
 
@@ -69,7 +70,7 @@ DOCDIR ?= $(DATADIR)/doc/rcomet
 INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BINDIR="$(BINDIR)" SYSCONFDIR="$(SYSCONFDIR)" \
 	UNITDIR="$(UNITDIR)" DATADIR="$(DATADIR)" DOCDIR="$(DOCDIR)"
 
-install: $(if $(BIN),,build)
+install:
 	$(INSTALL_ENV) bash contrib/install.sh "$(INSTALL_BIN)"
 
 uninstall:

@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${1:?usage: contrib/install.sh BINARY}
-[[ -x $bin ]] || { echo "install.sh: $bin is not an executable (run 'make build' first)" >&2; exit 1; }
+[[ -x $bin ]] || { echo "install.sh: $bin is not an executable: run 'make build' first (or name one with BIN=...)" >&2; exit 1; }
 
 DESTDIR=${DESTDIR:-}
 PREFIX=${PREFIX:-/usr/local}

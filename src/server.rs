@@ -188,24 +188,28 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
 }
 
 /// How the start-up ends, told to whoever waits for it: the terminal (a fatal error reaches stderr
-/// even when the log goes to a file), the process that ran `-d` (through the daemon's start-up
-/// pipe) and a service manager (`NOTIFY_SOCKET`).
+/// whatever the log output is), the process that ran `-d` (through the daemon's start-up pipe)
+/// and a service manager (`NOTIFY_SOCKET`).
 struct Launch {
     /// Set in a daemon: the waiting parent prints what it is sent.
     report: Option<crate::daemon::StartReport>,
-    /// The log does not go to stderr, so fatal errors are also written there.
-    mirror_to_stderr: bool,
+    /// Where the log goes, which decides where else a fatal error is written.
+    log_output: LogOutput,
     notifier: Notifier,
 }
 
 impl Launch {
-    /// Logs a fatal start-up error and makes sure it reaches the terminal; returns the exit status.
+    /// Reports a fatal start-up error once on stderr (or through the waiting parent's stderr) and
+    /// in the log; returns the exit status. A log on stderr already is that line; a log on stdout
+    /// does not get it, so that a terminal shows it once.
     fn fail(self, reason: &str) -> i32 {
-        log::error!("{reason}");
-        log::logger().flush();
+        if self.log_output != LogOutput::Stdout {
+            log::error!("{reason}");
+            log::logger().flush();
+        }
         match self.report {
             Some(report) => report.failed(reason),
-            None if self.mirror_to_stderr => eprintln!("rcomet: {reason}"),
+            None if self.log_output != LogOutput::Stderr => eprintln!("rcomet: {reason}"),
             None => {}
         }
         1
@@ -279,7 +283,12 @@ pub fn run(startup: Startup) -> i32 {
         }
     }
     if let Err(e) = crate::logging::init(&config.logger) {
-        eprintln!("rcomet: cannot open log output: {e}");
+        match &config.logger.output {
+            LogOutput::File(path) => {
+                eprintln!("rcomet: cannot open log file {}: {e}", path.display())
+            }
+            _ => eprintln!("rcomet: cannot open log output: {e}"),
+        }
         return 1;
     }
     let logger = config.logger.clone();
@@ -292,7 +301,7 @@ pub fn run(startup: Startup) -> i32 {
     }
     let mut launch = Launch {
         report: None,
-        mirror_to_stderr: logger.output != LogOutput::Stderr,
+        log_output: logger.output.clone(),
         notifier: Notifier::default(),
     };
     match Notifier::from_env() {

@@ -419,3 +419,49 @@ fn an_impossible_notify_socket_stops_the_start_with_a_reason() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("NOTIFY_SOCKET"), "{stderr}");
 }
+
+#[test]
+fn a_log_file_that_cannot_be_opened_is_named_on_stderr() {
+    let dir = TempDir::new("nolog");
+    // A directory where the file should be: it can be neither created nor opened.
+    let path = dir.0.join("log.txt");
+    std::fs::create_dir_all(&path).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec!["--log-output", path.as_str()];
+    args.extend(LISTEN_ANYWHERE);
+    let exit = run(&args);
+    assert_eq!(exit.code, Some(1), "{:?}", exit.stderr);
+    assert!(
+        exit.stderr
+            .contains(&format!("cannot open log file {path}")),
+        "{:?}",
+        exit.stderr
+    );
+    assert!(!exit.stdout.contains("rcomet ready"));
+}
+
+engine_tests!(a_fatal_error_shows_once_when_the_log_goes_to_stdout);
+fn a_fatal_error_shows_once_when_the_log_goes_to_stdout(engine: &'static str) {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let exit = run(&[
+        "--engine",
+        engine,
+        "--log-output",
+        "stdout",
+        "--admin-listen",
+        &addr,
+        "--front-listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(exit.code, Some(1));
+    let both = format!("{}{}", exit.stdout, exit.stderr);
+    assert_eq!(
+        both.matches("Address already in use").count(),
+        1,
+        "stdout {:?} stderr {:?}",
+        exit.stdout,
+        exit.stderr
+    );
+    assert!(exit.stderr.contains(&addr), "{:?}", exit.stderr);
+}
