@@ -255,6 +255,30 @@ impl Launch {
     }
 }
 
+/// `-s stop` and `-s restart`: stops the server named in the pidfile. Returns the exit status when
+/// the process is done (stop, or a failed stop), `None` when it goes on to start (restart, or no
+/// action).
+fn stop_running(action: Action, config: &Config) -> Option<i32> {
+    if !matches!(action, Action::Stop | Action::Restart) {
+        return None;
+    }
+    let Some(pidfile) = &config.pidfile else {
+        eprintln!("rcomet: -s stop/restart needs a pidfile in the config file");
+        return Some(1);
+    };
+    let stop_wait = Duration::from_secs(u64::from(config.server.shutdown_timeout) + 10);
+    match crate::daemon::stop(pidfile, stop_wait) {
+        Ok(()) => {}
+        // Restarting a server that is not running just starts one.
+        Err(e) if matches!(action, Action::Restart) => eprintln!("rcomet: {e}"),
+        Err(e) => {
+            eprintln!("rcomet: {e}");
+            return Some(1);
+        }
+    }
+    matches!(action, Action::Stop).then_some(0)
+}
+
 /// The whole process life for the `rcomet` binary: stop/restart actions, daemon mode, pidfile,
 /// logging, workers, and a clean exit on SIGINT/SIGTERM. Returns the exit status.
 pub fn run(startup: Startup) -> i32 {
@@ -264,23 +288,8 @@ pub fn run(startup: Startup) -> i32 {
         action,
         warnings,
     } = startup;
-    if matches!(action, Action::Stop | Action::Restart) {
-        let Some(pidfile) = config.pidfile.clone() else {
-            eprintln!("rcomet: -s stop/restart needs a pidfile in the config file");
-            return 1;
-        };
-        let stop_wait = Duration::from_secs(u64::from(config.server.shutdown_timeout) + 10);
-        match crate::daemon::stop(&pidfile, stop_wait) {
-            Ok(()) => {}
-            Err(e) if matches!(action, Action::Restart) => eprintln!("rcomet: {e}"),
-            Err(e) => {
-                eprintln!("rcomet: {e}");
-                return 1;
-            }
-        }
-        if matches!(action, Action::Stop) {
-            return 0;
-        }
+    if let Some(status) = stop_running(action, &config) {
+        return status;
     }
     if let Err(e) = crate::logging::init(&config.logger) {
         match &config.logger.output {

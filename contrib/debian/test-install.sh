@@ -18,6 +18,8 @@ for tool in unshare chroot setpriv dpkg; do
     command -v "$tool" >/dev/null || skip "$tool not found"
 done
 [[ -f /etc/debian_version ]] || skip "not a Debian system"
+command -v adduser >/dev/null || skip "adduser (which the package depends on) is not installed"
+unshare --mount --propagation private true 2>/dev/null || skip "cannot create a mount namespace"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rcomet-deb-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
