@@ -6,10 +6,14 @@
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
+#   make install  install the release binary (make build first; BIN=... names another), config,
+#                 systemd unit, sysctl files and docs (PREFIX=/usr/local, DESTDIR=, BINDIR,
+#                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
+#   make deb      build release and a Debian package in DEB_DIR (default target/deb)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench microbench c1000k messenger clean
+.PHONY: all build run test fmt lint unit bench microbench c1000k messenger install uninstall deb clean
 
 all: build
 
@@ -48,6 +52,36 @@ c1000k: build
 
 messenger: build
 	bash bench/messenger.sh
+
+# Where cargo builds (CARGO_TARGET_DIR and cargo's config honoured); asked only when needed.
+TARGET_DIR = $(shell CARGO="$(CARGO)" bash bench/target_dir.sh)
+# The binary to install or package (default: the release build); `make deb BIN=...` skips the
+# build. `make install` never builds, so that `sudo make install` does not run cargo as root.
+BIN ?=
+INSTALL_BIN = $(or $(BIN),$(TARGET_DIR)/release/rcomet)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= $(if $(filter /usr /usr/,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DATADIR ?= $(PREFIX)/share
+DOCDIR ?= $(DATADIR)/doc/rcomet
+INSTALL_ENV = DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" BINDIR="$(BINDIR)" SYSCONFDIR="$(SYSCONFDIR)" \
+	UNITDIR="$(UNITDIR)" DATADIR="$(DATADIR)" DOCDIR="$(DOCDIR)"
+
+install:
+	$(INSTALL_ENV) bash contrib/install.sh "$(INSTALL_BIN)"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/rcomet" "$(DESTDIR)$(UNITDIR)/rcomet.service"
+	rm -rf "$(DESTDIR)$(DATADIR)/rcomet" "$(DESTDIR)$(DOCDIR)"
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/rcomet/rcomet.conf"
+
+DEB_DIR ?= $(TARGET_DIR)/deb
+
+deb: $(if $(BIN),,build)
+	bash contrib/debian/build-deb.sh "$(INSTALL_BIN)" "$(DEB_DIR)"
 
 clean:
 	$(CARGO) clean

@@ -32,7 +32,8 @@
 #      push phase (the offered rate is reached only while in-flight / reply time allows it).
 #
 # Depends on: bench/lib.sh, bench/lib_icomet.sh, bench/c1000k_table.py, bench/c1000k_charts.py,
-#             python3, curl, sysctl/check.sh, target/release/{rcomet,rcomet-loadgen}.
+#             python3, curl, sysctl/check.sh, the release rcomet and rcomet-loadgen
+#             (bench/target_dir.sh says where cargo put them).
 
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -8,12 +8,18 @@
 # server's memory; prints machine information. Everything a script starts is tracked by PID and
 # stopped by bench_cleanup (installed as an EXIT trap by bench_init); nothing is stopped by name.
 #
-# Depends on: bash, coreutils (timeout), ss (iproute2), jq or python3; target/release binaries.
+# Depends on: bash, coreutils (timeout), ss (iproute2), jq or python3; the release binaries
+# (bench/target_dir.sh says where).
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_ROOT=$(cd "$BENCH_DIR/.." && pwd)
-RCOMET_BIN=${RCOMET_BIN:-$BENCH_ROOT/target/release/rcomet}
-LOADGEN_BIN=${LOADGEN_BIN:-$BENCH_ROOT/target/release/rcomet-loadgen}
+# Where `make build` put the binaries (CARGO_TARGET_DIR and cargo's config honoured, see
+# target_dir.sh); RCOMET_BIN / LOADGEN_BIN name other ones.
+if [[ -z ${RCOMET_BIN:-} || -z ${LOADGEN_BIN:-} ]]; then
+    BENCH_TARGET_DIR=$(bash "$BENCH_DIR/target_dir.sh")
+fi
+RCOMET_BIN=${RCOMET_BIN:-$BENCH_TARGET_DIR/release/rcomet}
+LOADGEN_BIN=${LOADGEN_BIN:-$BENCH_TARGET_DIR/release/rcomet-loadgen}
 BENCH_ADMIN=${BENCH_ADMIN:-127.0.0.1:18000}
 BENCH_FRONT=${BENCH_FRONT:-127.0.0.1:18100}
 # Longest life of a server started here, even if the script itself is killed (timeout(1) wrapper).

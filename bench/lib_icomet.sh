@@ -3,8 +3,8 @@
 # benchmarks (source it after bench/lib.sh, do not run it). Writes an iComet config (TAB-indented)
 # in the scratch directory with its ports (ICOMET_ADMIN, ICOMET_FRONT: the benchmark ports unless
 # set), a pidfile and a log file there, starts $ICOMET_BIN under timeout(1), waits until its admin
-# port answers /info, and stops it by PID. Build iComet outside this repository (see the
-# project's notes on building iComet 0.2.5).
+# port answers /info, and stops it by PID. Build iComet outside this repository, as
+# bench/README.md ("iComet 0.2.5 for the comparison") describes.
 #
 # Depends on: bench/lib.sh (log, bench_wait_ports_free, BENCH_TMP, BENCH_ADMIN, BENCH_FRONT), curl.
 # shellcheck disable=SC2034  # globals here are read by the scripts that source this file

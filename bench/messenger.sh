@@ -24,7 +24,7 @@
 #        LOAD_MAX (1.5), WAIT_TRIES (6): wait for a quiet machine first.
 #
 # Depends on: bench/lib.sh, bench/lib_icomet.sh, bench/messenger_table.py, python3, curl,
-#             target/release/{rcomet,rcomet-loadgen}.
+#             the release rcomet and rcomet-loadgen (bench/target_dir.sh).
 
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -16,7 +16,8 @@
 #        FAN1_RATE (5), FAN1_MAX_RATE (40), FANN_RATE (10000) messages/s of the fan-out runs;
 #        BENCH_ADMIN / BENCH_FRONT to use other (reserved!) ports than 18000 / 18100.
 #
-# Depends on: bench/lib.sh, bench/idle_tcp.py, target/release/{rcomet,rcomet-loadgen}, wrk (optional).
+# Depends on: bench/lib.sh, bench/idle_tcp.py, the release rcomet and rcomet-loadgen
+#             (bench/target_dir.sh says where cargo put them), wrk (optional).
 
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -1,40 +1,146 @@
-//! Process management for `-d` and `-s stop|restart`: detaching into the background, the pidfile
-//! (refused while its process lives, removed on drop), and stopping a running server through its
-//! pidfile. Depends on libc only.
+//! Process management for `-d` and `-s stop|restart`: detaching into the background (the process
+//! that ran `-d` waits until the daemon reports ready or failed, and exits accordingly), the
+//! pidfile (refused while its process lives, removed on drop), and stopping a running server
+//! through its pidfile. Depends on libc only.
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::os::fd::{AsRawFd, IntoRawFd};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Detaches the process: fork (the parent exits 0), setsid, fork again (so the daemon can never
-/// reacquire a terminal), and point stdin/stdout/stderr at /dev/null. The working directory is
-/// kept. Call it before any thread is started: only the calling thread survives a fork.
-pub fn daemonize() -> io::Result<()> {
+/// Detaches the process: fork, setsid, fork again (so the daemon can never reacquire a terminal),
+/// and point stdin/stdout/stderr at /dev/null. The working directory is kept. Call it before any
+/// thread is started: only the calling thread survives a fork.
+///
+/// The original process does not return: it waits on a pipe until the daemon reports how its
+/// start went ([`StartReport`]), prints that on its own stdout (ready) or stderr (failure), and
+/// exits 0 or 1. So `rcomet -d` exits non-zero, with the reason on the terminal, when the daemon
+/// cannot start. Only the daemon returns, with the report to send.
+pub fn daemonize() -> io::Result<StartReport> {
     // Unflushed output would otherwise be written twice, or by the wrong process.
     let _ = io::stdout().flush();
     let _ = io::stderr().flush();
-    fork_and_exit_parent()?;
+    let (read_end, write_end) = start_pipe()?;
+    // SAFETY: the caller runs single-threaded (documented above), so the child's copy of the
+    // address space holds no lock owned by a thread that no longer exists.
+    match unsafe { libc::fork() } {
+        -1 => return Err(io::Error::last_os_error()),
+        0 => drop(read_end),
+        child => {
+            drop(write_end);
+            wait_for_daemon(read_end, child)
+        }
+    }
+    let report = StartReport {
+        pipe: Some(File::from(write_end)),
+    };
+    // The intermediate child: a new session, then the daemon in it. A failure here is reported
+    // through the pipe, as the daemon would.
     // SAFETY: setsid takes no arguments and touches no memory of this process.
     if unsafe { libc::setsid() } == -1 {
-        return Err(io::Error::last_os_error());
+        report.fail_and_exit(&format!("setsid: {}", io::Error::last_os_error()));
     }
-    fork_and_exit_parent()?;
-    redirect_stdio_to_dev_null()
-}
-
-/// Forks; the parent leaves at once with status 0, the child returns `Ok`.
-fn fork_and_exit_parent() -> io::Result<()> {
-    // SAFETY: the caller runs single-threaded (documented on `daemonize`), so the child's copy of
-    // the address space holds no lock owned by a thread that no longer exists.
+    // SAFETY: as for the first fork; this process is still single-threaded.
     match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        0 => Ok(()),
-        // SAFETY: _exit ends the parent without running destructors or atexit handlers, which
-        // could flush or delete state (buffers, temp files) that the child still owns.
+        -1 => report.fail_and_exit(&format!("fork: {}", io::Error::last_os_error())),
+        0 => {}
+        // SAFETY: _exit ends the intermediate child without running destructors or atexit
+        // handlers, which could flush or delete state (buffers, temp files) the daemon owns.
         _ => unsafe { libc::_exit(0) },
     }
+    if let Err(e) = redirect_stdio_to_dev_null() {
+        report.fail_and_exit(&format!("cannot redirect standard I/O to /dev/null: {e}"));
+    }
+    Ok(report)
+}
+
+/// The daemon's end of the start-up pipe: says once whether the server is ready or could not
+/// start; the process that ran `-d` waits for it. Dropped without a word (a crash), the waiting
+/// process sees the pipe close and reports a failed start.
+#[derive(Debug)]
+pub struct StartReport {
+    pipe: Option<File>,
+}
+
+/// First byte of the message on the start-up pipe.
+const READY: u8 = b'R';
+const FAILED: u8 = b'E';
+
+impl StartReport {
+    /// The server is up: `line` is printed on the original stdout and the original process
+    /// exits 0.
+    pub fn ready(mut self, line: &str) {
+        self.send(READY, line);
+    }
+
+    /// The start failed: `reason` is printed on the original stderr and that process exits 1.
+    pub fn failed(mut self, reason: &str) {
+        self.send(FAILED, reason);
+    }
+
+    fn fail_and_exit(mut self, reason: &str) -> ! {
+        self.send(FAILED, reason);
+        // SAFETY: _exit ends this forked child without running destructors or atexit handlers
+        // that belong to the original process.
+        unsafe { libc::_exit(1) }
+    }
+
+    fn send(&mut self, kind: u8, text: &str) {
+        if let Some(mut pipe) = self.pipe.take() {
+            let mut message = Vec::with_capacity(text.len() + 1);
+            message.push(kind);
+            message.extend_from_slice(text.as_bytes());
+            // If the waiting process is gone there is nobody to tell.
+            let _ = pipe.write_all(&message);
+        }
+    }
+}
+
+/// A pipe whose ends are closed on exec.
+fn start_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The original process after the first fork: reads the daemon's report until every write end
+/// is closed, reaps the intermediate child, prints the report and exits.
+fn wait_for_daemon(read_end: OwnedFd, intermediate: libc::pid_t) -> ! {
+    let mut message = Vec::new();
+    let read = File::from(read_end).read_to_end(&mut message);
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer.
+    unsafe { libc::waitpid(intermediate, &mut status, 0) };
+    let code = match (read, message.split_first()) {
+        (Ok(_), Some((&READY, line))) => {
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(line);
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+            0
+        }
+        (Ok(_), Some((&FAILED, reason))) => {
+            eprintln!("rcomet: {}", String::from_utf8_lossy(reason));
+            1
+        }
+        (Err(e), _) => {
+            eprintln!("rcomet: lost the daemon's start-up report: {e}");
+            1
+        }
+        _ => {
+            eprintln!("rcomet: the daemon exited during start-up without saying why (see its log)");
+            1
+        }
+    };
+    let _ = io::stderr().flush();
+    // SAFETY: _exit leaves without running destructors or atexit handlers, which could flush or
+    // delete state (buffers, temp files) that the daemon now owns.
+    unsafe { libc::_exit(code) }
 }
 
 fn redirect_stdio_to_dev_null() -> io::Result<()> {
@@ -363,6 +469,8 @@ mod tests {
     }
 
     const CHILD_ENV: &str = "RCOMET_DAEMONIZE_REPORT";
+    /// Set: the daemonized helper reports a failed start instead.
+    const CHILD_FAIL_ENV: &str = "RCOMET_DAEMONIZE_FAIL";
 
     /// Run by `daemonize_detaches` in a separate process: daemonize, report, exit.
     #[test]
@@ -373,7 +481,12 @@ mod tests {
         };
         let report = PathBuf::from(report);
         let before = std::env::current_dir().unwrap();
-        daemonize().unwrap();
+        let start = daemonize().unwrap();
+        if std::env::var_os(CHILD_FAIL_ENV).is_some() {
+            start.failed("no luck today");
+            // SAFETY: leave at once; this forked copy of the test harness has no other threads.
+            unsafe { libc::_exit(1) };
+        }
         // SAFETY: getsid(0) and getppid only read this process's ids.
         let (sid, ppid) = unsafe { (libc::getsid(0), libc::getppid()) };
         let stdin = std::fs::read_link("/proc/self/fd/0").unwrap_or_default();
@@ -388,6 +501,7 @@ mod tests {
         let tmp = report.with_extension("tmp");
         std::fs::write(&tmp, text).unwrap();
         std::fs::rename(&tmp, &report).unwrap();
+        start.ready(&format!("daemon ready pid={}", own_pid()));
         // SAFETY: leave at once; this forked copy of the test harness has no other threads.
         unsafe { libc::_exit(0) };
     }
@@ -396,7 +510,7 @@ mod tests {
     fn daemonize_detaches() {
         let report = temp_path("daemonize").with_file_name("report");
         let exe = std::env::current_exe().unwrap();
-        let mut child = Command::new(exe)
+        let child = Command::new(exe)
             .args([
                 "--exact",
                 "daemon::tests::daemonize_child",
@@ -404,16 +518,19 @@ mod tests {
                 "--nocapture",
             ])
             .env(CHILD_ENV, &report)
-            .stdout(Stdio::null())
+            .env_remove(CHILD_FAIL_ENV)
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
         let first_pid = pid_of(&child);
-        assert!(child.wait().unwrap().success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !report.exists() {
-            assert!(Instant::now() < deadline, "daemon never reported");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        // The first process waited for the daemon: the report exists, its line was printed.
+        assert!(
+            report.exists(),
+            "the first process exited before the daemon was ready"
+        );
+        let printed = String::from_utf8_lossy(&out.stdout);
         let text = std::fs::read_to_string(&report).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 6, "{text}");
@@ -428,6 +545,30 @@ mod tests {
         assert_eq!(lines[3], "/dev/null");
         assert_eq!(lines[4], "/dev/null");
         assert_eq!(lines[5], "true", "working directory kept");
+        assert!(
+            printed.contains(&format!("daemon ready pid={daemon_pid}\n")),
+            "the ready line is printed by the first process: {printed:?}"
+        );
+        cleanup(&report);
+    }
+
+    #[test]
+    fn a_failed_daemon_start_makes_the_first_process_exit_1_with_the_reason() {
+        let report = temp_path("daemonize-fail").with_file_name("report");
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "daemon::tests::daemonize_child",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(CHILD_ENV, &report)
+            .env(CHILD_FAIL_ENV, "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("rcomet: no luck today"), "{stderr}");
         cleanup(&report);
     }
 }

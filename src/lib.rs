@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod logging;
+pub mod notify;
 pub mod server;
 pub mod slab;
 pub mod worker;

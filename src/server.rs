@@ -1,18 +1,20 @@
 //! Process-level wiring: one pinned worker thread per core, each with its own SO_REUSEPORT admin
 //! and front listeners and its own backend; the mailbox mesh between them; signals, graceful
-//! shutdown, daemon mode and the pidfile.
+//! shutdown, daemon mode and the pidfile; how the start-up ends is told to the terminal, to the
+//! process that ran `-d` and to a service manager.
 //!
-//! Depends on: config, engine, worker, daemon, logging.
+//! Depends on: config, engine, worker, daemon, logging, notify.
 
-use crate::config::{Action, Config, EngineKind, Startup};
+use crate::config::{Action, Config, EngineKind, LogOutput, LoggerConfig, Startup};
 use crate::engine::epoll::Epoll;
 use crate::engine::uring::{Uring, UringConfig};
 use crate::engine::{probe, sys, Backend};
+use crate::notify::Notifier;
 use crate::worker::conn::Port;
 use crate::worker::mailbox::{mailbox, Outbox};
 use crate::worker::shared::connections_per_worker;
 use crate::worker::{self, Batch, Msg, Shared, WorkerSetup};
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -201,6 +203,98 @@ fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     (sig > 0).then_some(sig)
 }
 
+/// How the start-up ends, told to whoever waits for it: the terminal (a fatal error reaches stderr
+/// whatever the log output is), the process that ran `-d` (through the daemon's start-up pipe)
+/// and a service manager (`NOTIFY_SOCKET`).
+struct Launch {
+    /// Set in a daemon: the waiting parent prints what it is sent.
+    report: Option<crate::daemon::StartReport>,
+    /// Where the log goes, which decides where else a fatal error is written.
+    log_output: LogOutput,
+    notifier: Notifier,
+}
+
+impl Launch {
+    /// Reports a fatal start-up error once on stderr (or through the waiting parent's stderr) and
+    /// in the log; returns the exit status. A log on stderr already is that line; a log on stdout
+    /// does not get it, so that a terminal shows it once.
+    fn fail(self, reason: &str) -> i32 {
+        if self.log_output != LogOutput::Stdout {
+            log::error!("{reason}");
+            log::logger().flush();
+        }
+        match self.report {
+            Some(report) => report.failed(reason),
+            None if self.log_output != LogOutput::Stderr => eprintln!("rcomet: {reason}"),
+            None => {}
+        }
+        1
+    }
+
+    /// Prints the ready line on stdout (the original stdout with `-d`) and notifies the service
+    /// manager. Scripts and tests wait for this line, whatever the log output is.
+    fn ready(self, server: &Server, logger: &LoggerConfig) -> Notifier {
+        let line = format!(
+            "rcomet ready admin={} front={} pid={} engine={}",
+            server.admin_addr,
+            server.front_addr,
+            std::process::id(),
+            server.engine
+        );
+        // On stdout the log line would repeat the ready line; elsewhere the log records it too.
+        if logger.output != LogOutput::Stdout {
+            log::info!(
+                "rcomet {} ready: admin={} front={} workers={} engine={}",
+                env!("CARGO_PKG_VERSION"),
+                server.admin_addr,
+                server.front_addr,
+                server.threads.len(),
+                server.engine
+            );
+        }
+        match self.report {
+            Some(report) => report.ready(&line),
+            None => {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
+        }
+        let status = format!(
+            "admin {} front {} engine {}",
+            server.admin_addr, server.front_addr, server.engine
+        );
+        if let Err(e) = self.notifier.ready(&status) {
+            log::warn!("cannot notify the service manager (READY=1): {e}");
+        }
+        self.notifier
+    }
+}
+
+/// `-s stop` and `-s restart`: stops the server named in the pidfile. Returns the exit status when
+/// the process is done (stop, or a failed stop), `None` when it goes on to start (restart, or no
+/// action).
+fn stop_running(action: Action, config: &Config) -> Option<i32> {
+    if !matches!(action, Action::Stop | Action::Restart) {
+        return None;
+    }
+    let Some(pidfile) = &config.pidfile else {
+        eprintln!("rcomet: -s stop/restart needs a pidfile in the config file");
+        return Some(1);
+    };
+    let stop_wait = Duration::from_secs(u64::from(config.server.shutdown_timeout) + 10);
+    match crate::daemon::stop(pidfile, stop_wait) {
+        Ok(()) => {}
+        // Restarting a server that is not running just starts one.
+        Err(e) if matches!(action, Action::Restart) => eprintln!("rcomet: {e}"),
+        Err(e) => {
+            eprintln!("rcomet: {e}");
+            return Some(1);
+        }
+    }
+    matches!(action, Action::Stop).then_some(0)
+}
+
 /// The whole process life for the `rcomet` binary: stop/restart actions, daemon mode, pidfile,
 /// logging, workers, and a clean exit on SIGINT/SIGTERM. Returns the exit status.
 pub fn run(startup: Startup) -> i32 {
@@ -210,72 +304,58 @@ pub fn run(startup: Startup) -> i32 {
         action,
         warnings,
     } = startup;
-    if matches!(action, Action::Stop | Action::Restart) {
-        let Some(pidfile) = config.pidfile.clone() else {
-            eprintln!("rcomet: -s stop/restart needs a pidfile in the config file");
-            return 1;
-        };
-        let stop_wait = Duration::from_secs(u64::from(config.server.shutdown_timeout) + 10);
-        match crate::daemon::stop(&pidfile, stop_wait) {
-            Ok(()) => {}
-            Err(e) if matches!(action, Action::Restart) => eprintln!("rcomet: {e}"),
-            Err(e) => {
-                eprintln!("rcomet: {e}");
-                return 1;
-            }
-        }
-        if matches!(action, Action::Stop) {
-            return 0;
-        }
+    if let Some(status) = stop_running(action, &config) {
+        return status;
     }
     if let Err(e) = crate::logging::init(&config.logger) {
-        eprintln!("rcomet: cannot open log output: {e}");
+        match &config.logger.output {
+            LogOutput::File(path) => {
+                eprintln!("rcomet: cannot open log file {}: {e}", path.display())
+            }
+            _ => eprintln!("rcomet: cannot open log output: {e}"),
+        }
         return 1;
     }
+    let logger = config.logger.clone();
     for w in &warnings {
         log::warn!("{w}");
-    }
-    if daemon {
-        if let Err(e) = crate::daemon::daemonize() {
-            log::error!("cannot daemonize: {e}");
-            return 1;
+        // A log file is not where someone starting the server looks first.
+        if matches!(logger.output, LogOutput::File(_)) {
+            eprintln!("rcomet: warning: {w}");
         }
     }
-    let _pidfile = match &config.pidfile {
+    let mut launch = Launch {
+        report: None,
+        log_output: logger.output.clone(),
+        notifier: Notifier::default(),
+    };
+    match Notifier::from_env() {
+        Ok(n) => launch.notifier = n,
+        Err(e) => return launch.fail(&format!("{e}")),
+    }
+    if daemon {
+        match crate::daemon::daemonize() {
+            Ok(report) => launch.report = Some(report),
+            Err(e) => return launch.fail(&format!("cannot daemonize: {e}")),
+        }
+    }
+    let pidfile = match &config.pidfile {
         Some(path) => match crate::daemon::Pidfile::create(path) {
             Ok(p) => Some(p),
-            Err(e) => {
-                log::error!("pidfile {}: {e}", path.display());
-                return 1;
-            }
+            Err(e) => return launch.fail(&format!("pidfile: {e}")),
         },
         None => None,
     };
     let signals = block_stop_signals();
-    let threads = config.server.threads;
     let server = match Server::start(config) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot start: {e}");
-            return 1;
+            // Removed before anyone is told, so that nothing stale is left when they look.
+            drop(pidfile);
+            return launch.fail(&format!("cannot start: {e}"));
         }
     };
-    log::info!(
-        "rcomet {} ready: admin={} front={} workers={} engine={}",
-        env!("CARGO_PKG_VERSION"),
-        server.admin_addr,
-        server.front_addr,
-        threads,
-        server.engine
-    );
-    // The ready line on stdout is what scripts and tests wait for, whatever the log output is.
-    println!(
-        "rcomet ready admin={} front={} pid={} engine={}",
-        server.admin_addr,
-        server.front_addr,
-        std::process::id(),
-        server.engine
-    );
+    let notifier = launch.ready(&server, &logger);
     loop {
         if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(500)) {
             log::info!("signal {sig}: shutting down");
@@ -283,11 +363,16 @@ pub fn run(startup: Startup) -> i32 {
         }
         if !server.healthy() {
             log::error!("a worker thread died; shutting down");
+            let _ = notifier.stopping();
             server.shutdown();
             return 1;
         }
     }
+    if let Err(e) = notifier.stopping() {
+        log::warn!("cannot notify the service manager (STOPPING=1): {e}");
+    }
     server.shutdown();
+    drop(pidfile);
     log::info!("rcomet stopped");
     0
 }

@@ -16,12 +16,12 @@ use std::path::{Path, PathBuf};
 /// Which top-level modules each top-level module may import; a file may always import the files
 /// of its own top-level module. Lowest layer first:
 ///
-/// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon` — standalone, import nothing of the
-///   crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` sits here rather
-///   than at the top because `server` imports it.)
+/// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon`, `notify` — standalone, import nothing
+///   of the crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` and
+///   `notify` sit here rather than at the top because `server` imports them.)
 /// * 1: `api` may import `http`, `ws`, `comet`, `config`.
 /// * 2: `worker` may import everything except `server`, `daemon` and `main`.
-/// * 3: `server` may import `worker`, `engine`, `config`, `logging`, `daemon`.
+/// * 3: `server` may import `worker`, `engine`, `config`, `logging`, `daemon`, `notify`.
 /// * top: `main` and `lib` (the crate root, which only declares the modules) may import anything.
 const LAYERS: &[(&str, &[&str])] = &[
     ("slab", &[]),
@@ -30,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("comet", &[]),
     ("config", &[]),
     ("daemon", &[]),
+    ("notify", &[]),
     ("logging", &["config"]),
     ("engine", &["slab"]),
     ("api", &["http", "ws", "comet", "config"]),
@@ -41,19 +42,21 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "server",
-        &["worker", "engine", "config", "logging", "daemon"],
+        &["worker", "engine", "config", "logging", "daemon", "notify"],
     ),
     (
         "main",
         &[
-            "slab", "http", "ws", "comet", "config", "daemon", "logging", "engine", "api",
+            "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
+            "api",
             "worker", "server", "lib",
         ],
     ),
     (
         "lib",
         &[
-            "slab", "http", "ws", "comet", "config", "daemon", "logging", "engine", "api",
+            "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
+            "api",
             "worker", "server",
         ],
     ),

@@ -76,6 +76,9 @@ fn probe() -> Result<(), String> {
         (opcode::SendMsg::CODE, "sendmsg"),
         (opcode::Close::CODE, "close"),
         (opcode::AsyncCancel::CODE, "cancel"),
+        // Handing a connection to another worker's ring (uring/handover.rs); Linux 6.8.
+        (opcode::FixedFdInstall::CODE, "fixed_fd_install"),
+        (opcode::FilesUpdate::CODE, "files_update"),
     ];
     for (code, name) in needed {
         if !probe.is_supported(code) {
