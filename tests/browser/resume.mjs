@@ -75,6 +75,23 @@ function assertEq(got, want, what) {
   if (g !== w) fail(`${what}: got ${g}, want ${w}`);
 }
 
+/** Fails unless `got` is exactly `want`, saying where they part: missing, doubled, reordered. */
+function assertList(got, want, what) {
+  if (JSON.stringify(got) === JSON.stringify(want)) return;
+  let i = 0;
+  while (i < got.length && i < want.length && got[i] === want[i]) i++;
+  const count = new Map();
+  for (const g of got) count.set(g, (count.get(g) ?? 0) + 1);
+  const missing = want.filter((w) => !count.has(w));
+  const twice = [...count].filter(([, n]) => n > 1).map(([g]) => g);
+  const few = (xs) => JSON.stringify(xs.slice(0, 10)) + (xs.length > 10 ? ` and ${xs.length - 10} more` : "");
+  fail(
+    `${what}: ${got.length} received, ${want.length} pushed; first difference at #${i + 1} ` +
+      `(got ${JSON.stringify(got[i])}, want ${JSON.stringify(want[i])}); missing ${few(missing)}; ` +
+      `more than once ${few(twice)}`,
+  );
+}
+
 /** Starts rcomet on port 0 and reads both addresses from its ready line. */
 function startServer(bin, engine) {
   const args = [
@@ -340,14 +357,15 @@ async function scenario(kind, breaks, { page, proxy, admin, base }) {
   await pusher.stop();
   await push(admin, cname, "end");
   const want = [...pusher.contents, "end"];
-  await waitForData(page, cname, want.length, "every message up to the last push");
+  // A timeout here is reported by the checks below, which say what is missing.
+  await waitForData(page, cname, want.length, "every message up to the last push").catch(() => {});
 
   const st = await clientState(page, cname);
   await page.evaluate((c) => window.clients[c].stop(), cname);
-  assertEq(st.data.map((m) => m.content), want, `${cname} contents in arrival order`);
-  assertEq(st.data.map((m) => m.seq), want.map((_, i) => i + 1), `${cname} seqs in arrival order`);
+  assertList(st.data.map((m) => m.content), want, `${cname} contents in arrival order`);
+  assertList(st.data.map((m) => m.seq), want.map((_, i) => i + 1), `${cname} seqs in arrival order`);
   if (kind === "sse") {
-    assertEq(st.data.map((m) => m.id), want.map((_, i) => `${epoch}:${i + 1}`), `${cname} event ids`);
+    assertList(st.data.map((m) => m.id), want.map((_, i) => `${epoch}:${i + 1}`), `${cname} event ids`);
   }
   assertEq(st.resets, 0, `${cname} reset markers`);
   assertEq(st.other, [], `${cname} unexpected messages`);
