@@ -1,6 +1,8 @@
 # rcomet — the one place that knows how to build, run, test and benchmark.
 #   make run      build release and run the server on its built-in defaults (ARGS="icomet.conf")
 #   make test     formatting, lints and every test (what CI runs)
+#   make browser-deps  the browser test's npm packages (npm ci in tests/browser, only when the lock
+#                 file changed); make test runs it. The test also needs Chromium (.ci/run installs it)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
@@ -13,7 +15,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench microbench c1000k messenger install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger install uninstall deb clean
 
 all: build
 
@@ -32,8 +34,19 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit:
+unit: browser-deps
 	$(CARGO) test --workspace
+
+# tests/browser.rs drives headless Chromium with playwright-core from tests/browser. npm writes
+# node_modules/.package-lock.json on every install; it is remade when the lock file is newer.
+BROWSER_DIR := tests/browser
+
+browser-deps: $(BROWSER_DIR)/node_modules/.package-lock.json
+
+$(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json $(BROWSER_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (Node.js 20+ with npm): run .ci/run or install Node.js"; exit 1; }
+	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund
+	touch $@
 
 test: fmt lint unit
 

@@ -48,16 +48,14 @@ const LAYERS: &[(&str, &[&str])] = &[
         "main",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api",
-            "worker", "server", "lib",
+            "api", "worker", "server", "lib",
         ],
     ),
     (
         "lib",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api",
-            "worker", "server",
+            "api", "worker", "server",
         ],
     ),
 ];
