@@ -293,3 +293,14 @@ fn a_slow_websocket_consumer_is_cut(engine: &'static str) {
 fn info_count(server: &Server) -> usize {
     support::front::info_subscribers(server, "slow")
 }
+
+engine_tests!(a_shutdown_tells_websockets_it_is_going_away);
+fn a_shutdown_tells_websockets_it_is_going_away(engine: &'static str) {
+    let mut server = Server::start(Opts::new(engine));
+    let mut c = open(server.front, "/ws?cname=bye");
+    next_seq_marker(&mut c, "bye", 1);
+    wait_subscribers(&server, "bye", 1);
+    let stopping = std::thread::spawn(move || server.terminate(std::time::Duration::from_secs(15)));
+    expect_close(&mut c, 1001);
+    assert_eq!(stopping.join().expect("terminated"), Some(0));
+}

@@ -400,6 +400,7 @@ impl Worker {
                     && c.replies_owed() == 0
             });
             if idle {
+                self.ws_going_away(token);
                 self.close_after_flush(token);
             }
         }

@@ -109,6 +109,15 @@ impl Worker {
         self.close_after_flush(token);
     }
 
+    /// The server is shutting down: an open WebSocket is told so (1001) before it is closed.
+    pub(super) fn ws_going_away(&mut self, token: Token) {
+        if self.is_open_websocket(token) {
+            let mut out = Vec::with_capacity(4);
+            crate::ws::frame::close(crate::ws::CloseCode::GOING_AWAY, "", &mut out);
+            self.queue(token, &out);
+        }
+    }
+
     /// Drops what the side table holds for a connection that is leaving.
     pub(super) fn ws_forget(&mut self, token: Token) {
         self.ws.partial.remove(&token.pack());
