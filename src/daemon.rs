@@ -229,6 +229,34 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 /// process that is not running, `InvalidData` for a pidfile without a usable id, `TimedOut` if the
 /// process still runs after `timeout`.
 pub fn stop(pidfile: &Path, timeout: Duration) -> io::Result<()> {
+    let pid = signal(pidfile, libc::SIGTERM)?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let still_named = matches!(read_pid(pidfile), Ok(Some(p)) if p == pid);
+        if !still_named || !is_alive(pid) {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "process {pid} still runs {} ms after SIGTERM",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+        std::thread::sleep(STOP_POLL.min(deadline - now));
+    }
+}
+
+/// Sends SIGHUP to the process named in `pidfile` (`-s reload`); errors as for [`stop`].
+pub fn reload(pidfile: &Path) -> io::Result<()> {
+    signal(pidfile, libc::SIGHUP).map(|_| ())
+}
+
+/// Sends `sig` to the process named in `pidfile`; returns its id.
+fn signal(pidfile: &Path, sig: libc::c_int) -> io::Result<libc::pid_t> {
     let shown = pidfile.display();
     let pid = match read_pid(pidfile) {
         Ok(Some(pid)) => pid,
@@ -255,7 +283,7 @@ pub fn stop(pidfile: &Path, timeout: Duration) -> io::Result<()> {
         ));
     }
     // SAFETY: kill only sends a signal; `pid` > 1 names a single process.
-    if unsafe { libc::kill(pid, libc::SIGTERM) } == -1 {
+    if unsafe { libc::kill(pid, sig) } == -1 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ESRCH) {
             return Err(io::Error::new(
@@ -268,24 +296,7 @@ pub fn stop(pidfile: &Path, timeout: Duration) -> io::Result<()> {
             format!("{shown}: cannot signal process {pid}: {e}"),
         ));
     }
-    let deadline = Instant::now() + timeout;
-    loop {
-        let still_named = matches!(read_pid(pidfile), Ok(Some(p)) if p == pid);
-        if !still_named || !is_alive(pid) {
-            return Ok(());
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "process {pid} still runs {} ms after SIGTERM",
-                    timeout.as_millis()
-                ),
-            ));
-        }
-        std::thread::sleep(STOP_POLL.min(deadline - now));
-    }
+    Ok(pid)
 }
 
 fn own_pid() -> libc::pid_t {

@@ -6,6 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -42,8 +43,23 @@ pub fn init(cfg: &LoggerConfig) -> io::Result<()> {
 }
 
 struct Logger {
-    level: LevelFilter,
+    /// The `LevelFilter` as a number (a reload changes it).
+    level: AtomicUsize,
     sink: Mutex<Sink>,
+}
+
+/// Applies a reloaded logger configuration: the level at once, and the output opened again
+/// (a file is reopened even when its path did not change, so a file logrotate moved aside is
+/// let go). On an error the running output stays.
+pub fn reconfigure(cfg: &LoggerConfig) -> io::Result<()> {
+    let Some(logger) = LOGGER.get() else {
+        return init(cfg);
+    };
+    let sink = Sink::open(cfg)?;
+    *logger.sink.lock().unwrap_or_else(PoisonError::into_inner) = sink;
+    logger.level.store(cfg.level as usize, Ordering::Relaxed);
+    log::set_max_level(cfg.level);
+    Ok(())
 }
 
 enum Sink {
@@ -52,23 +68,33 @@ enum Sink {
     File(RotatingFile),
 }
 
-impl Logger {
-    fn new(cfg: &LoggerConfig) -> io::Result<Logger> {
-        let sink = match &cfg.output {
+impl Sink {
+    fn open(cfg: &LoggerConfig) -> io::Result<Sink> {
+        Ok(match &cfg.output {
             LogOutput::Stdout => Sink::Stdout,
             LogOutput::Stderr => Sink::Stderr,
             LogOutput::File(path) => Sink::File(RotatingFile::open(path, cfg.rotate_size)?),
-        };
-        Ok(Logger {
-            level: cfg.level,
-            sink: Mutex::new(sink),
         })
+    }
+}
+
+impl Logger {
+    fn new(cfg: &LoggerConfig) -> io::Result<Logger> {
+        Ok(Logger {
+            level: AtomicUsize::new(cfg.level as usize),
+            sink: Mutex::new(Sink::open(cfg)?),
+        })
+    }
+
+    fn level(&self) -> LevelFilter {
+        let n = self.level.load(Ordering::Relaxed);
+        LevelFilter::iter().nth(n).unwrap_or(LevelFilter::Trace)
     }
 }
 
 impl Log for Logger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= self.level
+        metadata.level() <= self.level()
     }
 
     fn log(&self, record: &Record<'_>) {

@@ -29,6 +29,8 @@ pub struct Server {
     outboxes: Vec<Outbox<Batch>>,
     threads: Vec<JoinHandle<worker::Hub>>,
     shared: Arc<Shared>,
+    /// The configuration in force (the start's, then each reload's).
+    config: Config,
 }
 
 /// The engine to run: io_uring only when configured and the kernel passes the probe.
@@ -147,6 +149,7 @@ impl Server {
             engine,
             outboxes,
             threads: handles,
+            config: shared.config.clone(),
             shared,
         })
     }
@@ -166,8 +169,41 @@ impl Server {
             .into_iter()
             .filter_map(|handle| handle.join().ok())
             .collect();
-        if let Some(path) = &self.shared.config.server.snapshot {
+        if let Some(path) = &self.config.server.snapshot {
             worker::snapshot::save(path, &hubs);
+        }
+    }
+
+    /// SIGHUP: reads the configuration again (the same command line: file and flags), applies
+    /// what can change while running — the log output is reopened even when unchanged, for
+    /// logrotate — and says in the log what changed and which keys wait for a restart. A
+    /// configuration that does not load is reported and the running one stays.
+    pub fn reload(&mut self) {
+        let read = match crate::config::from_args(std::env::args_os()) {
+            Ok(startup) => startup.config,
+            Err(e) => {
+                log::error!("reload: configuration refused, nothing changed: {e}");
+                return;
+            }
+        };
+        let changes = crate::config::reload::changes(&self.config, &read);
+        let next = crate::config::reload::applied(&self.config, &read);
+        if let Err(e) = crate::logging::reconfigure(&next.logger) {
+            log::error!("reload: log output not reopened, nothing changed: {e}");
+            return;
+        }
+        let next = Arc::new(next);
+        for outbox in &self.outboxes {
+            outbox.send(vec![Msg::Reload(Arc::clone(&next))]);
+        }
+        self.config = (*next).clone();
+        match (changes.live.is_empty(), changes.need_restart.is_empty()) {
+            (true, true) => log::info!("reload: configuration unchanged; log output reopened"),
+            _ => log::info!(
+                "reload: applied [{}]; need a restart [{}]",
+                changes.live.join(", "),
+                changes.need_restart.join(", ")
+            ),
         }
     }
 
@@ -187,12 +223,13 @@ fn block_stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
     set
 }
 
-/// Waits up to `timeout` for SIGINT/SIGTERM; returns the signal number if one came.
+/// Waits up to `timeout` for SIGINT/SIGTERM/SIGHUP; returns the signal number if one came.
 fn wait_for_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
@@ -275,6 +312,19 @@ impl Launch {
 /// the process is done (stop, or a failed stop), `None` when it goes on to start (restart, or no
 /// action).
 fn stop_running(action: Action, config: &Config) -> Option<i32> {
+    if action == Action::Reload {
+        let Some(pidfile) = &config.pidfile else {
+            eprintln!("rcomet: -s reload needs a pidfile in the config file");
+            return Some(1);
+        };
+        return match crate::daemon::reload(pidfile) {
+            Ok(()) => Some(0),
+            Err(e) => {
+                eprintln!("rcomet: {e}");
+                Some(1)
+            }
+        };
+    }
     if !matches!(action, Action::Stop | Action::Restart) {
         return None;
     }
@@ -356,10 +406,15 @@ pub fn run(startup: Startup) -> i32 {
         }
     };
     let notifier = launch.ready(&server, &logger);
+    let mut server = server;
     loop {
-        if let Some(sig) = wait_for_signal(&signals, Duration::from_millis(500)) {
-            log::info!("signal {sig}: shutting down");
-            break;
+        match wait_for_signal(&signals, Duration::from_millis(500)) {
+            Some(libc::SIGHUP) => server.reload(),
+            Some(sig) => {
+                log::info!("signal {sig}: shutting down");
+                break;
+            }
+            None => {}
         }
         if !server.healthy() {
             log::error!("a worker thread died; shutting down");

@@ -349,6 +349,12 @@ impl Hub {
         &self.config
     }
 
+    /// New limits from a reload; they apply to what happens from now on (a smaller ring is
+    /// trimmed at the channel's next message).
+    pub fn set_config(&mut self, config: HubConfig) {
+        self.config = config;
+    }
+
     /// The shared counters.
     pub fn counters(&self) -> &Arc<Counters> {
         &self.counters

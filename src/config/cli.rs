@@ -19,6 +19,8 @@ pub enum Action {
     Stop,
     /// Stop (if the pidfile exists), then start.
     Restart,
+    /// Send SIGHUP to the process named in the pidfile: it reads its configuration again.
+    Reload,
 }
 
 /// The outcome of the command line: the configuration and what to do with it.

@@ -6,6 +6,7 @@ mod cli;
 mod error;
 mod ipfilter;
 mod parse;
+pub mod reload;
 mod settings;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};

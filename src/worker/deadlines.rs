@@ -92,7 +92,7 @@ impl Worker {
     }
 
     fn rearm_header_timer(&mut self, token: Token) {
-        let d = self.after(self.shared.config.server.header_timeout);
+        let d = self.after(self.config.server.header_timeout);
         self.arm(token, d);
     }
 }

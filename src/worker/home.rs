@@ -69,7 +69,7 @@ impl Worker {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         if home == self.id {
-            let sub_timeout = self.shared.config.front.polling_timeout;
+            let sub_timeout = self.config.front.polling_timeout;
             let effect = home::run(&mut self.hub, &request, date, sub_timeout, &mut out);
             self.respond(token, &out);
             self.scratch = out;
@@ -77,7 +77,7 @@ impl Worker {
             self.announce_presence();
             return;
         }
-        let max = self.shared.config.front.max_channels;
+        let max = self.config.front.max_channels;
         let is_publish = matches!(request.op, HomeOp::Publish { .. });
         if is_publish && self.shared.counters_ref().reserve_channel(max) {
             admin::ok_reply(&mut out, &request, date);
@@ -180,7 +180,7 @@ impl Worker {
     fn home_request(&mut self, from: usize, token: Token, number: u32, req: &HomeRequest) {
         let mut reply = Vec::with_capacity(256);
         let date = self.date.get();
-        let sub_timeout = self.shared.config.front.polling_timeout;
+        let sub_timeout = self.config.front.polling_timeout;
         let effect = home::run(&mut self.hub, req, date, sub_timeout, &mut reply);
         self.mail(
             from,
@@ -291,8 +291,8 @@ impl Worker {
             Msg::Broadcast { content } => self.home_broadcast(&content),
             Msg::Presence { line } => self.on_presence(&line),
             Msg::Spread { name } => self.on_spread(name),
-            // Handled with the backend in `Worker::handle_mail`.
-            Msg::Adopt(_) | Msg::Shutdown => {}
+            // Handled in `Worker::handle_mail`, in order with the hand-overs and shutdown.
+            Msg::Adopt(_) | Msg::Shutdown | Msg::Reload(_) => {}
         }
     }
 }

@@ -38,8 +38,8 @@ fn must_wait_for_replies(conn: &super::conn::Conn, req: &http::Request<'_>) -> b
 impl Worker {
     fn http_limits(&self) -> HttpLimits {
         HttpLimits {
-            max_header_bytes: self.shared.config.limits.max_header_bytes,
-            max_body_bytes: self.shared.config.limits.max_body_bytes,
+            max_header_bytes: self.config.limits.max_header_bytes,
+            max_body_bytes: self.config.limits.max_body_bytes,
         }
     }
 
@@ -78,7 +78,7 @@ impl Worker {
 
     /// Whether the backend should keep reading this connection.
     fn read_control(&mut self, token: Token) -> ReadControl {
-        let max_hold = self.shared.config.limits.max_header_bytes;
+        let max_hold = self.config.limits.max_header_bytes;
         let Some(conn) = self.conns.at(token) else {
             return ReadControl::Pause;
         };
@@ -102,7 +102,7 @@ impl Worker {
 
     /// Appends bytes to the connection's borrowed input buffer.
     pub(super) fn keep(&mut self, token: Token, bytes: &[u8]) {
-        let budget = self.shared.config.limits.buffer_budget_bytes;
+        let budget = self.config.limits.buffer_budget_bytes;
         if self.buffered + bytes.len() > budget {
             self.shared
                 .budget_refusals
@@ -168,7 +168,7 @@ impl Worker {
                 if conn.phase == Phase::Reading {
                     conn.phase = Phase::Idle;
                 }
-                let keepalive = self.after(self.shared.config.server.keepalive_timeout);
+                let keepalive = self.after(self.config.server.keepalive_timeout);
                 self.arm(token, keepalive);
                 return pos;
             }
@@ -205,7 +205,7 @@ impl Worker {
         };
         if conn.phase == Phase::Idle {
             conn.phase = Phase::Reading;
-            let d = self.after(self.shared.config.server.header_timeout);
+            let d = self.after(self.config.server.header_timeout);
             self.arm(token, d);
         }
         let Some(conn) = self.conns.at(token) else {
@@ -222,7 +222,7 @@ impl Worker {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         let ctx = api::Ctx {
-            config: &self.shared.config,
+            config: &self.config,
             date: self.date.get(),
             admin_allowed: allowed,
             channels: self.shared.channels(),
@@ -340,7 +340,7 @@ impl Worker {
             self.close_after_flush(token);
             return;
         }
-        let keepalive = self.after(self.shared.config.server.keepalive_timeout);
+        let keepalive = self.after(self.config.server.keepalive_timeout);
         self.arm(token, keepalive);
         self.to_resume.push(token);
     }

@@ -92,6 +92,8 @@ pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) -> Hub {
 pub struct Worker {
     pub(crate) id: usize,
     pub(crate) shared: Arc<Shared>,
+    /// The configuration in force: the start's, then each reload's (`Msg::Reload`).
+    pub(crate) config: Arc<crate::config::Config>,
     pub(crate) conns: Slab<Conn>,
     inbox: Inbox<Batch>,
     post: Post<Msg>,
@@ -148,6 +150,7 @@ impl Worker {
     fn new(setup: WorkerSetup, can_detach: bool) -> Worker {
         let shared = setup.shared;
         let hub = setup.hub;
+        let config = Arc::new(shared.config.clone());
         let mut date = DateCache::new();
         date.update(SystemTime::now());
         Worker {
@@ -179,6 +182,7 @@ impl Worker {
             ws: ws_side::WsSide::default(),
             turn_started: None,
             shutting_down: None,
+            config,
             shared,
         }
     }
@@ -282,7 +286,7 @@ impl Worker {
         }
         let mut conn = Conn::new(id, port);
         if port == Port::Admin {
-            let filter = &self.shared.config.admin.filter;
+            let filter = &self.config.admin.filter;
             // Without a peer address only an open filter can let the connection in.
             let allowed = match peer {
                 Some(p) => filter.allows(p.ip()),
@@ -306,7 +310,7 @@ impl Worker {
             stats.admin_connections.fetch_add(1, Ordering::Relaxed);
         }
         self.to_attach.push((id, Some(token)));
-        let deadline = self.after(self.shared.config.server.header_timeout);
+        let deadline = self.after(self.config.server.header_timeout);
         self.arm(token, deadline);
     }
 
@@ -356,7 +360,7 @@ impl Worker {
             handled += batch.len();
             for msg in batch {
                 match msg {
-                    Msg::Shutdown | Msg::Adopt(_) => self.mail.push_back(msg),
+                    Msg::Shutdown | Msg::Adopt(_) | Msg::Reload(_) => self.mail.push_back(msg),
                     msg => self.on_mail(msg),
                 }
             }
@@ -379,10 +383,18 @@ impl Worker {
             handled += 1;
             match msg {
                 Msg::Shutdown => self.begin_shutdown(backend),
+                Msg::Reload(config) => self.reload(config),
                 Msg::Adopt(a) => self.adopt(backend, *a),
                 msg => self.on_mail(msg),
             }
         }
+    }
+
+    /// A reload: the configuration read again takes effect for everything this worker decides
+    /// from now on (limits, timeouts, the admin filter of new connections, the hub's limits).
+    fn reload(&mut self, config: Arc<crate::config::Config>) {
+        self.hub.set_config(shared::hub_config(&config));
+        self.config = config;
     }
 
     fn begin_shutdown<B: Backend>(&mut self, backend: &mut B) {
@@ -390,7 +402,7 @@ impl Worker {
             return;
         }
         backend.stop_listening();
-        let grace = Duration::from_secs(u64::from(self.shared.config.server.shutdown_timeout));
+        let grace = Duration::from_secs(u64::from(self.config.server.shutdown_timeout));
         self.shutting_down = Some(Instant::now() + grace);
         // Idle connections and open streams end now; requests in progress get the grace period.
         for (slot, generation) in self.conns.keys() {

@@ -17,6 +17,9 @@ pub type Batch = Vec<Msg>;
 
 #[derive(Debug)]
 pub enum Msg {
+    /// To every worker: the configuration read again by a reload (keys fixed at start keep
+    /// their running values).
+    Reload(Arc<crate::config::Config>),
     /// To a channel's home: register a subscriber of worker `from`.
     Subscribe(Box<SubscribeMsg>),
     /// To the subscriber's worker: the outcome of `Subscribe`.

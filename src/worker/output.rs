@@ -77,7 +77,7 @@ impl Worker {
 
     /// Applies the per-connection output cap and schedules the flush.
     fn after_queue(&mut self, token: Token) -> bool {
-        let max = self.shared.config.limits.max_output_bytes;
+        let max = self.config.limits.max_output_bytes;
         let queued = self
             .conns
             .peek(token)
@@ -85,7 +85,7 @@ impl Worker {
             .map_or(0, |o| o.queued());
         // A connection past its own cap, or a heavy one while the worker is over its budget, is a
         // slow consumer: closed and counted (a subscriber resumes by seq when it comes back).
-        let budget = self.shared.config.limits.buffer_budget_bytes;
+        let budget = self.config.limits.buffer_budget_bytes;
         if queued > max || (self.buffered > budget && queued > HEAVY_QUEUE_BYTES) {
             self.shared
                 .slow_consumers_closed
@@ -124,7 +124,7 @@ impl Worker {
             self.close(token);
         } else {
             self.mark_dirty(token);
-            let d = self.after(self.shared.config.server.header_timeout);
+            let d = self.after(self.config.server.header_timeout);
             self.arm(token, d);
         }
     }

@@ -111,6 +111,20 @@ pub struct Shared {
     pub budget_refusals: AtomicU64,
 }
 
+/// The hub settings a configuration gives.
+pub fn hub_config(config: &Config) -> HubConfig {
+    let front = &config.front;
+    HubConfig {
+        max_channels: front.max_channels,
+        max_subscribers_per_channel: u32::try_from(front.max_subscribers_per_channel)
+            .unwrap_or(u32::MAX),
+        channel_buffer_size: u32::try_from(front.channel_buffer_size).unwrap_or(u32::MAX),
+        channel_timeout: i32::try_from(front.channel_timeout).unwrap_or(i32::MAX),
+        polling_timeout: i32::try_from(front.polling_timeout).unwrap_or(i32::MAX),
+        auth_token: front.auth == Auth::Token,
+    }
+}
+
 /// Connection slots one worker of `workers` holds: its share of `max_connections` plus room for
 /// the uneven spread SO_REUSEPORT gives (the process-wide limit is checked separately).
 pub fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
@@ -150,16 +164,7 @@ impl Shared {
     }
 
     pub fn hub_config(&self) -> HubConfig {
-        let front = &self.config.front;
-        HubConfig {
-            max_channels: front.max_channels,
-            max_subscribers_per_channel: u32::try_from(front.max_subscribers_per_channel)
-                .unwrap_or(u32::MAX),
-            channel_buffer_size: u32::try_from(front.channel_buffer_size).unwrap_or(u32::MAX),
-            channel_timeout: i32::try_from(front.channel_timeout).unwrap_or(i32::MAX),
-            polling_timeout: i32::try_from(front.polling_timeout).unwrap_or(i32::MAX),
-            auth_token: front.auth == Auth::Token,
-        }
+        hub_config(&self.config)
     }
 
     /// The channel and subscriber counters every hub updates.

@@ -157,7 +157,7 @@ impl Worker {
     }
 
     fn noop_deadline(&self) -> u32 {
-        self.after(self.shared.config.front.polling_timeout)
+        self.after(self.config.front.polling_timeout)
     }
 
     /// Tells the home that `count` of this worker's subscribers of `name` left.

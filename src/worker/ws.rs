@@ -56,7 +56,7 @@ impl Worker {
     /// Acts on every complete frame at the front of `buf`; returns the bytes consumed.
     fn ws_frames(&mut self, token: Token, buf: &[u8]) -> usize {
         let limits = Limits {
-            max_message_bytes: self.shared.config.limits.max_ws_message_bytes,
+            max_message_bytes: self.config.limits.max_ws_message_bytes,
         };
         let key = token.pack();
         let mut partial = self.ws.partial.remove(&key).unwrap_or_default();

@@ -48,7 +48,7 @@ pub(super) fn sub_for<'a>(
 impl Worker {
     /// Carries out one command a WebSocket sent.
     pub(super) fn ws_command(&mut self, token: Token, message: &[u8]) {
-        let max_cname = self.shared.config.limits.max_cname_bytes;
+        let max_cname = self.config.limits.max_cname_bytes;
         match ws_command::parse(message, max_cname) {
             Err(reason) => self.ws_text(token, &ws_command::refusal(b"", &reason)),
             Ok(Command::Sub {
@@ -93,7 +93,7 @@ impl Worker {
             let refusal = ws_command::refusal(&cname, "already subscribed to this channel");
             return self.ws_text(token, &refusal);
         }
-        if self.ws_channel_count(token) >= self.shared.config.limits.max_ws_channels {
+        if self.ws_channel_count(token) >= self.config.limits.max_ws_channels {
             let json = encode(MsgType::TooMany, &cname, 0, TOO_MANY_WS_CHANNELS);
             return self.ws_text(token, &json);
         }

@@ -72,7 +72,14 @@ pub fn admin_ok(server: &Server, path: &str) -> Response {
 
 /// Number of subscribers of `cname` as /info reports it.
 pub fn info_subscribers(server: &Server, cname: &str) -> usize {
-    let body = admin_ok(server, &format!("/info?cname={cname}")).text();
+    info_subscribers_at(server.admin, cname)
+}
+
+/// [`info_subscribers`] of the server whose admin port is `admin`.
+pub fn info_subscribers_at(admin: SocketAddr, cname: &str) -> usize {
+    let r = get(admin, &format!("/info?cname={cname}"));
+    assert_eq!(r.status, 200, "/info: {}", r.text());
+    let body = r.text();
     let tail = body.rsplit("\"subscribers\": ").next().unwrap_or("");
     tail.trim_end_matches(['}', '\n'])
         .parse()
@@ -80,9 +87,15 @@ pub fn info_subscribers(server: &Server, cname: &str) -> usize {
 }
 
 pub fn wait_subscribers(server: &Server, cname: &str, n: usize) {
+    wait_subscribers_at(server.admin, cname, n);
+}
+
+/// [`wait_subscribers`] on the server whose admin port is `admin`.
+pub fn wait_subscribers_at(admin: SocketAddr, cname: &str, n: usize) {
     assert!(
-        eventually(Duration::from_secs(10), || info_subscribers(server, cname)
-            == n),
+        eventually(Duration::from_secs(10), || info_subscribers_at(
+            admin, cname
+        ) == n),
         "{cname} never had {n} subscribers"
     );
 }
