@@ -283,6 +283,11 @@ fn token_auth(engine: &'static str) {
             sub_head(&path, false, true),
             "{path}"
         );
+        if path.starts_with("/iframe") {
+            // The preamble comes first, as for an accepted iframe (iComet's bytes).
+            let preamble = c.read_chunk().expect("the iframe preamble");
+            assert!(preamble.starts_with(b"<html><head>") && preamble.ends_with(b"<body>\n"));
+        }
         expect(&mut c, &chunk(&frame));
         expect(&mut c, END);
     }

@@ -85,10 +85,14 @@ pub fn open(
     };
     let s = match result {
         // A refused subscription was never counted anywhere: it stays `pending`, so leaving
-        // it owes the home nothing and takes nothing off the counters.
+        // it owes the home nothing and takes nothing off the counters. An iframe gets its
+        // preamble first, as iComet sends it, or the page never runs the error's script.
         Err(e) => {
             head.ok = false;
             write_subscribe_head(out, &head, style.date);
+            if transport == Transport::Iframe {
+                write_iframe_preamble(style.http11, out);
+            }
             let json = encode(e.kind(), &sub.channel, 0, e.content());
             sub.framing.write_frame(&json, out);
             sub.framing.write_end(out);
