@@ -17,6 +17,7 @@ fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
         version: req.version,
         keep_alive: req.keep_alive,
+        asks_close: req.asks_close,
         head_only: req.method == Method::Head,
     }
 }
@@ -72,12 +73,8 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     };
     let style = style(req);
     if !ctx.admin_allowed {
-        let s = ReplyStyle {
-            keep_alive: true,
-            ..style
-        };
         let headers = [SERVER, ("Connection", &b"Close"[..])];
-        reply::fixed(out, &s, ctx.date, (403, "Forbidden"), &headers, b"");
+        reply::fixed(out, &style, ctx.date, (403, "Forbidden"), &headers, b"");
         return Outcome::Done { close: true };
     }
     let method_ok = match route {

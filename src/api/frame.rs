@@ -205,8 +205,8 @@ pub struct SubscribeHead {
     /// A subscription that goes on (`Connection: keep-alive`); false: the head of a 401/429 error
     /// reply (same head without it, still status 200).
     pub ok: bool,
-    /// The HTTP/1.1 request said `Connection: close`: the head says `Connection: close` (last, as
-    /// iComet's HTTP layer puts it) instead of `keep-alive`.
+    /// The request said `Connection: close` (either version): the head says `Connection: close`
+    /// (last, as iComet's HTTP layer puts it) instead of `keep-alive`.
     pub close: bool,
 }
 
@@ -219,7 +219,6 @@ pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, date: &[u8]
         ok,
         close,
     } = *head;
-    let close = close && http11;
     out.extend_from_slice(if http11 {
         b"HTTP/1.1 200 OK\r\n"
     } else {

@@ -12,6 +12,7 @@ fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
         version: req.version,
         keep_alive: req.keep_alive,
+        asks_close: req.asks_close,
         head_only: req.method == Method::Head,
     }
 }

@@ -41,6 +41,9 @@ pub trait Metrics {
 pub struct ReplyStyle {
     pub version: Version,
     pub keep_alive: bool,
+    /// The request's `Connection` header said `close`: the reply ends with `Connection: close`
+    /// (HTTP/1.0 too) instead of any Connection header of the handler.
+    pub asks_close: bool,
     /// HEAD: headers only.
     pub head_only: bool,
 }

@@ -1,7 +1,8 @@
 //! Fixed-length replies in the header order iComet's HTTP layer produces: the handler's headers,
 //! then `Date` (HTTP/1.1), `Connection: keep-alive` (HTTP/1.0 keep-alive), `Content-Length`, a
-//! default `Content-Type` when the handler set none, and `Connection: close` when the connection
-//! ends after this reply.
+//! default `Content-Type` when the handler set none, and `Connection: close` when the request
+//! said `Connection: close` (on either version; it replaces any Connection header of the
+//! handler).
 //!
 //! Depends on: http (response writers), api (ReplyStyle).
 
@@ -25,14 +26,20 @@ pub fn fixed(
 ) {
     status_line(out, style.version, status.0, status.1);
     let mut has_type = false;
+    let mut has_connection = false;
     for (name, value) in headers {
+        let connection = name.eq_ignore_ascii_case("Connection");
+        if connection && style.asks_close {
+            continue;
+        }
+        has_connection |= connection;
         has_type |= name.eq_ignore_ascii_case("Content-Type");
         header(out, name, value);
     }
     let http11 = style.version == Version::Http11;
     if http11 {
         header(out, "Date", date);
-    } else if style.keep_alive {
+    } else if style.keep_alive && !has_connection {
         header(out, "Connection", b"keep-alive");
     }
     if http11 || style.keep_alive {
@@ -41,7 +48,7 @@ pub fn fixed(
     if !has_type {
         header(out, "Content-Type", DEFAULT_CONTENT_TYPE);
     }
-    if http11 && !style.keep_alive {
+    if style.asks_close {
         header(out, "Connection", b"close");
     }
     end_head(out);
@@ -96,6 +103,7 @@ mod tests {
         ReplyStyle {
             version,
             keep_alive,
+            asks_close: version == Version::Http11 && !keep_alive,
             head_only: false,
         }
     }
@@ -151,11 +159,49 @@ mod tests {
     }
 
     #[test]
+    fn asking_for_close_on_http10_says_close_and_replaces_the_handlers_connection_header() {
+        let mut out = Vec::new();
+        let close10 = ReplyStyle {
+            asks_close: true,
+            ..style(Version::Http10, false)
+        };
+        fixed(&mut out, &close10, b"D", (200, "OK"), &[], b"p\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=ISO-8859-1\r\nConnection: close\r\n\r\np\n"
+        );
+        let headers = [SERVER, ("Connection", &b"Close"[..])];
+        for (s, want) in [
+            (
+                close10.clone(),
+                "HTTP/1.0 403 Forbidden\r\nServer: icomet 0.2.5\r\nContent-Type: text/html; charset=ISO-8859-1\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                style(Version::Http10, false),
+                "HTTP/1.0 403 Forbidden\r\nServer: icomet 0.2.5\r\nConnection: Close\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n",
+            ),
+            (
+                style(Version::Http11, false),
+                "HTTP/1.1 403 Forbidden\r\nServer: icomet 0.2.5\r\nDate: D\r\nContent-Length: 0\r\nContent-Type: text/html; charset=ISO-8859-1\r\nConnection: close\r\n\r\n",
+            ),
+            (
+                style(Version::Http11, true),
+                "HTTP/1.1 403 Forbidden\r\nServer: icomet 0.2.5\r\nConnection: Close\r\nDate: D\r\nContent-Length: 0\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n",
+            ),
+        ] {
+            out.clear();
+            fixed(&mut out, &s, b"D", (403, "Forbidden"), &headers, b"");
+            assert_eq!(String::from_utf8_lossy(&out), want, "{s:?}");
+        }
+    }
+
+    #[test]
     fn head_requests_get_no_body() {
         let mut out = Vec::new();
         let s = ReplyStyle {
             version: Version::Http11,
             keep_alive: true,
+            asks_close: false,
             head_only: true,
         };
         fixed(&mut out, &s, b"D", (200, "OK"), &[], b"body");

@@ -54,7 +54,7 @@ impl Subscription {
 #[derive(Debug, Clone, Copy)]
 pub struct HeadStyle<'a> {
     pub http11: bool,
-    /// `Connection: close` was asked for.
+    /// The request's `Connection` header said `close` (HTTP/1.0 or 1.1).
     pub close: bool,
     pub date: &'a [u8],
 }

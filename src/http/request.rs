@@ -31,7 +31,7 @@
 //!   while the head is complete and not one body byte has arrived yet. Callers that may parse the
 //!   same bytes twice remember that they sent the interim response. Other expectations are ignored.
 //! * Keep-alive: HTTP/1.1 unless a `Connection` header lists `close`; HTTP/1.0 only if it lists
-//!   `keep-alive` and not `close`.
+//!   `keep-alive` and not `close`. Whether it lists `close` is kept too ([`Request::asks_close`]).
 //! * Target: an absolute-form target (`http://host/path?q`) is reduced to its path and query. The
 //!   path ends at the first `?` or `#`; the query runs from the first `?` to the next `#` (the
 //!   fragment is dropped, as libevent's URI parser did).
@@ -115,6 +115,9 @@ pub struct Request<'a> {
     pub body: Cow<'a, [u8]>,
     /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
     pub keep_alive: bool,
+    /// The `Connection` header lists `close` (on either version): the reply says
+    /// `Connection: close`, as libevent's does.
+    pub asks_close: bool,
     /// The raw head: request line + headers + blank line (without leading empty lines).
     pub head: &'a [u8],
 }
@@ -278,6 +281,7 @@ fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, R
         query,
         body,
         keep_alive,
+        asks_close: facts.close,
         head,
     };
     Ok(Parsed::Complete {

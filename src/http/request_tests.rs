@@ -168,6 +168,24 @@ fn keep_alive_rules() {
 }
 
 #[test]
+fn asking_for_close_is_kept_on_both_versions() {
+    let cases: &[(&str, bool)] = &[
+        ("GET / HTTP/1.1\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\n\r\n", false),
+        ("GET / HTTP/1.0\r\nConnection: Close\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+        (
+            "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+            true,
+        ),
+    ];
+    for &(text, want) in cases {
+        assert_eq!(complete(text.as_bytes()).0.asks_close, want, "{text}");
+    }
+}
+
+#[test]
 fn header_lookup_is_case_insensitive_first_match_trimmed() {
     let buf = b"GET / HTTP/1.1\r\nX-Forwarded-For:  1.2.3.4 \t\r\nx-forwarded-for: 5.6.7.8\r\nEmpty:\r\n\r\n";
     let (req, _) = complete(buf);

@@ -259,6 +259,11 @@ impl Worker {
             } else {
                 conn.clear(flags::KEEP_ALIVE);
             }
+            if req.asks_close {
+                conn.set(flags::ASKS_CLOSE);
+            } else {
+                conn.clear(flags::ASKS_CLOSE);
+            }
         }
     }
 

@@ -75,7 +75,7 @@ pub struct Adoption {
     /// The socket (closed if the message is dropped).
     pub socket: OwnedFd,
     /// The connection's flags (HTTP version, keep-alive, peer closed).
-    pub flags: u8,
+    pub flags: u16,
     /// Bytes that arrived after the subscription request.
     #[allow(clippy::box_collection)]
     pub inbuf: Option<Box<Vec<u8>>>,
@@ -86,7 +86,7 @@ pub struct Adoption {
 /// A hand-over this worker takes, waiting for its backend to register the socket.
 pub struct Arriving {
     pub from: usize,
-    pub flags: u8,
+    pub flags: u16,
     #[allow(clippy::box_collection)]
     pub inbuf: Option<Box<Vec<u8>>>,
     pub request: SubscribeRequest,

@@ -88,7 +88,7 @@ impl Worker {
         };
         let style = HeadStyle {
             http11: !conn.has(flags::HTTP10),
-            close: !conn.has(flags::KEEP_ALIVE),
+            close: conn.has(flags::ASKS_CLOSE),
             date,
         };
         conn.phase = Phase::Subscribed;
