@@ -8,6 +8,7 @@
 mod support;
 
 use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::front::*;
 use support::*;
 
@@ -197,4 +198,76 @@ fn admin_403_follows_the_request_connection_header(engine: &'static str) {
             "{request:?}"
         );
     }
+}
+
+/// The Unix second of an RFC 1123 `Date` value (`Wed, 25 Nov 2026 18:24:50 GMT`).
+fn unix_secs_of(date: &str) -> u64 {
+    let f: Vec<&str> = date.split_whitespace().collect();
+    assert_eq!(f.len(), 6, "{date}");
+    let day: u64 = f[1].parse().unwrap();
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == f[2])
+    .unwrap() as u64
+        + 1;
+    let year: u64 = f[3].parse().unwrap();
+    let hms: Vec<u64> = f[4].split(':').map(|x| x.parse().unwrap()).collect();
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2]
+}
+
+/// The wall clock as the kernel's coarse clock (what the server reads) has it.
+fn coarse_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    assert_eq!(rc, 0);
+    ts.tv_sec as u64
+}
+
+engine_tests!(date_is_the_current_wall_clock_second);
+fn date_is_the_current_wall_clock_second(engine: &'static str) {
+    assert_eq!(unix_secs_of("Wed, 25 Nov 2026 18:24:50 GMT"), 1_795_631_090);
+    let server = Server::start(Opts::new(engine));
+    let mut front = Conn::open(server.front);
+    let mut admin = Conn::open(server.admin);
+    // Sample for a little over a second so that the wall clock's second changes at least once
+    // while the server's one-second tick has its own phase; every reply must carry the second
+    // between the moments before the request and after the reply.
+    let start = Instant::now();
+    let mut samples = 0;
+    while start.elapsed() < Duration::from_millis(1300) {
+        for (c, path) in [(&mut front, "/ping?cb=d"), (&mut admin, "/info")] {
+            let before = coarse_now();
+            c.get(path);
+            let r = c.read_response();
+            let after = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let date = unix_secs_of(&r.header("Date").expect("a Date header"));
+            assert!(
+                before <= date && date <= after,
+                "Date {date} outside [{before}, {after}] after {samples} samples"
+            );
+            samples += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(samples > 100, "only {samples} samples");
 }

@@ -219,6 +219,9 @@ impl Worker {
     fn handle_request(&mut self, token: Token, port: Port, allowed: bool, req: &http::Request<'_>) {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
+        self.stats()
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ctx = api::Ctx {
             config: &self.shared.config,
             date: self.date.get(),
@@ -227,9 +230,6 @@ impl Worker {
             subscribers: self.shared.subscribers(),
             metrics: &*self.shared,
         };
-        self.stats()
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = match port {
             Port::Front => api::front::handle(req, &ctx, &mut out),
             Port::Admin => api::admin::handle(req, &ctx, &mut out),

@@ -38,7 +38,7 @@ use mailbox::{Inbox, Outbox, Post};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use timer::TimerWheel;
 
 /// The token used to close a connection that never got a slot.
@@ -125,8 +125,7 @@ impl Worker {
     fn new(setup: WorkerSetup, can_detach: bool) -> Worker {
         let shared = setup.shared;
         let hub = Hub::new(shared.hub_config(), shared.counters());
-        let mut date = DateCache::new();
-        date.update(SystemTime::now());
+        let date = DateCache::new();
         Worker {
             id: setup.id,
             conns: Slab::with_max(shared.connections_per_worker()),
@@ -182,6 +181,8 @@ impl Worker {
         } else {
             Duration::ZERO
         };
+        // The first reply of the turn reads the wall clock once (the Date header).
+        self.date.expire();
         let result = backend.wait(Some(timeout), &mut |c| self.on_completion(c));
         self.inbox.woke();
         if let Err(e) = result {
