@@ -55,6 +55,11 @@ pub fn pipelines(path: &[u8]) -> bool {
 }
 
 pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
+    if req.method == Method::Options {
+        // CORS preflights are the front port's; here OPTIONS stays iComet's 501.
+        error_page(out, req.version, 501, req.uri, ctx.date);
+        return Outcome::Done { close: true };
+    }
     let route = match &*req.path {
         b"/sign" => Route::Sign,
         b"/push" => Route::Push,

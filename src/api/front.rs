@@ -1,8 +1,9 @@
 //! The front (subscriber) port: /sub /poll /stream /sse /iframe open subscriptions, /ping answers
-//! at once, anything else is the 404 page.
+//! at once, `OPTIONS` on those paths is a CORS preflight, anything else is the 404 page.
 //!
-//! Depends on: http, api (reply, params, frame).
+//! Depends on: http, api (reply, params, frame, cors).
 
+use super::cors::CorsOrigin;
 use super::frame::Transport;
 use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
 use crate::http::response::error_page;
@@ -30,8 +31,15 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         }
     };
     let style = style(req);
+    let cors = ctx.cors.origin(req.origin);
+    if req.method == Method::Options {
+        return preflight(req, ctx, &style, cors, out);
+    }
+    // A refusal is not the /sse head: `*` for everyone is the head's alone (as iComet).
+    let lines = ctx.cors.lines(cors, false);
     if req.method != Method::Get {
-        reply::fixed(out, &style, ctx.date, (405, "Method Not Allowed"), &[], b"");
+        let status = (405, "Method Not Allowed");
+        reply::fixed_with_lines(out, &style, ctx.date, status, &[], lines, b"");
         return Outcome::Done { close: false };
     }
     let p = Params::new(req.query, None);
@@ -55,28 +63,49 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             callback,
             auth_token,
             version: req.version,
+            cors,
         })
     })();
     match parsed {
         Ok(request) => Outcome::Subscribe(request),
         Err(reason) => {
-            reply::bad_request(out, &style, ctx.date, &reason);
+            reply::bad_request(out, &style, ctx.date, lines, &reason);
             Outcome::Done { close: false }
         }
     }
+}
+
+/// An `OPTIONS` request on a front path: the CORS preflight answer.
+fn preflight(
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    style: &ReplyStyle,
+    cors: CorsOrigin,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let asked = req.header("access-control-request-headers");
+    let mut lines = Vec::with_capacity(256);
+    ctx.cors.preflight(cors, asked, &mut lines);
+    reply::no_content(out, style, ctx.date, &lines);
+    Outcome::Done { close: false }
 }
 
 /// `/ping`: `cb({"type":"ping","sub_timeout":N});` (callback `icomet_cb` by default; an empty `cb=`
 /// gives plain JSON).
 fn ping(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     let style = style(req);
+    let cors = ctx.cors.origin(req.origin);
+    if req.method == Method::Options {
+        return preflight(req, ctx, &style, cors, out);
+    }
+    let lines = ctx.cors.lines(cors, false);
     let p = Params::new(req.query, None);
     let callback = match p.get("cb") {
         None => Some(b"icomet_cb".to_vec()),
         Some(_) => match params::callback(&p) {
             Ok(cb) => cb,
             Err(reason) => {
-                reply::bad_request(out, &style, ctx.date, &reason);
+                reply::bad_request(out, &style, ctx.date, lines, &reason);
                 return Outcome::Done { close: false };
             }
         },
@@ -87,6 +116,6 @@ fn ping(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     json.push(b'}');
     let mut body = Vec::with_capacity(json.len() + 16);
     reply::jsonp(&mut body, callback.as_deref(), &json);
-    reply::fixed(out, &style, ctx.date, (200, "OK"), &[], &body);
+    reply::fixed_with_lines(out, &style, ctx.date, (200, "OK"), &[], lines, &body);
     Outcome::Done { close: false }
 }

@@ -4,6 +4,7 @@
 //! Depends on: http, comet (escaping, messages), config. Never on worker or engine.
 
 pub mod admin;
+pub mod cors;
 pub mod frame;
 pub mod front;
 pub mod home;
@@ -14,6 +15,7 @@ pub mod subscribe;
 
 use crate::config::Config;
 use crate::http::Version;
+use cors::{CorsHeads, CorsOrigin};
 use frame::Transport;
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ pub struct Ctx<'a> {
     pub subscribers: usize,
     /// Process-wide counters for `/stats`.
     pub metrics: &'a dyn Metrics,
+    /// The front port's CORS lines (from the configuration).
+    pub cors: &'a CorsHeads,
 }
 
 /// Something that can describe the server's counters as one JSON object (`/stats`).
@@ -75,6 +79,8 @@ pub struct SubscribeRequest {
     /// The channel auth token the subscriber presented (`token=`).
     pub auth_token: Vec<u8>,
     pub version: Version,
+    /// The origin its head names (CORS).
+    pub cors: CorsOrigin,
 }
 
 /// A channel operation asked for on the admin port.

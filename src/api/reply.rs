@@ -24,6 +24,20 @@ pub fn fixed(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) {
+    fixed_with_lines(out, style, date, status, headers, b"", body);
+}
+
+/// [`fixed`] with ready header `lines` (each ending in CRLF: the front port's CORS lines) after
+/// the handler's headers.
+pub fn fixed_with_lines(
+    out: &mut Vec<u8>,
+    style: &ReplyStyle,
+    date: &[u8],
+    status: (u16, &str),
+    headers: &[(&str, &[u8])],
+    lines: &[u8],
+    body: &[u8],
+) {
     status_line(out, style.version, status.0, status.1);
     let mut has_type = false;
     let mut has_connection = false;
@@ -36,6 +50,7 @@ pub fn fixed(
         has_type |= name.eq_ignore_ascii_case("Content-Type");
         header(out, name, value);
     }
+    out.extend_from_slice(lines);
     let http11 = style.version == Version::Http11;
     if http11 {
         header(out, "Date", date);
@@ -57,9 +72,26 @@ pub fn fixed(
     }
 }
 
-/// A 400 reply naming what is wrong with the request's parameters (the connection stays usable).
-pub fn bad_request(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8], reason: &str) {
-    bad_request_with(out, style, date, &[], reason);
+/// A `204 No Content` reply (no Content-Length, no Content-Type) with ready header `lines`, in the
+/// same order rules as [`fixed`].
+pub fn no_content(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8], lines: &[u8]) {
+    status_line(out, style.version, 204, "No Content");
+    out.extend_from_slice(lines);
+    if style.version == Version::Http11 {
+        header(out, "Date", date);
+    } else if style.keep_alive {
+        header(out, "Connection", b"keep-alive");
+    }
+    if style.asks_close {
+        header(out, "Connection", b"close");
+    }
+    end_head(out);
+}
+
+/// A 400 reply naming what is wrong with the request's parameters (the connection stays usable),
+/// with the front port's CORS `lines`.
+pub fn bad_request(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8], lines: &[u8], reason: &str) {
+    bad_request_lines(out, style, date, &[], lines, reason);
 }
 
 /// A 400 reply after the port's own leading headers (the admin port's `Server`).
@@ -70,13 +102,32 @@ pub fn bad_request_with(
     leading: &[(&str, &[u8])],
     reason: &str,
 ) {
+    bad_request_lines(out, style, date, leading, b"", reason);
+}
+
+fn bad_request_lines(
+    out: &mut Vec<u8>,
+    style: &ReplyStyle,
+    date: &[u8],
+    leading: &[(&str, &[u8])],
+    lines: &[u8],
+    reason: &str,
+) {
     let mut body = Vec::with_capacity(reason.len() + 16);
     body.extend_from_slice(b"bad request: ");
     body.extend_from_slice(reason.as_bytes());
     body.push(b'\n');
     let mut headers: Vec<(&str, &[u8])> = leading.to_vec();
     headers.push(("Content-Type", b"text/plain; charset=utf-8"));
-    fixed(out, style, date, (400, "Bad Request"), &headers, &body);
+    fixed_with_lines(
+        out,
+        style,
+        date,
+        (400, "Bad Request"),
+        &headers,
+        lines,
+        &body,
+    );
 }
 
 /// Wraps `json` as `cb(json);\n` when a callback is given, else `json\n`.
@@ -193,6 +244,26 @@ mod tests {
             fixed(&mut out, &s, b"D", (403, "Forbidden"), &headers, b"");
             assert_eq!(String::from_utf8_lossy(&out), want, "{s:?}");
         }
+    }
+
+    #[test]
+    fn no_content_has_neither_length_nor_type() {
+        let mut out = Vec::new();
+        no_content(&mut out, &style(Version::Http11, true), b"D", b"A: b\r\n");
+        assert_eq!(out, b"HTTP/1.1 204 No Content\r\nA: b\r\nDate: D\r\n\r\n");
+        out.clear();
+        let close10 = ReplyStyle {
+            asks_close: true,
+            ..style(Version::Http10, false)
+        };
+        no_content(&mut out, &close10, b"D", b"");
+        assert_eq!(out, b"HTTP/1.0 204 No Content\r\nConnection: close\r\n\r\n");
+        out.clear();
+        no_content(&mut out, &style(Version::Http10, true), b"D", b"");
+        assert_eq!(
+            out,
+            b"HTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!
 //! Depends on: api::frame (framing), comet (messages, catch-up, seq order).
 
+use super::cors::CorsOrigin;
 use super::frame::{
     write_iframe_preamble, write_subscribe_head, Framing, SubscribeHead, Transport,
 };
@@ -29,6 +30,8 @@ pub struct Subscription {
     pub registered: bool,
     /// Waiting for the home's answer: live deliveries are not for this subscriber yet.
     pub pending: bool,
+    /// The origin its head names (CORS), until the head is written.
+    pub cors: CorsOrigin,
 }
 
 impl Subscription {
@@ -42,6 +45,7 @@ impl Subscription {
             epoch: 0,
             registered: false,
             pending: true,
+            cors: CorsOrigin::NONE,
         }
     }
 
@@ -56,6 +60,8 @@ pub struct HeadStyle<'a> {
     pub http11: bool,
     /// The request's `Connection` header said `close` (HTTP/1.0 or 1.1).
     pub close: bool,
+    /// The CORS header lines of the head (`api::cors`).
+    pub cors: &'a [u8],
     pub date: &'a [u8],
 }
 
@@ -89,7 +95,7 @@ pub fn open(
         // preamble first, as iComet sends it, or the page never runs the error's script.
         Err(e) => {
             head.ok = false;
-            write_subscribe_head(out, &head, style.date);
+            write_subscribe_head(out, &head, style.cors, style.date);
             if transport == Transport::Iframe {
                 write_iframe_preamble(style.http11, out);
             }
@@ -107,7 +113,7 @@ pub fn open(
     sub.pending = false;
     sub.epoch = s.epoch;
     sub.registered = s.registered;
-    write_subscribe_head(out, &head, style.date);
+    write_subscribe_head(out, &head, style.cors, style.date);
     if transport == Transport::Iframe {
         write_iframe_preamble(style.http11, out);
     }

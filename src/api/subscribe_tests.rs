@@ -15,6 +15,7 @@ fn style() -> HeadStyle<'static> {
     HeadStyle {
         http11: true,
         close: false,
+        cors: b"",
         date: DATE,
     }
 }
@@ -202,4 +203,10 @@ fn a_refused_iframe_gets_its_preamble_before_the_error() {
         assert!(body.starts_with(&text(&preamble)), "{body}");
         assert!(body.contains("<script>parent.icomet_cb({\"type\":\"401\""));
     }
+}
+
+/// A subscriber's heap block: the subscription sits in every open subscriber's `Ext` box.
+#[test]
+fn a_subscription_stays_small() {
+    assert_eq!(std::mem::size_of::<Subscription>(), 56);
 }

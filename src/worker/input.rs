@@ -229,6 +229,7 @@ impl Worker {
             channels: self.shared.channels(),
             subscribers: self.shared.subscribers(),
             metrics: &*self.shared,
+            cors: &self.shared.cors,
         };
         let outcome = match port {
             Port::Front => api::front::handle(req, &ctx, &mut out),

@@ -1,8 +1,9 @@
 //! State shared by every worker of one server: the configuration (read-only), the clock origin,
 //! and a few process-wide counters kept as atomics (never a lock on the per-connection path).
 //!
-//! Depends on: config, comet (hub configuration and counters).
+//! Depends on: config, comet (hub configuration and counters), api (the CORS lines).
 
+use crate::api::cors::CorsHeads;
 use crate::comet::hub::{Counters, HubConfig};
 use crate::config::{Auth, Config};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -25,6 +26,8 @@ pub struct WorkerStats {
 
 pub struct Shared {
     pub config: Config,
+    /// The front port's CORS header lines, rendered from the configuration once.
+    pub cors: CorsHeads,
     pub stats: Vec<WorkerStats>,
     pub workers: usize,
     start: Instant,
@@ -46,6 +49,7 @@ pub fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
 impl Shared {
     pub fn new(config: Config, workers: usize) -> Shared {
         Shared {
+            cors: CorsHeads::new(&config.front.cors),
             config,
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             workers,

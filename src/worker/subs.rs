@@ -47,7 +47,8 @@ impl Worker {
             return;
         };
         conn.phase = Phase::Waiting;
-        let sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        let mut sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        sub.cors = req.cors;
         conn.ext = Some(Box::new(Ext::Sub(sub)));
         self.local.add(&name, token.pack());
         let home = self.home_of(&name);
@@ -86,14 +87,18 @@ impl Worker {
         let Some(conn) = self.conns.at(token) else {
             return;
         };
-        let style = HeadStyle {
-            http11: !conn.has(flags::HTTP10),
-            close: conn.has(flags::ASKS_CLOSE),
-            date,
-        };
+        let http11 = !conn.has(flags::HTTP10);
+        let close = conn.has(flags::ASKS_CLOSE);
         conn.phase = Phase::Subscribed;
         let Some(sub) = conn.sub_mut() else {
             return;
+        };
+        let sse = sub.framing.transport == Transport::Sse;
+        let style = HeadStyle {
+            http11,
+            close,
+            cors: self.shared.cors.lines(sub.cors, sse),
+            date,
         };
         let opened = subscribe::open(sub, style, &result, &mut out);
         if result.is_ok() {
