@@ -1,13 +1,17 @@
 //! The front (subscriber) port: /sub /poll /stream /sse /iframe open subscriptions, /ping answers
 //! at once, `OPTIONS` on those paths is a CORS preflight, anything else is the 404 page.
 //!
-//! Depends on: http, api (reply, params, frame, cors).
+//! Depends on: http, comet (stateless tokens), api (reply, params, frame, cors).
 
 use super::cors::CorsOrigin;
 use super::frame::Transport;
 use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
+use crate::comet::auth::Credential;
 use crate::http::response::error_page;
 use crate::http::{Method, Params, Request};
+
+/// The longest `token=` accepted (a stateless token is at most 84 bytes, a `/sign` one 32).
+const MAX_TOKEN_BYTES: usize = 128;
 
 fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
@@ -51,17 +55,24 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             Transport::LongPoll => params::callback(&p)?,
             _ => None,
         };
-        let auth_token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
-        if auth_token.len() > 64 {
-            return Err("token longer than 64 bytes".into());
+        let presented = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
+        if presented.len() > MAX_TOKEN_BYTES {
+            return Err(format!("token longer than {MAX_TOKEN_BYTES} bytes"));
         }
+        let stateless = ctx
+            .stateless
+            .and_then(|k| k.check(&cname, &presented, ctx.now));
+        let credential = match stateless {
+            Some(valid) => Credential::Stateless { valid },
+            None => Credential::Signed(presented),
+        };
         Ok(SubscribeRequest {
             transport,
             cname,
             seq,
             noop,
             callback,
-            auth_token,
+            credential,
             version: req.version,
             cors,
         })

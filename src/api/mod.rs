@@ -13,6 +13,7 @@ pub mod params;
 pub mod reply;
 pub mod subscribe;
 
+use crate::comet::auth::{Credential, StatelessKey};
 use crate::config::Config;
 use crate::http::Version;
 use cors::{CorsHeads, CorsOrigin};
@@ -24,6 +25,10 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     /// The current `Date` header value.
     pub date: &'a [u8],
+    /// The same moment in Unix seconds (stateless token expiry).
+    pub now: u64,
+    /// The key of stateless tokens (`auth: token` with `front.auth_secret`).
+    pub stateless: Option<&'a StatelessKey>,
     /// The admin allow/deny list accepted this connection's address.
     pub admin_allowed: bool,
     /// Live channels and subscribers over all workers (for `/info`).
@@ -76,8 +81,9 @@ pub struct SubscribeRequest {
     pub noop: u32,
     /// JSONP callback (long-poll only).
     pub callback: Option<Vec<u8>>,
-    /// The channel auth token the subscriber presented (`token=`).
-    pub auth_token: Vec<u8>,
+    /// What the subscriber presented (`token=`): a `/sign` token, or the verdict on a stateless
+    /// one (checked here, on the worker the request arrived at).
+    pub credential: Credential,
     pub version: Version,
     /// The origin its head names (CORS).
     pub cors: CorsOrigin,

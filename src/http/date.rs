@@ -55,6 +55,12 @@ impl DateCache {
         &self.value
     }
 
+    /// The Unix second [`get`](Self::get) formats (read the same way).
+    pub fn unix_secs(&mut self) -> u64 {
+        self.get();
+        self.secs
+    }
+
     /// Moves the cache to Unix second `secs`; formats only if it differs from the cached one.
     fn set(&mut self, secs: u64) {
         if secs != self.secs {
@@ -161,7 +167,7 @@ mod tests {
         let before = coarse_unix_secs();
         let got = String::from_utf8(cache.get().to_vec()).unwrap();
         let after = unix_secs(SystemTime::now());
-        let at = cache.secs;
+        let at = cache.unix_secs();
         assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
         assert_eq!(got, date(at));
         // Until the next expiry, no more clock reads: a value set meanwhile stays.

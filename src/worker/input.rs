@@ -222,9 +222,12 @@ impl Worker {
         self.stats()
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = self.date.unix_secs();
         let ctx = api::Ctx {
             config: &self.shared.config,
             date: self.date.get(),
+            now,
+            stateless: self.shared.stateless.as_ref(),
             admin_allowed: allowed,
             channels: self.shared.channels(),
             subscribers: self.shared.subscribers(),

@@ -6,6 +6,7 @@
 //! Depends on: engine (Token), comet (messages, subscription results), api (admin requests).
 
 use crate::api::{HomeRequest, SubscribeRequest};
+use crate::comet::auth::Credential;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::Message;
 use crate::engine::Token;
@@ -99,7 +100,7 @@ pub struct SubscribeMsg {
     pub token: Token,
     pub name: Arc<[u8]>,
     pub seq: u32,
-    pub auth_token: Vec<u8>,
+    pub credential: Credential,
     /// Long-poll: register only when there is nothing to send at once.
     pub long_poll: bool,
 }

@@ -58,7 +58,7 @@ impl Worker {
             token,
             name,
             seq: req.seq,
-            auth_token: req.auth_token,
+            credential: req.credential,
             long_poll,
         };
         self.mail(home, Msg::Subscribe(Box::new(msg)));
