@@ -224,9 +224,11 @@ engine_tests!(unsupported_methods_are_501_and_close);
 fn unsupported_methods_are_501_and_close(engine: &'static str) {
     let server = Server::start(Opts::new(engine));
     for (addr, req) in [
-        (server.front, "OPTIONS /ping HTTP/1.1\r\nHost: t\r\n\r\n"),
+        // OPTIONS is a CORS preflight on the front port (tests/api_cors.rs), 501 on the admin port.
+        (server.front, "PATCH /ping HTTP/1.1\r\nHost: t\r\n\r\n"),
         (server.front, "BREW /ping HTTP/1.1\r\nHost: t\r\n\r\n"),
         (server.admin, "OPTIONS /info HTTP/1.1\r\nHost: t\r\n\r\n"),
+        (server.admin, "OPTIONS /nope HTTP/1.1\r\nHost: t\r\n\r\n"),
     ] {
         let mut c = Conn::open(addr);
         c.send(req.as_bytes());

@@ -17,6 +17,7 @@ fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
         version: req.version,
         keep_alive: req.keep_alive,
+        asks_close: req.asks_close,
         head_only: req.method == Method::Head,
     }
 }
@@ -56,6 +57,11 @@ pub fn pipelines(path: &[u8]) -> bool {
 }
 
 pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
+    if req.method == Method::Options {
+        // CORS preflights are the front port's; here OPTIONS stays iComet's 501.
+        error_page(out, req.version, 501, req.uri, ctx.date);
+        return Outcome::Done { close: true };
+    }
     let route = match &*req.path {
         b"/sign" => Route::Sign,
         b"/push" => Route::Push,
@@ -75,12 +81,8 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     };
     let style = style(req);
     if !ctx.admin_allowed {
-        let s = ReplyStyle {
-            keep_alive: true,
-            ..style
-        };
         let headers = [SERVER, ("Connection", &b"Close"[..])];
-        reply::fixed(out, &s, ctx.date, (403, "Forbidden"), &headers, b"");
+        reply::fixed(out, &style, ctx.date, (403, "Forbidden"), &headers, b"");
         return Outcome::Done { close: true };
     }
     let method_ok = match route {

@@ -296,21 +296,21 @@ pub struct SubscribeHead {
     /// A subscription that goes on (`Connection: keep-alive`); false: the head of a 401/429 error
     /// reply (same head without it, still status 200).
     pub ok: bool,
-    /// The HTTP/1.1 request said `Connection: close`: the head says `Connection: close` (last, as
-    /// iComet's HTTP layer puts it) instead of `keep-alive`.
+    /// The request said `Connection: close` (either version): the head says `Connection: close`
+    /// (last, as iComet's HTTP layer puts it) instead of `keep-alive`.
     pub close: bool,
 }
 
-/// Appends the head of a subscription response. `/sse` gets its own content type and a CORS
-/// header; `/iframe` is HTML.
-pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, date: &[u8]) {
+/// Appends the head of a subscription response, with the CORS header `cors` lines (each ending in
+/// CRLF; iComet's `/sse` has `Access-Control-Allow-Origin: *`) after the content type. `/sse` gets
+/// its own content type; `/iframe` is HTML.
+pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, cors: &[u8], date: &[u8]) {
     let SubscribeHead {
         transport,
         http11,
         ok,
         close,
     } = *head;
-    let close = close && http11;
     out.extend_from_slice(if http11 {
         b"HTTP/1.1 200 OK\r\n"
     } else {
@@ -318,15 +318,14 @@ pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, date: &[u8]
     });
     out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
     if transport == Transport::Sse {
-        out.extend_from_slice(
-            b"Content-Type: text/event-stream; charset=utf-8\r\nAccess-Control-Allow-Origin: *\r\n",
-        );
+        out.extend_from_slice(b"Content-Type: text/event-stream; charset=utf-8\r\n");
     } else if transport == Transport::Iframe {
         // iComet serves the iframe as JSON, so browsers never run its scripts: HTML here.
         out.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
     } else {
         out.extend_from_slice(b"Content-Type: application/json; charset=utf-8\r\n");
     }
+    out.extend_from_slice(cors);
     if ok && !close {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
@@ -357,7 +356,13 @@ mod tests {
             ok,
             close: false,
         };
-        write_subscribe_head(&mut out, &head, date);
+        // What `api::cors` gives /sse by default.
+        let cors: &[u8] = if transport == Transport::Sse {
+            b"Access-Control-Allow-Origin: *\r\n"
+        } else {
+            b""
+        };
+        write_subscribe_head(&mut out, &head, cors, date);
         out
     }
 

@@ -1,20 +1,28 @@
 //! The front (subscriber) port: /sub /poll /stream /sse /iframe and the WebSocket /ws open
-//! subscriptions, /ping answers at once, anything else is the 404 page.
+//! subscriptions, /ping answers at once, `OPTIONS` on those paths is a CORS preflight, anything
+//! else is the 404 page.
 //!
-//! Depends on: http, ws (the handshake), comet (seq, resume), api (reply, params, frame).
+//! Depends on: http, ws (the handshake), comet (stateless tokens, seq, resume), api (reply,
+//! params, frame, cors).
 
+use super::cors::CorsOrigin;
 use super::frame::{EventId, Transport};
 use super::{params, reply, Ctx, Outcome, ReplyStyle, SubscribeRequest};
+use crate::comet::auth::Credential;
 use crate::comet::seq::seq_after;
 use crate::comet::Resume;
 use crate::http::response::error_page;
 use crate::http::{Method, Params, Request, Version};
 use crate::ws::handshake;
 
+/// The longest `token=` accepted (a stateless token is at most 84 bytes, a `/sign` one 32).
+const MAX_TOKEN_BYTES: usize = 128;
+
 fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
         version: req.version,
         keep_alive: req.keep_alive,
+        asks_close: req.asks_close,
         head_only: req.method == Method::Head,
     }
 }
@@ -33,8 +41,15 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         }
     };
     let style = style(req);
+    let cors = ctx.cors.origin(req.origin);
+    if req.method == Method::Options {
+        return preflight(req, ctx, &style, cors, out);
+    }
+    // A refusal is not the /sse head: `*` for everyone is the head's alone (as iComet).
+    let lines = ctx.cors.lines(cors, false);
     if req.method != Method::Get {
-        reply::fixed(out, &style, ctx.date, (405, "Method Not Allowed"), &[], b"");
+        let status = (405, "Method Not Allowed");
+        reply::fixed_with_lines(out, &style, ctx.date, status, &[], lines, b"");
         return Outcome::Done { close: false };
     }
     let p = Params::new(req.query, None);
@@ -46,10 +61,7 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             Transport::LongPoll => params::callback(&p)?,
             _ => None,
         };
-        let auth_token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
-        if auth_token.len() > 64 {
-            return Err("token longer than 64 bytes".into());
-        }
+        let credential = credential(ctx, &p, &cname)?;
         let mut seq = seq;
         let mut resume = None;
         if transport == Transport::Sse && params::switch(&p, "id", ctx.config.front.sse_ids)? {
@@ -63,18 +75,35 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             seq,
             noop,
             callback,
-            auth_token,
+            credential,
             version: req.version,
+            cors,
             resume,
         })
     })();
     match parsed {
         Ok(request) => Outcome::Subscribe(request),
         Err(reason) => {
-            reply::bad_request(out, &style, ctx.date, &reason);
+            reply::bad_request(out, &style, ctx.date, lines, &reason);
             Outcome::Done { close: false }
         }
     }
+}
+
+/// What the subscriber presented (`token=`): a stateless token's verdict (checked here), or a
+/// `/sign` token for the channel's home to check.
+fn credential(ctx: &Ctx<'_>, p: &Params<'_>, cname: &[u8]) -> Result<Credential, String> {
+    let presented = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
+    if presented.len() > MAX_TOKEN_BYTES {
+        return Err(format!("token longer than {MAX_TOKEN_BYTES} bytes"));
+    }
+    let stateless = ctx
+        .stateless
+        .and_then(|k| k.check(cname, &presented, ctx.now));
+    Ok(match stateless {
+        Some(valid) => Credential::Stateless { valid },
+        None => Credential::Signed(presented),
+    })
 }
 
 /// `/ws`: the WebSocket handshake on the front port. A good one subscribes like `/stream` (the
@@ -101,10 +130,7 @@ fn websocket(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         let cname = params::cname(&p, ctx.config.limits.max_cname_bytes)?;
         let seq = params::seq(&p, "seq")?;
         let noop = params::seq(&p, "noop")?;
-        let auth_token = p.get("token").map(|t| t.into_owned()).unwrap_or_default();
-        if auth_token.len() > 64 {
-            return Err("token longer than 64 bytes".into());
-        }
+        let credential = credential(ctx, &p, &cname)?;
         let epoch = params::epoch(&p)?;
         Ok(SubscribeRequest {
             transport: Transport::WebSocket,
@@ -112,15 +138,16 @@ fn websocket(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
             seq,
             noop,
             callback: Some(accept.value().to_vec()),
-            auth_token,
+            credential,
             version: req.version,
+            cors: CorsOrigin::NONE,
             resume: Some(Resume { epoch }),
         })
     })();
     match parsed {
         Ok(request) => Outcome::Subscribe(request),
         Err(reason) => {
-            reply::bad_request(out, &style, ctx.date, &reason);
+            reply::bad_request(out, &style, ctx.date, &[], &reason);
             Outcome::Done { close: true }
         }
     }
@@ -156,17 +183,37 @@ fn sse_resume_point(
     }
 }
 
+/// An `OPTIONS` request on a front path: the CORS preflight answer.
+fn preflight(
+    req: &Request<'_>,
+    ctx: &Ctx<'_>,
+    style: &ReplyStyle,
+    cors: CorsOrigin,
+    out: &mut Vec<u8>,
+) -> Outcome {
+    let asked = req.header("access-control-request-headers");
+    let mut lines = Vec::with_capacity(256);
+    ctx.cors.preflight(cors, asked, &mut lines);
+    reply::no_content(out, style, ctx.date, &lines);
+    Outcome::Done { close: false }
+}
+
 /// `/ping`: `cb({"type":"ping","sub_timeout":N});` (callback `icomet_cb` by default; an empty `cb=`
 /// gives plain JSON).
 fn ping(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     let style = style(req);
+    let cors = ctx.cors.origin(req.origin);
+    if req.method == Method::Options {
+        return preflight(req, ctx, &style, cors, out);
+    }
+    let lines = ctx.cors.lines(cors, false);
     let p = Params::new(req.query, None);
     let callback = match p.get("cb") {
         None => Some(b"icomet_cb".to_vec()),
         Some(_) => match params::callback(&p) {
             Ok(cb) => cb,
             Err(reason) => {
-                reply::bad_request(out, &style, ctx.date, &reason);
+                reply::bad_request(out, &style, ctx.date, lines, &reason);
                 return Outcome::Done { close: false };
             }
         },
@@ -177,6 +224,6 @@ fn ping(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     json.push(b'}');
     let mut body = Vec::with_capacity(json.len() + 16);
     reply::jsonp(&mut body, callback.as_deref(), &json);
-    reply::fixed(out, &style, ctx.date, (200, "OK"), &[], &body);
+    reply::fixed_with_lines(out, &style, ctx.date, (200, "OK"), &[], lines, &body);
     Outcome::Done { close: false }
 }

@@ -27,6 +27,7 @@ fn req(op: HomeOp, cname: &str, callback: Option<&str>) -> HomeRequest {
         style: ReplyStyle {
             version: Version::Http11,
             keep_alive: true,
+            asks_close: false,
             head_only: false,
         },
     }

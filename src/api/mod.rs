@@ -4,6 +4,7 @@
 //! Depends on: http, comet (escaping, messages), config. Never on worker or engine.
 
 pub mod admin;
+pub mod cors;
 pub mod frame;
 pub mod front;
 pub mod home;
@@ -15,9 +16,11 @@ pub mod subscribe;
 pub mod websocket;
 pub mod ws_command;
 
+use crate::comet::auth::{Credential, StatelessKey};
 use crate::comet::Resume;
 use crate::config::Config;
 use crate::http::Version;
+use cors::{CorsHeads, CorsOrigin};
 use frame::Transport;
 use std::sync::Arc;
 
@@ -26,6 +29,10 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     /// The current `Date` header value.
     pub date: &'a [u8],
+    /// The same moment in Unix seconds (stateless token expiry).
+    pub now: u64,
+    /// The key of stateless tokens (`auth: token` with `front.auth_secret`).
+    pub stateless: Option<&'a StatelessKey>,
     /// The admin allow/deny list accepted this connection's address.
     pub admin_allowed: bool,
     /// Live channels and subscribers over all workers (for `/info`).
@@ -33,6 +40,8 @@ pub struct Ctx<'a> {
     pub subscribers: usize,
     /// Process-wide counters for `/stats`.
     pub metrics: &'a dyn Metrics,
+    /// The front port's CORS lines (from the configuration).
+    pub cors: &'a CorsHeads,
 }
 
 /// Something that can describe the server's counters: as one JSON object (`/stats`) and as
@@ -47,6 +56,9 @@ pub trait Metrics {
 pub struct ReplyStyle {
     pub version: Version,
     pub keep_alive: bool,
+    /// The request's `Connection` header said `close`: the reply ends with `Connection: close`
+    /// (HTTP/1.0 too) instead of any Connection header of the handler.
+    pub asks_close: bool,
     /// HEAD: headers only.
     pub head_only: bool,
 }
@@ -75,12 +87,15 @@ pub struct SubscribeRequest {
     pub noop: u32,
     /// JSONP callback (long-poll only).
     pub callback: Option<Vec<u8>>,
-    /// The channel auth token the subscriber presented (`token=`).
-    pub auth_token: Vec<u8>,
+    /// What the subscriber presented (`token=`): a `/sign` token, or the verdict on a stateless
+    /// one (checked here, on the worker the request arrived at).
+    pub credential: Credential,
     pub version: Version,
     /// A resumable subscription (SSE with ids, WebSocket) and the epoch it last saw; `None`:
     /// iComet's behaviour.
     pub resume: Option<Resume>,
+    /// The origin its head names (CORS).
+    pub cors: CorsOrigin,
 }
 
 /// A channel operation asked for on the admin port.

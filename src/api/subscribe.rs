@@ -5,6 +5,7 @@
 //!
 //! Depends on: api::frame (framing), comet (messages, catch-up, seq order).
 
+use super::cors::CorsOrigin;
 use super::frame::{
     write_iframe_preamble, write_subscribe_head, Framing, SubscribeHead, Transport,
 };
@@ -32,8 +33,8 @@ pub struct Subscription {
     pub registered: bool,
     /// Waiting for the home's answer: live deliveries are not for this subscriber yet.
     pub pending: bool,
-    /// A WebSocket was pinged with its last heartbeat and has sent nothing since.
-    pub awaiting_pong: bool,
+    /// The origin its head names (CORS), until the head is written.
+    pub cors: CorsOrigin,
 }
 
 impl Subscription {
@@ -47,7 +48,7 @@ impl Subscription {
             epoch: 0,
             registered: false,
             pending: true,
-            awaiting_pong: false,
+            cors: CorsOrigin::NONE,
         }
     }
 
@@ -60,8 +61,10 @@ impl Subscription {
 #[derive(Debug, Clone, Copy)]
 pub struct HeadStyle<'a> {
     pub http11: bool,
-    /// `Connection: close` was asked for.
+    /// The request's `Connection` header said `close` (HTTP/1.0 or 1.1).
     pub close: bool,
+    /// The CORS header lines of the head (`api::cors`).
+    pub cors: &'a [u8],
     pub date: &'a [u8],
 }
 
@@ -89,9 +92,14 @@ pub fn open(
         ok: result.is_ok(),
         close: style.close,
     };
-    write_head(sub, &head, style.date, out);
+    write_head(sub, &head, style, out);
     let s = match result {
         Err(e) => {
+            // An iframe gets its preamble first, as iComet sends it, or the page never runs
+            // the error's script.
+            if transport == Transport::Iframe {
+                write_iframe_preamble(style.http11, out);
+            }
             refuse(sub, *e, out);
             if transport == Transport::WebSocket {
                 ws::frame::close(refusal_close_code(*e), "", out);
@@ -176,12 +184,17 @@ fn settle(sub: &mut Subscription, s: &Subscribed, out: &mut Vec<u8>) -> u64 {
 
 /// The response head: HTTP's, or for a WebSocket the 101 that completes the handshake (its
 /// `Sec-WebSocket-Accept` value is kept in the framing until then).
-fn write_head(sub: &mut Subscription, head: &SubscribeHead, date: &[u8], out: &mut Vec<u8>) {
+fn write_head(
+    sub: &mut Subscription,
+    head: &SubscribeHead,
+    style: HeadStyle<'_>,
+    out: &mut Vec<u8>,
+) {
     if sub.framing.transport == Transport::WebSocket {
         let accept = sub.framing.callback.take().unwrap_or_default();
         ws::handshake::write_101_value(&accept, out);
     } else {
-        write_subscribe_head(out, head, date);
+        write_subscribe_head(out, head, style.cors, style.date);
     }
 }
 
@@ -283,14 +296,13 @@ pub fn deliver(
 
 /// Writes the subscriber's heartbeat and counts it; true when the response ends with it
 /// (long-poll). A WebSocket also gets a ping, which it must answer (or send anything) before
-/// the next heartbeat.
+/// the next heartbeat (the worker remembers the ping on the connection).
 pub fn noop(sub: &mut Subscription, out: &mut Vec<u8>) -> bool {
     let json = encode(MsgType::Noop, &sub.channel, sub.noop, b"");
     sub.noop = sub.noop.wrapping_add(1);
     sub.framing.write_frame(&json, out);
     if sub.framing.transport == Transport::WebSocket {
         ws::frame::ping(b"", out);
-        sub.awaiting_pong = true;
     }
     let ends = sub.long_poll();
     if ends {
@@ -300,9 +312,9 @@ pub fn noop(sub: &mut Subscription, out: &mut Vec<u8>) -> bool {
 }
 
 /// Whether a heartbeat finds the peer gone: a WebSocket that sent nothing, not even the pong,
-/// since the previous heartbeat's ping. It gets a close frame (1001) in `out`.
-pub fn peer_silent(sub: &Subscription, out: &mut Vec<u8>) -> bool {
-    let silent = sub.framing.transport == Transport::WebSocket && sub.awaiting_pong;
+/// since the previous heartbeat's ping (`awaiting_pong`). It gets a close frame (1001) in `out`.
+pub fn peer_silent(sub: &Subscription, awaiting_pong: bool, out: &mut Vec<u8>) -> bool {
+    let silent = sub.framing.transport == Transport::WebSocket && awaiting_pong;
     if silent {
         ws::frame::close(ws::CloseCode::GOING_AWAY, "no pong", out);
     }

@@ -15,6 +15,7 @@ fn style() -> HeadStyle<'static> {
     HeadStyle {
         http11: true,
         close: false,
+        cors: b"",
         date: DATE,
     }
 }
@@ -185,4 +186,27 @@ fn heartbeats_count_up_and_end_only_long_polls() {
     out.clear();
     assert!(noop(&mut p, &mut out));
     assert!(text(&out).ends_with("0\r\n\r\n"));
+}
+
+#[test]
+fn a_refused_iframe_gets_its_preamble_before_the_error() {
+    for http11 in [true, false] {
+        let framing = Framing::new(Transport::Iframe, http11, None);
+        let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+        let mut out = Vec::new();
+        let style = HeadStyle { http11, ..style() };
+        let opened = open(&mut s, style, &Err(SubscribeError::TokenError), &mut out);
+        assert!(opened.ended);
+        let mut preamble = Vec::new();
+        crate::api::frame::write_iframe_preamble(http11, &mut preamble);
+        let body = body(&out);
+        assert!(body.starts_with(&text(&preamble)), "{body}");
+        assert!(body.contains("<script>parent.icomet_cb({\"type\":\"401\""));
+    }
+}
+
+/// A subscriber's heap block: the subscription sits in every open subscriber's `Ext` box.
+#[test]
+fn a_subscription_stays_small() {
+    assert_eq!(std::mem::size_of::<Subscription>(), 56);
 }

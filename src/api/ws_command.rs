@@ -52,8 +52,8 @@ pub fn parse(message: &[u8], max_cname_bytes: usize) -> Result<Command, String> 
             };
             let auth_token = match fields.get("token") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(Value::String(t)) if t.len() <= 64 => t.as_bytes().to_vec(),
-                Some(_) => return Err("token must be a string of at most 64 bytes".into()),
+                Some(Value::String(t)) if t.len() <= 128 => t.as_bytes().to_vec(),
+                Some(_) => return Err("token must be a string of at most 128 bytes".into()),
             };
             let epoch = match fields.get("epoch") {
                 None | Some(Value::Null) => None,

@@ -1,7 +1,7 @@
 //! `Hub`: the home table of one worker — the authoritative state of every channel whose name
 //! hashes to this worker (see `route`). Plain data in, plain data out: operations return what must
 //! be sent where (a message and a bitmask of workers with subscribers) and never touch I/O.
-//! Depends on `comet::{channel, message, table, token}` and std.
+//! Depends on `comet::{auth, channel, message, table}` and std.
 //!
 //! Cross-core contract (the worker moves the results between cores):
 //! * every operation on a channel runs on its home hub; mailboxes between two workers are FIFO;
@@ -28,7 +28,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::auth::AuthTokenSource;
+use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
 use super::message::{
     encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
@@ -258,8 +258,8 @@ pub struct Ask<'a> {
     pub cname: &'a [u8],
     /// The next data seq the subscriber wants (0: tell me where the channel is).
     pub seq: u32,
-    /// The auth token it presented.
-    pub auth_token: &'a [u8],
+    /// What it presented: a `/sign` token, or the verdict on a stateless one.
+    pub credential: &'a Credential,
     /// The worker holding the subscriber's connection.
     pub worker: usize,
     /// A long-poll: registered only when it must wait.
@@ -542,8 +542,9 @@ impl Hub {
     }
 
     /// Subscribes a client of worker `ask.worker` (0..64) asking for seq `ask.seq` with
-    /// `ask.auth_token`: creates the channel under `auth: none`, checks the
-    /// token under `auth: token`, enforces the per-channel cap, raises the countdown, registers the
+    /// `ask.credential`: creates the channel under `auth: none`; under `auth: token` checks a
+    /// `/sign` token against the channel's (no channel: refused), refuses a stateless token
+    /// found invalid and creates the channel for a valid one; enforces the per-channel cap, raises the countdown, registers the
     /// subscriber and returns its catch-up. A long-poll ends with its catch-up unless that is
     /// `Wait`, so it is registered only when it has to wait (saving a register/unregister round
     /// trip for every poll answered at once).
@@ -551,27 +552,33 @@ impl Hub {
         let Ask {
             cname,
             seq,
-            auth_token,
+            credential,
             worker,
             long_poll,
             resume,
         } = ask;
         let always_register = !long_poll;
-        let index = if self.config.auth_token {
-            self.channels
+        let index = match credential {
+            Credential::Signed(_) if self.config.auth_token => self
+                .channels
                 .index_of(cname)
-                .ok_or(SubscribeError::TokenError)?
-        } else {
-            self.find_or_create(cname)
-                .map_err(|TooManyChannels| SubscribeError::TooManyChannels)?
+                .ok_or(SubscribeError::TokenError)?,
+            Credential::Stateless { valid: false } if self.config.auth_token => {
+                return Err(SubscribeError::TokenError)
+            }
+            _ => self
+                .find_or_create(cname)
+                .map_err(|TooManyChannels| SubscribeError::TooManyChannels)?,
         };
         let auth = self.config.auth_token;
         let max = self.config.max_subscribers_per_channel;
         let timeout = self.config.channel_timeout;
         let (name, ch) = self.at(index).ok_or(SubscribeError::TokenError)?;
         let name = Arc::clone(name);
-        if auth && !ch.token_matches(auth_token) {
-            return Err(SubscribeError::TokenError);
+        if let Credential::Signed(auth_token) = credential {
+            if auth && !ch.token_matches(auth_token) {
+                return Err(SubscribeError::TokenError);
+            }
         }
         if ch.subscribers >= max {
             return Err(SubscribeError::TooManySubscribers);

@@ -1,6 +1,7 @@
 //! Unit tests of `hub` (kept in their own file to keep `hub.rs` short).
 
 use super::*;
+use crate::comet::auth::Credential;
 use crate::comet::message::expand_replay;
 
 fn config() -> HubConfig {
@@ -14,11 +15,13 @@ fn config() -> HubConfig {
     }
 }
 
-fn ask<'a>(cname: &'a [u8], seq: u32, auth_token: &'a [u8], worker: usize) -> Ask<'a> {
+static NONE: Credential = Credential::NONE;
+
+fn ask<'a>(cname: &'a [u8], seq: u32, credential: &'a Credential, worker: usize) -> Ask<'a> {
     Ask {
         cname,
         seq,
-        auth_token,
+        credential,
         worker,
         long_poll: false,
         resume: None,
@@ -100,8 +103,8 @@ fn publish_assigns_seqs_and_reports_workers() {
         text(&first.msg.json),
         r#"{"type":"data","cname":"alice","seq":1,"content":"say \"hi\""}"#
     );
-    hub.subscribe(ask(b"alice", 2, b"", 3)).unwrap();
-    hub.subscribe(ask(b"alice", 2, b"", 5)).unwrap();
+    hub.subscribe(ask(b"alice", 2, &NONE, 3)).unwrap();
+    hub.subscribe(ask(b"alice", 2, &NONE, 5)).unwrap();
     let second = hub.publish(b"alice", b"\\u4f60", MsgType::Data).unwrap();
     assert_eq!(second.msg.seq, 2);
     assert_eq!(second.workers, (1 << 3) | (1 << 5));
@@ -137,11 +140,11 @@ fn max_channels_is_shared_between_hubs() {
     let mut b = Hub::new(cfg, Arc::clone(&counters));
     a.sign(b"k1", 0).unwrap();
     b.publish(b"k2", b"", MsgType::Data).unwrap();
-    a.subscribe(ask(b"k3", 0, b"", 0)).unwrap();
+    a.subscribe(ask(b"k3", 0, &NONE, 0)).unwrap();
     assert_eq!(b.sign(b"k4", 0), Err(TooManyChannels));
     assert!(a.publish(b"k4", b"", MsgType::Data).is_err());
     assert_eq!(
-        b.subscribe(ask(b"k4", 0, b"", 0)).unwrap_err(),
+        b.subscribe(ask(b"k4", 0, &NONE, 0)).unwrap_err(),
         SubscribeError::TooManyChannels
     );
     // Existing channels still work, and freeing one makes room.
@@ -154,7 +157,7 @@ fn max_channels_is_shared_between_hubs() {
 #[test]
 fn subscribe_auth_none_creates() {
     let mut hub = hub();
-    let s = hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap();
+    let s = hub.subscribe(ask(b"carol", 0, &NONE, 0)).unwrap();
     assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
     assert!(s.registered);
     assert!(hub.exists(b"carol"));
@@ -169,7 +172,7 @@ fn subscribe_auth_token() {
         ..config()
     });
     assert_eq!(
-        hub.subscribe(ask(b"gina", 0, b"", 0)).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, &NONE, 0)).unwrap_err(),
         SubscribeError::TokenError
     );
     assert!(
@@ -178,17 +181,20 @@ fn subscribe_auth_token() {
     );
     let token = hub.sign(b"gina", 0).unwrap().token_hex;
     assert_eq!(
-        hub.subscribe(ask(b"gina", 0, b"", 0)).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, &NONE, 0)).unwrap_err(),
         SubscribeError::TokenError
     );
     let mut wrong = token;
     wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
     assert_eq!(
-        hub.subscribe(ask(b"gina", 0, &wrong, 0)).unwrap_err(),
+        hub.subscribe(ask(b"gina", 0, &Credential::Signed(wrong.to_vec()), 0))
+            .unwrap_err(),
         SubscribeError::TokenError
     );
     assert_eq!(hub.subscribers(b"gina"), 0);
-    let s = hub.subscribe(ask(b"gina", 0, &token, 0)).unwrap();
+    let s = hub
+        .subscribe(ask(b"gina", 0, &Credential::Signed(token.to_vec()), 0))
+        .unwrap();
     assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
     // /pub still creates under auth token.
     assert!(hub.publish(b"new", b"x", MsgType::Data).is_ok());
@@ -197,14 +203,46 @@ fn subscribe_auth_token() {
 }
 
 #[test]
+fn stateless_verdicts_under_auth_token() {
+    let mut hub = hub_with(HubConfig {
+        auth_token: true,
+        max_channels: 1,
+        ..config()
+    });
+    let refused = Credential::Stateless { valid: false };
+    let valid = Credential::Stateless { valid: true };
+    assert_eq!(
+        hub.subscribe(ask(b"hal", 0, &refused, 0)).unwrap_err(),
+        SubscribeError::TokenError
+    );
+    assert!(!hub.exists(b"hal"), "a refused token creates nothing");
+    // A valid one creates the channel (an app server minted it without /sign) ...
+    let s = hub.subscribe(ask(b"hal", 0, &valid, 0)).unwrap();
+    assert!(matches!(s.catch_up, CatchUp::NextSeq(1)));
+    assert!(hub.exists(b"hal"));
+    // ... within max_channels, and is refused on an existing channel when invalid.
+    assert_eq!(
+        hub.subscribe(ask(b"ida", 0, &valid, 0)).unwrap_err(),
+        SubscribeError::TooManyChannels
+    );
+    assert_eq!(
+        hub.subscribe(ask(b"hal", 0, &refused, 0)).unwrap_err(),
+        SubscribeError::TokenError
+    );
+    // Under auth: none a verdict is not looked at (nothing is checked there).
+    let mut open = hub_with(config());
+    assert!(open.subscribe(ask(b"joe", 0, &refused, 0)).is_ok());
+}
+
+#[test]
 fn subscriber_limit() {
     let mut hub = hub_with(HubConfig {
         max_subscribers_per_channel: 2,
         ..config()
     });
-    hub.subscribe(ask(b"jack", 0, b"", 0)).unwrap();
-    hub.subscribe(ask(b"jack", 0, b"", 1)).unwrap();
-    let err = hub.subscribe(ask(b"jack", 0, b"", 0)).unwrap_err();
+    hub.subscribe(ask(b"jack", 0, &NONE, 0)).unwrap();
+    hub.subscribe(ask(b"jack", 0, &NONE, 1)).unwrap();
+    let err = hub.subscribe(ask(b"jack", 0, &NONE, 0)).unwrap_err();
     assert_eq!(err, SubscribeError::TooManySubscribers);
     assert_eq!(err.content(), b"Too many subscribers");
     assert_eq!(err.kind(), MsgType::TooMany);
@@ -215,7 +253,7 @@ fn subscriber_limit() {
         ..config()
     });
     assert_eq!(
-        zero.subscribe(ask(b"x", 0, b"", 0)).unwrap_err(),
+        zero.subscribe(ask(b"x", 0, &NONE, 0)).unwrap_err(),
         SubscribeError::TooManySubscribers
     );
 }
@@ -227,7 +265,7 @@ fn replay_through_hub_with_broadcast_next_seq() {
     let deliveries = hub.broadcast(b"to all");
     assert_eq!(deliveries.len(), 1);
     hub.publish(b"carol", b"bye", MsgType::Data).unwrap();
-    let s = hub.subscribe(ask(b"carol", 1, b"", 0)).unwrap();
+    let s = hub.subscribe(ask(b"carol", 1, &NONE, 0)).unwrap();
     assert_eq!(replay_seqs(&s), vec![1, 2, 3]);
     let CatchUp::Replay(msgs) = &s.catch_up else {
         unreachable!()
@@ -246,11 +284,11 @@ fn replay_through_hub_with_broadcast_next_seq() {
         ]
     );
     assert!(matches!(
-        hub.subscribe(ask(b"carol", 4, b"", 0)).unwrap().catch_up,
+        hub.subscribe(ask(b"carol", 4, &NONE, 0)).unwrap().catch_up,
         CatchUp::Wait
     ));
     assert!(matches!(
-        hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap().catch_up,
+        hub.subscribe(ask(b"carol", 0, &NONE, 0)).unwrap().catch_up,
         CatchUp::NextSeq(4)
     ));
 }
@@ -265,11 +303,11 @@ fn stale_seq_after_clear_or_trim() {
         hub.publish(b"c", b"x", MsgType::Data).unwrap();
     }
     // Trimmed: holds 4..=6; a stale seq replays all of it.
-    let s = hub.subscribe(ask(b"c", 2, b"", 0)).unwrap();
+    let s = hub.subscribe(ask(b"c", 2, &NONE, 0)).unwrap();
     assert_eq!(replay_seqs(&s), vec![4, 5, 6]);
     assert_eq!(hub.clear(b"c"), Some(7));
     assert!(matches!(
-        hub.subscribe(ask(b"c", 2, b"", 0)).unwrap().catch_up,
+        hub.subscribe(ask(b"c", 2, &NONE, 0)).unwrap().catch_up,
         CatchUp::NextSeq(7)
     ));
     assert!(hub.clear(b"missing").is_none());
@@ -282,7 +320,7 @@ fn long_poll_registers_only_when_waiting() {
         .subscribe(Ask {
             long_poll: true,
             resume: None,
-            ..ask(b"bob", 0, b"", 2)
+            ..ask(b"bob", 0, &NONE, 2)
         })
         .unwrap();
     assert!(!s.registered);
@@ -292,7 +330,7 @@ fn long_poll_registers_only_when_waiting() {
         .subscribe(Ask {
             long_poll: true,
             resume: None,
-            ..ask(b"bob", 1, b"", 2)
+            ..ask(b"bob", 1, &NONE, 2)
         })
         .unwrap();
     assert!(s.registered);
@@ -304,9 +342,9 @@ fn long_poll_registers_only_when_waiting() {
 #[test]
 fn unsubscribe_clears_bits_and_counts() {
     let mut hub = hub();
-    let a = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
-    let b = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
-    hub.subscribe(ask(b"c", 0, b"", 4)).unwrap();
+    let a = hub.subscribe(ask(b"c", 0, &NONE, 1)).unwrap();
+    let b = hub.subscribe(ask(b"c", 0, &NONE, 1)).unwrap();
+    hub.subscribe(ask(b"c", 0, &NONE, 4)).unwrap();
     assert_eq!(a.epoch, b.epoch);
     assert_eq!(hub.channel(b"c").unwrap().workers(), 0b10010);
     hub.unsubscribe(b"c", a.epoch, 1, false);
@@ -328,10 +366,10 @@ fn unsubscribe_clears_bits_and_counts() {
 #[test]
 fn stale_unsubscribe_after_recreate_is_ignored() {
     let mut hub = hub();
-    let old = hub.subscribe(ask(b"c", 0, b"", 1)).unwrap();
+    let old = hub.subscribe(ask(b"c", 0, &NONE, 1)).unwrap();
     let closed = hub.close(b"c").unwrap();
     assert_eq!(closed.workers, 1 << 1);
-    let new = hub.subscribe(ask(b"c", 0, b"", 0)).unwrap();
+    let new = hub.subscribe(ask(b"c", 0, &NONE, 0)).unwrap();
     assert_ne!(old.epoch, new.epoch);
     hub.unsubscribe(b"c", old.epoch, 1, true);
     assert_eq!(hub.subscribers(b"c"), 1);
@@ -345,8 +383,8 @@ fn close_frees_and_reports() {
     let token = hub.sign(b"carol", 0).unwrap().token_hex;
     hub.publish(b"carol", b"hello", MsgType::Data).unwrap();
     hub.publish(b"carol", b"again", MsgType::Data).unwrap();
-    hub.subscribe(ask(b"carol", 0, b"", 0)).unwrap();
-    hub.subscribe(ask(b"carol", 0, b"", 2)).unwrap();
+    hub.subscribe(ask(b"carol", 0, &NONE, 0)).unwrap();
+    hub.subscribe(ask(b"carol", 0, &NONE, 2)).unwrap();
     hub.drain_presence();
     let closed = hub.close(b"carol").unwrap();
     assert_eq!(closed.seq_next, 3);
@@ -384,7 +422,7 @@ fn expiry_timing_after_sign() {
 #[test]
 fn subscribed_channels_do_not_expire() {
     let mut hub = hub();
-    let s = hub.subscribe(ask(b"c", 0, b"", 0)).unwrap();
+    let s = hub.subscribe(ask(b"c", 0, &NONE, 0)).unwrap();
     hub.sign(b"c", 1).unwrap();
     for _ in 0..10 {
         hub.tick();
@@ -421,7 +459,7 @@ fn broadcast_each_uses_each_channels_seq() {
     hub.publish(b"a", b"1", MsgType::Data).unwrap();
     hub.publish(b"a", b"2", MsgType::Data).unwrap();
     hub.sign(b"b", 0).unwrap();
-    hub.subscribe(ask(b"b", 0, b"", 7)).unwrap();
+    hub.subscribe(ask(b"b", 0, &NONE, 7)).unwrap();
     let mut seen = Vec::new();
     hub.broadcast_each(b"hey", |name, msg, workers| {
         seen.push((text(name).to_owned(), msg.seq, msg.kind, workers));
@@ -444,7 +482,7 @@ fn presence_reannounces_once_per_period() {
         ..config()
     });
     for name in ["a", "b", "c", "d", "e"] {
-        hub.subscribe(ask(name.as_bytes(), 0, b"", 0)).unwrap();
+        hub.subscribe(ask(name.as_bytes(), 0, &NONE, 0)).unwrap();
     }
     let created = hub.drain_presence();
     assert_eq!(created.len(), 5);

@@ -5,6 +5,7 @@
 
 use std::mem::size_of;
 
+use super::auth::Credential;
 use super::channel::Channel;
 use super::hub::{Ask, Counters, Hub, HubConfig};
 use super::local::LocalSubs;
@@ -39,7 +40,7 @@ fn hundred_thousand_idle_subscribers_fit_the_budget() {
             .subscribe(Ask {
                 cname: cname.as_bytes(),
                 seq: 0,
-                auth_token: &token,
+                credential: &Credential::Signed(token.to_vec()),
                 worker: 1,
                 long_poll: false,
                 resume: None,

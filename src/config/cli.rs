@@ -39,7 +39,11 @@ const FILE_ONLY_KEYS: &str = "Config-file keys without a flag:
   logger.rotate.size  rotate the log file past this many bytes (at least 1 MiB) [default: 1 GiB]
   admin.allow         repeatable: `all`/`*`, an address, a dotted prefix (192.168) or a CIDR
   admin.deny          repeatable, same forms; an address matching neither list is refused
-                      [default: no lists, everyone may use the admin port]";
+                      [default: no lists, everyone may use the admin port]
+  front.cors_origins  `*` or origins (scheme://host[:port]) allowed to read front replies
+                      from a browser, separated by spaces or commas [default: *]
+  front.cors_credentials  yes: Access-Control-Allow-Credentials (needs a list) [default: no]
+  front.cors_max_age  seconds a browser caches a preflight answer [default: 86400]";
 
 /// rcomet: a comet/push server, drop-in compatible with iComet.
 ///
@@ -89,6 +93,10 @@ struct Args {
     /// Subscriber authentication: none or token [file: front.auth] [default: none]
     #[arg(long, value_name = "MODE")]
     auth: Option<String>,
+
+    /// Key of stateless tokens (`auth: token`), at least 16 bytes; prefer the file, flags show in ps [file: front.auth_secret] [default: none]
+    #[arg(long, value_name = "SECRET")]
+    auth_secret: Option<String>,
 
     /// Most channels at once [file: front.max_channels] [default: 1000000]
     #[arg(long, value_name = "N")]
@@ -164,13 +172,18 @@ struct Args {
 }
 
 /// Every override flag: its name, the config-file key it sets, and its value if given.
-fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 23] {
+fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 24] {
     [
         ("--threads", "server.threads", a.threads.as_deref()),
         ("--engine", "server.engine", a.engine.as_deref()),
         ("--admin-listen", "admin.listen", a.admin_listen.as_deref()),
         ("--front-listen", "front.listen", a.front_listen.as_deref()),
         ("--auth", "front.auth", a.auth.as_deref()),
+        (
+            "--auth-secret",
+            "front.auth_secret",
+            a.auth_secret.as_deref(),
+        ),
         (
             "--max-channels",
             "front.max_channels",
@@ -452,6 +465,7 @@ mod tests {
             "admin.listen" => d.admin.listen.to_string(),
             "front.listen" => d.front.listen.to_string(),
             "front.auth" => "none".into(),
+            "front.auth_secret" => "none".into(),
             "front.max_channels" => d.front.max_channels.to_string(),
             "front.max_subscribers_per_channel" => d.front.max_subscribers_per_channel.to_string(),
             "front.channel_buffer_size" => d.front.channel_buffer_size.to_string(),

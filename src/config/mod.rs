@@ -74,6 +74,40 @@ pub struct FrontConfig {
     /// `/sse` sends event ids (`id: <epoch>:<seq>`) and resumes from `Last-Event-ID` without
     /// `id=1` in the query (`front.sse_ids`; off: iComet's bytes).
     pub sse_ids: bool,
+    /// `front.auth_secret`: the key of stateless tokens (`<expiry>.<HMAC>`), accepted beside
+    /// `/sign`'s tokens under `auth: token`.
+    pub auth_secret: Option<Secret>,
+    /// Cross-origin requests to the front port.
+    pub cors: CorsConfig,
+}
+
+/// A secret key. Its `Debug` form never shows the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Box<[u8]>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// `front.cors_*`: which origins may read front-port replies from a browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorsConfig {
+    pub origins: CorsOrigins,
+    /// `Access-Control-Allow-Credentials: true` beside every allowed origin (list only).
+    pub credentials: bool,
+    /// Seconds a browser may cache a preflight answer (`Access-Control-Max-Age`).
+    pub max_age: u32,
+}
+
+/// `front.cors_origins`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// `*`: any origin (iComet's `/sse` header; the other replies only answer an `Origin`).
+    Any,
+    /// Exact origins (`https://app.example`, `http://localhost:3000`): the matching one is echoed.
+    List(Vec<String>),
 }
 
 /// Subscription authentication (`front.auth`).
@@ -169,6 +203,18 @@ impl Default for FrontConfig {
             channel_timeout: 30,
             polling_timeout: 30,
             sse_ids: false,
+            auth_secret: None,
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            origins: CorsOrigins::Any,
+            credentials: false,
+            max_age: 86_400,
         }
     }
 }
@@ -219,6 +265,16 @@ impl Config {
         }
         if self.limits.buffer_budget_bytes < self.limits.max_header_bytes {
             return invalid("limits.buffer_budget must be at least limits.max_header_size");
+        }
+        let cors = &self.front.cors;
+        if cors.credentials && cors.origins == CorsOrigins::Any {
+            return invalid(
+                "front.cors_credentials needs a list of origins in front.cors_origins (browsers \
+                 refuse credentials with `*`)",
+            );
+        }
+        if self.front.auth_secret.is_some() && self.front.auth != Auth::Token {
+            return invalid("front.auth_secret is set but front.auth is not token");
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! What a reload (SIGHUP, `-s reload`) may change while the server runs: the configuration read
 //! again is compared with the running one, key by key. Addresses, threads, the engine, the
 //! connection limit and the pidfile are fixed at start (their change is reported and waits for a
-//! restart); everything else — log level and output, admin allow/deny, channel and subscriber
+//! restart), and so are the CORS settings and the stateless-token secret, compiled once at
+//! start; everything else — log level and output, admin allow/deny, channel and subscriber
 //! limits, timeouts, request and output limits, WebSocket limits, SSE ids, auth — applies at once.
 //!
 //! Depends on: config (the settings).
@@ -38,6 +39,11 @@ const AT_START: &[Key] = &[
         a.server.max_connections != b.server.max_connections
     }),
     ("pidfile", |a, b| a.pidfile != b.pidfile),
+    // Compiled once at start (the CORS header lines, the stateless-token key).
+    ("front.cors_*", |a, b| a.front.cors != b.front.cors),
+    ("front.auth_secret", |a, b| {
+        a.front.auth_secret != b.front.auth_secret
+    }),
 ];
 
 /// Applied while running.
@@ -93,6 +99,8 @@ pub fn changes(running: &Config, read: &Config) -> Changes {
     let need_restart = pick(AT_START);
     let mut front = read.front.clone();
     front.listen = running.front.listen;
+    front.cors.clone_from(&running.front.cors);
+    front.auth_secret.clone_from(&running.front.auth_secret);
     let named = LIVE
         .iter()
         .any(|(key, differs)| key.starts_with("front.") && differs(running, read));
@@ -112,6 +120,10 @@ pub fn applied(running: &Config, read: &Config) -> Config {
     next.server.engine = running.server.engine;
     next.server.max_connections = running.server.max_connections;
     next.pidfile.clone_from(&running.pidfile);
+    next.front.cors.clone_from(&running.front.cors);
+    next.front
+        .auth_secret
+        .clone_from(&running.front.auth_secret);
     next
 }
 

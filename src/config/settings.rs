@@ -7,7 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Component, Path, PathBuf};
 
 use super::parse::ConfigFile;
-use super::{available_cores, Auth, Config, ConfigError, EngineKind, IpFilter, LogOutput};
+use super::{
+    available_cores, Auth, Config, ConfigError, CorsOrigins, EngineKind, IpFilter, LogOutput,
+    Secret,
+};
 
 /// Block headers: keys whose children are settings.
 const BLOCKS: &[&str] = &[
@@ -36,6 +39,10 @@ pub(crate) const KEYS: &[&str] = &[
     "front.channel_timeout",
     "front.polling_timeout",
     "front.sse_ids",
+    "front.auth_secret",
+    "front.cors_origins",
+    "front.cors_credentials",
+    "front.cors_max_age",
     "server.threads",
     "server.engine",
     "server.max_connections",
@@ -54,6 +61,12 @@ pub(crate) const KEYS: &[&str] = &[
 
 /// Log files smaller than this are not rotated (iComet's floor).
 const MIN_ROTATE_SIZE: u64 = 1024 * 1024;
+
+/// Shortest `front.auth_secret`, in bytes: shorter keys are guessable.
+pub(crate) const MIN_SECRET_BYTES: usize = 16;
+
+/// Longest origin in `front.cors_origins`, in bytes.
+const MAX_ORIGIN_BYTES: usize = 256;
 
 /// More worker threads than this is taken for a typo.
 const MAX_THREADS: usize = 1024;
@@ -163,6 +176,10 @@ impl Builder {
             }
             "front.polling_timeout" => c.front.polling_timeout = number(value, 1)?,
             "front.sse_ids" => c.front.sse_ids = parse_switch(value)?,
+            "front.auth_secret" => c.front.auth_secret = Some(parse_secret(value)?),
+            "front.cors_origins" => c.front.cors.origins = parse_origins(value)?,
+            "front.cors_credentials" => c.front.cors.credentials = parse_bool(value)?,
+            "front.cors_max_age" => c.front.cors.max_age = number(value, 0)?,
             "server.threads" => {
                 let n: usize = number(value, 0)?;
                 if n > MAX_THREADS {
@@ -272,6 +289,75 @@ pub(crate) fn parse_auth(value: &str) -> Result<Auth, String> {
     }
 }
 
+/// A stateless-token key: at least [`MIN_SECRET_BYTES`] bytes, taken as written.
+pub(crate) fn parse_secret(value: &str) -> Result<Secret, String> {
+    if value.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "the secret is {} bytes; use at least {MIN_SECRET_BYTES} (e.g. 32 random hex digits)",
+            value.len()
+        ));
+    }
+    Ok(Secret(value.as_bytes().into()))
+}
+
+/// `*`, or origins separated by spaces or commas, each `scheme://host[:port]` (no path) or `null`.
+pub(crate) fn parse_origins(value: &str) -> Result<CorsOrigins, String> {
+    let origins: Vec<&str> = value
+        .split([',', ' ', '\t'])
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins == ["*"] {
+        return Ok(CorsOrigins::Any);
+    }
+    for origin in &origins {
+        check_origin(origin)?;
+    }
+    if origins.is_empty() {
+        return Err("no origin given (`*` allows every origin)".to_string());
+    }
+    Ok(CorsOrigins::List(
+        origins.into_iter().map(str::to_string).collect(),
+    ))
+}
+
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Err("`*` cannot be mixed with a list of origins".to_string());
+    }
+    if origin == "null" {
+        return Ok(());
+    }
+    if origin.len() > MAX_ORIGIN_BYTES {
+        return Err(format!("origin longer than {MAX_ORIGIN_BYTES} bytes"));
+    }
+    let Some((scheme, host)) = origin.split_once("://") else {
+        return Err(format!(
+            "`{origin}` is not an origin (scheme://host[:port])"
+        ));
+    };
+    let visible = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    if scheme.is_empty() || host.is_empty() || !visible(origin) {
+        return Err(format!(
+            "`{origin}` is not an origin (scheme://host[:port])"
+        ));
+    }
+    if host.contains('/') {
+        return Err(format!(
+            "`{origin}` has a path; an origin is scheme://host[:port], without a trailing /"
+        ));
+    }
+    Ok(())
+}
+
+/// `yes`/`no`, `true`/`false`, `on`/`off`, `1`/`0`.
+pub(crate) fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" | "on" | "1" => Ok(true),
+        "no" | "false" | "off" | "0" => Ok(false),
+        _ => Err(format!("`{value}` is not yes or no")),
+    }
+}
+
 /// `host:port`, split at the last colon. The host is an IPv4 or IPv6 literal (brackets
 /// allowed), empty (all interfaces), or a name resolved to its first address.
 pub(crate) fn parse_listen(value: &str) -> Result<SocketAddr, String> {
@@ -349,6 +435,56 @@ mod tests {
     }
 
     #[test]
+    fn cors_values() {
+        assert_eq!(parse_origins("*"), Ok(CorsOrigins::Any));
+        assert_eq!(
+            parse_origins("https://a.example, http://localhost:3000 null"),
+            Ok(CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into(),
+                "null".into()
+            ]))
+        );
+        for bad in [
+            "",
+            "a.example",
+            "https://a.example/",
+            "https://",
+            "* https://a.b",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_bool("Yes"), Ok(true));
+        assert_eq!(parse_bool("off"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+        assert!(parse_secret("short").is_err());
+        let secret = parse_secret("0123456789abcdef").unwrap();
+        assert_eq!(format!("{secret:?}"), "Secret(16 bytes)");
+    }
+
+    #[test]
+    fn cors_credentials_and_secrets_need_their_other_half() {
+        let base = Path::new("/");
+        let mut b = Builder::new();
+        b.set("front.cors_credentials", "yes", base).unwrap();
+        assert!(b.finish().is_err(), "credentials with `*`");
+        let mut b = Builder::new();
+        b.set("front.cors_credentials", "yes", base).unwrap();
+        b.set("front.cors_origins", "https://a.example", base)
+            .unwrap();
+        assert!(b.finish().unwrap().front.cors.credentials);
+        let mut b = Builder::new();
+        b.set("front.auth_secret", "0123456789abcdef", base)
+            .unwrap();
+        assert!(b.finish().is_err(), "a secret without auth: token");
+        let mut b = Builder::new();
+        b.set("front.auth_secret", "0123456789abcdef", base)
+            .unwrap();
+        b.set("front.auth", "token", base).unwrap();
+        assert!(b.finish().unwrap().front.auth_secret.is_some());
+    }
+
+    #[test]
     fn listen_addresses() {
         let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
         assert_eq!(parse_listen("0.0.0.0:8000"), Ok(sa("0.0.0.0:8000")));
@@ -412,6 +548,9 @@ mod tests {
                 k if k.ends_with("listen") => "127.0.0.1:1",
                 "logger.level" => "info",
                 "front.auth" => "token",
+                "front.auth_secret" => "0123456789abcdef",
+                "front.cors_origins" => "https://a.example",
+                "front.cors_credentials" => "yes",
                 "server.engine" => "epoll",
                 "admin.allow" | "admin.deny" => "all",
                 "front.sse_ids" => "yes",

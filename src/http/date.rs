@@ -1,5 +1,12 @@
 //! The `Date` header value (RFC 1123, always GMT: `Wed, 25 Nov 2026 18:24:50 GMT`), cached per
-//! second. The formatting is `httpdate`'s. Depends on `std` and `httpdate`.
+//! second of the wall clock. The formatting is `httpdate`'s. Depends on `std`, `libc` (the coarse
+//! clock) and `httpdate`.
+//!
+//! Cost: the cache reads the clock at most once per [`DateCache::expire`] (the worker expires it
+//! once per loop turn), and only when a reply needs the value; it formats only when the second
+//! changed. The clock is `CLOCK_REALTIME_COARSE`, which the vDSO answers from the kernel's last
+//! timer tick without a system call or a TSC read (on every clocksource), at most one tick
+//! (1–10 ms) behind the precise wall clock.
 
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,30 +25,48 @@ const LAST_SECOND: u64 = 253_402_300_799;
 pub struct DateCache {
     secs: u64,
     value: [u8; HTTP_DATE_LEN],
+    /// The value was read from the clock since the last `expire`.
+    fresh: bool,
 }
 
 impl DateCache {
     /// A cache holding the current time.
     pub fn new() -> Self {
-        let secs = unix_secs(SystemTime::now());
+        let secs = coarse_unix_secs();
         DateCache {
             secs,
             value: http_date(secs),
+            fresh: true,
         }
     }
 
-    /// Moves the cache to `now`; formats only if the second differs from the cached one.
-    pub fn update(&mut self, now: SystemTime) {
-        let secs = unix_secs(now);
+    /// Marks the value as possibly old: the next [`get`](Self::get) reads the clock again.
+    pub fn expire(&mut self) {
+        self.fresh = false;
+    }
+
+    /// The value for the wall clock's current second (read once after each `expire`), e.g.
+    /// `Wed, 25 Nov 2026 18:24:50 GMT`.
+    pub fn get(&mut self) -> &[u8] {
+        if !self.fresh {
+            self.fresh = true;
+            self.set(coarse_unix_secs());
+        }
+        &self.value
+    }
+
+    /// The Unix second [`get`](Self::get) formats (read the same way).
+    pub fn unix_secs(&mut self) -> u64 {
+        self.get();
+        self.secs
+    }
+
+    /// Moves the cache to Unix second `secs`; formats only if it differs from the cached one.
+    fn set(&mut self, secs: u64) {
         if secs != self.secs {
             self.secs = secs;
             self.value = http_date(secs);
         }
-    }
-
-    /// The cached value, e.g. `Wed, 25 Nov 2026 18:24:50 GMT`.
-    pub fn get(&self) -> &[u8] {
-        &self.value
     }
 }
 
@@ -49,6 +74,21 @@ impl Default for DateCache {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The wall clock's Unix seconds from the coarse clock (the precise clock if that ever fails).
+fn coarse_unix_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `clock_gettime` writes one `timespec` through the pointer, which points at `ts`, a
+    // live local we borrow exclusively for the call; CLOCK_REALTIME_COARSE takes no other input.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc != 0 {
+        return unix_secs(SystemTime::now());
+    }
+    u64::try_from(ts.tv_sec).unwrap_or(0)
 }
 
 fn unix_secs(now: SystemTime) -> u64 {
@@ -104,21 +144,34 @@ mod tests {
     fn out_of_range_times_are_clamped() {
         assert_eq!(date(LAST_SECOND), "Fri, 31 Dec 9999 23:59:59 GMT");
         assert_eq!(date(u64::MAX), "Fri, 31 Dec 9999 23:59:59 GMT");
-        let mut cache = DateCache::new();
-        cache.update(UNIX_EPOCH - Duration::from_secs(5));
-        assert_eq!(cache.get(), b"Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(5)), 0);
     }
 
     #[test]
     fn cache_recomputes_when_the_second_changes() {
         let mut cache = DateCache::new();
-        let at = UNIX_EPOCH + Duration::from_secs(1_795_631_090);
-        cache.update(at);
+        cache.set(1_795_631_090);
         assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:50 GMT");
-        cache.update(at + Duration::from_millis(999));
-        assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:50 GMT");
-        cache.update(at + Duration::from_secs(1));
+        cache.set(1_795_631_091);
         assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:51 GMT");
         assert_eq!(cache.get().len(), HTTP_DATE_LEN);
+    }
+
+    #[test]
+    fn an_expired_cache_reads_the_wall_clock_once() {
+        let mut cache = DateCache::new();
+        cache.set(1_795_631_090);
+        // Fresh: the value is kept, the clock is not read.
+        assert_eq!(cache.get(), b"Wed, 25 Nov 2026 18:24:50 GMT");
+        cache.expire();
+        let before = coarse_unix_secs();
+        let got = String::from_utf8(cache.get().to_vec()).unwrap();
+        let after = unix_secs(SystemTime::now());
+        let at = cache.unix_secs();
+        assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
+        assert_eq!(got, date(at));
+        // Until the next expiry, no more clock reads: a value set meanwhile stays.
+        cache.set(0);
+        assert_eq!(cache.get(), b"Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

@@ -7,7 +7,7 @@
 //! * [`response`]: writers for status lines, headers, framing and the libevent-style error pages.
 //! * [`date`]: the cached RFC 1123 `Date` value.
 //!
-//! Depends only on `std`, `httparse` and `itoa`. Nothing here allocates on the common path, and
+//! Depends only on `std`, `httparse`, `itoa`, `httpdate` and `libc` (the coarse clock, in `date`). Nothing here allocates on the common path, and
 //! nothing here may panic or read out of bounds on client bytes: indexing and slicing are denied by
 //! lint in this module tree (tests excepted).
 #![deny(clippy::indexing_slicing)]

@@ -12,8 +12,10 @@
 //! * Request line: exactly three fields separated by single spaces, else 400. The version must be
 //!   exactly `HTTP/1.0` or `HTTP/1.1`, else 400. The target may hold any byte above 0x20 except
 //!   DEL (raw UTF-8 and `{"<>` are accepted); control bytes are 400. The method must be a token;
-//!   GET POST HEAD PUT DELETE are accepted, any other token (OPTIONS, PATCH, `get`, BREW) is 501 as
-//!   soon as the request line is complete; a non-token method is 400. Syntax errors win over 501.
+//!   GET POST HEAD PUT DELETE OPTIONS are accepted (OPTIONS only for the front port's CORS
+//!   preflight: the admin port answers it with the 501 page), any other token (PATCH, `get`,
+//!   BREW) is 501 as soon as the request line is complete; a non-token method is 400. Syntax
+//!   errors win over 501.
 //! * Line ends: CRLF or bare LF, in the request line, the headers and chunked framing.
 //! * Headers are checked by `httparse`: a line without a colon, a space before the colon, a control
 //!   byte in a value or an obsolete folded continuation line is 400 (libevent accepted folding; it
@@ -31,7 +33,7 @@
 //!   while the head is complete and not one body byte has arrived yet. Callers that may parse the
 //!   same bytes twice remember that they sent the interim response. Other expectations are ignored.
 //! * Keep-alive: HTTP/1.1 unless a `Connection` header lists `close`; HTTP/1.0 only if it lists
-//!   `keep-alive` and not `close`.
+//!   `keep-alive` and not `close`. Whether it lists `close` is kept too ([`Request::asks_close`]).
 //! * Target: an absolute-form target (`http://host/path?q`) is reduced to its path and query. The
 //!   path ends at the first `?` or `#`; the query runs from the first `?` to the next `#` (the
 //!   fragment is dropped, as libevent's URI parser did).
@@ -55,6 +57,8 @@ pub enum Method {
     Head,
     Put,
     Delete,
+    /// A CORS preflight (answered on the front port only).
+    Options,
 }
 
 impl Method {
@@ -66,6 +70,7 @@ impl Method {
             b"HEAD" => Some(Method::Head),
             b"PUT" => Some(Method::Put),
             b"DELETE" => Some(Method::Delete),
+            b"OPTIONS" => Some(Method::Options),
             _ => None,
         }
     }
@@ -79,6 +84,7 @@ impl Method {
             Method::Head => "HEAD",
             Method::Put => "PUT",
             Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
         }
     }
 }
@@ -115,12 +121,18 @@ pub struct Request<'a> {
     pub body: Cow<'a, [u8]>,
     /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
     pub keep_alive: bool,
+    /// The `Connection` header lists `close` (on either version): the reply says
+    /// `Connection: close`, as libevent's does.
+    pub asks_close: bool,
+    /// The first `Origin` header's value (trimmed), for CORS.
+    pub origin: Option<&'a [u8]>,
     /// The raw head: request line + headers + blank line (without leading empty lines).
     pub head: &'a [u8],
 }
 
 impl<'a> Request<'a> {
     /// The first header called `name` (ASCII case-insensitive), with surrounding blanks trimmed.
+    /// Scans the head: for headers read rarely (the parser keeps the common ones).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         let name = name.as_bytes();
         self.headers()
@@ -191,15 +203,16 @@ pub fn parse<'a>(buf: &'a [u8], limits: &HttpLimits) -> Parsed<'a> {
     }
 }
 
-/// What the header lines say about framing and the connection.
+/// What the header lines say about framing and the connection, and the CORS origin.
 #[derive(Default)]
-struct HeadFacts {
+struct HeadFacts<'a> {
     content_length: Option<u64>,
     transfer_encodings: usize,
     chunked: bool,
     close: bool,
     keep_alive: bool,
     expect_continue: bool,
+    origin: Option<&'a [u8]>,
 }
 
 fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, Reject> {
@@ -275,6 +288,8 @@ fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, R
         query,
         body,
         keep_alive,
+        asks_close: facts.close,
+        origin: facts.origin,
         head,
     };
     Ok(Parsed::Complete {
@@ -307,7 +322,7 @@ fn request_line(line: &[u8]) -> Result<(Method, &[u8], Version), Reject> {
 }
 
 /// Collects framing and connection facts from the header lines `httparse` accepted.
-fn head_facts(headers: &[httparse::Header<'_>]) -> Result<HeadFacts, Reject> {
+fn head_facts<'a>(headers: &[httparse::Header<'a>]) -> Result<HeadFacts<'a>, Reject> {
     let mut facts = HeadFacts::default();
     for header in headers {
         let name = header.name.as_bytes();
@@ -328,6 +343,8 @@ fn head_facts(headers: &[httparse::Header<'_>]) -> Result<HeadFacts, Reject> {
             }
         } else if name.eq_ignore_ascii_case(b"expect") {
             facts.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if name.eq_ignore_ascii_case(b"origin") && facts.origin.is_none() {
+            facts.origin = Some(value);
         }
     }
     if facts.transfer_encodings > 0 {

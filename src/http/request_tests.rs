@@ -57,6 +57,7 @@ fn all_allowed_methods() {
         ("HEAD", Method::Head),
         ("PUT", Method::Put),
         ("DELETE", Method::Delete),
+        ("OPTIONS", Method::Options),
     ] {
         let buf = format!("{token} / HTTP/1.1\r\n\r\n");
         assert_eq!(complete(buf.as_bytes()).0.method, method);
@@ -67,13 +68,13 @@ fn all_allowed_methods() {
 #[test]
 fn other_methods_are_not_implemented() {
     for token in [
-        "OPTIONS", "TRACE", "PATCH", "CONNECT", "BREW", "get", "M-SEARCH",
+        "TRACE", "PATCH", "CONNECT", "BREW", "get", "options", "M-SEARCH",
     ] {
         let buf = format!("{token} / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(reject(buf.as_bytes()), Reject::NotImplemented, "{token}");
     }
     // Known as soon as the request line is complete.
-    assert_eq!(reject(b"OPTIONS * HTTP/1.1\r\n"), Reject::NotImplemented);
+    assert_eq!(reject(b"PATCH * HTTP/1.1\r\n"), Reject::NotImplemented);
 }
 
 #[test]
@@ -164,6 +165,24 @@ fn keep_alive_rules() {
     ];
     for &(text, want) in cases {
         assert_eq!(complete(text.as_bytes()).0.keep_alive, want, "{text}");
+    }
+}
+
+#[test]
+fn asking_for_close_is_kept_on_both_versions() {
+    let cases: &[(&str, bool)] = &[
+        ("GET / HTTP/1.1\r\n\r\n", false),
+        ("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\n\r\n", false),
+        ("GET / HTTP/1.0\r\nConnection: Close\r\n\r\n", true),
+        ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", false),
+        (
+            "GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n",
+            true,
+        ),
+    ];
+    for &(text, want) in cases {
+        assert_eq!(complete(text.as_bytes()).0.asks_close, want, "{text}");
     }
 }
 
@@ -437,7 +456,7 @@ fn every_split_point_of_a_bad_request_is_partial_or_the_same_reject() {
     let cases: &[(&[u8], Reject)] = &[
         (b"hello\r\n\r\n", Reject::BadRequest),
         (
-            b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"PATCH * HTTP/1.1\r\nHost: x\r\n\r\n",
             Reject::NotImplemented,
         ),
         (b"GET / HTTP/1.1\r\nbad header\r\n\r\n", Reject::BadRequest),
@@ -540,5 +559,20 @@ fn mutated_requests_never_panic_and_stay_in_bounds() {
     assert!(
         completes > 100,
         "the mutations should leave many requests valid: {completes}"
+    );
+}
+
+#[test]
+fn the_first_origin_header_is_kept() {
+    let (req, _) =
+        complete(b"GET / HTTP/1.1\r\nOrigin:  https://a.example \r\norigin: https://b\r\n\r\n");
+    assert_eq!(req.origin, Some(&b"https://a.example"[..]));
+    assert_eq!(complete(b"GET / HTTP/1.1\r\n\r\n").0.origin, None);
+    let (req, _) =
+        complete(b"OPTIONS /sse HTTP/1.1\r\nAccess-Control-Request-Headers: last-event-id\r\n\r\n");
+    assert_eq!(req.method, Method::Options);
+    assert_eq!(
+        req.header("access-control-request-headers"),
+        Some(&b"last-event-id"[..])
     );
 }

@@ -64,21 +64,26 @@ pub enum Phase {
 /// Bit flags of a connection.
 pub mod flags {
     /// Queued in the worker's flush list this turn.
-    pub const DIRTY: u8 = 1 << 0;
+    pub const DIRTY: u16 = 1 << 0;
     /// Reading is paused (too much output queued, or waiting for a cross-core reply).
-    pub const PAUSED: u8 = 1 << 1;
+    pub const PAUSED: u16 = 1 << 1;
     /// The peer closed its side or the socket failed.
-    pub const PEER_CLOSED: u8 = 1 << 2;
+    pub const PEER_CLOSED: u16 = 1 << 2;
     /// Close as soon as the queued output is sent.
-    pub const CLOSE_AFTER_FLUSH: u8 = 1 << 3;
+    pub const CLOSE_AFTER_FLUSH: u16 = 1 << 3;
     /// The current request is HTTP/1.0.
-    pub const HTTP10: u8 = 1 << 4;
+    pub const HTTP10: u16 = 1 << 4;
     /// The current request keeps the connection open afterwards.
-    pub const KEEP_ALIVE: u8 = 1 << 5;
+    pub const KEEP_ALIVE: u16 = 1 << 5;
     /// `100 Continue` was sent for the current request.
-    pub const CONTINUE_SENT: u8 = 1 << 6;
+    pub const CONTINUE_SENT: u16 = 1 << 6;
     /// Admin connection from an address the allow/deny list accepts.
-    pub const ADMIN_ALLOWED: u8 = 1 << 7;
+    pub const ADMIN_ALLOWED: u16 = 1 << 7;
+    /// The current request's `Connection` header said `close` (its reply says so too, on HTTP/1.0
+    /// as well as 1.1).
+    pub const ASKS_CLOSE: u16 = 1 << 8;
+    /// A WebSocket was pinged with its last heartbeat and has sent nothing since.
+    pub const AWAITING_PONG: u16 = 1 << 9;
 }
 
 /// What a busy connection owns beyond its slot.
@@ -107,7 +112,7 @@ pub struct Conn {
     pub id: ConnId,
     pub port: Port,
     pub phase: Phase,
-    pub flags: u8,
+    pub flags: u16,
     /// The tick at which this connection's timer is due (0 = none).
     pub deadline: u32,
     /// The tick of this connection's entry in the timer wheel (0 = none). Entries with another tick
@@ -137,15 +142,15 @@ impl Conn {
         }
     }
 
-    pub fn has(&self, flag: u8) -> bool {
+    pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }
 
-    pub fn set(&mut self, flag: u8) {
+    pub fn set(&mut self, flag: u16) {
         self.flags |= flag;
     }
 
-    pub fn clear(&mut self, flag: u8) {
+    pub fn clear(&mut self, flag: u16) {
         self.flags &= !flag;
     }
 

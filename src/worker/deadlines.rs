@@ -1,21 +1,20 @@
 //! Time in a worker: the clock tick, per-connection deadlines on the timer wheel, and what a
 //! deadline means in each phase (keep-alive and header timeouts, heartbeats).
 //!
-//! Depends on: worker (Worker, Conn), http (Date cache via the worker).
+//! Depends on: worker (Worker, Conn).
 
 use super::conn::{Conns, Phase};
 use super::Worker;
 use crate::engine::Token;
-use std::time::SystemTime;
 
 impl Worker {
-    /// Advances the clock: the Date header, connection timers and the channels' once-a-second tick.
+    /// Advances the clock: connection timers and the channels' once-a-second tick. (The Date
+    /// header follows the wall clock's own second, read once per turn: `http::date`.)
     pub(super) fn on_time(&mut self) {
         let now = self.shared.tick();
         if now == self.now {
             return;
         }
-        self.date.update(SystemTime::now());
         self.now = now;
         let mut due = Vec::new();
         self.timers.advance(now, |e| due.push(e));

@@ -159,7 +159,7 @@ impl Worker {
         let result = self.hub.subscribe(Ask {
             cname: &m.name,
             seq: m.seq,
-            auth_token: &m.auth_token,
+            credential: &m.credential,
             worker: m.from,
             long_poll: m.long_poll,
             resume: m.resume,

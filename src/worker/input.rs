@@ -221,17 +221,21 @@ impl Worker {
     fn handle_request(&mut self, token: Token, port: Port, allowed: bool, req: &http::Request<'_>) {
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
+        self.stats()
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = self.date.unix_secs();
         let ctx = api::Ctx {
             config: &self.config,
             date: self.date.get(),
+            now,
+            stateless: self.shared.stateless.as_ref(),
             admin_allowed: allowed,
             channels: self.shared.channels(),
             subscribers: self.shared.subscribers(),
             metrics: &*self.shared,
+            cors: &self.shared.cors,
         };
-        self.stats()
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let outcome = match port {
             Port::Front => api::front::handle(req, &ctx, &mut out),
             Port::Admin => api::admin::handle(req, &ctx, &mut out),
@@ -261,6 +265,11 @@ impl Worker {
                 conn.set(flags::KEEP_ALIVE);
             } else {
                 conn.clear(flags::KEEP_ALIVE);
+            }
+            if req.asks_close {
+                conn.set(flags::ASKS_CLOSE);
+            } else {
+                conn.clear(flags::ASKS_CLOSE);
             }
         }
     }

@@ -42,7 +42,7 @@ use mailbox::{Inbox, Outbox, Post};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use timer::TimerWheel;
 
 /// The token used to close a connection that never got a slot.
@@ -151,8 +151,7 @@ impl Worker {
         let shared = setup.shared;
         let hub = setup.hub;
         let config = Arc::new(shared.config.clone());
-        let mut date = DateCache::new();
-        date.update(SystemTime::now());
+        let date = DateCache::new();
         Worker {
             id: setup.id,
             conns: Slab::with_max(shared.connections_per_worker()),
@@ -212,6 +211,8 @@ impl Worker {
             Duration::ZERO
         };
         self.turn_started = None;
+        // The first reply of the turn reads the wall clock once (the Date header).
+        self.date.expire();
         let result = backend.wait(Some(timeout), &mut |c| self.on_completion(c));
         let working_since = self.turn_started.unwrap_or_else(Instant::now);
         self.inbox.woke();

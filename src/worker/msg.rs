@@ -6,6 +6,7 @@
 //! Depends on: engine (Token), comet (messages, subscription results), api (admin requests).
 
 use crate::api::{HomeRequest, SubscribeRequest};
+use crate::comet::auth::Credential;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::Message;
 use crate::engine::Token;
@@ -78,7 +79,7 @@ pub struct Adoption {
     /// The socket (closed if the message is dropped).
     pub socket: OwnedFd,
     /// The connection's flags (HTTP version, keep-alive, peer closed).
-    pub flags: u8,
+    pub flags: u16,
     /// Bytes that arrived after the subscription request.
     #[allow(clippy::box_collection)]
     pub inbuf: Option<Box<Vec<u8>>>,
@@ -89,7 +90,7 @@ pub struct Adoption {
 /// A hand-over this worker takes, waiting for its backend to register the socket.
 pub struct Arriving {
     pub from: usize,
-    pub flags: u8,
+    pub flags: u16,
     #[allow(clippy::box_collection)]
     pub inbuf: Option<Box<Vec<u8>>>,
     pub request: SubscribeRequest,
@@ -102,7 +103,7 @@ pub struct SubscribeMsg {
     pub token: Token,
     pub name: Arc<[u8]>,
     pub seq: u32,
-    pub auth_token: Vec<u8>,
+    pub credential: Credential,
     /// Long-poll: register only when there is nothing to send at once.
     pub long_poll: bool,
     /// A resumable subscription (see `comet::Resume`).

@@ -1,8 +1,11 @@
 //! State shared by every worker of one server: the configuration (read-only), the clock origin,
 //! and a few process-wide counters kept as atomics (never a lock on the per-connection path).
 //!
-//! Depends on: config, comet (hub configuration and counters).
+//! Depends on: config, comet (hub configuration, counters, the stateless-token key), api (the
+//! CORS lines).
 
+use crate::api::cors::CorsHeads;
+use crate::comet::auth::StatelessKey;
 use crate::comet::hub::{Counters, HubConfig};
 use crate::config::{Auth, Config};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -100,6 +103,10 @@ impl WorkerStats {
 
 pub struct Shared {
     pub config: Config,
+    /// The front port's CORS header lines, rendered from the configuration once.
+    pub cors: CorsHeads,
+    /// The key of stateless tokens (`front.auth_secret`, under `auth: token`).
+    pub stateless: Option<StatelessKey>,
     pub stats: Vec<WorkerStats>,
     pub workers: usize,
     start: Instant,
@@ -135,6 +142,13 @@ pub fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
 impl Shared {
     pub fn new(config: Config, workers: usize) -> Shared {
         Shared {
+            cors: CorsHeads::new(&config.front.cors),
+            stateless: config
+                .front
+                .auth_secret
+                .as_ref()
+                .filter(|_| config.front.auth == Auth::Token)
+                .map(|secret| StatelessKey::new(&secret.0)),
             config,
             stats: (0..workers).map(|_| WorkerStats::default()).collect(),
             workers,

@@ -56,7 +56,8 @@ impl Worker {
             return;
         };
         conn.phase = Phase::Waiting;
-        let sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        let mut sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        sub.cors = req.cors;
         conn.ext = Some(Box::new(Ext::Sub(sub)));
         self.local.add(&name, token.pack());
         let home = self.home_of(&name);
@@ -66,7 +67,7 @@ impl Worker {
             token,
             name,
             seq: req.seq,
-            auth_token: req.auth_token,
+            credential: req.credential,
             long_poll,
             resume: req.resume,
         };
@@ -99,16 +100,20 @@ impl Worker {
         let Some(conn) = self.conns.at(token) else {
             return;
         };
-        let style = HeadStyle {
-            http11: !conn.has(flags::HTTP10),
-            close: !conn.has(flags::KEEP_ALIVE),
-            date,
-        };
+        let http11 = !conn.has(flags::HTTP10);
+        let close = conn.has(flags::ASKS_CLOSE);
         conn.phase = Phase::Subscribed;
         let Some(sub) = conn.sub_mut() else {
             return;
         };
         let transport = sub.framing.transport;
+        let sse = sub.framing.transport == Transport::Sse;
+        let style = HeadStyle {
+            http11,
+            close,
+            cors: self.shared.cors.lines(sub.cors, sse),
+            date,
+        };
         let opened = subscribe::open(sub, style, &result, &mut out);
         if result.is_ok() {
             self.count_subscriber(transport, true);
@@ -376,12 +381,23 @@ impl Worker {
 
     /// A subscriber's heartbeat is due.
     pub(crate) fn on_noop_due(&mut self, token: Token) {
-        let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
+        let Some(conn) = self.conns.at(token) else {
+            return;
+        };
+        let awaiting_pong = conn.has(flags::AWAITING_PONG);
+        if conn
+            .sub()
+            .is_some_and(|s| s.framing.transport == Transport::WebSocket)
+        {
+            // Answered by the next frame the client sends (`ws`), or closed at the next beat.
+            conn.set(flags::AWAITING_PONG);
+        }
+        let Some(sub) = conn.sub_mut() else {
             return;
         };
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
-        if subscribe::peer_silent(sub, &mut out) {
+        if subscribe::peer_silent(sub, awaiting_pong, &mut out) {
             self.queue(token, &out);
             self.scratch = out;
             return self.ws_close(token);

@@ -72,8 +72,8 @@ impl Worker {
             if matches!(step, Step::Need) {
                 break;
             }
-            if let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) {
-                sub.awaiting_pong = false;
+            if let Some(conn) = self.conns.at(token) {
+                conn.clear(flags::AWAITING_PONG);
             }
             match websocket::react(step, &mut out) {
                 Reaction::Reply => {

@@ -16,6 +16,7 @@ use super::Worker;
 use crate::api::frame::{Framing, Transport};
 use crate::api::subscribe::{self, Subscription};
 use crate::api::ws_command::{self, Command};
+use crate::comet::auth::Credential;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::{encode, MsgType, TOO_MANY_WS_CHANNELS};
 use crate::comet::Resume;
@@ -97,6 +98,12 @@ impl Worker {
             let json = encode(MsgType::TooMany, &cname, 0, TOO_MANY_WS_CHANNELS);
             return self.ws_text(token, &json);
         }
+        let now = self.date.unix_secs();
+        let stateless = self.shared.stateless.as_ref();
+        let credential = match stateless.and_then(|k| k.check(&cname, &auth_token, now)) {
+            Some(valid) => Credential::Stateless { valid },
+            None => Credential::Signed(auth_token),
+        };
         let name = self.shared_name(cname);
         let framing = Framing::new(Transport::WebSocket, false, None).resuming(true);
         let sub = Subscription::pending(Arc::clone(&name), framing, seq, 0);
@@ -108,7 +115,7 @@ impl Worker {
             token,
             name,
             seq,
-            auth_token,
+            credential,
             long_poll: false,
             resume: Some(Resume { epoch }),
         };
