@@ -6,10 +6,12 @@
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
+#   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
+#                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench microbench c1000k messenger clean
+.PHONY: all build run test fmt lint unit bench microbench c1000k messenger ws-conformance clean
 
 all: build
 
@@ -48,6 +50,9 @@ c1000k: build
 
 messenger: build
 	bash bench/messenger.sh
+
+ws-conformance:
+	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1
 
 clean:
 	$(CARGO) clean
