@@ -6,12 +6,13 @@
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
+#   make ws-bench  /ws against /stream: idle memory at 19,000 and 1 x 1,000 fan-out, both engines
 #   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
 #                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit bench microbench c1000k messenger ws-conformance clean
+.PHONY: all build run test fmt lint unit bench microbench c1000k messenger ws-bench ws-conformance clean
 
 all: build
 
@@ -50,6 +51,9 @@ c1000k: build
 
 messenger: build
 	bash bench/messenger.sh
+
+ws-bench: build
+	bash bench/ws.sh
 
 ws-conformance:
 	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1
