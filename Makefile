@@ -12,10 +12,13 @@
 #                 systemd unit, sysctl files and docs (PREFIX=/usr/local, DESTDIR=, BINDIR,
 #                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
 #   make deb      build release and a Debian package in DEB_DIR (default target/deb)
+#   make ws-bench  /ws against /stream: idle memory at 19,000 and 1 x 1,000 fan-out, both engines
+#   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
+#                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger ws-bench ws-conformance install uninstall deb clean
 
 all: build
 
@@ -95,6 +98,12 @@ DEB_DIR ?= $(TARGET_DIR)/deb
 
 deb: $(if $(BIN),,build)
 	bash contrib/debian/build-deb.sh "$(INSTALL_BIN)" "$(DEB_DIR)"
+
+ws-bench: build
+	bash bench/ws.sh
+
+ws-conformance:
+	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1
 
 clean:
 	$(CARGO) clean

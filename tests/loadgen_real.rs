@@ -1,7 +1,8 @@
 //! rcomet-loadgen against the real rcomet binary: holding long-poll subscribers over several
 //! worker processes and source addresses under a lowered open-file limit (checked from the
 //! server's `/stats`, the kernel's socket table and the workers' `/proc` entries), lossless
-//! fan-out on every transport, lost-message detection through a relay that drops one real data
+//! fan-out on every transport (WebSocket among them), WebSocket subscribers answering the
+//! server's heartbeat pings, lost-message detection through a relay that drops one real data
 //! frame, and `/ping` throughput. Small and bounded (a few hundred connections, seconds each).
 //!
 //! Depends on tests/support (server process, raw HTTP helpers, loadgen runs), /proc and std.
@@ -384,7 +385,7 @@ fn fanout_run(server: &Server, transport: &str, rate: u32, prefix: &str) -> Json
 engine_tests!(fanout_is_lossless_on_every_transport);
 fn fanout_is_lossless_on_every_transport(engine: &'static str) {
     let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
-    for transport in ["poll", "stream", "sse"] {
+    for transport in ["poll", "stream", "sse", "ws"] {
         let r = fanout_run(&server, transport, 1000, &format!("fan-{transport}-"));
         let ctx = format!("[{engine} {transport}] {r:?}");
         assert_eq!(r.str("transport"), Some(transport), "{ctx}");
@@ -416,7 +417,7 @@ fn stats_count_every_message_written_to_subscribers(engine: &'static str) {
     // Fast enough that long-pollers re-poll behind and get messages replayed from the channel
     // buffer; `/stats` deliveries are "messages written to subscribers", live or replayed.
     let server = Server::start(Opts::new(engine).arg("--auth").arg("token"));
-    for transport in ["stream", "sse", "poll"] {
+    for transport in ["stream", "sse", "poll", "ws"] {
         let before = stats(&server).sum("workers", "deliveries");
         let r = fanout_run(&server, transport, 5000, &format!("count-{transport}-"));
         let ctx = format!("[{engine} {transport}] {r:?}");
@@ -478,6 +479,37 @@ fn a_data_frame_dropped_from_a_real_stream_is_reported_lost(engine: &'static str
     assert!(r.count("undelivered") >= 1, "{ctx}");
     assert_eq!(r.count("duplicated"), 0, "{ctx}");
     assert_eq!(r.count("out_of_order"), 0, "{ctx}");
+}
+
+engine_tests!(websocket_subscribers_answer_heartbeat_pings);
+fn websocket_subscribers_answer_heartbeat_pings(engine: &'static str) {
+    // A /ws subscriber that answers no ping is closed (1001) at the third heartbeat; with a
+    // heartbeat every second or two, holding five seconds needs the pongs.
+    let server = Server::start(Opts::new(engine).config("front:\n\tpolling_timeout: 1\n"));
+    let r = run_loadgen(
+        &server,
+        server.front,
+        &[
+            "connect",
+            "-n",
+            "50",
+            "--per-channel",
+            "5",
+            "--transport",
+            "ws",
+            "--hold",
+            "5",
+        ],
+    );
+    let ctx = format!("[{engine}] {r:?}");
+    assert_eq!(r.str("transport"), Some("ws"), "{ctx}");
+    assert_eq!(r.count("connections_held"), 50, "{ctx}");
+    assert_eq!(r.count("reconnects"), 0, "{ctx}");
+    assert!(
+        r.count("noops") >= 100,
+        "two heartbeats or more each: {ctx}"
+    );
+    assert_no_errors(&r);
 }
 
 engine_tests!(ping_counts_requests_without_errors);

@@ -84,6 +84,8 @@ pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action 
                 r.objects |= parsed.is_ok_and(|n| n > 0);
                 r.parse_error |= parsed.is_err();
             }
+            // Only after a 101, which no admin request asks for.
+            Event::Ping(_) | Event::Close(_) => r.parse_error = true,
         });
         let fed = match fed {
             Ok(f) => f,

@@ -37,6 +37,8 @@ pub enum Transport {
     Stream,
     /// Server-Sent Events on /sse.
     Sse,
+    /// WebSocket on /ws: one text frame per message; pings answered.
+    Ws,
 }
 
 impl Transport {
@@ -45,6 +47,7 @@ impl Transport {
             Transport::Poll => "poll",
             Transport::Stream => "stream",
             Transport::Sse => "sse",
+            Transport::Ws => "ws",
         }
     }
 }

@@ -3,7 +3,12 @@
 //! Content-Length, chunked encoding, or the end of the connection. Bodies are handed out as lines
 //! (split at LF, a trailing CR dropped) because every iComet frame is one line. Buffers are
 //! bounded: a line longer than [`MAX_LINE`] is an error. An idle reader owns no heap memory.
-//! Depends on std only.
+//! After a `101 Switching Protocols` the connection carries the server's WebSocket frames: each
+//! text message (reassembled from fragments, control frames allowed between them) is handed out
+//! as one line, pings and the close frame as their own events; after the close frame the rest is
+//! ignored. Depends on ws_frames (frame heads).
+
+use crate::ws_frames::{self, OP_CLOSE, OP_CONTINUATION, OP_PING, OP_TEXT};
 
 /// Longest status, header or body line accepted.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -17,6 +22,9 @@ pub enum HttpError {
     BadHeader,
     BadChunk,
     UnexpectedEof,
+    /// A WebSocket frame no server may send (see `ws_frames::BadFrame`), a binary message, or
+    /// fragments out of order.
+    BadFrame,
 }
 
 /// What the reader found while consuming input.
@@ -24,8 +32,13 @@ pub enum HttpError {
 pub enum Event<'a> {
     /// The response head is complete (interim 1xx responses are skipped).
     Head { status: u16 },
-    /// One body line, without its LF (and without a CR before it).
+    /// One body line, without its LF (and without a CR before it); after a 101, one whole text
+    /// message.
     Line(&'a [u8]),
+    /// After a 101: a ping from the server, with its payload (the caller answers it).
+    Ping(&'a [u8]),
+    /// After a 101: the server's close frame, with its code if it has one.
+    Close(Option<u16>),
 }
 
 /// Result of one [`ResponseReader::feed`] call.
@@ -41,12 +54,49 @@ pub struct Fed {
 enum State {
     StatusLine,
     Headers,
-    Fixed { left: u64 },
-    ChunkSize { value: u64, digits: u8, ext: bool },
-    ChunkData { left: u64 },
-    ChunkDataEnd { saw_cr: bool },
+    Fixed {
+        left: u64,
+    },
+    ChunkSize {
+        value: u64,
+        digits: u8,
+        ext: bool,
+    },
+    ChunkData {
+        left: u64,
+    },
+    ChunkDataEnd {
+        saw_cr: bool,
+    },
     Trailers,
     UntilClose,
+    /// After a 101: a frame head, `have` bytes of it in `bytes`; `open` while a fragmented
+    /// message is being assembled in `line`.
+    WsHead {
+        have: u8,
+        bytes: [u8; ws_frames::MAX_HEAD],
+        open: bool,
+    },
+    /// Inside a frame's payload, `left` bytes to go. A control frame (`control` bytes in all) is
+    /// read into `line` after the part of a message assembled there, and cut off again.
+    WsPayload {
+        left: u64,
+        opcode: u8,
+        fin: bool,
+        open: bool,
+        control: u8,
+    },
+    /// After the server's close frame.
+    WsClosed,
+}
+
+/// The state that reads the first frame head after a 101 (or the next one after a frame).
+fn ws_head(open: bool) -> State {
+    State::WsHead {
+        have: 0,
+        bytes: [0; ws_frames::MAX_HEAD],
+        open,
+    }
 }
 
 /// Incremental reader for a sequence of responses on one connection.
@@ -215,6 +265,9 @@ impl ResponseReader {
                     self.body(rest, on)?;
                     i = input.len();
                 }
+                State::WsHead { .. } => i += self.frame_head(rest, on)?,
+                State::WsPayload { .. } => i += self.frame_payload(rest, on)?,
+                State::WsClosed => i = input.len(),
             }
         }
         Ok(Fed {
@@ -235,6 +288,7 @@ impl ResponseReader {
                 self.end_body(on);
                 Ok(Some(false))
             }
+            State::WsClosed => Ok(None),
             _ => Err(HttpError::UnexpectedEof),
         }
     }
@@ -321,6 +375,11 @@ impl ResponseReader {
     where
         F: FnMut(Event<'_>),
     {
+        if self.status == 101 {
+            on(Event::Head { status: 101 });
+            self.state = ws_head(false);
+            return None;
+        }
         if (100..200).contains(&self.status) {
             self.state = State::StatusLine;
             return None;
@@ -350,6 +409,148 @@ impl ResponseReader {
                 self.state = State::UntilClose;
                 None
             }
+        }
+    }
+
+    /// Takes bytes of a frame head from `rest`; returns how many. A complete head starts the
+    /// frame's payload (at once for an empty one).
+    fn frame_head<F>(&mut self, rest: &[u8], on: &mut F) -> Result<usize, HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        let State::WsHead {
+            have,
+            mut bytes,
+            open,
+        } = self.state
+        else {
+            return Ok(0);
+        };
+        let mut have = usize::from(have);
+        let mut used = 0;
+        loop {
+            let want = match bytes.get(1) {
+                Some(&second) if have >= 2 => ws_frames::head_size(second),
+                _ => 2,
+            };
+            let (Some(&b), Some(slot)) = (rest.get(used), bytes.get_mut(have)) else {
+                break;
+            };
+            if have >= want {
+                break;
+            }
+            *slot = b;
+            have += 1;
+            used += 1;
+        }
+        let head = ws_frames::parse_head(bytes.get(..have).unwrap_or(&[]))
+            .map_err(|_| HttpError::BadFrame)?;
+        let Some(head) = head else {
+            self.state = State::WsHead {
+                have: have as u8,
+                bytes,
+                open,
+            };
+            return Ok(used);
+        };
+        let control = head.opcode >= OP_CLOSE;
+        match head.opcode {
+            OP_CONTINUATION if !open => return Err(HttpError::BadFrame),
+            OP_TEXT if open => return Err(HttpError::BadFrame),
+            OP_CONTINUATION | OP_TEXT => {
+                if self.line.len() as u64 + head.len > MAX_LINE as u64 {
+                    return Err(HttpError::LineTooLong);
+                }
+            }
+            _ if control => {}
+            _ => return Err(HttpError::BadFrame), // binary: commands and messages are text
+        }
+        self.state = State::WsPayload {
+            left: head.len,
+            opcode: head.opcode,
+            fin: head.fin,
+            open,
+            control: if control { head.len as u8 } else { 0 },
+        };
+        if head.len == 0 {
+            self.frame_payload(&[], on)?;
+        }
+        Ok(used)
+    }
+
+    /// Takes payload bytes of the current frame from `rest`; returns how many. A complete text
+    /// message is one line (straight from `rest` when it came whole in one read), a complete
+    /// control frame its event.
+    fn frame_payload<F>(&mut self, rest: &[u8], on: &mut F) -> Result<usize, HttpError>
+    where
+        F: FnMut(Event<'_>),
+    {
+        let State::WsPayload {
+            left,
+            opcode,
+            fin,
+            open,
+            control,
+        } = self.state
+        else {
+            return Ok(0);
+        };
+        let n = (rest.len() as u64).min(left);
+        let take = rest.get(..n as usize).unwrap_or(&[]);
+        if n < left {
+            if control > 0 {
+                self.line.extend_from_slice(take); // at most 125 bytes
+            } else {
+                self.append_line(take)?;
+            }
+            self.state = State::WsPayload {
+                left: left - n,
+                opcode,
+                fin,
+                open,
+                control,
+            };
+            return Ok(n as usize);
+        }
+        if opcode >= OP_CLOSE {
+            // The part of this control frame read earlier sits at the end of `line`.
+            let start = self.line.len() - (usize::from(control) - take.len());
+            self.state = ws_head(open);
+            if start == self.line.len() {
+                self.control_frame(opcode, take, on);
+            } else {
+                self.line.extend_from_slice(take);
+                let payload = std::mem::take(&mut self.line);
+                self.control_frame(opcode, payload.get(start..).unwrap_or(&[]), on);
+                self.line = payload;
+                self.line.truncate(start);
+            }
+            return Ok(n as usize);
+        }
+        self.state = ws_head(!fin);
+        if fin && !open && self.line.is_empty() {
+            on(Event::Line(take));
+        } else {
+            self.append_line(take)?;
+            if fin {
+                on(Event::Line(&self.line));
+                self.line.clear();
+            }
+        }
+        Ok(n as usize)
+    }
+
+    fn control_frame<F>(&mut self, opcode: u8, payload: &[u8], on: &mut F)
+    where
+        F: FnMut(Event<'_>),
+    {
+        match opcode {
+            OP_PING => on(Event::Ping(payload)),
+            OP_CLOSE => {
+                on(Event::Close(ws_frames::close_code(payload)));
+                self.state = State::WsClosed;
+            }
+            _ => {} // a pong
         }
     }
 
@@ -401,6 +602,8 @@ mod tests {
         Head(u16),
         Line(String),
         End(bool),
+        Ping(String),
+        Close(Option<u16>),
     }
 
     fn run(reader: &mut ResponseReader, input: &[u8], step: usize) -> Result<Vec<Ev>, HttpError> {
@@ -411,6 +614,8 @@ mod tests {
                 let fed = reader.feed(rest, &mut |e| match e {
                     Event::Head { status } => evs.push(Ev::Head(status)),
                     Event::Line(l) => evs.push(Ev::Line(String::from_utf8_lossy(l).into())),
+                    Event::Ping(p) => evs.push(Ev::Ping(String::from_utf8_lossy(p).into())),
+                    Event::Close(c) => evs.push(Ev::Close(c)),
                 })?;
                 if let Some(k) = fed.ended {
                     evs.push(Ev::End(k));
@@ -498,6 +703,116 @@ mod tests {
         run(&mut r, &CHUNKED[..30], 7).expect("partial");
         assert!(!r.is_idle());
         run(&mut r, &CHUNKED[30..], 7).expect("rest");
+        r.release_idle_buffer();
+        assert_eq!(r.line.capacity(), 0);
+    }
+
+    /// An unmasked server frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![(u8::from(fin) << 7) | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(n as u8),
+            n if n <= 0xffff => {
+                f.push(126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    const SWITCHING: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+    #[test]
+    fn websocket_frames_after_a_101_in_any_split() {
+        let big = "x".repeat(300);
+        let mut input = SWITCHING.to_vec();
+        input.extend(frame(true, 1, b"{\"a\":1}"));
+        input.extend(frame(true, 9, b"hb"));
+        input.extend(frame(false, 1, b"ab"));
+        input.extend(frame(true, 9, b"mid"));
+        input.extend(frame(false, 0, b""));
+        input.extend(frame(true, 10, b"pong"));
+        input.extend(frame(true, 0, b"cd"));
+        input.extend(frame(true, 1, b""));
+        input.extend(frame(true, 1, big.as_bytes()));
+        input.extend(frame(true, 8, &1000u16.to_be_bytes()));
+        input.extend(b"ignored after the close");
+        for step in [1, 2, 3, 5, 7, 1000] {
+            let mut r = ResponseReader::default();
+            let evs = run(&mut r, &input, step).expect("parse");
+            assert_eq!(
+                evs,
+                vec![
+                    Ev::Head(101),
+                    Ev::Line("{\"a\":1}".into()),
+                    Ev::Ping("hb".into()),
+                    Ev::Ping("mid".into()),
+                    Ev::Line("abcd".into()),
+                    Ev::Line("".into()),
+                    Ev::Line(big.clone()),
+                    Ev::Close(Some(1000)),
+                ],
+                "step {step}"
+            );
+            assert_eq!(
+                r.eof(&mut |_| {}),
+                Ok(None),
+                "a closed WebSocket ends cleanly"
+            );
+        }
+    }
+
+    #[test]
+    fn websocket_errors_and_bounds() {
+        let upgraded = |frames: &[u8]| {
+            let mut input = SWITCHING.to_vec();
+            input.extend_from_slice(frames);
+            run(&mut ResponseReader::default(), &input, 1000)
+        };
+        assert_eq!(
+            upgraded(&[0x81, 0x81, 1, 2, 3, 4, b'x']),
+            Err(HttpError::BadFrame),
+            "masked"
+        );
+        assert_eq!(
+            upgraded(&frame(true, 2, b"x")),
+            Err(HttpError::BadFrame),
+            "binary"
+        );
+        assert_eq!(
+            upgraded(&frame(true, 0, b"x")),
+            Err(HttpError::BadFrame),
+            "lone continuation"
+        );
+        let mut twice = frame(false, 1, b"a");
+        twice.extend(frame(true, 1, b"b"));
+        assert_eq!(
+            upgraded(&twice),
+            Err(HttpError::BadFrame),
+            "a new message inside one"
+        );
+        let mut long = frame(false, 1, &vec![b'x'; MAX_LINE - 1]);
+        long.extend(frame(true, 0, b"yy"));
+        assert_eq!(upgraded(&long), Err(HttpError::LineTooLong));
+        let mut r = ResponseReader::default();
+        let mut input = SWITCHING.to_vec();
+        input.extend(&frame(true, 1, b"abcdef")[..4]);
+        run(&mut r, &input, 1000).expect("partial frame");
+        assert_eq!(r.eof(&mut |_| {}), Err(HttpError::UnexpectedEof));
+    }
+
+    #[test]
+    fn a_websocket_message_split_over_reads_leaves_no_buffer() {
+        let mut r = ResponseReader::default();
+        let mut input = SWITCHING.to_vec();
+        input.extend(frame(true, 1, b"{\"type\":\"noop\"}"));
+        let evs = run(&mut r, &input, 9).expect("parse");
+        assert_eq!(evs.last(), Some(&Ev::Line("{\"type\":\"noop\"}".into())));
         r.release_idle_buffer();
         assert_eq!(r.line.capacity(), 0);
     }

@@ -26,6 +26,7 @@ mod sources;
 mod stats;
 mod subscriber;
 mod sys;
+mod ws_frames;
 
 use clap::Parser;
 

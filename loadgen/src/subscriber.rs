@@ -1,8 +1,9 @@
-//! The subscriber protocol: builds /sub (JSONP long-poll, like icomet.js), /stream and /sse
-//! requests, reads their responses, follows seq and noop as a browser does (re-poll after every
-//! long-poll reply with the next seq, or the same seq and noop+1 after a heartbeat), checks seq
-//! continuity and records push→deliver latency. Depends on conn, env, http_reader, message,
-//! seq_check, stats, plan.
+//! The subscriber protocol: builds /sub (JSONP long-poll, like icomet.js), /stream, /sse and /ws
+//! (WebSocket upgrade) requests, reads their responses, follows seq and noop as a browser does
+//! (re-poll after every long-poll reply with the next seq, or the same seq and noop+1 after a
+//! heartbeat), answers a WebSocket's pings and echoes its close, checks seq continuity and
+//! records push→deliver latency. Depends on conn, env, http_reader, message, seq_check, stats,
+//! plan, ws_frames.
 
 use std::io::Write;
 
@@ -14,6 +15,7 @@ use crate::message::{for_each_message, parse_stamp, Kind, Message};
 use crate::plan::{Plan, Scenario};
 use crate::seq_check::SeqOutcome;
 use crate::stats::{record_us, ErrorKind};
+use crate::ws_frames::{self, OP_CLOSE, OP_PONG};
 
 /// JSONP callback name icomet.js uses for its first subscription.
 const CALLBACK: &str = "icomet_cb_0";
@@ -25,16 +27,19 @@ pub fn write_request(conn: &Conn, plan: &Plan, out: &mut Vec<u8>) {
         Transport::Poll => "/sub",
         Transport::Stream => "/stream",
         Transport::Sse => "/sse",
+        Transport::Ws => "/ws",
     };
     // Writing into a Vec cannot fail.
     let _ = write!(
         out,
-        "GET {path}?cname={}{}&seq={}&noop={}",
+        "GET {path}?cname={}{}&seq={}",
         plan.prefix,
         plan.channel_of(conn.index),
         conn.sub.seq.next_seq(),
-        conn.sub.noop
     );
+    if plan.transport != Transport::Ws {
+        let _ = write!(out, "&noop={}", conn.sub.noop);
+    }
     if plan.transport == Transport::Poll {
         let _ = write!(out, "&cb={CALLBACK}");
     }
@@ -42,7 +47,11 @@ pub fn write_request(conn: &Conn, plan: &Plan, out: &mut Vec<u8>) {
         out.extend_from_slice(b"&token=");
         out.extend_from_slice(token);
     }
-    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n\r\n", plan.front);
+    let _ = write!(out, " HTTP/1.1\r\nHost: {}\r\n", plan.front);
+    if plan.transport == Transport::Ws {
+        out.extend_from_slice(ws_frames::UPGRADE_HEADERS.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Sends the next subscription request on an open connection.
@@ -59,6 +68,10 @@ pub fn send_request(conn: &mut Conn, env: &mut Env<'_>) -> Result<(), ErrorKind>
 struct Verdict {
     head: Option<u16>,
     error: Option<ErrorKind>,
+    /// Pongs for the server's pings (no allocation unless one came).
+    replies: Vec<u8>,
+    /// The server's close frame arrived, with this code.
+    close: Option<Option<u16>>,
 }
 
 /// Handles bytes read from a subscriber connection.
@@ -69,6 +82,8 @@ pub fn on_bytes(conn: &mut Conn, mut input: &[u8], env: &mut Env<'_>) -> Action 
         let fed = reader.feed(input, &mut |ev| match ev {
             Event::Head { status } => v.head = Some(status),
             Event::Line(line) => on_line(line, sub, env, &mut v),
+            Event::Ping(payload) => ws_frames::client_frame(OP_PONG, payload, &mut v.replies),
+            Event::Close(code) => v.close = Some(code),
         });
         let fed = match fed {
             Ok(f) => f,
@@ -106,7 +121,11 @@ fn after_step(
     env: &mut Env<'_>,
 ) -> Option<Action> {
     if let Some(status) = v.head {
-        if status != 200 {
+        let ok = match env.plan.transport {
+            Transport::Ws => 101,
+            _ => 200,
+        };
+        if status != ok {
             return Some(Action::Close(Some(ErrorKind::HttpStatus)));
         }
         conn.phase = Phase::Open;
@@ -121,11 +140,32 @@ fn after_step(
     if let Some(err) = v.error {
         return Some(Action::Close(Some(err)));
     }
+    if !v.replies.is_empty() {
+        if let Err(e) = conn.send(&v.replies) {
+            return Some(Action::Close(Some(e)));
+        }
+    }
     if env.plan.scenario == Scenario::Churn && conn.sub.frames > 0 {
         env.stats.c.cycles += 1;
         let us = env.now.saturating_sub(conn.started_ns) / 1000;
         record_us(&mut env.stats.latency, us);
         return Some(Action::Close(None));
+    }
+    if let Some(code) = v.close {
+        // Echo the close (best effort: the server closes the TCP connection after its own); a
+        // normal closure is a subscription the server ended, like a stream's last chunk.
+        let mut echo = Vec::new();
+        let payload = code.map(u16::to_be_bytes);
+        ws_frames::client_frame(
+            OP_CLOSE,
+            payload.as_ref().map_or(&[][..], |p| &p[..]),
+            &mut echo,
+        );
+        let _ = conn.send(&echo);
+        return Some(match code {
+            Some(1000) => Action::Reconnect,
+            _ => Action::Close(Some(ErrorKind::Closed)),
+        });
     }
     match ended {
         None => None,
@@ -259,5 +299,141 @@ mod tests {
             on_bytes(&mut c, bad, &mut env),
             Action::Close(Some(ErrorKind::Parse))
         );
+    }
+
+    /// A connection whose socket is one end of a loopback pair; the other end is returned.
+    fn connected() -> (Conn, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (server, _) = listener.accept().expect("accept");
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut c = Conn {
+            stream: Some(client),
+            phase: Phase::AwaitHead,
+            ..Conn::default()
+        };
+        c.sub.ramping = true;
+        (c, server)
+    }
+
+    /// A server frame.
+    fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x80 | opcode, payload.len() as u8];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Reads one masked client frame from the server's end: (first byte, unmasked payload).
+    fn client_frame_at(server: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
+        use std::io::Read;
+        let mut head = [0u8; 6];
+        server.read_exact(&mut head).expect("frame head");
+        assert_eq!(head[1] & 0x80, 0x80, "client frames are masked");
+        let mut payload = vec![0u8; usize::from(head[1] & 0x7f)];
+        server.read_exact(&mut payload).expect("payload");
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= head[2 + i % 4];
+        }
+        (head[0], payload)
+    }
+
+    const SWITCHING: &str =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+
+    #[test]
+    fn websocket_request_is_an_upgrade() {
+        let p = plan_from_args(&["lg", "connect", "-n", "1", "--transport", "ws"]);
+        let mut c = Conn::default();
+        c.sub.token = Some(b"t0k".to_vec().into_boxed_slice());
+        let mut out = Vec::new();
+        write_request(&c, &p, &mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "GET /ws?cname=lg0&seq=0&token=t0k HTTP/1.1\r\nHost: 127.0.0.1:8100\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn websocket_frames_are_messages_and_pings_are_answered() {
+        let p = plan_from_args(&["lg", "fanout", "-n", "1", "--transport", "ws"]);
+        let mut parts = EnvParts {
+            ramp_pending: 1,
+            ..EnvParts::default()
+        };
+        let mut env = parts.env(&p, 1);
+        let (mut c, mut server) = connected();
+        let mut input = SWITCHING.as_bytes().to_vec();
+        input.extend(frame(
+            1,
+            br#"{"type":"next_seq","cname":"lg0","seq":1,"content":"","epoch":7}"#,
+        ));
+        input.extend(frame(
+            1,
+            br#"{"type":"data","cname":"lg0","seq":1,"content":"a"}"#,
+        ));
+        input.extend(frame(9, b"hb"));
+        input.extend(frame(
+            1,
+            br#"{"type":"data","cname":"lg0","seq":3,"content":"b"}"#,
+        ));
+        assert_eq!(on_bytes(&mut c, &input, &mut env), Action::Keep);
+        let s = &env.stats.c;
+        assert_eq!((s.held, s.deliveries, s.lost), (1, 2, 1));
+        assert_eq!(*env.ramp_pending, 0);
+        assert_eq!(
+            client_frame_at(&mut server),
+            (0x8a, b"hb".to_vec()),
+            "the pong"
+        );
+        // The server's normal close is echoed and the subscription starts again.
+        let close = frame(8, &1000u16.to_be_bytes());
+        assert_eq!(on_bytes(&mut c, &close, &mut env), Action::Reconnect);
+        assert_eq!(
+            client_frame_at(&mut server),
+            (0x88, vec![0x03, 0xe8]),
+            "the echo"
+        );
+    }
+
+    #[test]
+    fn websocket_refusals_and_abnormal_closes_are_errors() {
+        let p = plan_from_args(&["lg", "connect", "-n", "1", "--transport", "ws"]);
+        let mut parts = EnvParts::default();
+        let mut env = parts.env(&p, 1);
+        let cases: [(Vec<u8>, Action); 4] = [
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+                Action::Close(Some(ErrorKind::HttpStatus)),
+            ),
+            (
+                [
+                    SWITCHING.as_bytes(),
+                    &frame(
+                        1,
+                        br#"{"type":"401","cname":"lg0","seq":0,"content":"Token error"}"#,
+                    ),
+                    &frame(8, &1008u16.to_be_bytes()),
+                ]
+                .concat(),
+                Action::Close(Some(ErrorKind::HttpStatus)),
+            ),
+            (
+                [SWITCHING.as_bytes(), &frame(8, &1001u16.to_be_bytes())].concat(),
+                Action::Close(Some(ErrorKind::Closed)),
+            ),
+            (
+                [SWITCHING.as_bytes(), &frame(2, b"bin")].concat(),
+                Action::Close(Some(ErrorKind::Parse)),
+            ),
+        ];
+        for (input, want) in cases {
+            let (mut c, _server) = connected();
+            assert_eq!(on_bytes(&mut c, &input, &mut env), want);
+        }
     }
 }
