@@ -300,11 +300,11 @@ fn request_head_over_max_header_size_is_431(engine: &'static str) {
     );
     assert_still_fine(&server, "431 (unfinished head)");
 
-    // A huge request-URI counts as head too.
+    // A request line that alone passes the limit is 414 (RFC 9110: URI Too Long).
     let mut c = Conn::open(server.front);
     c.get(&format!("/ping?cb=x&pad={filler}"));
-    expect_error_page(&mut c, 431, "Request Header Fields Too Large", "5 KB URI");
-    assert_still_fine(&server, "431 (long URI)");
+    expect_error_page(&mut c, 414, "URI Too Long", "5 KB URI");
+    assert_still_fine(&server, "414 (long URI)");
 }
 
 engine_tests!(request_body_over_max_body_size_is_413);
@@ -604,4 +604,24 @@ fn a_post_body_trickled_byte_by_byte_is_read(engine: &'static str) {
         read_message(&mut sub),
         "{\"type\":\"data\",\"cname\":\"trickle\",\"seq\":1,\"content\":\"one byte at a time\"}\n"
     );
+}
+
+engine_tests!(stricter_http_where_the_rfc_says_so);
+fn stricter_http_where_the_rfc_says_so(engine: &'static str) {
+    let server = Server::start(Opts::new(engine));
+    let cases: [(&[u8], u16); 5] = [
+        (b"GET /ping HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\rHost: a\r\r", 400),
+        (b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a=\0b\r\nabc\r\n0\r\n\r\n", 400),
+        (b"POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n14 \r\n", 400),
+    ];
+    for (request, status) in cases {
+        let mut c = Conn::open(server.front);
+        c.send(request);
+        // Answered at once (within the read timeout, far below the 10 s header timeout).
+        let r = c.read_response();
+        assert_eq!(r.status, status, "{:?}", String::from_utf8_lossy(request));
+    }
+    assert_still_fine(&server, "after the refusals");
 }

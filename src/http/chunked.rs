@@ -2,7 +2,7 @@
 //! Depends on [`limits`](super::limits) for the limits, the rejection type and the byte helpers.
 //!
 //! Rules: a size line is one or more hex digits, optionally followed by blanks and a `;extension`
-//! (ignored), ended by CRLF or LF; each chunk's data is followed by CRLF or LF; a zero-size chunk
+//! (ignored; no control bytes), ended by CRLF or LF — blanks with no extension after them are 400; each chunk's data is followed by CRLF or LF; a zero-size chunk
 //! ends the body, followed by optional trailer lines (each must hold a colon; ignored) and an empty
 //! line. Anything else is 400.
 //!
@@ -139,12 +139,20 @@ fn next_line(buf: &[u8]) -> Option<(&[u8], usize)> {
 /// Parses a size line; a size above `room` is 413.
 fn chunk_size(line: &[u8], room: usize) -> Result<usize, Reject> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    let (hex, tail) = line.split_at(digits);
-    let tail = tail
+    let (hex, after_hex) = line.split_at(digits);
+    let tail = after_hex
         .iter()
         .position(|&b| b != b' ' && b != b'\t')
-        .and_then(|at| tail.get(at..));
-    if hex.is_empty() || !matches!(tail, None | Some([b';', ..])) {
+        .and_then(|at| after_hex.get(at..));
+    // Blanks may only come before an extension (RFC 9112's BWS before `;`), and an extension
+    // holds no control byte (a NUL there is how smuggling tricks start).
+    let extension_ok = |ext: &[u8]| ext.iter().all(|&b| b == b'\t' || (b >= b' ' && b != 0x7f));
+    let valid = match tail {
+        None => after_hex.is_empty(),
+        Some(ext @ [b';', ..]) => extension_ok(ext),
+        Some(_) => false,
+    };
+    if hex.is_empty() || !valid {
         return Err(Reject::BadRequest);
     }
     let mut size: usize = 0;
@@ -200,9 +208,22 @@ mod tests {
             b"0123456789"
         );
         assert_eq!(
-            complete(b"a \t;x\r\n0123456789\r\n0 \r\n\r\n").0,
+            complete(b"a \t;x\r\n0123456789\r\n0\r\n\r\n").0,
             b"0123456789"
         );
+    }
+
+    #[test]
+    fn blanks_without_an_extension_and_control_bytes_in_one_are_refused() {
+        for wire in [
+            &b"14 \r\n"[..],
+            b"3\t\r\nabc\r\n0\r\n\r\n",
+            b"3;a=\0b\r\nabc\r\n0\r\n\r\n",
+            b"3;\x01\r\nabc\r\n0\r\n\r\n",
+            b"3\r\nabc\r\n0 \r\n\r\n",
+        ] {
+            assert_eq!(decode(wire, &LIMITS), Err(Reject::BadRequest), "{wire:?}");
+        }
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub enum Reject {
     HeaderTooLarge,
     /// 413: the body exceeds `max_body_bytes` (or its chunk framing exceeds `max_header_bytes`).
     BodyTooLarge,
+    /// 414: the request line alone exceeds `max_header_bytes`.
+    UriTooLong,
 }
 
 impl Reject {
@@ -39,6 +41,7 @@ impl Reject {
             Reject::NotImplemented => 501,
             Reject::HeaderTooLarge => 431,
             Reject::BodyTooLarge => 413,
+            Reject::UriTooLong => 414,
         }
     }
 }

@@ -213,6 +213,7 @@ struct HeadFacts<'a> {
     keep_alive: bool,
     expect_continue: bool,
     origin: Option<&'a [u8]>,
+    hosts: usize,
 }
 
 fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, Reject> {
@@ -229,8 +230,16 @@ fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, R
 
     let start = skip_empty_lines(window);
     let from_start = window.get(start..).unwrap_or_default();
+    if has_bare_cr(from_start) {
+        return Err(Reject::BadRequest);
+    }
     let Some(line_len) = memchr(b'\n', from_start) else {
-        return need_more;
+        // A request line that does not fit the head limit is a target too long to serve (blank
+        // lines alone are an oversized head).
+        if from_start.is_empty() {
+            return need_more;
+        }
+        return need_more.map_err(|_| Reject::UriTooLong);
     };
     let line = strip_cr(from_start.get(..line_len).unwrap_or_default());
     let (method, uri, version) = request_line(line)?;
@@ -314,6 +323,11 @@ fn request_line(line: &[u8]) -> Result<(Method, &[u8], Version), Reject> {
     if uri.is_empty() || !uri.iter().all(|&b| b > b' ' && b != 0x7f) {
         return Err(Reject::BadRequest);
     }
+    // Raw bytes above 0x7f are accepted as UTF-8 (iComet clients send raw UTF-8); a byte that
+    // cannot be UTF-8, such as a raw 0xff, is a bad request line, not an unknown path.
+    if std::str::from_utf8(uri).is_err() {
+        return Err(Reject::BadRequest);
+    }
     if method.is_empty() || !method.iter().all(|&b| is_token_byte(b)) {
         return Err(Reject::BadRequest);
     }
@@ -345,7 +359,13 @@ fn head_facts<'a>(headers: &[httparse::Header<'a>]) -> Result<HeadFacts<'a>, Rej
             facts.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
         } else if name.eq_ignore_ascii_case(b"origin") && facts.origin.is_none() {
             facts.origin = Some(value);
+        } else if name.eq_ignore_ascii_case(b"host") {
+            facts.hosts += 1;
         }
+    }
+    // RFC 9112 §3.2: more than one Host is a 400.
+    if facts.hosts > 1 {
+        return Err(Reject::BadRequest);
     }
     if facts.transfer_encodings > 0 {
         if facts.content_length.is_some() {
@@ -407,6 +427,20 @@ fn origin_form(uri: &[u8]) -> &[u8] {
         }
         None => uri,
     }
+}
+
+/// Whether the head holds a CR that is not part of a CRLF (bare CR line ends are 400 at once,
+/// not a wait for a line end that never comes). A CR as the last byte buffered may still be
+/// followed by its LF.
+fn has_bare_cr(head: &[u8]) -> bool {
+    // Only the head is examined: it ends at its first empty line (CRLF or LF line ends).
+    let end = head
+        .windows(3)
+        .position(|w| matches!(w, [b'\n', b'\n', _] | [b'\n', b'\r', b'\n']))
+        .map_or(head.len(), |at| at + 1);
+    let head = head.get(..end).unwrap_or(head);
+    head.windows(2)
+        .any(|w| matches!(w, [b'\r', next] if *next != b'\n'))
 }
 
 /// Number of bytes taken by empty lines (CRLF or LF) at the start of `buf`.

@@ -224,8 +224,45 @@ fn raw_non_ascii_target_is_accepted() {
     let buf = "GET /pub?content={\"a\":\"ü\"}|<> HTTP/1.1\r\n\r\n";
     let (req, _) = complete(buf.as_bytes());
     assert_eq!(req.query, "content={\"a\":\"ü\"}|<>".as_bytes());
-    let (req, _) = complete(b"GET /\xff\xfe HTTP/1.1\r\n\r\n");
-    assert_eq!(&req.path[..], b"/\xff\xfe");
+    // Bytes that cannot be UTF-8 are a bad request line.
+    assert_eq!(
+        parse(b"GET /\xff\xfe HTTP/1.1\r\n\r\n", &LIMITS),
+        Parsed::Reject(Reject::BadRequest)
+    );
+}
+
+#[test]
+fn stricter_framing_where_the_rfc_says_so() {
+    // Two Host headers (RFC 9112 section 3.2).
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", &LIMITS),
+        Parsed::Reject(Reject::BadRequest)
+    );
+    assert!(matches!(
+        parse(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &LIMITS),
+        Parsed::Complete { .. }
+    ));
+    // Bare CR line ends are refused at once instead of waiting for a line end.
+    for bare in [
+        &b"GET /ping HTTP/1.1\rHost: a\r\r"[..],
+        b"GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n",
+    ] {
+        assert_eq!(
+            parse(bare, &LIMITS),
+            Parsed::Reject(Reject::BadRequest),
+            "{bare:?}"
+        );
+    }
+    // A CR at the very end may still get its LF; CRs in a body are data.
+    assert_eq!(parse(b"GET / HTTP/1.1\r", &LIMITS), PARTIAL);
+    assert!(matches!(
+        parse(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\na\rb", &LIMITS),
+        Parsed::Complete { .. }
+    ));
+    assert!(matches!(
+        parse(b"POST / HTTP/1.1\nContent-Length: 3\n\na\rb", &LIMITS),
+        Parsed::Complete { .. }
+    ));
 }
 
 #[test]
@@ -325,9 +362,17 @@ fn header_limit() {
         parse(longer, &limits),
         Parsed::Reject(Reject::HeaderTooLarge)
     );
-    // Still partial, but already over the limit: rejected without waiting for the end.
+    // Still partial, but already over the limit: rejected without waiting for the end; a
+    // request line that alone passes the limit is 414.
     assert_eq!(
         parse(&[b'G'; 41], &limits),
+        Parsed::Reject(Reject::UriTooLong)
+    );
+    assert_eq!(
+        parse(
+            b"GET /12345678901234567890 HTTP/1.1\r\nA: bbbbbbbb",
+            &limits
+        ),
         Parsed::Reject(Reject::HeaderTooLarge)
     );
     assert_eq!(parse(&[b'G'; 40], &limits), PARTIAL);
