@@ -19,9 +19,7 @@ fn from_file(path: &Path) -> Result<(Config, Vec<String>), ConfigError> {
 
 /// Like `from_file` for text in memory, as if read from `/etc/rcomet/icomet.conf`.
 fn load(text: &str) -> Result<(Config, Vec<String>), ConfigError> {
-    let mut builder = Builder::new();
-    let warnings = builder.load_bytes(Path::new("/etc/rcomet/icomet.conf"), text.as_bytes())?;
-    Ok((builder.finish()?, warnings))
+    from_bytes(Path::new("/etc/rcomet/icomet.conf"), text.as_bytes())
 }
 
 fn file_error(text: &str) -> ParseError {
