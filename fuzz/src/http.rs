@@ -232,6 +232,7 @@ fn method_token(method: Method) -> &'static [u8] {
         Method::Head => b"HEAD",
         Method::Put => b"PUT",
         Method::Delete => b"DELETE",
+        Method::Options => b"OPTIONS",
     }
 }
 
