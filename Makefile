@@ -12,13 +12,14 @@
 #                 systemd unit, sysctl files and docs (PREFIX=/usr/local, DESTDIR=, BINDIR,
 #                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
 #   make deb      build release and a Debian package in DEB_DIR (default target/deb)
+#   make fuzz     coverage-guided fuzzing of every parser, FUZZ_S seconds each (default 30; fuzz/run.sh)
 #   make ws-bench  /ws against /stream: idle memory at 19,000 and 1 x 1,000 fan-out, both engines
 #   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
 #                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger ws-bench ws-conformance install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -101,6 +102,11 @@ deb: $(if $(BIN),,build)
 
 ws-bench: build
 	bash bench/ws.sh
+
+FUZZ_S ?= 30
+
+fuzz:
+	bash fuzz/run.sh $(FUZZ_S)
 
 ws-conformance:
 	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1
