@@ -5,6 +5,10 @@
 #                 file changed); make test runs it. The test also needs Chromium (.ci/run installs it)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
+#   make fuzz     coverage-guided fuzzing of every parser (libFuzzer via cargo-fuzz, stable
+#                 toolchain, installed when missing): FUZZ_S seconds per target (default 30),
+#                 FUZZ_TARGETS="http_request ws_decode" for some only. make test runs the same
+#                 harnesses over the corpus and generated inputs as a cargo test (fuzz/tests)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -15,7 +19,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps bench microbench fuzz c1000k messenger install uninstall deb clean
 
 all: build
 
@@ -60,6 +64,13 @@ MICROBENCH_ARGS ?= --sample-count 1000 --max-time 3
 microbench:
 	$(CARGO) bench -p rcomet -- $(MICROBENCH_ARGS)
 
+# Seconds per fuzz target, and the targets (all when empty); see fuzz/run.sh.
+FUZZ_S ?= 30
+FUZZ_TARGETS ?=
+
+fuzz:
+	CARGO="$(CARGO)" bash fuzz/run.sh $(FUZZ_S) $(FUZZ_TARGETS)
+
 c1000k: build
 	bash bench/c1000k.sh
 
@@ -98,3 +109,4 @@ deb: $(if $(BIN),,build)
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/libfuzzer/target
