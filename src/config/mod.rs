@@ -9,12 +9,13 @@ mod parse;
 mod settings;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 pub use cli::{from_args, Action, Startup};
 pub use error::ConfigError;
 pub use ipfilter::IpFilter;
 pub use parse::{ConfigFile, Entry, ParseError};
+pub use settings::from_bytes;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;
@@ -127,17 +128,6 @@ pub struct Limits {
     pub max_ws_message_bytes: usize,
     /// Channels one WebSocket connection may subscribe to; beyond, a `sub` command is refused.
     pub max_ws_channels: usize,
-}
-
-/// Loads configuration-file contents over the built-in defaults and checks the result, as
-/// `rcomet FILE` does without flags: the config and the unknown-key warnings
-/// (`FILE:LINE: unknown key a.b`). `path` labels errors and is the base of relative paths in the
-/// file; nothing is read from disk, but a listen host that is a name (not an IP literal) is
-/// resolved. The fuzz harness (`fuzz/`) drives the file parser through this.
-pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<(Config, Vec<String>), ConfigError> {
-    let mut builder = settings::Builder::new();
-    let warnings = builder.load_bytes(path, bytes)?;
-    Ok((builder.finish()?, warnings))
 }
 
 /// Number of worker threads for `threads: 0`: the cores this process may run on.
