@@ -5,6 +5,10 @@
 #                 file changed); make test runs it. The test also needs Chromium (.ci/run installs it)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
+#   make fuzz     coverage-guided fuzzing of every parser (libFuzzer via cargo-fuzz, stable
+#                 toolchain, installed when missing): FUZZ_S seconds per target (default 30),
+#                 FUZZ_TARGETS="http_request ws_decode" for some only. make test runs the same
+#                 harnesses over the corpus and generated inputs as a cargo test (fuzz/tests)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -12,7 +16,6 @@
 #                 systemd unit, sysctl files and docs (PREFIX=/usr/local, DESTDIR=, BINDIR,
 #                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
 #   make deb      build release and a Debian package in DEB_DIR (default target/deb)
-#   make fuzz     coverage-guided fuzzing of every parser, FUZZ_S seconds each (default 30; fuzz/run.sh)
 #   make ws-bench  /ws against /stream: idle memory at 19,000 and 1 x 1,000 fan-out, both engines
 #   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
 #                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
@@ -64,6 +67,13 @@ MICROBENCH_ARGS ?= --sample-count 1000 --max-time 3
 microbench:
 	$(CARGO) bench -p rcomet -- $(MICROBENCH_ARGS)
 
+# Seconds per fuzz target, and the targets (all when empty); see fuzz/run.sh.
+FUZZ_S ?= 30
+FUZZ_TARGETS ?=
+
+fuzz:
+	CARGO="$(CARGO)" bash fuzz/run.sh $(FUZZ_S) $(FUZZ_TARGETS)
+
 c1000k: build
 	bash bench/c1000k.sh
 
@@ -103,13 +113,9 @@ deb: $(if $(BIN),,build)
 ws-bench: build
 	bash bench/ws.sh
 
-FUZZ_S ?= 30
-
-fuzz:
-	bash fuzz/run.sh $(FUZZ_S)
-
 ws-conformance:
 	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1
 
 clean:
 	$(CARGO) clean
+	rm -rf fuzz/libfuzzer/target

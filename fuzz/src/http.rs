@@ -1,5 +1,6 @@
 //! Targets of the HTTP request parser (`http::parse`: heads, `Content-Length` and chunked bodies,
-//! pipelining) and of the query and form decoder (`Params`, `percent_decode`).
+//! pipelining) and of the query and form decoder (`Params`, `percent_decode`, and the typed
+//! parameters of `api::params` read through it).
 //!
 //! Invariants checked for every request `parse` answers `Complete` (under the built-in limits
 //! and under small ones):
@@ -14,9 +15,16 @@
 //!   keep-alive.
 //!
 //! A `Partial` answer never holds more than a whole head, a whole body and its chunk framing.
+//!
+//! Parameters: `Params::get` and `percent_decode` agree with reference models, percent-encoding
+//! any bytes decodes back to them, `seq=` is accepted exactly as a 32-bit decimal, `/pub`'s
+//! verbatim content check accepts exactly the insides of a JSON string (RFC 8259), and a
+//! `Last-Event-ID` value that is accepted reads back the same once written.
 
 use std::borrow::Cow;
 
+use rcomet::api::frame::EventId;
+use rcomet::api::params;
 use rcomet::http::chunked::{self, Decoded};
 use rcomet::http::{self, percent_decode, HttpLimits, Method, Params, Parsed, Reject, Request};
 
@@ -437,6 +445,13 @@ pub fn http_query(data: &[u8]) {
             "decode(encode(x))"
         );
     }
+    // Typed parameters and header values read from the same bytes.
+    check_seq(&params);
+    if let Some(content) = params.get("content") {
+        check_verbatim(&content);
+    }
+    check_verbatim(data);
+    check_event_id(data);
     // A query written from pieces of the input finds each name's first value.
     let values: Vec<&[u8]> = data.chunks(7).take(12).collect();
     let mut built = Vec::new();
@@ -510,4 +525,83 @@ fn model_encode(input: &[u8], plus_as_space: bool, seed: u64) -> Vec<u8> {
         }
     }
     out
+}
+
+/// `seq=`: accepted exactly as a decimal in `i32::MIN..=u32::MAX`, taken modulo 2^32.
+fn check_seq(p: &Params<'_>) {
+    let got = params::seq(p, "seq");
+    let Some(raw) = p.get("seq") else {
+        assert_eq!(got, Ok(0), "a missing seq is 0");
+        return;
+    };
+    if let Ok(seq) = got {
+        if raw.is_empty() {
+            assert_eq!(seq, 0);
+            return;
+        }
+        let text = std::str::from_utf8(&raw)
+            .expect("an accepted seq is text")
+            .trim();
+        let n: i64 = text.parse().expect("an accepted seq is a decimal");
+        assert!((i64::from(i32::MIN)..=i64::from(u32::MAX)).contains(&n));
+        assert_eq!(seq, n as u32);
+    }
+}
+
+/// `/pub` content is put between JSON quotes as it is: `verbatim_json_string` must accept
+/// exactly the valid insides of a JSON string (RFC 8259 section 7, UTF-8).
+fn check_verbatim(content: &[u8]) {
+    let got = params::verbatim_json_string(content).is_ok();
+    assert_eq!(
+        got,
+        model_json_string_inside(content),
+        "verbatim_json_string({:?})",
+        String::from_utf8_lossy(content)
+    );
+    if got {
+        let quoted = [b"\"", content, b"\""].concat();
+        if let Err(e) = serde_json::from_slice::<String>(&quoted) {
+            // serde_json also refuses unpaired surrogate escapes, which the grammar allows.
+            assert!(e.to_string().contains("surrogate"), "{e}");
+        }
+    }
+}
+
+/// RFC 8259 `*char` of a string, over valid UTF-8.
+fn model_json_string_inside(s: &[u8]) -> bool {
+    if std::str::from_utf8(s).is_err() {
+        return false;
+    }
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'"' | 0..=0x1f => return false,
+            b'\\' => {
+                let Some(&e) = s.get(i + 1) else {
+                    return false;
+                };
+                if e == b'u' {
+                    let hex = s.get(i + 2..i + 6);
+                    if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                        return false;
+                    }
+                    i += 6;
+                } else if b"\"\\/bfnrt".contains(&e) {
+                    i += 2;
+                } else {
+                    return false;
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    true
+}
+
+/// A `Last-Event-ID` value: an accepted id written back as `epoch:seq` reads the same.
+fn check_event_id(value: &[u8]) {
+    if let Some(id) = EventId::parse(value) {
+        let written = format!("{}:{}", id.epoch, id.seq as i32);
+        assert_eq!(EventId::parse(written.as_bytes()), Some(id), "{written}");
+    }
 }

@@ -3,14 +3,19 @@
 //! and over inputs generated from it: mutants (bit flips, interesting bytes and tokens, cuts,
 //! copies, splices with other corpus files) and random bytes, from a fixed seed, so every run
 //! checks the same inputs. `FUZZ_SMOKE_N` sets the number of generated inputs per target
-//! (default 5000), `FUZZ_SMOKE_SEED` the seed. A failing input is written to the system's
-//! temporary folder and named in the failure, to replay with `make fuzz-replay` or to add to the
-//! corpus once fixed.
+//! (default 10,000), `FUZZ_SMOKE_SEED` the seed. A failing input is written to the system's
+//! temporary folder and named in the failure; replay it with
+//! `cargo fuzz run --fuzz-dir fuzz/libfuzzer --sanitizer none TARGET FILE`, and once fixed add it
+//! to the corpus.
+//!
+//! Not coverage-guided on purpose: building the libFuzzer targets takes cargo-fuzz and an
+//! instrumented release build of the whole crate (minutes on a 2-core machine) before the first
+//! input runs; these inputs run in about a second. `make fuzz` is the coverage-guided run.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use rcomet_fuzz::{digest, TARGETS};
+use rcomet_fuzz::{digest, Harness, TARGETS};
 
 /// The committed corpus may not grow beyond this (all targets together).
 const CORPUS_BUDGET: u64 = 200 * 1024;
@@ -166,7 +171,7 @@ fn mutate(rng: &mut Rng, input: &[u8], corpus: &[(PathBuf, Vec<u8>)]) -> Vec<u8>
 }
 
 /// Runs `harness` on `input`; a panic is reported with the input, saved to a file.
-fn run_one(target: &str, harness: fn(&[u8]), input: &[u8], what: &str) {
+fn run_one(target: &str, harness: Harness, input: &[u8], what: &str) {
     if catch_unwind(AssertUnwindSafe(|| harness(input))).is_ok() {
         return;
     }
@@ -183,7 +188,7 @@ fn run_one(target: &str, harness: fn(&[u8]), input: &[u8], what: &str) {
 }
 
 fn smoke(target: &str) {
-    let harness = TARGETS
+    let harness: Harness = TARGETS
         .iter()
         .find(|(name, _)| *name == target)
         .map(|(_, harness)| *harness)
@@ -193,7 +198,7 @@ fn smoke(target: &str) {
     for (path, bytes) in &corpus {
         run_one(target, harness, bytes, &path.display().to_string());
     }
-    let count = env_number("FUZZ_SMOKE_N", 5000);
+    let count = env_number("FUZZ_SMOKE_N", 10_000);
     let seed = env_number("FUZZ_SMOKE_SEED", 0x5eed) ^ digest(target.as_bytes());
     let mut rng = Rng(seed | 1);
     for i in 0..count {

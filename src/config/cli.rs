@@ -261,20 +261,6 @@ fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 24] {
     ]
 }
 
-/// Loads configuration-file contents over the built-in defaults and checks the result, as
-/// `rcomet FILE` does without flags: the config and the unknown-key warnings
-/// (`FILE:LINE: unknown key a.b`). `path` labels errors and is the base of relative paths in the
-/// file; nothing is read from disk, but a listen host that is a name (not an IP literal) is
-/// resolved. The fuzz harness (`fuzz/`) drives the file parser through this.
-pub fn from_bytes(
-    path: &std::path::Path,
-    bytes: &[u8],
-) -> Result<(Config, Vec<String>), ConfigError> {
-    let mut builder = Builder::new();
-    let warnings = builder.load_bytes(path, bytes)?;
-    Ok((builder.finish()?, warnings))
-}
-
 /// Parses the command line (`args` includes the program name), loads the config file if one is
 /// named, applies the override flags and checks the result. `--help`, `--version` and usage
 /// errors come back as [`ConfigError::Cli`].

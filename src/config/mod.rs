@@ -12,10 +12,11 @@ mod settings;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
-pub use cli::{from_args, from_bytes, Action, Startup};
+pub use cli::{from_args, Action, Startup};
 pub use error::ConfigError;
 pub use ipfilter::IpFilter;
 pub use parse::{ConfigFile, Entry, ParseError};
+pub use settings::from_bytes;
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * KIB;

@@ -216,6 +216,17 @@ impl Builder {
     }
 }
 
+/// Loads configuration-file contents over the built-in defaults and checks the result, as
+/// `rcomet FILE` does without flags: the config and the unknown-key warnings
+/// (`FILE:LINE: unknown key a.b`). `path` labels errors and is the base of relative paths in the
+/// file; nothing is read from disk, but a listen host that is a name (not an IP literal) is
+/// resolved. The fuzz harness (`fuzz/`) drives the file parser through this.
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<(Config, Vec<String>), ConfigError> {
+    let mut builder = Builder::new();
+    let warnings = builder.load_bytes(path, bytes)?;
+    Ok((builder.finish()?, warnings))
+}
+
 /// Unknown keys are reported once, at the outermost unknown level.
 fn parent_is_known(keys: &[String]) -> bool {
     match keys.split_last() {
