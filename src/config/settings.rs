@@ -175,7 +175,7 @@ impl Builder {
                 }
             }
             "front.polling_timeout" => c.front.polling_timeout = number(value, 1)?,
-            "front.sse_ids" => c.front.sse_ids = parse_switch(value)?,
+            "front.sse_ids" => c.front.sse_ids = parse_bool(value)?,
             "front.auth_secret" => c.front.auth_secret = Some(parse_secret(value)?),
             "front.cors_origins" => c.front.cors.origins = parse_origins(value)?,
             "front.cors_credentials" => c.front.cors.credentials = parse_bool(value)?,
@@ -271,15 +271,6 @@ pub(crate) fn parse_output(value: &str, base: &Path) -> LogOutput {
         "stdout" => LogOutput::Stdout,
         "stderr" => LogOutput::Stderr,
         path => LogOutput::File(resolve(base, path)),
-    }
-}
-
-/// `yes`/`no` (also `on`/`off`, `true`/`false`, `1`/`0`).
-pub(crate) fn parse_switch(value: &str) -> Result<bool, String> {
-    match value.to_ascii_lowercase().as_str() {
-        "yes" | "on" | "true" | "1" => Ok(true),
-        "no" | "off" | "false" | "0" => Ok(false),
-        _ => Err(format!("{value:?} is not yes or no")),
     }
 }
 
