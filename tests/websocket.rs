@@ -44,7 +44,8 @@ engine_tests!(
     pings_pongs_and_a_dead_peer,
     closing_handshake_and_fragmented_commands,
     refusals_and_channel_close,
-    a_slow_websocket_consumer_is_cut
+    a_slow_websocket_consumer_is_cut,
+    nothing_follows_the_close_frame
 );
 
 fn handshake_delivery_and_replay(engine: &'static str) {
@@ -288,6 +289,47 @@ fn a_slow_websocket_consumer_is_cut(engine: &'static str) {
         "the subscriber that never reads is cut at its output cap"
     );
     drop(slow);
+}
+
+/// After the server's close frame no frame may follow (RFC 6455 §5.5.1), even when messages
+/// reach the channel while the close frame still waits behind unsent output.
+fn nothing_follows_the_close_frame(engine: &'static str) {
+    let config = "limits:\n\tmax_output_size: 67108864\n";
+    let server = Server::start(Opts::new(engine).config(config));
+    let mut c = open(server.front, "/ws?cname=late");
+    next_seq_marker(&mut c, "late", 1);
+    wait_subscribers(&server, "late", 1);
+    // The client stops reading until the loopback buffers are full and the server holds output.
+    let content = "y".repeat(4000);
+    let mut admin = Conn::open(server.admin);
+    let before = 2500;
+    for _ in 0..before {
+        admin.get(&format!("/push?cname=late&content={content}"));
+        assert_eq!(admin.read_response().status, 200);
+    }
+    c.send(&client_frame(true, 8, &1000u16.to_be_bytes()));
+    // More pushes while the echoed close frame still waits behind the unsent output.
+    for _ in 0..20 {
+        admin.get("/push?cname=late&content=after");
+        assert_eq!(admin.read_response().status, 200);
+    }
+    let mut texts = 0;
+    loop {
+        let frame = c.read_frame();
+        if frame.opcode == 8 {
+            assert_eq!(frame.close_code(), Some(1000));
+            break;
+        }
+        assert_eq!(frame.opcode, 1, "{frame:?}");
+        texts += 1;
+    }
+    assert!(texts <= before + 20, "{texts} text frames");
+    let rest = c.read_to_close();
+    assert!(
+        rest.is_empty(),
+        "{} bytes followed the close frame",
+        rest.len()
+    );
 }
 
 fn info_count(server: &Server) -> usize {

@@ -33,7 +33,9 @@ impl Worker {
         let Some(conn) = self.conns.at(token) else {
             return false;
         };
-        if conn.phase == Phase::Closing {
+        // Once the last bytes are decided (a WebSocket close frame, the end of a response that
+        // closes), nothing may follow them: a message delivered meanwhile is dropped.
+        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
             return false;
         }
         let pool = &mut self.out_pool;
@@ -59,7 +61,9 @@ impl Worker {
         let Some(conn) = self.conns.at(token) else {
             return false;
         };
-        if conn.phase == Phase::Closing {
+        // Once the last bytes are decided (a WebSocket close frame, the end of a response that
+        // closes), nothing may follow them: a message delivered meanwhile is dropped.
+        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
             return false;
         }
         let pool = &mut self.out_pool;
@@ -152,10 +156,10 @@ impl Worker {
         conn.set(flags::PEER_CLOSED);
         let has_output = conn.out.is_some();
         match conn.phase {
-            Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
             // Admin replies are still being computed on another core: send them, then close
             // (`replies_drained`).
             Phase::Idle | Phase::Reading if conn.replies_owed() > 0 => {}
+            Phase::Idle | Phase::Reading if has_output => self.close_after_flush(token),
             _ => self.close(token),
         }
     }

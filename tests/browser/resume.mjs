@@ -169,13 +169,19 @@ class Proxy {
       if (conn.upstream) conn.upstream.write(d);
       else conn.pending.push(d);
     });
+    // A clean end is passed on as a clean end (what was written is flushed first, so a close
+    // frame the server sent just before its FIN reaches the browser); errors tear down both sides.
     const close = () => {
       conn.closed = true;
       client.destroy();
       conn.upstream?.destroy();
     };
     client.on("error", close);
-    client.on("close", close);
+    client.on("end", () => (conn.upstream ? conn.upstream.end() : close()));
+    client.on("close", () => {
+      conn.closed = true;
+      conn.upstream?.destroy();
+    });
     conn.close = close;
   }
 
@@ -200,7 +206,8 @@ class Proxy {
     conn.pending = [];
     up.on("data", (d) => conn.client.write(d));
     up.on("error", conn.close);
-    up.on("close", conn.close);
+    up.on("end", () => conn.client.end());
+    up.on("close", () => conn.client.end());
   }
 
   /** Connections whose request line names `cname`, oldest first. */
