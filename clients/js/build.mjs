@@ -2,7 +2,7 @@
 // the global `RComet` from a plain <script>), both minified, internal `_names` shortened.
 // Prints each file's size minified and gzipped. Usage: node build.mjs
 import { build } from "esbuild";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 
 const here = new URL(".", import.meta.url);
@@ -17,8 +17,15 @@ const common = {
 };
 
 mkdirSync(new URL("dist", here), { recursive: true });
+/** Writes a file whole: a temporary file renamed over it (runs in parallel never see half). */
+function put(name, text) {
+  const tmp = new URL(`dist/.${name}.${process.pid}`, here);
+  writeFileSync(tmp, text);
+  renameSync(tmp, new URL(`dist/${name}`, here));
+}
+
 // The package is "type": "module"; the UMD file is CommonJS to node's require.
-writeFileSync(new URL("dist/package.json", here), '{ "type": "commonjs" }\n');
+put("package.json", '{ "type": "commonjs" }\n');
 
 const esm = await build({ ...common, format: "esm" });
 const iife = await build({ ...common, format: "iife", globalName: "__rcomet" });
@@ -30,7 +37,7 @@ const umd =
 
 const out = { "rcomet.mjs": esm.outputFiles[0].text, "rcomet.umd.js": umd };
 for (const [name, text] of Object.entries(out)) {
-  writeFileSync(new URL(`dist/${name}`, here), text);
+  put(name, text);
   const gz = gzipSync(Buffer.from(text), { level: 9 }).length;
   console.log(`dist/${name}: ${text.length} B minified, ${gz} B gzipped`);
 }

@@ -276,8 +276,12 @@ export class RComet {
   }
 
   _onShared(d) {
-    if (d.t === "m") this._deliver(d.m);
-    else if (!this.leader) {
+    if (d.t === "m") {
+      // A tab that joined after the opening marker learns the epoch from the leader.
+      const p = this.book.get(d.m.cname);
+      if (p && p.epoch === null) p.epoch = d.e ?? null;
+      this._deliver(d.m);
+    } else if (!this.leader) {
       if (d.t === "who") this._announce();
       else if (d.t === "st") this._state(d.s, d.tr);
     } else if (d.t === "subs") {
@@ -429,7 +433,7 @@ export class RComet {
       l.remove(m.cname);
       setTimeout(() => this._sync(), backoff(this._attempt++, 1000));
     }
-    this._post({ t: "m", m });
+    this._post({ t: "m", m, e: this._net.get(m.cname)?.epoch });
     this._deliver(m);
   }
 
