@@ -113,6 +113,7 @@ fn the_js_client_demo_and_admin_page_work_in_a_real_browser(engine: &'static str
         "client ws: ok:",
         "client sse fallback: ok:",
         "client poll fallback: ok:",
+        "client jsonp: ok:",
         "client restart: ok: reset told",
         "client tabs: ok: one connection for two tabs",
         "admin page: ok: showed a push",

@@ -16,6 +16,8 @@
 //            resets its connection once.
 //            In all three the page's list must be exactly the pushed list, in order, with no reset
 //            and no gap.
+// - jsonp:   long-poll by JSONP (forced by option; the client also turns to it by itself when a
+//            fetch is refused), cut once, exactly once and in order as above.
 // - restart: rcomet is stopped (SIGTERM, no snapshot) and started again on the same ports; the
 //            client's reconnect is held until messages were pushed to the new server. The client
 //            must report one reset (the new epoch) and then get exactly the new messages.
@@ -135,10 +137,9 @@ async function breakAndResume({ page, proxy }, name, cname, pusher, breaks, resu
   return resumes;
 }
 
-async function transportScenario(env, transport, breaks, resumeOf) {
-  const { page, proxy, server } = env;
-  const cname = `js-${transport}`;
-  await page.evaluate(([c, b]) => window.open_(c, { channel: c, backoff: b, share: false }), [cname, BACKOFF]);
+async function transportScenario(env, transport, breaks, resumeOf, { cname = `js-${transport}`, options = {}, tried } = {}) {
+  const { page, server } = env;
+  await page.evaluate(([c, o]) => window.open_(c, { channel: c, share: false, ...o }), [cname, { backoff: BACKOFF, ...options }]);
   const first = await waitOpen(page, cname, cname, transport);
   const pusher = new Pusher(server.admin, cname, `${transport}-`);
   pusher.start();
@@ -148,8 +149,8 @@ async function transportScenario(env, transport, breaks, resumeOf) {
   const n = checkExact(st, pusher, cname);
   assertEq(st.resets, [], `${cname} resets`);
   assertEq(st.transport, transport, `${cname} transport at the end`);
-  assertEq(st.states.filter(([s]) => s === "connecting").map(([, t]) => t).filter((t) => t !== transport).length,
-    transport === "ws" ? 0 : transport === "sse" ? 1 : 2, `${cname} transports tried before ${transport}`);
+  const others = st.states.filter(([s, t]) => s === "connecting" && t !== transport).map(([, t]) => t);
+  assertEq(others, tried ?? { ws: [], sse: ["ws"], poll: ["ws", "sse"] }[transport], `${cname} transports tried before ${transport}`);
   // Long-poll has no epochs; the other two learn it from the opening marker.
   if (transport !== "poll" && first.position.epoch === null) fail(`${cname}: no epoch learned`);
   return `${n} messages exactly once, in order (${resumes.join("; ")})`;
@@ -401,6 +402,11 @@ async function main() {
   proxy.refuse = (head) => upgrade(head) || head.startsWith("GET /sse");
   await run("client poll fallback", () => transportScenario(env, "poll", ["reset"], (head) => Number(query(head).get("seq"))));
   proxy.refuse = null;
+  // Long-poll by JSONP (script tags on /sub with cb=), as where CORS is not available.
+  await run("client jsonp", () => transportScenario(env, "poll", ["reset"], (head) => {
+    if (!/^GET \/sub\?.*&cb=__rcomet\d+ /.test(head)) fail(`not a JSONP request: ${head.split("\r\n")[0]}`);
+    return Number(query(head).get("seq"));
+  }, { cname: "js-jsonp", options: { transports: ["poll"], jsonp: true }, tried: [] }));
   await run("client restart", () => restartScenario(env, async () => {
     const { admin, front } = env.server;
     await stopServer(env.server);

@@ -17,7 +17,7 @@ const g = globalThis;
 let jsonpCount = 0;
 
 /** One long-poll request by JSONP (a script tag): for servers a page cannot reach with CORS. */
-function jsonp(url, ms) {
+function jsonp(url, ms, signal) {
   return new Promise((resolve, reject) => {
     const cb = "__rcomet" + ++jsonpCount;
     const s = document.createElement("script");
@@ -25,11 +25,14 @@ function jsonp(url, ms) {
       g[cb] = () => {};
       s.remove();
       clearTimeout(timer);
+      signal.removeEventListener("abort", stop);
       f(v);
     };
+    const stop = () => done(reject, new Error("closed"));
     const timer = setTimeout(() => done(reject, new Error("timeout")), ms);
     g[cb] = (v) => done(resolve, pollMessages(v));
     s.onerror = () => done(reject, new Error("jsonp"));
+    signal.addEventListener("abort", stop);
     s.src = url + "&cb=" + cb;
     document.head.appendChild(s);
   });
@@ -122,7 +125,7 @@ const LINKS = {
     let n = 0;
     const get = async (cname) => {
       const q = query("poll", cname, c._net.get(cname), await c._tok(cname));
-      if (c.jsonp) return jsonp(c.url + "/sub" + q, c._timeout);
+      if (c.jsonp) return jsonp(c.url + "/sub" + q, c._timeout, abort.signal);
       const r = await fetch(c.url + "/poll" + q, { signal: abort.signal, cache: "no-store" });
       if (!r.ok) throw new Error("HTTP " + r.status);
       return pollMessages(await r.text());

@@ -306,3 +306,29 @@ test("tabs share one connection; the next tab takes over from the last seq it de
   assert.deepEqual(two.seen.messages.map((m) => m.seq), [1, 2, 3, 4]);
   b.close();
 });
+
+test("long-poll turns to JSONP when a fetch is refused before it ever worked (no CORS)", async (t) => {
+  const scripts = [];
+  globalThis.document = {
+    hidden: false,
+    addEventListener() {},
+    removeEventListener() {},
+    createElement: () => ({ remove() {} }),
+    head: { appendChild: (s) => scripts.push(s) },
+  };
+  t.after(() => delete globalThis.document);
+  const { seen, opts } = recorder();
+  const c = new RComet({ ...opts, channel: "c", transports: ["poll"] });
+  await until("a fetch", () => polls.length === 1);
+  polls[0].refuse(); // a TypeError, as a CORS refusal is
+  await until("a script", () => scripts.length === 1);
+  const cb = scripts[0].src.match(/&cb=(__rcomet\d+)$/)?.[1];
+  assert.ok(cb, scripts[0].src);
+  assert.ok(scripts[0].src.startsWith("http://push.test/sub?cname=c&seq=0&cb="), scripts[0].src);
+  globalThis[cb]([nextSeq(1, 2), data(1)]);
+  await until("the next script", () => scripts.length === 2);
+  assert.match(scripts[1].src, /^http:\/\/push\.test\/sub\?cname=c&seq=2&cb=__rcomet\d+$/);
+  assert.deepEqual(seen.messages.map((m) => m.seq), [1]);
+  assert.equal(polls.length, 1, "no more fetches");
+  c.close();
+});
