@@ -3,6 +3,9 @@
 #   make test     formatting, lints and every test (what CI runs)
 #   make browser-deps  the browser test's npm packages (npm ci in tests/browser, only when the lock
 #                 file changed); make test runs it. The test also needs Chromium (.ci/run installs it)
+#   make js-deps  clients/js's npm packages (esbuild, for rcomet.js; npm ci when the lock changed)
+#   make js-test  rcomet.js's unit tests, build and size check (node --test in clients/js)
+#   make demo     the chat demo's app server (contrib/demo; rcomet on its defaults must be running)
 #   make bench    the quick benchmarks (a few minutes)
 #   make microbench  in-process micro-benchmarks of the hot paths (benches/, divan; ~1 minute)
 #   make fuzz     coverage-guided fuzzing of every parser (libFuzzer via cargo-fuzz, stable
@@ -22,7 +25,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps bench microbench c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -41,7 +44,7 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-unit: browser-deps
+unit: browser-deps js-deps
 	$(CARGO) test --workspace
 
 # tests/browser.rs drives headless Chromium with playwright-core from tests/browser. npm writes
@@ -54,6 +57,23 @@ $(BROWSER_DIR)/node_modules/.package-lock.json: $(BROWSER_DIR)/package.json $(BR
 	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (Node.js 20+ with npm): run .ci/run or install Node.js"; exit 1; }
 	cd $(BROWSER_DIR) && npm ci --no-audit --no-fund
 	touch $@
+
+# clients/js (rcomet.js): esbuild from npm; tests/js_client.rs and tests/browser.rs build it.
+JS_DIR := clients/js
+
+js-deps: $(JS_DIR)/node_modules/.package-lock.json
+
+$(JS_DIR)/node_modules/.package-lock.json: $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing (Node.js 20+ with npm): run .ci/run or install Node.js"; exit 1; }
+	cd $(JS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+js-test: js-deps
+	cd $(JS_DIR) && node --test test/
+
+demo: js-deps
+	cd $(JS_DIR) && node build.mjs
+	node contrib/demo/server.mjs $(DEMO_ARGS)
 
 test: fmt lint unit
 

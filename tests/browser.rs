@@ -1,14 +1,21 @@
-//! The real-browser test: headless Chromium opens a native `WebSocket` and a native
-//! `EventSource` with ids against the real server binary, their connections are dropped and
-//! re-opened mid-stream (by the page, and cut from outside by a TCP proxy) while pushes keep
-//! coming, and every message must arrive exactly once, in order. The harness is the node script
-//! tests/browser/resume.mjs (playwright-core driving the system's Chromium); this test only checks
-//! the prerequisites, runs it with the binary cargo built, bounded in time, and reads its verdict.
+//! The real-browser tests, each a node script in tests/browser (playwright-core driving the
+//! system's Chromium against the real server binary, through a TCP proxy that can cut, hold and
+//! refuse connections); these tests check the prerequisites, run a script with the binary cargo
+//! built, bounded in time, and read its verdict.
+//!
+//! - resume.mjs: a native `WebSocket` and a native `EventSource` with ids, their connections
+//!   dropped and re-opened mid-stream while pushes keep coming: every message arrives exactly
+//!   once, in order.
+//! - client.mjs: rcomet.js (clients/js) across forced disconnects, WebSocket refused (SSE) and
+//!   SSE refused too (long-poll), a server restart (the reset told), two tabs sharing one
+//!   connection and the second taking over; the admin page showing a push within a second; the
+//!   chat demo (contrib/demo). It saves screenshots of the demo and the admin page in
+//!   `$CARGO_TARGET_TMPDIR/browser-shots/`.
 //!
 //! Prerequisites (installed by `.ci/run`): Node.js 20 or newer, Debian's `chromium`
 //! (`/usr/bin/chromium`, or the path in `RCOMET_CHROMIUM`) and the npm packages of tests/browser
-//! (`make browser-deps`, which runs `npm ci` there). A missing one fails the test with how to
-//! install it.
+//! and clients/js (`make browser-deps js-deps`, which run `npm ci` there). A missing one fails the
+//! test with how to install it.
 //!
 //! Depends on tests/support only (the engine list).
 mod support;
@@ -19,11 +26,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// The whole run, browser start to verdict; the script bounds itself to less.
+/// The whole run of resume.mjs, browser start to verdict; the script bounds itself to less.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+/// The same for client.mjs (it bounds itself to 110 s).
+const CLIENT_RUN_TIMEOUT: Duration = Duration::from_secs(130);
 
 const INSTALL: &str = "run `bash .ci/run` once, or install by hand: \
-    `apt-get install -y chromium` and `make browser-deps` (`npm ci` in tests/browser)";
+    `apt-get install -y chromium` and `make browser-deps js-deps` (`npm ci` in tests/browser \
+    and clients/js)";
 
 fn harness_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
@@ -55,6 +65,11 @@ fn missing_prerequisite() -> Option<String> {
     if !playwright.is_file() {
         return Some("tests/browser/node_modules has no playwright-core".into());
     }
+    let esbuild =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js/node_modules/esbuild/package.json");
+    if !esbuild.is_file() {
+        return Some("clients/js/node_modules has no esbuild".into());
+    }
     None
 }
 
@@ -73,17 +88,62 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Stri
     })
 }
 
-support::engine_tests!(a_real_browser_resumes_without_loss_or_duplicates);
+support::engine_tests!(
+    a_real_browser_resumes_without_loss_or_duplicates,
+    the_js_client_demo_and_admin_page_work_in_a_real_browser,
+);
 
 fn a_real_browser_resumes_without_loss_or_duplicates(engine: &'static str) {
+    let out = run_harness("resume.mjs", engine, &[], RUN_TIMEOUT);
+    for line in ["ws: ok:", "sse: ok:", &format!("browser ({engine}, ")] {
+        assert!(out.contains(line), "no {line:?} in its report\n{out}");
+    }
+}
+
+fn the_js_client_demo_and_admin_page_work_in_a_real_browser(engine: &'static str) {
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-shots/{engine}"));
+    let shots_arg = shots.to_string_lossy().into_owned();
+    let out = run_harness(
+        "client.mjs",
+        engine,
+        &["--shots", &shots_arg],
+        CLIENT_RUN_TIMEOUT,
+    );
+    for line in [
+        "client ws: ok:",
+        "client sse fallback: ok:",
+        "client poll fallback: ok:",
+        "client jsonp: ok:",
+        "client restart: ok: reset told",
+        "client tabs: ok: one connection for two tabs",
+        "admin page: ok: showed a push",
+        "demo: ok:",
+        &format!("client browser test ({engine}, "),
+    ] {
+        assert!(out.contains(line), "no {line:?} in its report\n{out}");
+    }
+    for name in ["demo.png", "admin.png"] {
+        let png = std::fs::read(shots.join(name)).unwrap_or_default();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+            "no screenshot {name} in {}",
+            shots.display()
+        );
+    }
+}
+
+/// Runs `node SCRIPT --server BIN --engine ENGINE ARGS...` in tests/browser, in its own process
+/// group, bounded by `timeout`; fails unless it exits 0, and returns its stdout.
+fn run_harness(script: &str, engine: &str, args: &[&str], timeout: Duration) -> String {
     if let Some(missing) = missing_prerequisite() {
         panic!("the browser test cannot run: {missing}; {INSTALL}");
     }
     let mut child = Command::new("node")
-        .arg("resume.mjs")
+        .arg(script)
         .args(["--server", env!("CARGO_BIN_EXE_rcomet"), "--engine", engine])
         .arg("--chromium")
         .arg(chromium_path())
+        .args(args)
         .current_dir(harness_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -96,7 +156,7 @@ fn a_real_browser_resumes_without_loss_or_duplicates(engine: &'static str) {
     let stdout = collect(child.stdout.take().expect("stdout piped"));
     let stderr = collect(child.stderr.take().expect("stderr piped"));
     let mut status = None;
-    let finished = support::eventually(RUN_TIMEOUT, || {
+    let finished = support::eventually(timeout, || {
         status = child.try_wait().expect("wait for node");
         status.is_some()
     });
@@ -115,15 +175,10 @@ fn a_real_browser_resumes_without_loss_or_duplicates(engine: &'static str) {
     let report = format!("--- stdout\n{out}--- stderr\n{err}");
     assert!(
         finished,
-        "the browser test did not finish within {RUN_TIMEOUT:?}\n{report}"
+        "{script} did not finish within {timeout:?}\n{report}"
     );
     let status = status.expect("finished");
-    assert!(
-        status.success(),
-        "the browser test failed ({status})\n{report}"
-    );
-    for line in ["ws: ok:", "sse: ok:", &format!("browser ({engine}, ")] {
-        assert!(out.contains(line), "no {line:?} in its report\n{report}");
-    }
+    assert!(status.success(), "{script} failed ({status})\n{report}");
     eprint!("{out}");
+    out
 }

@@ -1,5 +1,7 @@
 //! The admin (publisher) port: /sign /push /pub /broadcast /close /clear /info /check /psub /stats /metrics, behind
-//! the allow/deny list, plus the reply bytes of the operations that run on a channel's home core.
+//! the allow/deny list, plus the reply bytes of the operations that run on a channel's home core;
+//! and the live admin page: `/admin` (one HTML page, `admin.html`, compiled in) and
+//! `/stats/stream` (Server-Sent Events, one `/stats` object a second, written by the worker).
 //!
 //! Depends on: http, api (reply, params, json).
 
@@ -12,6 +14,10 @@ use std::sync::Arc;
 
 const TEXT_UTF8: (&str, &[u8]) = ("Content-Type", b"text/html; charset=utf-8");
 const JAVASCRIPT: (&str, &[u8]) = ("Content-Type", b"text/javascript; charset=utf-8");
+
+/// The live admin page (`/admin`): plain HTML, CSS and script, no outside resources; it reads
+/// `/stats/stream` from the same port.
+pub const ADMIN_PAGE: &[u8] = include_bytes!("admin.html");
 
 fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {
@@ -34,6 +40,8 @@ enum Route {
     Check,
     Psub,
     Stats,
+    StatsStream,
+    AdminPage,
     Metrics,
 }
 
@@ -53,6 +61,7 @@ pub fn pipelines(path: &[u8]) -> bool {
             | b"/broadcast"
             | b"/stats"
             | b"/metrics"
+            | b"/admin"
     )
 }
 
@@ -73,6 +82,8 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
         b"/check" => Route::Check,
         b"/psub" => Route::Psub,
         b"/stats" => Route::Stats,
+        b"/stats/stream" => Route::StatsStream,
+        b"/admin" => Route::AdminPage,
         b"/metrics" => Route::Metrics,
         _ => {
             error_page(out, req.version, 404, req.uri, ctx.date);
@@ -87,7 +98,9 @@ pub fn handle(req: &Request<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Outcome {
     }
     let method_ok = match route {
         Route::Push | Route::Pub => matches!(req.method, Method::Get | Method::Post),
-        Route::Broadcast => req.method == Method::Get,
+        Route::Broadcast | Route::StatsStream | Route::AdminPage => {
+            matches!(req.method, Method::Get | Method::Head)
+        }
         _ => true,
     };
     if !method_ok {
@@ -200,7 +213,54 @@ fn build(
             presence_head(out, style.version, ctx.date);
             Ok(Outcome::Presence)
         }
+        Route::AdminPage => {
+            let headers = [
+                SERVER,
+                TEXT_UTF8,
+                ("Cache-Control", &b"no-cache"[..]),
+                ("X-Content-Type-Options", &b"nosniff"[..]),
+            ];
+            reply::fixed(out, style, ctx.date, (200, "OK"), &headers, ADMIN_PAGE);
+            Ok(Outcome::Done { close: false })
+        }
+        Route::StatsStream if style.head_only => {
+            stats_stream_head(out, style.version, ctx.date);
+            Ok(Outcome::Done { close: true })
+        }
+        Route::StatsStream => {
+            stats_stream_head(out, style.version, ctx.date);
+            // The first event at once, so a page has numbers before the next second.
+            let mut json = Vec::with_capacity(512);
+            ctx.metrics.write_json(&mut json);
+            stats_event(style.version == Version::Http11, &json, out);
+            Ok(Outcome::StatsStream)
+        }
     }
+}
+
+/// The head of the endless `/stats/stream` (text/event-stream; chunked on HTTP/1.1, and the
+/// connection closes with the stream on HTTP/1.0).
+fn stats_stream_head(out: &mut Vec<u8>, version: Version, date: &[u8]) {
+    status_line(out, version, 200, "OK");
+    header(out, SERVER.0, SERVER.1);
+    header(out, "Content-Type", b"text/event-stream; charset=utf-8");
+    header(out, "Cache-Control", b"no-cache");
+    if version == Version::Http11 {
+        header(out, "Transfer-Encoding", b"chunked");
+        header(out, "Date", date);
+    }
+    end_head(out);
+}
+
+/// One `/stats/stream` event, `data: <the /stats JSON>` and a blank line, framed as one chunk
+/// when `chunked`. The JSON's own line end is dropped (an event's data is one line).
+pub fn stats_event(chunked: bool, json: &[u8], out: &mut Vec<u8>) {
+    let json = json.strip_suffix(b"\n").unwrap_or(json);
+    let mut event = Vec::with_capacity(json.len() + 8);
+    event.extend_from_slice(b"data: ");
+    event.extend_from_slice(json);
+    event.extend_from_slice(b"\n\n");
+    super::frame::write_chunk(chunked, &event, out);
 }
 
 /// The head of the endless /psub stream.

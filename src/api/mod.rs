@@ -76,6 +76,9 @@ pub enum Outcome {
     Broadcast { content: Arc<[u8]>, close: bool },
     /// The /psub head was written; the connection now receives presence events.
     Presence,
+    /// The `/stats/stream` head and first event were written; the connection now gets one
+    /// stats event a second.
+    StatsStream,
 }
 
 /// A subscription asked for on the front port.

@@ -52,7 +52,8 @@ pub enum Phase {
     /// A subscription response is open (noop timer armed); a delivery, /close, a noop or the peer
     /// closing moves it on.
     Subscribed,
-    /// A /psub presence stream is open until the peer leaves.
+    /// An endless admin stream is open until the peer leaves: /psub presence, or
+    /// `/stats/stream` (flag `STATS_STREAM`).
     Presence,
     /// Handed to its channel's home worker at the end of this turn (`handoff`); bytes that
     /// arrive meanwhile travel with it.
@@ -84,6 +85,8 @@ pub mod flags {
     pub const ASKS_CLOSE: u16 = 1 << 8;
     /// A WebSocket was pinged with its last heartbeat and has sent nothing since.
     pub const AWAITING_PONG: u16 = 1 << 9;
+    /// The endless admin stream (phase `Presence`) is a `/stats/stream`, not a `/psub`.
+    pub const STATS_STREAM: u16 = 1 << 10;
 }
 
 /// What a busy connection owns beyond its slot.

@@ -301,6 +301,7 @@ impl Worker {
                 }
             }
             Outcome::Presence => self.start_presence(token),
+            Outcome::StatsStream => self.start_stats_stream(token),
         }
     }
 

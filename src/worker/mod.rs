@@ -8,10 +8,11 @@
 //!
 //! Files: `conn` (the slot), `input` (bytes → requests), `output` (queueing, flushing, closing),
 //! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `handoff`
-//! (subscribers moving to their channel's home), `replies`
+//! (subscribers moving to their channel's home), `admin_streams` (`/stats/stream` readers), `replies`
 //! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
 //! between cores), `timer` (the wheel), `shared` (what all workers share).
 
+mod admin_streams;
 pub mod conn;
 mod deadlines;
 mod handoff;
@@ -118,6 +119,8 @@ pub struct Worker {
     closing: Vec<Token>,
     /// Connections with an open /psub presence stream.
     pub(crate) presence: Vec<Token>,
+    /// Connections reading `/stats/stream` (`admin_streams`).
+    pub(crate) stats_streams: Vec<Token>,
     /// Bytes held in borrowed buffers by this worker's connections (bounded by the budget).
     pub(crate) buffered: usize,
     /// A reusable buffer responses are built in before they are queued.
@@ -168,6 +171,7 @@ impl Worker {
             to_resume: Vec::new(),
             closing: Vec::new(),
             presence: Vec::new(),
+            stats_streams: Vec::new(),
             buffered: 0,
             scratch: Vec::with_capacity(4096),
             fanout: Vec::new(),

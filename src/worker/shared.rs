@@ -251,13 +251,14 @@ impl crate::api::Metrics for Shared {
         for (i, w) in self.stats.iter().enumerate() {
             let _ = write!(
                 s,
-                "{}{{\"connections\": {}, \"accepted\": {}, \"subscribers\": {}, \"deliveries\": {}, \"requests\": {}}}",
+                "{}{{\"connections\": {}, \"accepted\": {}, \"subscribers\": {}, \"deliveries\": {}, \"requests\": {}, \"pushes\": {}}}",
                 if i == 0 { "" } else { ", " },
                 load(&w.connections),
                 load64(&w.accepted),
                 load(&w.subscribers),
                 load64(&w.deliveries),
                 load64(&w.requests),
+                load64(&w.pushes),
             );
         }
         s.push_str("]}\n");

@@ -253,6 +253,14 @@ impl Worker {
                 self.drop_subscription(token);
                 self.ws_forget(token);
             }
+            Phase::Presence
+                if self
+                    .conns
+                    .peek(token)
+                    .is_some_and(|c| c.has(flags::STATS_STREAM)) =>
+            {
+                self.end_stats_stream(token);
+            }
             Phase::Presence => {
                 self.presence.retain(|t| *t != token);
                 self.shared.counters_ref().remove_listener();
