@@ -1,5 +1,6 @@
 //! `/stats/stream` readers on the admin port: each worker sends its own readers one event with
-//! the `/stats` object on every clock tick (once a second). A reader is an endless admin stream
+//! the `/stats` object every `STATS_STREAM_INTERVAL` (a quarter of a second, so a push shows on
+//! the admin page well within a second); a worker without readers never wakes for them. A reader is an endless admin stream
 //! like a `/psub` one (phase `Presence`, flag `STATS_STREAM`); one that does not read is closed
 //! at the output cap like any slow consumer (`output::after_queue`).
 //!
@@ -9,6 +10,10 @@ use super::conn::{flags, Conns, Phase};
 use super::Worker;
 use crate::api::Metrics;
 use crate::engine::Token;
+use std::time::{Duration, Instant};
+
+/// How often a `/stats/stream` reader gets an event.
+pub(crate) const STATS_STREAM_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Worker {
     /// The connection becomes a `/stats/stream` reader (its head and first event are queued).
@@ -26,11 +31,22 @@ impl Worker {
         self.stats_streams.retain(|t| *t != token);
     }
 
-    /// One stats event for every reader of this worker (called once per tick).
-    pub(super) fn send_stats(&mut self) {
+    /// How long the loop may sleep before the next stats event is due (`None`: no readers).
+    pub(super) fn stats_wait(&self) -> Option<Duration> {
+        (!self.stats_streams.is_empty())
+            .then(|| self.stats_next.saturating_duration_since(Instant::now()))
+    }
+
+    /// One stats event for every reader of this worker, once `STATS_STREAM_INTERVAL` passed.
+    pub(super) fn send_stats_when_due(&mut self) {
         if self.stats_streams.is_empty() {
             return;
         }
+        let now = Instant::now();
+        if now < self.stats_next {
+            return;
+        }
+        self.stats_next = now + STATS_STREAM_INTERVAL;
         let mut json = Vec::with_capacity(1024);
         self.shared.write_json(&mut json);
         let readers = std::mem::take(&mut self.stats_streams);

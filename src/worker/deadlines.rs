@@ -42,7 +42,6 @@ impl Worker {
             }
         }
         self.tick_channels();
-        self.send_stats();
     }
 
     /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so

@@ -121,6 +121,8 @@ pub struct Worker {
     pub(crate) presence: Vec<Token>,
     /// Connections reading `/stats/stream` (`admin_streams`).
     pub(crate) stats_streams: Vec<Token>,
+    /// When the next `/stats/stream` event is due.
+    stats_next: Instant,
     /// Bytes held in borrowed buffers by this worker's connections (bounded by the budget).
     pub(crate) buffered: usize,
     /// A reusable buffer responses are built in before they are queued.
@@ -172,6 +174,7 @@ impl Worker {
             closing: Vec::new(),
             presence: Vec::new(),
             stats_streams: Vec::new(),
+            stats_next: Instant::now(),
             buffered: 0,
             scratch: Vec::with_capacity(4096),
             fanout: Vec::new(),
@@ -210,7 +213,8 @@ impl Worker {
         let may_sleep =
             self.mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
-            self.shared.until_next_tick()
+            let tick = self.shared.until_next_tick();
+            self.stats_wait().map_or(tick, |stats| stats.min(tick))
         } else {
             Duration::ZERO
         };
@@ -228,6 +232,7 @@ impl Worker {
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
+        self.send_stats_when_due();
         self.move_out(backend);
         self.post.send_all();
         self.flush_dirty(backend);
