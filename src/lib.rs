@@ -5,6 +5,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod api;
+pub mod cluster;
 pub mod comet;
 pub mod config;
 pub mod daemon;

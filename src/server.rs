@@ -3,8 +3,11 @@
 //! shutdown, daemon mode and the pidfile; how the start-up ends is told to the terminal, to the
 //! process that ran `-d` and to a service manager.
 //!
-//! Depends on: config, engine, worker, daemon, logging, notify.
+//! In cluster mode it also starts the cluster thread (`cluster`), wired to the workers' mailboxes.
+//!
+//! Depends on: config, engine, worker, cluster, daemon, logging, notify.
 
+use crate::cluster::{self, Handle};
 use crate::config::{Action, Config, EngineKind, LogOutput, LoggerConfig, Startup};
 use crate::engine::epoll::Epoll;
 use crate::engine::uring::{Uring, UringConfig};
@@ -99,13 +102,17 @@ impl Server {
         let threads = backends.len();
         let (admin_addr, admin_listeners) = bind_all(config.admin.listen, threads)?;
         let (front_addr, front_listeners) = bind_all(config.front.listen, threads)?;
-        let snapshot = config.server.snapshot.clone();
+        // In cluster mode the channels live in Redis: no snapshot is read or written.
+        let snapshot = config
+            .server
+            .snapshot
+            .clone()
+            .filter(|_| !config.cluster.enabled());
         let mut restore = match &snapshot {
             Some(path) => worker::snapshot::load(path, threads),
             None => Vec::new(),
         };
         restore.resize_with(threads, Vec::new);
-        let shared = Arc::new(Shared::new(config, threads));
         let mut outboxes = Vec::with_capacity(threads);
         let mut inboxes = Vec::with_capacity(threads);
         for backend in &backends {
@@ -113,6 +120,10 @@ impl Server {
             outboxes.push(outbox);
             inboxes.push(inbox);
         }
+        let cluster = start_cluster(&config, &outboxes)?;
+        let mut shared = Shared::new(config, threads);
+        shared.cluster = cluster;
+        let shared = Arc::new(shared);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::with_capacity(threads);
         let listeners = admin_listeners.into_iter().zip(front_listeners);
@@ -170,7 +181,9 @@ impl Server {
             .filter_map(|handle| handle.join().ok())
             .collect();
         if let Some(path) = &self.config.server.snapshot {
-            worker::snapshot::save(path, &hubs);
+            if !self.config.cluster.enabled() {
+                worker::snapshot::save(path, &hubs);
+            }
         }
     }
 
@@ -211,6 +224,35 @@ impl Server {
     pub fn healthy(&self) -> bool {
         self.threads.iter().all(|t| !t.is_finished())
     }
+}
+
+/// Cluster mode: starts the thread that talks to Redis, whose events reach the workers through
+/// their mailboxes.
+fn start_cluster(config: &Config, outboxes: &[Outbox<Batch>]) -> io::Result<Option<Handle>> {
+    let c = &config.cluster;
+    if !c.enabled() {
+        return Ok(None);
+    }
+    let settings = cluster::Settings {
+        redis: c.redis.clone(),
+        prefix: c.prefix.clone(),
+        node: c.node.clone().unwrap_or_else(cluster::default_node_name),
+        workers: outboxes.len(),
+        buffer: u32::try_from(config.front.channel_buffer_size).unwrap_or(u32::MAX),
+        channel_timeout: config.front.channel_timeout,
+    };
+    log::info!(
+        "cluster mode: node {} over Redis {}",
+        settings.node,
+        settings.redis.join(", ")
+    );
+    let outboxes = outboxes.to_vec();
+    let sink: cluster::Sink = Box::new(move |w, events| {
+        if let Some(outbox) = outboxes.get(w) {
+            outbox.send(vec![Msg::Cluster(events)]);
+        }
+    });
+    cluster::start(settings, sink).map(Some)
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it spawns later), so that only the

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 /// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon`, `notify` — standalone, import nothing
 ///   of the crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` and
 ///   `notify` sit here rather than at the top because `server` imports them.)
-/// * 1: `api` may import `http`, `ws`, `comet`, `config`.
+/// * 1: `api` may import `http`, `ws`, `comet`, `config`; `cluster` may import `comet`,
+///   `config`, `engine`.
 /// * 2: `worker` may import everything except `server`, `daemon` and `main`.
 /// * 3: `server` may import `worker`, `engine`, `config`, `logging`, `daemon`, `notify`.
 /// * top: `main` and `lib` (the crate root, which only declares the modules) may import anything.
@@ -34,28 +35,31 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("logging", &["config"]),
     ("engine", &["slab"]),
     ("api", &["http", "ws", "comet", "config"]),
+    ("cluster", &["comet", "config", "engine"]),
     (
         "worker",
         &[
-            "slab", "http", "ws", "comet", "config", "logging", "engine", "api",
+            "slab", "http", "ws", "comet", "config", "logging", "engine", "api", "cluster",
         ],
     ),
     (
         "server",
-        &["worker", "engine", "config", "logging", "daemon", "notify"],
+        &[
+            "worker", "engine", "config", "logging", "daemon", "notify", "cluster",
+        ],
     ),
     (
         "main",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api", "worker", "server", "lib",
+            "api", "cluster", "worker", "server", "lib",
         ],
     ),
     (
         "lib",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api", "worker", "server",
+            "api", "cluster", "worker", "server",
         ],
     ),
 ];

@@ -338,6 +338,19 @@ pub fn ok_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
     home_reply(out, req, date, (200, "OK"), Some(JAVASCRIPT), &body);
 }
 
+/// 503 in cluster mode when the channel's Redis cannot be reached: nothing was stored.
+pub fn unavailable(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
+    let body = b"cluster store unavailable, try again\n";
+    home_reply(
+        out,
+        req,
+        date,
+        (503, "Service Unavailable"),
+        Some(TEXT_UTF8),
+        body,
+    );
+}
+
 /// 429 when a new channel would pass max_channels.
 pub fn too_many_channels(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
     home_reply(out, req, date, (429, "Too Many Channels"), None, b"");

@@ -294,6 +294,28 @@ pub fn deliver(
     Delivery::Owned { ends }
 }
 
+/// Cluster mode: delivery jumps to `seq` of incarnation `epoch` (messages were lost while the
+/// store was unreachable, or the store came back empty). A resumable subscriber gets a `reset`
+/// marker, an iComet one a `next_seq`; a long-poll ends with it (true).
+pub fn gap(sub: &mut Subscription, seq: u32, epoch: u32, out: &mut Vec<u8>) -> bool {
+    if sub.pending {
+        return false;
+    }
+    sub.epoch = epoch;
+    let kind = if sub.framing.resumable {
+        MsgType::Reset
+    } else {
+        MsgType::NextSeq
+    };
+    write_marker(sub, kind, seq, out);
+    sub.next_seq = seq;
+    let ends = sub.long_poll();
+    if ends {
+        sub.framing.write_end(out);
+    }
+    ends
+}
+
 /// Writes the subscriber's heartbeat and counts it; true when the response ends with it
 /// (long-poll). A WebSocket also gets a ping, which it must answer (or send anything) before
 /// the next heartbeat (the worker remembers the ping on the connection).

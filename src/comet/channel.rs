@@ -140,6 +140,19 @@ impl Channel {
         seq
     }
 
+    /// Cluster mode: this mirror takes the incarnation, token and next seq the store holds (its
+    /// ring is refilled by the caller).
+    pub(crate) fn take_identity(&mut self, epoch: u32, auth_token: AuthToken, seq_next: u32) {
+        self.epoch = epoch;
+        self.auth_token = auth_token;
+        self.seq_next = seq_next;
+    }
+
+    /// Cluster mode: a message with seq `seq` was stored by the store; the next one follows it.
+    pub(crate) fn stored(&mut self, seq: u32) {
+        self.seq_next = seq_after(seq);
+    }
+
     /// Raises the idle countdown to at least `ticks`.
     pub fn raise_countdown(&mut self, ticks: i32) {
         self.countdown = self.countdown.max(ticks);

@@ -310,6 +310,8 @@ pub struct Hub {
     presence: Option<bool>,
     now: u32,
     next_epoch: u32,
+    /// Cluster mode (`mirror`): the channels that expired since the last `take_expired`.
+    expired: Option<Vec<Arc<[u8]>>>,
 }
 
 /// Where a hub's epochs start: random (never 0), so the channels of a restarted server are new
@@ -341,6 +343,7 @@ impl Hub {
             presence: None,
             now: 0,
             next_epoch: first_epoch(),
+            expired: None,
         }
     }
 
@@ -665,6 +668,7 @@ impl Hub {
         let presence = self.recording();
         let events = &mut self.events;
         let counters = &self.counters;
+        let expired = &mut self.expired;
         self.channels.retain(|name, ch| {
             if presence && now.wrapping_add(ch.epoch()) % period == 0 {
                 events.push(Presence::Online(Arc::clone(name)));
@@ -679,6 +683,9 @@ impl Hub {
             }
             if presence {
                 events.push(Presence::Offline(Arc::clone(name)));
+            }
+            if let Some(expired) = expired {
+                expired.push(Arc::clone(name));
             }
             counters.remove_channel();
             false
@@ -761,6 +768,10 @@ impl Hub {
 pub fn worker_bit(worker: usize) -> u64 {
     1u64.wrapping_shl(worker as u32)
 }
+
+#[path = "mirror.rs"]
+mod mirror;
+pub use mirror::{Gapped, MirrorState};
 
 #[cfg(test)]
 #[path = "hub_tests.rs"]

@@ -169,10 +169,22 @@ struct Args {
     /// Channels saved at a graceful stop and read at start, "" = off [file: server.snapshot] [default: none]
     #[arg(long, value_name = "PATH")]
     snapshot: Option<String>,
+
+    /// Cluster mode: Redis HOST:PORT, comma-separated for several (replaces the file's list) [file: cluster.redis] [default: none]
+    #[arg(long, value_name = "HOST:PORT")]
+    cluster_redis: Option<String>,
+
+    /// Prefix of the cluster's Redis keys [file: cluster.prefix] [default: rcomet]
+    #[arg(long, value_name = "PREFIX")]
+    cluster_prefix: Option<String>,
+
+    /// This node's name in the cluster [file: cluster.node] [default: host name and pid]
+    #[arg(long, value_name = "NAME")]
+    cluster_node: Option<String>,
 }
 
 /// Every override flag: its name, the config-file key it sets, and its value if given.
-fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 24] {
+fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 27] {
     [
         ("--threads", "server.threads", a.threads.as_deref()),
         ("--engine", "server.engine", a.engine.as_deref()),
@@ -258,6 +270,17 @@ fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 24] {
         ("--log-output", "logger.output", a.log_output.as_deref()),
         ("--pidfile", "pidfile", a.pidfile.as_deref()),
         ("--snapshot", "server.snapshot", a.snapshot.as_deref()),
+        (
+            "--cluster-redis",
+            "cluster.redis",
+            a.cluster_redis.as_deref(),
+        ),
+        (
+            "--cluster-prefix",
+            "cluster.prefix",
+            a.cluster_prefix.as_deref(),
+        ),
+        ("--cluster-node", "cluster.node", a.cluster_node.as_deref()),
     ]
 }
 
@@ -276,6 +299,10 @@ where
         None => Vec::new(),
     };
     let cwd = std::env::current_dir().unwrap_or_default();
+    if args.cluster_redis.is_some() {
+        // The flag's list replaces the file's (the key itself appends).
+        builder.clear_cluster_redis();
+    }
     for (flag, key, value) in overrides(&args) {
         if let Some(value) = value {
             builder
@@ -336,6 +363,25 @@ mod tests {
         assert_eq!(run(&[p, "-s", "stop"]).unwrap().action, Action::Stop);
         assert!(matches!(run(&[p, "-s", "halt"]), Err(ConfigError::Cli(_))));
         std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn cluster_flags_replace_the_file_list() {
+        let text = "cluster:\n\tredis: 127.0.0.1:1\n\tprefix: a\n";
+        let path = temp_conf("cluster", text);
+        let p = path.to_str().unwrap();
+        let s = run(&[
+            p,
+            "--cluster-redis",
+            "127.0.0.1:2,127.0.0.1:3",
+            "--cluster-node",
+            "n2",
+        ])
+        .unwrap();
+        let c = &s.config.cluster;
+        assert_eq!(c.redis, ["127.0.0.1:2", "127.0.0.1:3"]);
+        assert_eq!((c.prefix.as_str(), c.node.as_deref()), ("a", Some("n2")));
+        assert!(run(&["--cluster-redis", "x"]).is_err());
     }
 
     #[test]
@@ -482,7 +528,9 @@ mod tests {
             "limits.buffer_budget" => d.limits.buffer_budget_bytes.to_string(),
             "logger.level" => d.logger.level.to_string().to_lowercase(),
             "logger.output" => "stdout".into(),
-            "pidfile" | "server.snapshot" => "none".into(),
+            "pidfile" | "server.snapshot" | "cluster.redis" => "none".into(),
+            "cluster.prefix" => d.cluster.prefix.clone(),
+            "cluster.node" => "host name and pid".into(),
             other => panic!("no default for {other}"),
         }
     }

@@ -33,6 +33,37 @@ pub struct Config {
     pub front: FrontConfig,
     pub server: ServerConfig,
     pub limits: Limits,
+    /// Cluster mode (several nodes sharing channels through Redis); off without `cluster.redis`.
+    pub cluster: ClusterConfig,
+}
+
+/// The `cluster:` block. Cluster mode is on when at least one Redis address is given; the
+/// channels are sharded over the addresses by a hash of their names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Redis instances, `HOST:PORT` each (empty: single-node mode, no Redis at all).
+    pub redis: Vec<String>,
+    /// Prefix of every Redis key and pub/sub subject.
+    pub prefix: String,
+    /// This node's name in Redis (`None`: the host name and the process id).
+    pub node: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis: Vec::new(),
+            prefix: "rcomet".to_string(),
+            node: None,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Whether cluster mode is on.
+    pub fn enabled(&self) -> bool {
+        !self.redis.is_empty()
+    }
 }
 
 /// `logger:` block.

@@ -1,6 +1,6 @@
 //! What a reload (SIGHUP, `-s reload`) may change while the server runs: the configuration read
 //! again is compared with the running one, key by key. Addresses, threads, the engine, the
-//! connection limit and the pidfile are fixed at start (their change is reported and waits for a
+//! connection limit, the pidfile and the cluster block are fixed at start (their change is reported and waits for a
 //! restart), and so are the CORS settings and the stateless-token secret, compiled once at
 //! start; everything else — log level and output, admin allow/deny, channel and subscriber
 //! limits, timeouts, request and output limits, WebSocket limits, SSE ids, auth — applies at once.
@@ -44,6 +44,8 @@ const AT_START: &[Key] = &[
     ("front.auth_secret", |a, b| {
         a.front.auth_secret != b.front.auth_secret
     }),
+    // The cluster thread and its Redis links are set up once.
+    ("cluster.*", |a, b| a.cluster != b.cluster),
 ];
 
 /// Applied while running.
@@ -124,6 +126,7 @@ pub fn applied(running: &Config, read: &Config) -> Config {
     next.front
         .auth_secret
         .clone_from(&running.front.auth_secret);
+    next.cluster.clone_from(&running.cluster);
     next
 }
 

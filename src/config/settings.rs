@@ -20,6 +20,7 @@ const BLOCKS: &[&str] = &[
     "front",
     "server",
     "limits",
+    "cluster",
 ];
 
 /// Keys with a value, as written in the file. `admin.allow` / `admin.deny` repeat.
@@ -57,6 +58,9 @@ pub(crate) const KEYS: &[&str] = &[
     "limits.buffer_budget",
     "limits.max_ws_message_size",
     "limits.max_ws_channels",
+    "cluster.redis",
+    "cluster.prefix",
+    "cluster.node",
 ];
 
 /// Log files smaller than this are not rotated (iComet's floor).
@@ -89,6 +93,11 @@ impl Builder {
             allow: Vec::new(),
             deny: Vec::new(),
         }
+    }
+
+    /// Forgets the Redis addresses read so far (`--cluster-redis` replaces the file's list).
+    pub(crate) fn clear_cluster_redis(&mut self) {
+        self.config.cluster.redis.clear();
     }
 
     /// Reads and applies a configuration file; returns its warnings.
@@ -199,6 +208,13 @@ impl Builder {
             "limits.buffer_budget" => c.limits.buffer_budget_bytes = number(value, 1)?,
             "limits.max_ws_message_size" => c.limits.max_ws_message_bytes = number(value, 125)?,
             "limits.max_ws_channels" => c.limits.max_ws_channels = number(value, 1)?,
+            "cluster.redis" => {
+                for addr in value.split([',', ' ', '\t']).filter(|a| !a.is_empty()) {
+                    c.cluster.redis.push(parse_redis_addr(addr)?);
+                }
+            }
+            "cluster.prefix" => c.cluster.prefix = parse_prefix(value)?,
+            "cluster.node" => c.cluster.node = Some(parse_prefix(value)?),
             _ => return Err(format!("unknown key {key}")),
         }
         Ok(())
@@ -280,6 +296,31 @@ pub(crate) fn parse_engine(value: &str) -> Result<EngineKind, String> {
         "io_uring" | "io-uring" | "uring" => Ok(EngineKind::IoUring),
         _ => Err(format!("unknown engine `{value}` (epoll or io_uring)")),
     }
+}
+
+/// A Redis address, `HOST:PORT` (the host a name or an IP literal; resolved when connecting).
+pub(crate) fn parse_redis_addr(value: &str) -> Result<String, String> {
+    let (host, port) = value
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{value}` is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{value}`: the port is not a number 1..65535"))?;
+    if host.is_empty() || port == 0 {
+        return Err(format!("`{value}` is not HOST:PORT"));
+    }
+    Ok(value.to_string())
+}
+
+/// A key prefix or node name: 1..=64 bytes of letters, digits and `-_.:`.
+pub(crate) fn parse_prefix(value: &str) -> Result<String, String> {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_.:".contains(&b);
+    if value.is_empty() || value.len() > 64 || !value.bytes().all(ok) {
+        return Err(format!(
+            "`{value}`: use 1 to 64 letters, digits or the characters - _ . :"
+        ));
+    }
+    Ok(value.to_string())
 }
 
 /// `none` or `token`. Anything else is refused (iComet silently fell back to none).
@@ -557,11 +598,34 @@ mod tests {
                 "admin.allow" | "admin.deny" => "all",
                 "front.sse_ids" => "yes",
                 "limits.max_ws_message_size" => "4096",
+                "cluster.redis" => "127.0.0.1:6379",
+                "cluster.prefix" | "cluster.node" => "n-1",
                 _ => "5",
             };
             let mut b = Builder::new();
             assert_eq!(b.set(key, value, base), Ok(()), "{key}");
         }
         assert!(Builder::new().set("front.nope", "1", base).is_err());
+    }
+
+    #[test]
+    fn the_cluster_block_lists_redis_instances_and_names_the_node() {
+        let text = "cluster:\n\tredis: 127.0.0.1:6379\n\tredis: redis-b:6380, 10.0.0.3:6381\n\
+                    \tprefix: app:push\n\tnode: web-1\n";
+        let (config, warnings) = from_bytes(Path::new("/etc/x.conf"), text.as_bytes()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(config.cluster.enabled());
+        assert_eq!(
+            config.cluster.redis,
+            ["127.0.0.1:6379", "redis-b:6380", "10.0.0.3:6381"]
+        );
+        assert_eq!(config.cluster.prefix, "app:push");
+        assert_eq!(config.cluster.node.as_deref(), Some("web-1"));
+        let (plain, _) = from_bytes(Path::new("/x"), b"").unwrap();
+        assert!(!plain.cluster.enabled());
+        let mut b = Builder::new();
+        assert!(b.set("cluster.redis", "nohost", Path::new("/")).is_err());
+        assert!(b.set("cluster.redis", "h:0", Path::new("/")).is_err());
+        assert!(b.set("cluster.prefix", "a b", Path::new("/")).is_err());
     }
 }

@@ -9,7 +9,11 @@
 //! (A→H→A) when A ≠ H. Pipelined requests do not wait for each other: replies leave in request
 //! order (`replies`), and all mail of a turn travels as one batch per worker.
 //!
-//! Depends on: worker (Worker, Msg, replies), comet (Hub), api (admin operations and replies).
+//! In cluster mode admin operations, broadcasts and subscriptions to channels not mirrored yet
+//! take the way through Redis (`cluster`).
+//!
+//! Depends on: worker (Worker, Msg, replies, cluster), comet (Hub), api (admin operations and
+//! replies).
 
 use super::conn::{flags, Conns, Phase};
 use super::msg::{Msg, SubscribeMsg};
@@ -30,7 +34,7 @@ impl Worker {
     }
 
     /// Sends `msg` to every worker whose bit is set in `workers`.
-    fn mail_workers(&mut self, workers: u64, mut make: impl FnMut() -> Msg) {
+    pub(super) fn mail_workers(&mut self, workers: u64, mut make: impl FnMut() -> Msg) {
         for w in 0..self.workers().min(64) {
             if workers & worker_bit(w) != 0 {
                 let msg = make();
@@ -40,7 +44,7 @@ impl Worker {
     }
 
     /// Carries out what a home operation asks for after its reply.
-    fn apply(&mut self, effect: Effect) {
+    pub(super) fn apply(&mut self, effect: Effect) {
         match effect {
             Effect::None => {}
             Effect::Deliver(p) => {
@@ -64,6 +68,9 @@ impl Worker {
     /// channel's home; otherwise a publish is answered here and sent on, and anything else waits
     /// for the home's reply in its place in the connection's reply order.
     pub(crate) fn admin_op(&mut self, token: Token, request: HomeRequest) {
+        if self.cluster.is_some() {
+            return self.cluster_admin(token, request);
+        }
         let home = self.home_of(&request.cname);
         let date = self.date.get();
         let mut out = std::mem::take(&mut self.scratch);
@@ -119,7 +126,7 @@ impl Worker {
     }
 
     /// A home's reply to request `number` of an admin connection.
-    fn on_home_reply(&mut self, token: Token, number: u32, reply: Vec<u8>) {
+    pub(super) fn on_home_reply(&mut self, token: Token, number: u32, reply: Vec<u8>) {
         self.stats().count_response(&reply);
         let Some(q) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
             return;
@@ -156,6 +163,13 @@ impl Worker {
     }
 
     fn home_subscribe(&mut self, m: SubscribeMsg) {
+        if let Some(m) = self.cluster_park(m) {
+            self.home_subscribe_now(m);
+        }
+    }
+
+    /// Subscribes on this home's hub (in cluster mode, once the channel is mirrored).
+    pub(super) fn home_subscribe_now(&mut self, m: SubscribeMsg) {
         let result = self.hub.subscribe(Ask {
             cname: &m.name,
             seq: m.seq,
@@ -223,6 +237,9 @@ impl Worker {
 
     /// Starts a broadcast: every worker (this one too) broadcasts on the channels it is home of.
     pub(crate) fn broadcast(&mut self, content: Arc<[u8]>) {
+        if self.cluster.is_some() {
+            return self.cluster_broadcast(content);
+        }
         for w in 0..self.workers() {
             let content = Arc::clone(&content);
             self.mail(w, Msg::Broadcast { content });
@@ -233,10 +250,11 @@ impl Worker {
     pub(super) fn tick_channels(&mut self) {
         let events = self.hub.tick();
         self.send_presence(events);
+        self.cluster_tick();
     }
 
     /// Sends the presence events the hub collected to every worker with /psub clients.
-    fn announce_presence(&mut self) {
+    pub(super) fn announce_presence(&mut self) {
         let events = self.hub.drain_presence();
         self.send_presence(events);
     }
@@ -291,6 +309,8 @@ impl Worker {
             Msg::Broadcast { content } => self.home_broadcast(&content),
             Msg::Presence { line } => self.on_presence(&line),
             Msg::Spread { name } => self.on_spread(name),
+            Msg::Cluster(events) => self.on_cluster(events),
+            Msg::Gap { name, seq, epoch } => self.on_gap(&name, seq, epoch),
             // Handled in `Worker::handle_mail`, in order with the hand-overs and shutdown.
             Msg::Adopt(_) | Msg::Shutdown | Msg::Reload(_) => {}
         }

@@ -8,11 +8,14 @@
 //!
 //! Files: `conn` (the slot), `input` (bytes → requests), `output` (queueing, flushing, closing),
 //! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `handoff`
-//! (subscribers moving to their channel's home), `admin_streams` (`/stats/stream` readers), `replies`
+//! (subscribers moving to their channel's home), `cluster` (cluster mode: the way through Redis),
+//! `admin_streams` (`/stats/stream` readers), `replies`
 //! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
 //! between cores), `timer` (the wheel), `shared` (what all workers share).
 
 mod admin_streams;
+mod cluster;
+mod cluster_side;
 pub mod conn;
 mod deadlines;
 mod handoff;
@@ -70,6 +73,11 @@ pub struct WorkerSetup {
 /// worker threads start, so the server is ready with every channel in place.
 pub fn new_hub(shared: &Shared, id: usize, saved: &[crate::comet::snapshot::SavedChannel]) -> Hub {
     let mut hub = Hub::new(shared.hub_config(), shared.counters());
+    if shared.config.cluster.enabled() {
+        // Channels live in Redis; this hub mirrors the ones this node serves.
+        hub.set_mirror();
+        return hub;
+    }
     let refused = snapshot::restore(&mut hub, saved);
     if refused > 0 {
         log::warn!("worker {id}: {refused} saved channels over max_channels");
@@ -148,6 +156,8 @@ pub struct Worker {
     turn_started: Option<Instant>,
     /// WebSocket connections' fragmented messages and channels beyond the first.
     ws: ws_side::WsSide,
+    /// Cluster mode: requests to the cluster thread, parked subscriptions (`None`: single node).
+    cluster: Option<Box<cluster_side::ClusterSide>>,
     shutting_down: Option<Instant>,
 }
 
@@ -186,6 +196,10 @@ impl Worker {
             arrived: Vec::new(),
             spread: HashSet::new(),
             ws: ws_side::WsSide::default(),
+            cluster: shared
+                .cluster
+                .clone()
+                .map(|h| Box::new(cluster_side::ClusterSide::new(h))),
             turn_started: None,
             shutting_down: None,
             config,
@@ -234,6 +248,7 @@ impl Worker {
         self.on_time();
         self.send_stats_when_due();
         self.move_out(backend);
+        self.cluster_flush();
         self.post.send_all();
         self.flush_dirty(backend);
         self.free_closed(backend);

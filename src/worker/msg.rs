@@ -3,7 +3,8 @@
 //! destination per loop turn, see `mailbox::Post`), and mailboxes are FIFO per sender, which is
 //! what keeps every subscriber's messages in seq order.
 //!
-//! Depends on: engine (Token), comet (messages, subscription results), api (admin requests).
+//! Depends on: engine (Token), comet (messages, subscription results), api (admin requests),
+//! cluster (its events).
 
 use crate::api::{HomeRequest, SubscribeRequest};
 use crate::comet::auth::Credential;
@@ -67,6 +68,15 @@ pub enum Msg {
     /// To a worker that handed a subscriber over: the channel has many subscribers on its home
     /// already; keep its next subscribers where they are, so its fan-out is spread over workers.
     Spread { name: Arc<[u8]> },
+    /// Cluster mode, from the cluster thread: what Redis answered or published.
+    Cluster(Vec<crate::cluster::Event>),
+    /// Cluster mode, to every worker with subscribers of the channel: delivery jumps to `seq`
+    /// of incarnation `epoch` (history lost while Redis was away, or Redis came back empty).
+    Gap {
+        name: Arc<[u8]>,
+        seq: u32,
+        epoch: u32,
+    },
     /// Stop accepting, finish, exit.
     Shutdown,
 }

@@ -2,7 +2,7 @@
 //! and a few process-wide counters kept as atomics (never a lock on the per-connection path).
 //!
 //! Depends on: config, comet (hub configuration, counters, the stateless-token key), api (the
-//! CORS lines).
+//! CORS lines), cluster (the handle and its link counters).
 
 use crate::api::cors::CorsHeads;
 use crate::comet::auth::StatelessKey;
@@ -116,6 +116,8 @@ pub struct Shared {
     pub slow_consumers_closed: AtomicU64,
     /// Connections refused or closed because a worker's buffer budget was spent.
     pub budget_refusals: AtomicU64,
+    /// Cluster mode: the way to the cluster thread (`None`: single-node, no Redis).
+    pub cluster: Option<crate::cluster::Handle>,
 }
 
 /// The hub settings a configuration gives.
@@ -157,6 +159,7 @@ impl Shared {
             connections: AtomicUsize::new(0),
             slow_consumers_closed: AtomicU64::new(0),
             budget_refusals: AtomicU64::new(0),
+            cluster: None,
         }
     }
 
@@ -261,7 +264,15 @@ impl crate::api::Metrics for Shared {
                 load64(&w.pushes),
             );
         }
-        s.push_str("]}\n");
+        s.push(']');
+        if let Some(cluster) = &self.cluster {
+            let mut link = Vec::with_capacity(256);
+            cluster.stats.write_json(&cluster.node, &mut link);
+            s.push_str(", \"cluster\": {");
+            s.push_str(&String::from_utf8_lossy(&link));
+            s.push('}');
+        }
+        s.push_str("}\n");
         out.extend_from_slice(s.as_bytes());
     }
 }

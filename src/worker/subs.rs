@@ -183,7 +183,7 @@ impl Worker {
 
     /// Ends the subscription response of a connection: HTTP/1.1 connections go back to waiting for
     /// their next request; HTTP/1.0 ones are closed once the output is sent.
-    fn end_subscription(&mut self, token: Token) {
+    pub(super) fn end_subscription(&mut self, token: Token) {
         self.drop_subscription(token);
         let Some(conn) = self.conns.at(token) else {
             return;

@@ -1,0 +1,114 @@
+//! Cluster mode: several rcomet nodes serving the same channels through Redis.
+//!
+//! A channel's authoritative state (seq counter, replay buffer, token, expiry) lives in Redis; a
+//! node's hubs hold a *mirror* of the channels it serves. One thread per node (`node`) owns every
+//! Redis connection, so Redis I/O never blocks a worker: workers hand it [`Request`]s (a channel
+//! send plus an eventfd wake, batched per loop turn) and it answers through the workers' own
+//! mailboxes with [`Event`]s (a sink closure given at start, so this module knows nothing of the
+//! worker). Per Redis instance (shard) it keeps one command connection, where every command is
+//! pipelined, and one pub/sub connection.
+//!
+//! * A push runs one Lua script (EVALSHA): take the next seq, append to the capped buffer list,
+//!   PUBLISH on the channel's subject — so every node sees a channel's messages in seq order.
+//! * A node SUBSCRIBEs to a channel's subject while its home hub mirrors the channel (it has or
+//!   recently had subscribers there), then reads the channel's state once; messages published
+//!   from then on arrive by pub/sub and are checked against the last seq forwarded (`watch`).
+//! * A lost link fails what was in flight (pushes get 503), reconnects with backoff, subscribes
+//!   again and checks every watched channel against Redis: what was missed is fetched from the
+//!   buffer and forwarded in order, or the home is told of a gap (another incarnation when Redis
+//!   came back empty).
+//!
+//! Files: `types` (requests, events, settings, counters), `resp` (commands out, replies in), `scripts` (the Lua scripts), `wire` (key names and the
+//! formats of stored entries and pub/sub payloads), `watch` (one channel's watch state and its
+//! resync decisions), `link` (one Redis connection), `node` (the thread).
+//!
+//! Depends on: comet (messages, seq order, routing, tokens), config (the cluster block), engine
+//! (the eventfd waker).
+
+mod link;
+mod node;
+pub mod resp;
+pub mod scripts;
+mod types;
+mod watch;
+pub mod wire;
+
+pub use types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
+
+use crate::engine::sys::EventFd;
+use crossbeam_channel::Sender;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A worker's way to the cluster thread; cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: Sender<Vec<Request>>,
+    waker: Arc<EventFd>,
+    pub stats: Arc<LinkStats>,
+    pub node: Arc<str>,
+    shards: usize,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cluster::Handle({})", self.node)
+    }
+}
+
+impl Handle {
+    /// Sends one turn's requests and wakes the thread.
+    pub fn send(&self, requests: Vec<Request>) {
+        if !requests.is_empty() && self.tx.send(requests).is_ok() {
+            self.waker.wake();
+        }
+    }
+
+    /// Whether the shard that holds `cname` is reachable now.
+    pub fn up_for(&self, cname: &[u8]) -> bool {
+        let shard = wire::shard_of(cname, self.shards);
+        self.stats
+            .up
+            .get(shard)
+            .is_some_and(|u| u.load(Ordering::Relaxed))
+    }
+}
+
+/// The default node name: the host name and the process id.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "rcomet".into()
+    } else {
+        host
+    };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Starts the cluster thread. It runs until every `Handle` is dropped.
+pub fn start(settings: Settings, sink: Sink) -> std::io::Result<Handle> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let waker = Arc::new(EventFd::new()?);
+    let stats = Arc::new(LinkStats {
+        up: settings
+            .redis
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        ..LinkStats::default()
+    });
+    let handle = Handle {
+        tx,
+        waker: Arc::clone(&waker),
+        stats: Arc::clone(&stats),
+        node: Arc::from(settings.node.as_str()),
+        shards: settings.redis.len().max(1),
+    };
+    let mut node = node::Node::new(settings, rx, waker, stats, sink);
+    std::thread::Builder::new()
+        .name("rcomet-cluster".into())
+        .spawn(move || node.run())?;
+    Ok(handle)
+}

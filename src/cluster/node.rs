@@ -1,0 +1,852 @@
+//! The cluster thread: every Redis connection of this node, one loop. It waits in poll(2) on its
+//! eventfd (workers' requests) and its sockets, with a short timeout for its timers (PING for
+//! latency and liveness, reconnect backoff, count and TTL refreshes).
+//!
+//! Per shard: a command link, where requests are pipelined and their replies paired with a FIFO
+//! of what each was for, and a pub/sub link. A shard whose link breaks, or whose oldest command
+//! waits past its deadline (a stopped Redis accepts connections and answers nothing), is *down*:
+//! what was in flight fails (pushes get 503), its watched channels are marked lost, and it is
+//! connected again with exponential backoff; it is up again once a PING is answered, and every
+//! watched channel is subscribed again and its state read again (`watch`).
+//!
+//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens).
+
+use super::link::Link;
+use super::resp::{self, Reply};
+use super::scripts::{self, Script};
+use super::types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
+use super::watch::{Out, Phase, Watch};
+use super::wire;
+use crate::comet::auth::{to_hex, AuthTokenSource};
+use crate::comet::route::home_worker;
+use crate::comet::seq::seq_after;
+use crate::engine::sys::EventFd;
+use crossbeam_channel::{Receiver, TryRecvError};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a command may wait for its reply before the shard is taken for down.
+const REPLY_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A broadcast walks every channel of a shard: it may take longer.
+const BROADCAST_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(300);
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const PING_EVERY: Duration = Duration::from_millis(500);
+/// Subscriber counts: sent at most this often when they changed, refreshed at least every
+/// `COUNTS_REFRESH`, and forgotten by Redis after `COUNTS_TTL` seconds without a refresh.
+const COUNTS_EVERY: Duration = Duration::from_millis(250);
+const COUNTS_REFRESH: Duration = Duration::from_secs(3);
+const COUNTS_TTL: u32 = 10;
+
+/// What a command's reply is for.
+enum Pending {
+    Ignore,
+    Ping(Instant),
+    Op {
+        worker: usize,
+        ticket: u64,
+        op: OpKind,
+    },
+    State {
+        name: Arc<[u8]>,
+    },
+}
+
+#[derive(Clone, Copy)]
+enum OpKind {
+    Publish,
+    Sign { expires: i32 },
+    SeqNext,
+    Info,
+    Check,
+}
+
+struct Shard {
+    addr: String,
+    cmd: Option<Link>,
+    sub: Option<Link>,
+    pending: VecDeque<(Pending, Instant)>,
+    /// A PING was answered on the current links.
+    up: bool,
+    retry_at: Instant,
+    backoff: Duration,
+    ping_at: Instant,
+    to_subscribe: Vec<Arc<[u8]>>,
+    to_unsubscribe: Vec<Arc<[u8]>>,
+    /// Links connected once already (a new connection counts as a reconnect).
+    connected_before: bool,
+}
+
+/// One worker's latest subscriber counts.
+#[derive(Default)]
+struct Counts {
+    list: Vec<(Arc<[u8]>, u32)>,
+    dirty: bool,
+    sent: Option<Instant>,
+}
+
+pub struct Node {
+    s: Settings,
+    rx: Receiver<Vec<Request>>,
+    waker: Arc<EventFd>,
+    stats: Arc<LinkStats>,
+    sink: Sink,
+    shards: Vec<Shard>,
+    watches: HashMap<Arc<[u8]>, Watch>,
+    outbox: Vec<Vec<Event>>,
+    digests: Vec<String>,
+    tokens: AuthTokenSource,
+    counts: Vec<Counts>,
+    ttl_refresh_at: Instant,
+    scratch: Vec<Reply>,
+}
+
+impl Node {
+    pub fn new(
+        s: Settings,
+        rx: Receiver<Vec<Request>>,
+        waker: Arc<EventFd>,
+        stats: Arc<LinkStats>,
+        sink: Sink,
+    ) -> Node {
+        let now = Instant::now();
+        let shards = s
+            .redis
+            .iter()
+            .map(|addr| Shard {
+                addr: addr.clone(),
+                cmd: None,
+                sub: None,
+                pending: VecDeque::new(),
+                up: false,
+                retry_at: now,
+                backoff: BACKOFF_MIN,
+                ping_at: now,
+                to_subscribe: Vec::new(),
+                to_unsubscribe: Vec::new(),
+                connected_before: false,
+            })
+            .collect();
+        let workers = s.workers.max(1);
+        Node {
+            outbox: (0..workers).map(|_| Vec::new()).collect(),
+            counts: (0..workers).map(|_| Counts::default()).collect(),
+            digests: scripts::digests(),
+            tokens: AuthTokenSource::new(),
+            ttl_refresh_at: now,
+            scratch: Vec::new(),
+            watches: HashMap::new(),
+            shards,
+            s,
+            rx,
+            waker,
+            stats,
+            sink,
+        }
+    }
+
+    /// Runs until every handle is gone.
+    pub fn run(&mut self) {
+        loop {
+            self.connect_due();
+            self.wait();
+            if !self.take_requests() {
+                log::debug!("cluster thread stops");
+                return;
+            }
+            for i in 0..self.shards.len() {
+                self.read_shard(i);
+            }
+            self.timers();
+            self.flush_all();
+            self.send_events();
+        }
+    }
+
+    fn shard_of(&self, name: &[u8]) -> usize {
+        wire::shard_of(name, self.shards.len())
+    }
+
+    fn home(&self, name: &[u8]) -> usize {
+        home_worker(name, self.s.workers.max(1))
+    }
+
+    fn emit(&mut self, worker: usize, event: Event) {
+        if let Some(batch) = self.outbox.get_mut(worker) {
+            batch.push(event);
+        }
+    }
+
+    fn send_events(&mut self) {
+        for (w, batch) in self.outbox.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                (self.sink)(w, std::mem::take(batch));
+            }
+        }
+    }
+
+    /// poll(2) on the waker and every link, until something is ready or a timer is due.
+    fn wait(&mut self) {
+        let mut fds = vec![libc::pollfd {
+            fd: self.waker.raw(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for shard in &self.shards {
+            for link in [&shard.cmd, &shard.sub].into_iter().flatten() {
+                let mut events = libc::POLLIN;
+                if link.wants_write() {
+                    events |= libc::POLLOUT;
+                }
+                fds.push(libc::pollfd {
+                    fd: link.fd(),
+                    events,
+                    revents: 0,
+                });
+            }
+        }
+        // SAFETY: `fds` is a live, exclusively borrowed array of `fds.len()` pollfd structs.
+        let _ = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        self.waker.drain();
+    }
+
+    /// Handles every request the workers sent; false when they are all gone.
+    fn take_requests(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(batch) => {
+                    for r in batch {
+                        self.request(r);
+                    }
+                }
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn request(&mut self, r: Request) {
+        match r {
+            Request::Op {
+                worker,
+                ticket,
+                cname,
+                op,
+            } => self.op(worker, ticket, &cname, op),
+            Request::Broadcast { content } => self.broadcast(&content),
+            Request::Watch { name, create } => self.watch(name, create),
+            Request::Unwatch { name } => self.unwatch(&name),
+            Request::Counts { worker, counts } => {
+                if let Some(c) = self.counts.get_mut(worker) {
+                    c.list = counts;
+                    c.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// A fresh epoch and token for a channel a script may create.
+    fn fresh_identity(&mut self) -> (String, [u8; 32]) {
+        let mut b = [0u8; 4];
+        let epoch = match getrandom::fill(&mut b) {
+            Ok(()) => u32::from_le_bytes(b).max(1),
+            Err(_) => 1,
+        };
+        (epoch.to_string(), to_hex(&self.tokens.fresh()))
+    }
+
+    /// Queues `EVALSHA script keys... args...` on the shard's command link.
+    fn eval(&mut self, shard: usize, script: Script, keys: &[&[u8]], args: &[&[u8]], p: Pending) {
+        let timeout = match script {
+            Script::Broadcast => BROADCAST_TIMEOUT,
+            _ => REPLY_TIMEOUT,
+        };
+        let index = scripts::ALL.iter().position(|s| *s == script).unwrap_or(0);
+        let sha = self.digests[index].clone();
+        let nkeys = keys.len().to_string();
+        let mut all: Vec<&[u8]> = vec![b"EVALSHA", sha.as_bytes(), nkeys.as_bytes()];
+        all.extend_from_slice(keys);
+        all.extend_from_slice(args);
+        self.queue(shard, &all, p, timeout);
+    }
+
+    /// Queues a command; without a link its reply is "unavailable" at once.
+    fn queue(&mut self, shard: usize, args: &[&[u8]], p: Pending, timeout: Duration) {
+        let Some(sh) = self.shards.get_mut(shard) else {
+            return;
+        };
+        match &mut sh.cmd {
+            Some(link) => {
+                link.command(args);
+                sh.pending.push_back((p, Instant::now() + timeout));
+                self.stats.pending.fetch_add(1, Ordering::Relaxed);
+            }
+            None => self.fail(p),
+        }
+    }
+
+    /// What a command that will get no reply owes.
+    fn fail(&mut self, p: Pending) {
+        match p {
+            Pending::Op { worker, ticket, .. } => {
+                let result = OpResult::Unavailable;
+                self.emit(worker, Event::Done { ticket, result });
+            }
+            Pending::State { name } => {
+                if let Some(w) = self.watches.get_mut(&name) {
+                    w.lost();
+                }
+            }
+            Pending::Ignore | Pending::Ping(_) => {}
+        }
+    }
+
+    fn channel_keys(&self, name: &[u8]) -> [Vec<u8>; 4] {
+        let p = &self.s.prefix;
+        [
+            wire::key(p, "ch", name),
+            wire::key(p, "buf", name),
+            wire::shard_key(p, "channels"),
+            wire::key(p, "sub", name),
+        ]
+    }
+
+    fn op(&mut self, worker: usize, ticket: u64, name: &[u8], op: Op) {
+        let shard = self.shard_of(name);
+        if !self.shards[shard].up {
+            let result = OpResult::Unavailable;
+            return self.emit(worker, Event::Done { ticket, result });
+        }
+        let [meta, buf, set, subject] = self.channel_keys(name);
+        let keys: [&[u8]; 3] = [&meta, &buf, &set];
+        let pending = |op| Pending::Op { worker, ticket, op };
+        let ttl = self.s.channel_timeout.max(1).to_string();
+        match op {
+            Op::Publish { content } => {
+                let (epoch, token) = self.fresh_identity();
+                let size = self.s.buffer.to_string();
+                let args: [&[u8]; 8] = [
+                    name,
+                    &subject,
+                    b"d",
+                    &content,
+                    size.as_bytes(),
+                    ttl.as_bytes(),
+                    epoch.as_bytes(),
+                    &token,
+                ];
+                self.eval(
+                    shard,
+                    Script::Publish,
+                    &keys,
+                    &args,
+                    pending(OpKind::Publish),
+                );
+            }
+            Op::Sign { expires } => {
+                let expires = if expires <= 0 {
+                    self.s.channel_timeout as i32
+                } else {
+                    expires
+                };
+                let (epoch, token) = self.fresh_identity();
+                let e = expires.to_string();
+                let args: [&[u8]; 5] = [name, &subject, e.as_bytes(), epoch.as_bytes(), &token];
+                let p = pending(OpKind::Sign { expires });
+                self.eval(shard, Script::Sign, &keys, &args, p);
+            }
+            Op::Close | Op::Clear => {
+                let script = match op {
+                    Op::Close => Script::Close,
+                    _ => Script::Clear,
+                };
+                let args: [&[u8]; 2] = [name, &subject];
+                self.eval(shard, script, &keys, &args, pending(OpKind::SeqNext));
+            }
+            Op::Check => {
+                let args: [&[u8]; 2] = [b"EXISTS", &meta];
+                self.queue(shard, &args, pending(OpKind::Check), REPLY_TIMEOUT);
+            }
+            Op::Info => {
+                let nodes = wire::shard_key(&self.s.prefix, "nodes");
+                let prefix = self.s.prefix.clone();
+                let ttl = COUNTS_TTL.to_string();
+                let args: [&[u8]; 3] = [prefix.as_bytes(), name, ttl.as_bytes()];
+                self.eval(shard, Script::Info, &[&nodes], &args, pending(OpKind::Info));
+            }
+        }
+    }
+
+    fn broadcast(&mut self, content: &[u8]) {
+        let set = wire::shard_key(&self.s.prefix, "channels");
+        let prefix = self.s.prefix.clone();
+        let size = self.s.buffer.to_string();
+        for shard in 0..self.shards.len() {
+            if self.shards[shard].up {
+                let args: [&[u8]; 3] = [prefix.as_bytes(), content, size.as_bytes()];
+                self.eval(shard, Script::Broadcast, &[&set], &args, Pending::Ignore);
+            } else {
+                log::warn!("cluster: /broadcast not stored on shard {shard}: Redis is down");
+            }
+        }
+    }
+
+    fn watch(&mut self, name: Arc<[u8]>, create: bool) {
+        let shard = self.shard_of(&name);
+        match self.watches.get_mut(&name) {
+            // Watched already (the home let its mirror go and wants it back): read again.
+            Some(w) if w.phase == Phase::Live => {
+                w.synced = false;
+                w.phase = Phase::Fetching;
+                self.fetch(&name);
+            }
+            Some(w) => w.synced = false,
+            None => {
+                self.watches.insert(Arc::clone(&name), Watch::new(create));
+                self.shards[shard].to_subscribe.push(name);
+            }
+        }
+    }
+
+    fn unwatch(&mut self, name: &Arc<[u8]>) {
+        if self.watches.remove(name).is_some() {
+            let shard = self.shard_of(name);
+            self.shards[shard].to_unsubscribe.push(Arc::clone(name));
+        }
+    }
+
+    /// Reads a watched channel's state (after its subscription was confirmed).
+    fn fetch(&mut self, name: &Arc<[u8]>) {
+        let Some(w) = self.watches.get(name) else {
+            return;
+        };
+        let create = if w.create { "1" } else { "0" };
+        let shard = self.shard_of(name);
+        let [meta, buf, set, subject] = self.channel_keys(name);
+        let (epoch, token) = self.fresh_identity();
+        let ttl = self.s.channel_timeout.max(1).to_string();
+        let args: [&[u8]; 6] = [
+            name,
+            &subject,
+            create.as_bytes(),
+            ttl.as_bytes(),
+            epoch.as_bytes(),
+            &token,
+        ];
+        let p = Pending::State {
+            name: Arc::clone(name),
+        };
+        self.eval(shard, Script::State, &[&meta, &buf, &set], &args, p);
+    }
+
+    /// Connects the shards that are down and due.
+    fn connect_due(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.shards.len() {
+            let sh = &mut self.shards[i];
+            if sh.cmd.is_some() || now < sh.retry_at {
+                continue;
+            }
+            let links = Link::connect(&sh.addr, CONNECT_TIMEOUT)
+                .and_then(|c| Ok((c, Link::connect(&sh.addr, CONNECT_TIMEOUT)?)));
+            match links {
+                Ok((cmd, sub)) => {
+                    sh.cmd = Some(cmd);
+                    sh.sub = Some(sub);
+                    self.on_connected(i);
+                }
+                Err(e) => {
+                    log::debug!("cluster: Redis {} unreachable: {e}", sh.addr);
+                    sh.retry_at = now + sh.backoff;
+                    sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// New links: load the scripts, PING, subscribe every watched channel of the shard again.
+    fn on_connected(&mut self, i: usize) {
+        for script in scripts::ALL {
+            let text = script.text();
+            let args: [&[u8]; 3] = [b"SCRIPT", b"LOAD", text.as_bytes()];
+            self.queue(i, &args, Pending::Ignore, REPLY_TIMEOUT);
+        }
+        self.queue(i, &[b"PING"], Pending::Ping(Instant::now()), REPLY_TIMEOUT);
+        let names: Vec<Arc<[u8]>> = self
+            .watches
+            .iter_mut()
+            .filter(|(n, _)| wire::shard_of(n, self.shards.len()) == i)
+            .map(|(n, w)| {
+                w.lost();
+                Arc::clone(n)
+            })
+            .collect();
+        let sh = &mut self.shards[i];
+        sh.to_unsubscribe.clear();
+        sh.to_subscribe = names;
+    }
+
+    /// The shard's links are lost.
+    fn down(&mut self, i: usize, why: &str) {
+        let sh = &mut self.shards[i];
+        if sh.up {
+            log::warn!("cluster: Redis {} lost: {why}", sh.addr);
+        }
+        sh.cmd = None;
+        sh.sub = None;
+        sh.up = false;
+        self.stats.up[i].store(false, Ordering::Relaxed);
+        sh.retry_at = Instant::now() + sh.backoff;
+        sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
+        let pending = std::mem::take(&mut sh.pending);
+        self.stats
+            .pending
+            .fetch_sub(pending.len() as u64, Ordering::Relaxed);
+        for (p, _) in pending {
+            self.fail(p);
+        }
+        for (n, w) in self.watches.iter_mut() {
+            if wire::shard_of(n, self.shards.len()) == i {
+                w.lost();
+            }
+        }
+    }
+
+    fn read_shard(&mut self, i: usize) {
+        let mut replies = std::mem::take(&mut self.scratch);
+        replies.clear();
+        let read = match &mut self.shards[i].cmd {
+            Some(link) => link.read(&mut replies),
+            None => Ok(()),
+        };
+        for r in replies.drain(..) {
+            self.on_reply(i, r);
+        }
+        if let Err(e) = read {
+            self.scratch = replies;
+            return self.down(i, &e.to_string());
+        }
+        let read = match &mut self.shards[i].sub {
+            Some(link) => link.read(&mut replies),
+            None => Ok(()),
+        };
+        for r in replies.drain(..) {
+            self.on_push(r);
+        }
+        self.scratch = replies;
+        if let Err(e) = read {
+            self.down(i, &e.to_string());
+        }
+    }
+
+    fn on_reply(&mut self, i: usize, reply: Reply) {
+        let Some((p, _)) = self.shards[i].pending.pop_front() else {
+            return;
+        };
+        self.stats.pending.fetch_sub(1, Ordering::Relaxed);
+        if let Reply::Error(e) = &reply {
+            log::warn!("cluster: Redis {} error: {e}", self.shards[i].addr);
+        }
+        match p {
+            Pending::Ignore => {}
+            Pending::Ping(sent) => {
+                let us = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+                self.stats.latency_us.store(us, Ordering::Relaxed);
+                self.shard_up(i);
+            }
+            Pending::Op { worker, ticket, op } => {
+                let result = op_result(op, &reply);
+                self.emit(worker, Event::Done { ticket, result });
+            }
+            Pending::State { name } => self.on_state(&name, &reply),
+        }
+    }
+
+    fn shard_up(&mut self, i: usize) {
+        let sh = &mut self.shards[i];
+        if sh.up {
+            return;
+        }
+        sh.up = true;
+        sh.backoff = BACKOFF_MIN;
+        if sh.connected_before {
+            self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            log::warn!("cluster: Redis {} reconnected", sh.addr);
+        }
+        sh.connected_before = true;
+        self.stats.up[i].store(true, Ordering::Relaxed);
+        for c in &mut self.counts {
+            c.dirty = true;
+        }
+    }
+
+    fn on_state(&mut self, name: &Arc<[u8]>, reply: &Reply) {
+        let home = self.home(name);
+        let Some(w) = self.watches.get_mut(name) else {
+            return;
+        };
+        if w.phase != Phase::Fetching {
+            return;
+        }
+        let Some(state) = parse_state(reply) else {
+            // Absent and not to be created, or gone from Redis: the mirror goes.
+            let synced = w.synced;
+            self.unwatch(name);
+            let event = if synced {
+                Event::Closed {
+                    name: Arc::clone(name),
+                }
+            } else {
+                Event::Synced {
+                    name: Arc::clone(name),
+                    state: None,
+                }
+            };
+            return self.emit(home, event);
+        };
+        let resync = w.synced;
+        let mut outs = Vec::new();
+        w.on_state(state, &mut outs);
+        if resync {
+            self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.apply(name, outs);
+    }
+
+    /// Carries out what a watch decided.
+    fn apply(&mut self, name: &Arc<[u8]>, outs: Vec<Out>) {
+        let home = self.home(name);
+        for out in outs {
+            let name = Arc::clone(name);
+            let event = match out {
+                Out::Synced(state) => Event::Synced {
+                    name,
+                    state: Some(state),
+                },
+                Out::Forward(entry) => {
+                    self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
+                    Event::Message { name, entry }
+                }
+                Out::Gap(state) => {
+                    self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                    Event::Gap { name, state }
+                }
+                Out::Closed => {
+                    self.unwatch(&name);
+                    Event::Closed { name }
+                }
+                Out::Cleared => Event::Cleared { name },
+                Out::Refetch => {
+                    self.fetch(&name);
+                    continue;
+                }
+            };
+            self.emit(home, event);
+        }
+    }
+
+    /// A reply on a pub/sub link: a subscription confirmed, or a message.
+    fn on_push(&mut self, reply: Reply) {
+        let Some(items) = resp::items(&reply) else {
+            return;
+        };
+        let kind = items.first().and_then(resp::bytes).unwrap_or_default();
+        let Some(subject) = items.get(1).and_then(resp::bytes) else {
+            return;
+        };
+        let Some(name) = wire::name_of_subject(&self.s.prefix, subject) else {
+            return;
+        };
+        let Some(name) = self.watches.get_key_value(name).map(|(n, _)| Arc::clone(n)) else {
+            return;
+        };
+        let Some(w) = self.watches.get_mut(&name) else {
+            return;
+        };
+        match kind {
+            b"subscribe" if w.phase == Phase::Subscribing => {
+                w.phase = Phase::Fetching;
+                self.fetch(&name);
+            }
+            b"message" => {
+                let payload = items.get(2).and_then(resp::bytes);
+                let Some(p) = payload.and_then(wire::parse_payload) else {
+                    return;
+                };
+                let mut outs = Vec::new();
+                w.on_payload(p, &mut outs);
+                self.apply(&name, outs);
+            }
+            _ => {}
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.shards.len() {
+            let sh = &mut self.shards[i];
+            if sh.cmd.is_none() {
+                continue;
+            }
+            if sh
+                .pending
+                .front()
+                .is_some_and(|(_, deadline)| now > *deadline)
+            {
+                self.down(i, "no reply in time");
+                continue;
+            }
+            if sh.up && now >= sh.ping_at {
+                sh.ping_at = now + PING_EVERY;
+                self.queue(i, &[b"PING"], Pending::Ping(now), REPLY_TIMEOUT);
+            }
+        }
+        self.send_counts(now);
+        self.refresh_ttls(now);
+    }
+
+    /// Each worker's subscriber counts, split by shard, when they changed or are due.
+    fn send_counts(&mut self, now: Instant) {
+        let shards = self.shards.len();
+        let nodes = wire::shard_key(&self.s.prefix, "nodes");
+        let ttl = COUNTS_TTL.to_string();
+        for w in 0..self.counts.len() {
+            let c = &self.counts[w];
+            let due = c.sent.is_none_or(|t| {
+                let since = now.duration_since(t);
+                (c.dirty && since >= COUNTS_EVERY) || since >= COUNTS_REFRESH
+            });
+            if !due || !self.shards.iter().all(|s| s.up) {
+                continue;
+            }
+            let member = format!("{}:{w}", self.s.node);
+            let hash = wire::key(&self.s.prefix, "n", member.as_bytes());
+            let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
+            for (name, n) in &c.list {
+                let args = &mut per_shard[wire::shard_of(name, shards)];
+                args.push(name.to_vec());
+                args.push(n.to_string().into_bytes());
+            }
+            self.counts[w].dirty = false;
+            self.counts[w].sent = Some(now);
+            for (i, pairs) in per_shard.iter().enumerate() {
+                let mut args: Vec<&[u8]> = vec![member.as_bytes(), ttl.as_bytes()];
+                args.extend(pairs.iter().map(Vec::as_slice));
+                self.eval(i, Script::Counts, &[&nodes, &hash], &args, Pending::Ignore);
+            }
+        }
+    }
+
+    /// Watched channels live on in Redis while a node mirrors them.
+    fn refresh_ttls(&mut self, now: Instant) {
+        if now < self.ttl_refresh_at {
+            return;
+        }
+        let every = u64::from(self.s.channel_timeout.max(3) / 3);
+        self.ttl_refresh_at = now + Duration::from_secs(every);
+        let ttl = self.s.channel_timeout.max(1).to_string();
+        let names: Vec<Arc<[u8]>> = self
+            .watches
+            .iter()
+            .filter(|(_, w)| w.phase == Phase::Live)
+            .map(|(n, _)| Arc::clone(n))
+            .collect();
+        for name in names {
+            let shard = self.shard_of(&name);
+            if !self.shards[shard].up {
+                continue;
+            }
+            let [meta, buf, ..] = self.channel_keys(&name);
+            for key in [meta, buf] {
+                let args: [&[u8]; 3] = [b"EXPIRE", &key, ttl.as_bytes()];
+                self.queue(shard, &args, Pending::Ignore, REPLY_TIMEOUT);
+            }
+        }
+    }
+
+    /// Subscription changes (one command per shard and kind), then every link's output.
+    fn flush_all(&mut self) {
+        let prefix = self.s.prefix.clone();
+        for i in 0..self.shards.len() {
+            let sh = &mut self.shards[i];
+            let Some(sub) = &mut sh.sub else {
+                continue;
+            };
+            for (verb, names) in [
+                (&b"UNSUBSCRIBE"[..], std::mem::take(&mut sh.to_unsubscribe)),
+                (&b"SUBSCRIBE"[..], std::mem::take(&mut sh.to_subscribe)),
+            ] {
+                if names.is_empty() {
+                    continue;
+                }
+                let subjects: Vec<Vec<u8>> =
+                    names.iter().map(|n| wire::key(&prefix, "sub", n)).collect();
+                let mut args: Vec<&[u8]> = vec![verb];
+                args.extend(subjects.iter().map(Vec::as_slice));
+                sub.command(&args);
+            }
+            let mut failed = None;
+            for link in [&mut sh.cmd, &mut sh.sub].into_iter().flatten() {
+                if let Err(e) = link.flush() {
+                    failed = Some(e);
+                }
+            }
+            if let Some(e) = failed {
+                self.down(i, &e.to_string());
+            }
+        }
+    }
+}
+
+/// An operation's result from its reply.
+fn op_result(op: OpKind, reply: &Reply) -> OpResult {
+    if matches!(reply, Reply::Error(_)) {
+        return OpResult::Unavailable;
+    }
+    match op {
+        OpKind::Publish => OpResult::Published,
+        OpKind::SeqNext => OpResult::SeqNext(match reply {
+            Reply::Null => None,
+            r => resp::int(r).map(|s| seq_after(s as u32)),
+        }),
+        OpKind::Check => OpResult::Check(resp::int(reply).unwrap_or(0) > 0),
+        OpKind::Info => OpResult::Info(resp::int(reply).unwrap_or(0).max(0) as u64),
+        OpKind::Sign { expires } => sign_result(reply, expires).unwrap_or(OpResult::Unavailable),
+    }
+}
+
+fn sign_result(reply: &Reply, expires: i32) -> Option<OpResult> {
+    let items = resp::items(reply)?;
+    let epoch = resp::int(items.first()?)? as u32;
+    let last = resp::int(items.get(1)?)? as u32;
+    let token = resp::bytes(items.get(2)?)?;
+    let first = items.get(3).and_then(resp::bytes).unwrap_or_default();
+    let seq_oldest = wire::parse_entry(first).map_or(seq_after(last), |e| e.seq);
+    Some(OpResult::Signed {
+        seq_oldest,
+        token_hex: token.try_into().ok()?,
+        expires,
+        epoch,
+    })
+}
+
+/// A `STATE` script's reply.
+fn parse_state(reply: &Reply) -> Option<State> {
+    let items = resp::items(reply)?;
+    let epoch = resp::int(items.first()?)? as u32;
+    let last = resp::int(items.get(1)?)? as u32;
+    let token = wire::token_from_hex(resp::bytes(items.get(2)?)?)?;
+    let entries: Vec<Entry> = resp::items(items.get(3)?)?
+        .iter()
+        .filter_map(|e| wire::parse_entry(resp::bytes(e)?))
+        .collect();
+    Some(State {
+        epoch,
+        seq_next: seq_after(last),
+        token,
+        entries,
+    })
+}

@@ -1,0 +1,171 @@
+//! The cluster's plain data: settings, the requests workers send, the events they get back,
+//! Redis's view of a channel, and the link counters `/stats` shows.
+//!
+//! Depends on: comet (message kinds).
+
+use crate::comet::message::MsgType;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Channel settings the cluster thread needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Redis instances (shards), `HOST:PORT`.
+    pub redis: Vec<String>,
+    pub prefix: String,
+    pub node: String,
+    /// Workers of this node (events go to a channel's home worker).
+    pub workers: usize,
+    /// Messages kept per channel.
+    pub buffer: u32,
+    /// Seconds an idle channel lives in Redis.
+    pub channel_timeout: u32,
+}
+
+/// An admin operation run against Redis.
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// `/push`, `/pub`: the JSON string's inside.
+    Publish {
+        content: Vec<u8>,
+    },
+    Sign {
+        expires: i32,
+    },
+    Close,
+    Clear,
+    Info,
+    Check,
+}
+
+/// What a worker asks of the cluster thread.
+#[derive(Debug)]
+pub enum Request {
+    /// Run `op` on channel `cname`; answer `Event::Done { ticket }` to worker `worker`.
+    Op {
+        worker: usize,
+        ticket: u64,
+        cname: Arc<[u8]>,
+        op: Op,
+    },
+    /// `/broadcast` on every channel of every shard (fire and forget).
+    Broadcast { content: Arc<[u8]> },
+    /// The home worker mirrors this channel from now on: subscribe to its subject and send its
+    /// state (`Event::Synced`). `create`: create it in Redis when absent.
+    Watch { name: Arc<[u8]>, create: bool },
+    /// The home worker stopped mirroring the channel.
+    Unwatch { name: Arc<[u8]> },
+    /// Worker `worker`'s subscriber count of each channel it is home of (replaces the last list).
+    Counts {
+        worker: usize,
+        counts: Vec<(Arc<[u8]>, u32)>,
+    },
+}
+
+/// The result of an [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    Published,
+    Signed {
+        seq_oldest: u32,
+        token_hex: [u8; 32],
+        expires: i32,
+        epoch: u32,
+    },
+    /// `/close` and `/clear`: the channel's next seq, `None` when it does not exist.
+    SeqNext(Option<u32>),
+    /// Subscribers over all nodes.
+    Info(u64),
+    Check(bool),
+    /// Redis could not be reached (or did not answer in time): 503.
+    Unavailable,
+}
+
+/// A stored message as Redis holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u32,
+    pub kind: MsgType,
+    /// The JSON string's inside.
+    pub content: Vec<u8>,
+}
+
+/// A channel's state in Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub epoch: u32,
+    /// The seq the next message gets.
+    pub seq_next: u32,
+    /// The `/sign` token (16 bytes).
+    pub token: [u8; 16],
+    /// The replay buffer, oldest first.
+    pub entries: Vec<Entry>,
+}
+
+/// What the cluster thread tells a worker.
+#[derive(Debug)]
+pub enum Event {
+    /// The answer to `Request::Op { ticket }`.
+    Done { ticket: u64, result: OpResult },
+    /// A watched channel's state (`None`: it does not exist and was not to be created).
+    Synced {
+        name: Arc<[u8]>,
+        state: Option<State>,
+    },
+    /// The next message of a watched channel (seq order, no gap).
+    Message { name: Arc<[u8]>, entry: Entry },
+    /// The channel was closed (on any node); its mirror goes.
+    Closed { name: Arc<[u8]> },
+    /// The channel's buffer was cleared.
+    Cleared { name: Arc<[u8]> },
+    /// Messages were lost (they fell off the buffer while the link was down) or the channel is
+    /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
+    /// `state`.
+    Gap { name: Arc<[u8]>, state: State },
+}
+
+/// Where the cluster thread sends events: worker id and one batch for it.
+pub type Sink = Box<dyn FnMut(usize, Vec<Event>) + Send>;
+
+/// The Redis links' health, for `/stats` and the 503 decision.
+#[derive(Debug, Default)]
+pub struct LinkStats {
+    /// Per shard: connected and answering.
+    pub up: Vec<AtomicBool>,
+    pub reconnects: AtomicU64,
+    /// Commands sent and not answered yet.
+    pub pending: AtomicU64,
+    /// The last PING round trip, microseconds.
+    pub latency_us: AtomicU64,
+    /// Events forwarded to workers and messages fetched on resync.
+    pub messages_in: AtomicU64,
+    pub resyncs: AtomicU64,
+    pub gaps: AtomicU64,
+}
+
+impl LinkStats {
+    /// True when every shard is up.
+    pub fn connected(&self) -> bool {
+        self.up.iter().all(|u| u.load(Ordering::Relaxed))
+    }
+
+    /// Writes the link object of `/stats` (`"cluster": {...}`'s inside, without braces).
+    pub fn write_json(&self, node: &str, out: &mut Vec<u8>) {
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let up = self.up.iter().filter(|u| u.load(Ordering::Relaxed)).count();
+        let text = format!(
+            "\"node\": \"{node}\", \"connected\": {}, \"shards\": {}, \"shards_up\": {up}, \
+             \"latency_us\": {}, \"reconnects\": {}, \"pending_commands\": {}, \
+             \"messages_in\": {}, \"resyncs\": {}, \"gaps\": {}",
+            self.connected(),
+            self.up.len(),
+            n(&self.latency_us),
+            n(&self.reconnects),
+            n(&self.pending),
+            n(&self.messages_in),
+            n(&self.resyncs),
+            n(&self.gaps),
+        );
+        out.extend_from_slice(text.as_bytes());
+    }
+}

@@ -1,0 +1,292 @@
+//! Cluster mode on a worker: admin operations go to Redis through the cluster thread and are
+//! answered when it replies (503 at once when the channel's Redis is down); a subscription to a
+//! channel this home does not mirror yet waits (parked here) until the cluster thread has
+//! subscribed to it and sent its state; the thread's events then feed the hub's mirror, and
+//! deliveries, catch-ups and fan-out run exactly as in single-node mode. Once a second each home
+//! reports its subscriber counts (for `/info` over all nodes) and the mirrors that expired.
+//!
+//! Nothing here runs in single-node mode (`Worker::cluster` is `None`), and nothing is added to
+//! connections or subscriptions.
+//!
+//! Depends on: worker (Worker, Msg, subs, home), cluster (requests, events), comet (the mirror),
+//! api (admin replies, subscriptions).
+
+use super::cluster_side::ClusterSide;
+use super::conn::Conns;
+use super::msg::{Msg, SubscribeMsg};
+use super::ws_channels::sub_for;
+use super::Worker;
+use crate::api::home::Effect;
+use crate::api::{admin, subscribe, HomeOp, HomeRequest};
+use crate::cluster::{Entry, Event, Op, OpResult, Request, State};
+use crate::comet::auth::Credential;
+use crate::comet::hub::{Gapped, MirrorState};
+use crate::comet::message::MsgType;
+use crate::engine::Token;
+use std::sync::Arc;
+
+/// The operation Redis runs for an admin request (its content moved out).
+fn op_of(request: &mut HomeRequest) -> Op {
+    match &mut request.op {
+        HomeOp::Publish { content } => Op::Publish {
+            content: std::mem::take(content),
+        },
+        HomeOp::Sign { expires } => Op::Sign { expires: *expires },
+        HomeOp::Close => Op::Close,
+        HomeOp::Clear => Op::Clear,
+        HomeOp::Info => Op::Info,
+        HomeOp::Check => Op::Check,
+    }
+}
+
+/// An admin reply from what Redis answered.
+fn write_reply(req: &HomeRequest, result: &OpResult, date: &[u8], sub_timeout: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    match result {
+        OpResult::Published => admin::ok_reply(&mut out, req, date),
+        OpResult::Signed {
+            seq_oldest,
+            token_hex,
+            expires,
+            epoch,
+        } => {
+            let fields = admin::SignFields {
+                seq: *seq_oldest,
+                token_hex,
+                expires: *expires,
+                sub_timeout,
+                epoch: *epoch,
+            };
+            admin::sign_reply(&mut out, req, date, fields);
+        }
+        OpResult::SeqNext(seq) => admin::ok_seq_or_missing(&mut out, req, date, *seq),
+        OpResult::Info(n) => admin::info_reply(&mut out, req, date, *n as usize),
+        OpResult::Check(exists) => admin::check_reply(&mut out, req, date, *exists),
+        OpResult::Unavailable => admin::unavailable(&mut out, req, date),
+    }
+    out
+}
+
+/// The entries of a state as the hub's mirror takes them.
+fn entries_of(state: &State) -> Vec<(u32, MsgType, &[u8])> {
+    state
+        .entries
+        .iter()
+        .map(|e| (e.seq, e.kind, &e.content[..]))
+        .collect()
+}
+
+impl Worker {
+    fn side(&mut self) -> Option<&mut ClusterSide> {
+        self.cluster.as_deref_mut()
+    }
+
+    /// An admin operation in cluster mode: sent to Redis, answered when Redis replies.
+    pub(crate) fn cluster_admin(&mut self, token: Token, mut request: HomeRequest) {
+        let up = self.side().is_some_and(|s| s.handle.up_for(&request.cname));
+        if !up {
+            let date = self.date.get();
+            let mut out = Vec::with_capacity(256);
+            admin::unavailable(&mut out, &request, date);
+            return self.respond(token, &out);
+        }
+        let Some(number) = self.conns.at(token).and_then(|c| c.replies_mut()) else {
+            return;
+        };
+        let number = number.reserve();
+        let worker = self.id;
+        let op = op_of(&mut request);
+        let cname: Arc<[u8]> = Arc::from(&request.cname[..]);
+        let Some(side) = self.side() else {
+            return;
+        };
+        let ticket = side.next_ticket;
+        side.next_ticket += 1;
+        side.tickets
+            .insert(ticket, (token, number, Box::new(request)));
+        side.out.push(Request::Op {
+            worker,
+            ticket,
+            cname,
+            op,
+        });
+    }
+
+    /// `/broadcast` in cluster mode: every channel in Redis gets it, on every node.
+    pub(crate) fn cluster_broadcast(&mut self, content: Arc<[u8]>) {
+        if let Some(side) = self.side() {
+            side.out.push(Request::Broadcast { content });
+        }
+    }
+
+    /// Cluster mode: a subscription to a channel this home does not mirror waits for the
+    /// mirror. Returns the request when it can go on at once.
+    pub(super) fn cluster_park(&mut self, m: SubscribeMsg) -> Option<SubscribeMsg> {
+        if self.cluster.is_none() || self.hub.exists(&m.name) {
+            return Some(m);
+        }
+        let auth = self.hub.config().auth_token;
+        let create = !(auth && matches!(m.credential, Credential::Signed(_)));
+        let side = self.side()?;
+        let waiting = side.parked.entry(Arc::clone(&m.name)).or_default();
+        let first = waiting.is_empty();
+        waiting.push(m);
+        if first {
+            let name = Arc::clone(&waiting[0].name);
+            side.out.push(Request::Watch { name, create });
+        }
+        None
+    }
+
+    /// Sends this turn's requests to the cluster thread.
+    pub(super) fn cluster_flush(&mut self) {
+        if let Some(side) = self.side() {
+            if !side.out.is_empty() {
+                let batch = std::mem::take(&mut side.out);
+                side.handle.send(batch);
+            }
+        }
+    }
+
+    /// Once a second: mirrors that expired are let go; changed subscriber counts are reported.
+    pub(super) fn cluster_tick(&mut self) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let expired = self.hub.take_expired();
+        let counts = self.hub.subscriber_counts();
+        let worker = self.id;
+        let Some(side) = self.side() else {
+            return;
+        };
+        for name in expired {
+            side.out.push(Request::Unwatch { name });
+        }
+        if counts != side.counts {
+            side.counts.clone_from(&counts);
+            side.out.push(Request::Counts { worker, counts });
+        }
+    }
+
+    /// Events from the cluster thread.
+    pub(super) fn on_cluster(&mut self, events: Vec<Event>) {
+        for event in events {
+            match event {
+                Event::Done { ticket, result } => self.cluster_done(ticket, &result),
+                Event::Synced { name, state } => self.cluster_synced(&name, state.as_ref()),
+                Event::Message { name, entry } => self.cluster_message(&name, &entry),
+                Event::Closed { name } => {
+                    if let Some(closed) = self.hub.close(&name) {
+                        self.apply(Effect::Closed(closed));
+                    }
+                    self.announce_presence();
+                }
+                Event::Cleared { name } => {
+                    self.hub.clear(&name);
+                }
+                Event::Gap { name, state } => self.cluster_gap(&name, &state),
+            }
+        }
+    }
+
+    fn cluster_done(&mut self, ticket: u64, result: &OpResult) {
+        let Some((token, number, request)) = self.side().and_then(|s| s.tickets.remove(&ticket))
+        else {
+            return;
+        };
+        if *result == OpResult::Published {
+            self.stats()
+                .pushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let date = self.date.get();
+        let sub_timeout = self.config.front.polling_timeout;
+        let reply = write_reply(&request, result, date, sub_timeout);
+        self.on_home_reply(token, number, reply);
+    }
+
+    fn cluster_synced(&mut self, name: &Arc<[u8]>, state: Option<&State>) {
+        if let Some(state) = state {
+            let entries = entries_of(state);
+            let mirror = MirrorState {
+                epoch: state.epoch,
+                seq_next: state.seq_next,
+                token: state.token,
+                entries: &entries,
+            };
+            self.hub.mirror_sync(name, mirror);
+        }
+        let parked = self
+            .side()
+            .and_then(|s| s.parked.remove(name))
+            .unwrap_or_default();
+        for m in parked {
+            self.home_subscribe_now(m);
+        }
+        self.announce_presence();
+    }
+
+    fn cluster_message(&mut self, name: &[u8], entry: &Entry) {
+        let p = self
+            .hub
+            .mirror_message(name, entry.seq, entry.kind, &entry.content);
+        if let Some(p) = p {
+            self.apply(Effect::Deliver(p));
+        }
+    }
+
+    fn cluster_gap(&mut self, name: &[u8], state: &State) {
+        let entries = entries_of(state);
+        let mirror = MirrorState {
+            epoch: state.epoch,
+            seq_next: state.seq_next,
+            token: state.token,
+            entries: &entries,
+        };
+        let Some((gap, stored)) = self.hub.mirror_gap(name, mirror) else {
+            return;
+        };
+        let Gapped {
+            name,
+            seq,
+            epoch,
+            workers,
+        } = gap;
+        self.mail_workers(workers, || Msg::Gap {
+            name: Arc::clone(&name),
+            seq,
+            epoch,
+        });
+        for p in stored {
+            self.apply(Effect::Deliver(p));
+        }
+    }
+
+    /// Delivery jumps for this worker's subscribers of `name`: each is told (`reset` or
+    /// `next_seq`); a long-poll ends with it.
+    pub(super) fn on_gap(&mut self, name: &Arc<[u8]>, seq: u32, epoch: u32) {
+        let mut keys = Vec::new();
+        self.local.keys_into(name, &mut keys);
+        let mut out = Vec::with_capacity(128);
+        for key in keys {
+            let token = Token::unpack(key);
+            let extra = &mut self.ws.channels;
+            let Some(sub) = self
+                .conns
+                .at(token)
+                .and_then(|c| sub_for(c, extra, token, name))
+            else {
+                continue;
+            };
+            out.clear();
+            let ends = subscribe::gap(sub, seq, epoch, &mut out);
+            self.queue(token, &out);
+            if ends {
+                if let Some(sub) = self.take_sub(token) {
+                    self.unsubscribe_left(&sub);
+                }
+                self.end_subscription(token);
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! A worker's cluster-mode state (`Worker::cluster`; see `cluster` for what is done with it):
+//! the requests of this turn, admin requests waiting for Redis, parked subscriptions, the
+//! subscriber counts last reported.
+//!
+//! Depends on: worker (SubscribeMsg), cluster (Handle, Request), api (HomeRequest), engine (Token).
+
+use super::msg::SubscribeMsg;
+use crate::api::HomeRequest;
+use crate::cluster::{Handle, Request};
+use crate::engine::Token;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A worker's cluster state.
+pub struct ClusterSide {
+    pub(super) handle: Handle,
+    /// Requests of this turn, sent at its end in one batch.
+    pub(super) out: Vec<Request>,
+    /// Admin requests waiting for Redis: ticket → connection, reply number, request.
+    pub(super) tickets: HashMap<u64, (Token, u32, Box<HomeRequest>)>,
+    pub(super) next_ticket: u64,
+    /// Subscriptions waiting for their channel's mirror.
+    pub(super) parked: HashMap<Arc<[u8]>, Vec<SubscribeMsg>>,
+    /// The subscriber counts last reported.
+    pub(super) counts: Vec<(Arc<[u8]>, u32)>,
+}
+
+impl ClusterSide {
+    pub fn new(handle: Handle) -> ClusterSide {
+        ClusterSide {
+            handle,
+            out: Vec::new(),
+            tickets: HashMap::new(),
+            next_ticket: 0,
+            parked: HashMap::new(),
+            counts: Vec::new(),
+        }
+    }
+}
