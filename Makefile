@@ -15,6 +15,9 @@
 #   make soak     a bounded churn soak (SOAK_S seconds of clients, default 420: under 10 minutes;
 #                 ENGINE=io_uring): samples memory, descriptors, connections, timers and mailbox
 #                 depth, and exits non-zero when anything leaked (see bench/soak.sh)
+#   make burst    does a burst stall anyone else? a probe's connect → long-poll → push → delivery
+#                 every 20 ms while N /stream subscribers (default 60000, ENGINE=io_uring) connect,
+#                 are held and are all killed at once; exits non-zero past p99 5 ms / max 50 ms
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -28,7 +31,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -99,6 +102,9 @@ fuzz:
 
 soak: build
 	bash bench/soak.sh
+
+burst: build
+	bash bench/burst.sh
 
 c1000k: build
 	bash bench/c1000k.sh

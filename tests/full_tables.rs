@@ -10,7 +10,7 @@ mod support;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::front::{chunk, expect, msg};
 use support::*;
 
@@ -156,8 +156,21 @@ fn refuses_keeps_and_recovers(
         }),
         "no new connection was served after two closed"
     );
-    let r = get(server.front, "/ping");
-    assert_eq!(r.status, 200, "a second new connection is served too");
+    // The two closes may be handled in different turns: the second room can come a little later.
+    let mut second = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            match attempt(server, server.front) {
+                (Outcome::Served, s) => {
+                    second = s;
+                    true
+                }
+                (Outcome::Refused, _) => false,
+            }
+        }),
+        "a second new connection is served too"
+    );
+    drop(second);
     drop(served);
     drop(idle);
 }
@@ -258,17 +271,28 @@ fn a_burst_through_a_tiny_uring_table_is_served_or_refused_never_dropped_io_urin
         return;
     }
     const CLIENTS: usize = 16;
-    const EACH: usize = 25;
+    // Until the 8-slot table has been filled and refilled twice over (bounded in attempts and
+    // time: a refused attempt takes microseconds, a served one a round trip, so how many
+    // attempts that takes depends on the machine's scheduling).
+    const SERVED_TARGET: usize = 24;
+    const MAX_EACH: usize = 500;
     let server = tiny_uring(8, 3);
     let mut admin = Conn::open(server.admin);
     let accepted_before = metric_on(&mut admin, "rcomet_connections_accepted_total");
     let served = AtomicUsize::new(0);
     let refused = AtomicUsize::new(0);
+    let attempts = AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
     std::thread::scope(|scope| {
         for _ in 0..CLIENTS {
-            let (served, refused, server) = (&served, &refused, &server);
+            let (served, refused, attempts, server) = (&served, &refused, &attempts, &server);
             scope.spawn(move || {
-                for _ in 0..EACH {
+                for _ in 0..MAX_EACH {
+                    if served.load(Ordering::Relaxed) >= SERVED_TARGET || Instant::now() > deadline
+                    {
+                        return;
+                    }
+                    attempts.fetch_add(1, Ordering::Relaxed);
                     match attempt(server, server.front).0 {
                         Outcome::Served => served.fetch_add(1, Ordering::Relaxed),
                         Outcome::Refused => refused.fetch_add(1, Ordering::Relaxed),
@@ -282,10 +306,9 @@ fn a_burst_through_a_tiny_uring_table_is_served_or_refused_never_dropped_io_urin
         refused.load(Ordering::Relaxed),
     );
     eprintln!("burst: {served} served, {refused} refused");
-    assert_eq!(served + refused, CLIENTS * EACH);
-    // The table filled and was refilled as clients left (a refused attempt takes microseconds,
-    // a served one a round trip, so refusals outnumber them).
-    assert!(served >= 8, "only {served} served");
+    assert_eq!(served + refused, attempts.load(Ordering::Relaxed));
+    // The table filled and was refilled as clients left.
+    assert!(served >= SERVED_TARGET, "only {served} served");
     // Every connection the clients saw closed unserved was one the server refused: none was
     // accepted by the kernel and then closed by it.
     let accepted = metric_on(&mut admin, "rcomet_connections_accepted_total") - accepted_before;

@@ -8,12 +8,17 @@
 //! one spare descriptor (`/dev/null`): it gives it up, accepts the connection, closes it at once
 //! (a [`Completion::Refused`]), and takes the spare back, until the queue is empty.
 //!
+//! A peer's hang-up is read (its last bytes, then the end of file) only after every other event
+//! of the turn, at most [`HANGUPS_PER_TURN`] a turn: the edge of each of the ten thousand sockets
+//! of a mass disconnect is kept in a queue, so a client still talking never waits behind them.
+//!
 //! Depends on: engine (Token, Completion, OutQueue), sys, libc.
 
 use super::out::MAX_IOVECS;
 use super::sys::{self, EventFd};
 use super::{Backend, Completion, ConnId, Detach, Flush, OutQueue, ReadControl, Token};
 use crate::syscall;
+use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -28,6 +33,8 @@ const EVENTS_PER_WAIT: usize = 1024;
 const READS_PER_TURN: usize = 8;
 /// Accepts per listener per turn before the other events get their turn.
 const ACCEPTS_PER_TURN: usize = 512;
+/// Hung-up connections read per turn (see the module doc).
+const HANGUPS_PER_TURN: usize = 64;
 
 pub struct Epoll {
     epfd: OwnedFd,
@@ -42,6 +49,11 @@ pub struct Epoll {
     ready_listeners: Vec<usize>,
     /// The fd of each attached slot (epoll user data carries the token, not the fd).
     fds: Vec<RawFd>,
+    /// The token generation of each attached slot, so a queued hang-up of a connection that is
+    /// gone is never read from the next one in its slot (which may even have the same fd).
+    generations: Vec<u32>,
+    /// Connections whose peer hung up, oldest first, read [`HANGUPS_PER_TURN`] a turn.
+    hangups: VecDeque<(ConnId, Token)>,
     /// Slots whose handler returned Pause: their input waits in the kernel until resume.
     paused: Vec<bool>,
     /// Accepting failed for lack of descriptors or memory: try again at this instant.
@@ -80,6 +92,8 @@ impl Epoll {
             ready: Vec::new(),
             ready_listeners: Vec::new(),
             fds: Vec::new(),
+            generations: Vec::new(),
+            hangups: VecDeque::new(),
             paused: Vec::new(),
             accept_paused_until: None,
             accept_failing: false,
@@ -228,6 +242,21 @@ impl Epoll {
 }
 
 impl Epoll {
+    /// Reads up to [`HANGUPS_PER_TURN`] queued hang-ups of connections still attached.
+    fn read_hangups(&mut self, handler: &mut dyn FnMut(Completion<'_>) -> ReadControl) {
+        for _ in 0..HANGUPS_PER_TURN {
+            let Some((conn, token)) = self.hangups.pop_front() else {
+                return;
+            };
+            let slot = token.slot as usize;
+            let attached = self.fds.get(slot) == Some(&(conn.0 as RawFd))
+                && self.generations.get(slot) == Some(&token.generation);
+            if attached {
+                self.read_from(conn, token, handler);
+            }
+        }
+    }
+
     fn is_paused(&self, token: Token) -> bool {
         self.paused
             .get(token.slot as usize)
@@ -265,8 +294,10 @@ impl Backend for Epoll {
         let slot = token.slot as usize;
         if self.fds.len() <= slot {
             self.fds.resize(slot + 1, -1);
+            self.generations.resize(slot + 1, 0);
         }
         self.fds[slot] = conn.0 as RawFd;
+        self.generations[slot] = token.generation;
         self.set_paused(token, false);
         let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
         self.ctl(
@@ -368,7 +399,8 @@ impl Backend for Epoll {
                 }
             }
         }
-        let has_backlog = !self.ready.is_empty() || !self.ready_listeners.is_empty();
+        let has_backlog =
+            !self.ready.is_empty() || !self.ready_listeners.is_empty() || !self.hangups.is_empty();
         let timeout = match self.accept_paused_until {
             Some(until) => {
                 let left = until.saturating_duration_since(Instant::now());
@@ -430,11 +462,14 @@ impl Backend for Epoll {
             if bits & (libc::EPOLLOUT as u32) != 0 {
                 handler(Completion::Writable { token });
             }
-            let input = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR;
-            if bits & (input as u32) != 0 {
+            let hangup = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+            if bits & hangup != 0 {
+                self.hangups.push_back((ConnId(fd as u32), token));
+            } else if bits & (libc::EPOLLIN as u32) != 0 {
                 self.read_from(ConnId(fd as u32), token, handler);
             }
         }
+        self.read_hangups(handler);
         Ok(())
     }
 

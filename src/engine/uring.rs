@@ -25,12 +25,14 @@ mod buffers;
 mod complete;
 mod handover;
 mod listeners;
+mod read_queue;
 mod ring;
 mod table;
 mod user_data;
 
 use self::accept::{AcceptState, Action};
 use self::buffers::{AdoptRecord, PeerAddrs, RecvPool, SendRecord, SendSlab, Slab as Records};
+use self::read_queue::{ReadClass, ReadQueues};
 use self::ring::{soft_nofile_limit, table_sizes, Ring};
 use self::table::{split, SlotState, MAX_TABLE};
 use self::user_data::Op;
@@ -39,7 +41,6 @@ use super::sys::{self, EventFd};
 use super::{Backend, Completion, ConnId, Detach, Flush, OutQueue, ReadControl, Token};
 use io_uring::types::{CancelBuilder, Fd, Fixed};
 use io_uring::{cqueue, opcode, squeue};
-use std::collections::VecDeque;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -124,8 +125,8 @@ pub struct Uring {
     peer_addrs: PeerAddrs,
     /// Handed-over sockets being registered into a table (see `handover`).
     adopting: Records<AdoptRecord>,
-    /// Connections to receive from when a receive buffer is free: (conn, slot generation).
-    want_read: VecDeque<(ConnId, u32)>,
+    /// Connections to receive from when a receive buffer is free, live ones first (`read_queue`).
+    want_read: ReadQueues,
     cqes: Vec<cqueue::Entry>,
     actions: Vec<Action>,
     waker: Arc<EventFd>,
@@ -174,7 +175,7 @@ impl Uring {
             sends: SendSlab::default(),
             peer_addrs: PeerAddrs::default(),
             adopting: Records::default(),
-            want_read: VecDeque::new(),
+            want_read: ReadQueues::default(),
             cqes: Vec::new(),
             actions: Vec::new(),
             waker: Arc::new(EventFd::new()?),
@@ -258,15 +259,17 @@ impl Uring {
         unsafe { self.push(ring, &entry) }
     }
 
-    /// Issues receives for connections waiting for one, while receive buffers are free.
+    /// Issues receives for connections waiting for one, while receive buffers are free, in the
+    /// order of `read_queue` (live connections, then new ones, then those that hung up).
     fn start_reads(&mut self) {
         for _ in 0..self.want_read.len() {
             if !self.recv.has_free() {
                 return;
             }
-            let Some((conn, generation)) = self.want_read.pop_front() else {
+            let Some((class, next)) = self.want_read.pop() else {
                 return;
             };
+            let (conn, generation) = next;
             let (r, index) = split(conn);
             let Some(ring) = self.rings.get_mut(r) else {
                 continue;
@@ -279,7 +282,7 @@ impl Uring {
                 continue;
             }
             let Some((buffer, ptr, len)) = self.recv.take(conn, slot.generation) else {
-                self.want_read.push_front((conn, generation));
+                self.want_read.push_front(class, next);
                 return;
             };
             let entry = opcode::Recv::new(Fixed(index), ptr, len)
@@ -298,7 +301,7 @@ impl Uring {
                         slot.reading = false;
                     }
                     self.recv.release(buffer);
-                    self.want_read.push_back((conn, generation));
+                    self.want_read.push(class, next);
                     return;
                 }
             }
@@ -387,6 +390,7 @@ impl Backend for Uring {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no accepted connection"))?;
         slot.state = SlotState::Attached;
         slot.token = token;
+        slot.spoken = false;
         let generation = slot.generation;
         self.arm_poll(conn, generation)
     }
@@ -424,7 +428,8 @@ impl Backend for Uring {
         };
         if slot.attached() && slot.token == token && slot.paused {
             slot.paused = false;
-            self.want_read.push_back((conn, slot.generation));
+            self.want_read
+                .push(ReadClass::Live, (conn, slot.generation));
         }
     }
 

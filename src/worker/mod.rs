@@ -58,6 +58,11 @@ const REFUSED: Token = Token {
 /// Mail handled per turn at most, so a flood from other cores cannot starve this core's sockets.
 const MAIL_PER_TURN: usize = 65_536;
 
+/// Connections whose sockets are closed at the end of one turn at most (see
+/// `Worker::free_closed`): a few hundred microseconds of kernel work, so a mass disconnect
+/// delays nobody else by more than that per turn.
+const CLOSES_PER_TURN: usize = 32;
+
 /// What a worker is given at start.
 pub struct WorkerSetup {
     pub id: usize,
@@ -123,8 +128,9 @@ pub struct Worker {
     /// Connections whose buffered requests should be processed again (a reply arrived, a
     /// subscription ended, output drained).
     to_resume: Vec<Token>,
-    /// Connections to tear down at the end of the turn.
-    closing: Vec<Token>,
+    /// Connections to tear down, oldest first: at most [`CLOSES_PER_TURN`] at the end of
+    /// each turn (a mass disconnect is spread over many short turns).
+    closing: VecDeque<Token>,
     /// Connections with an open /psub presence stream.
     pub(crate) presence: Vec<Token>,
     /// Connections reading `/stats/stream` (`admin_streams`).
@@ -181,7 +187,7 @@ impl Worker {
             to_attach: Vec::new(),
             dirty: Vec::new(),
             to_resume: Vec::new(),
-            closing: Vec::new(),
+            closing: VecDeque::new(),
             presence: Vec::new(),
             stats_streams: Vec::new(),
             stats_next: Instant::now(),
@@ -224,8 +230,10 @@ impl Worker {
     /// channels' homes → send this turn's mail → flush every connection with new output once →
     /// free closed slots.
     fn turn<B: Backend>(&mut self, backend: &mut B) {
-        let may_sleep =
-            self.mail.is_empty() && self.to_resume.is_empty() && self.inbox.prepare_sleep();
+        let may_sleep = self.mail.is_empty()
+            && self.to_resume.is_empty()
+            && self.closing.is_empty()
+            && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             let tick = self.shared.until_next_tick();
             self.stats_wait().map_or(tick, |stats| stats.min(tick))
@@ -251,7 +259,7 @@ impl Worker {
         self.cluster_flush();
         self.post.send_all();
         self.flush_dirty(backend);
-        self.free_closed(backend);
+        self.free_closed(backend, CLOSES_PER_TURN);
         self.enforce_shutdown_deadline(backend);
         self.record_turn(backend, working_since);
     }
@@ -456,7 +464,7 @@ impl Worker {
             for (slot, generation) in self.conns.keys() {
                 self.close(Token { slot, generation });
             }
-            self.free_closed(backend);
+            self.free_closed(backend, usize::MAX);
         }
     }
 }

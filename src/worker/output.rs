@@ -144,7 +144,7 @@ impl Worker {
         let was = conn.phase;
         conn.phase = Phase::Closing;
         self.leave_phase(token, was);
-        self.closing.push(token);
+        self.closing.push_back(token);
     }
 
     /// The peer closed its side. Subscribers are removed at once; a connection with a response
@@ -211,9 +211,16 @@ impl Worker {
         }
     }
 
-    /// Frees the slots of connections closed this turn.
-    pub(super) fn free_closed<B: Backend>(&mut self, backend: &mut B) {
-        for token in std::mem::take(&mut self.closing) {
+    /// Frees the slots of the `limit` connections closed longest ago. Closing a socket is the
+    /// kernel's most expensive step of a connection's life (the TCP close, the descriptor's
+    /// release): ten thousand of them in one turn would hold every other client of this worker for
+    /// a large fraction of a second, so a mass disconnect is taken `CLOSES_PER_TURN` (worker/mod.rs) at a time.
+    /// A connection waiting here is already out of its channel and sends nothing more.
+    pub(super) fn free_closed<B: Backend>(&mut self, backend: &mut B, limit: usize) {
+        for _ in 0..limit {
+            let Some(token) = self.closing.pop_front() else {
+                return;
+            };
             let Some(conn) = self.conns.remove(token.slot, token.generation) else {
                 continue;
             };

@@ -4,6 +4,7 @@
 //!
 //! Depends on: engine (Completion, ReadControl), engine::uring internals, io-uring, libc.
 
+use super::read_queue::ReadClass;
 use super::table::{conn_id, split, ConnSlot, SlotState};
 use super::user_data::{same_generation, Op};
 use super::Uring;
@@ -191,10 +192,18 @@ impl Uring {
             return;
         };
         if res >= 0 && !slot.peer_closed && !slot.paused {
+            let hangup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
+            let class = if res & hangup != 0 {
+                ReadClass::Hangup
+            } else if slot.spoken {
+                ReadClass::Live
+            } else {
+                ReadClass::New
+            };
             if slot.reading {
                 slot.read_again = true;
             } else {
-                self.want_read.push_back((conn, generation));
+                self.want_read.push(class, (conn, generation));
             }
         }
         if more {
@@ -204,7 +213,7 @@ impl Uring {
         match -res {
             libc::ECANCELED | libc::EBADF => {
                 log::warn!("poll of {conn:?} ended for good: receive once to learn why");
-                self.want_read.push_back((conn, generation));
+                self.want_read.push(ReadClass::Live, (conn, generation));
             }
             _ => {
                 if let Err(e) = self.arm_poll(conn, generation) {
@@ -240,6 +249,7 @@ impl Uring {
         let mut again = read_again;
         let mut peer_closed = false;
         if res > 0 {
+            slot.spoken = true;
             let control = handler(Completion::Data { token, bytes });
             if control == ReadControl::Pause {
                 slot.paused = true;
@@ -261,7 +271,7 @@ impl Uring {
         }
         self.recv.release(buffer);
         if again && !peer_closed {
-            self.want_read.push_back((conn, generation));
+            self.want_read.push(ReadClass::Live, (conn, generation));
         }
     }
 

@@ -54,6 +54,9 @@ pub(crate) struct ConnSlot {
     pub read_again: bool,
     /// EOF or an error was reported; nothing more is read.
     pub peer_closed: bool,
+    /// The connection has sent bytes since it was attached (its reads are `Live`, see
+    /// `read_queue`).
+    pub spoken: bool,
     /// A send is in flight.
     pub sending: bool,
 }
@@ -71,6 +74,7 @@ impl Default for ConnSlot {
             reading: false,
             read_again: false,
             peer_closed: false,
+            spoken: false,
             sending: false,
         }
     }
