@@ -13,6 +13,9 @@
 //! * A node SUBSCRIBEs to a channel's subject while its home hub mirrors the channel (it has or
 //!   recently had subscribers there), then reads the channel's state once; messages published
 //!   from then on arrive by pub/sub and are checked against the last seq forwarded (`watch`).
+//! * `/psub` events come from Redis: the scripts publish a channel's creation and `/close` on
+//!   `P:presence`, a sweep re-announces live channels and reports expired ones; every node
+//!   subscribes to that subject and forwards its lines to the workers while it has listeners.
 //! * A lost link fails what was in flight (pushes get 503), reconnects with backoff, subscribes
 //!   again and checks every watched channel against Redis: what was missed is fetched from the
 //!   buffer and forwarded in order, or the home is told of a gap (another incarnation when Redis
@@ -35,6 +38,7 @@ pub mod wire;
 
 pub use types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
 
+pub use crate::comet::hub::Counters;
 use crate::engine::sys::EventFd;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,8 +91,9 @@ pub fn default_node_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Starts the cluster thread. It runs until every `Handle` is dropped.
-pub fn start(settings: Settings, sink: Sink) -> std::io::Result<Handle> {
+/// Starts the cluster thread. It runs until every `Handle` is dropped. `counters`: the node's
+/// shared counters, whose `/psub` listeners say whether presence events are forwarded.
+pub fn start(settings: Settings, sink: Sink, counters: Arc<Counters>) -> std::io::Result<Handle> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let waker = Arc::new(EventFd::new()?);
     let stats = Arc::new(LinkStats {
@@ -107,6 +112,7 @@ pub fn start(settings: Settings, sink: Sink) -> std::io::Result<Handle> {
         shards: settings.redis.len().max(1),
     };
     let mut node = node::Node::new(settings, rx, waker, stats, sink);
+    node.counters = counters;
     std::thread::Builder::new()
         .name("rcomet-cluster".into())
         .spawn(move || node.run())?;

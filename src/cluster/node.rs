@@ -18,6 +18,7 @@ use super::types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sin
 use super::watch::{Out, Phase, Watch};
 use super::wire;
 use crate::comet::auth::{to_hex, AuthTokenSource};
+use crate::comet::hub::Counters;
 use crate::comet::route::home_worker;
 use crate::comet::seq::seq_after;
 use crate::engine::sys::EventFd;
@@ -40,6 +41,8 @@ const PING_EVERY: Duration = Duration::from_millis(500);
 const COUNTS_EVERY: Duration = Duration::from_millis(250);
 const COUNTS_REFRESH: Duration = Duration::from_secs(3);
 const COUNTS_TTL: u32 = 10;
+/// The presence sweep is asked for this often (Redis runs it at most once a second per shard).
+const SWEEP_EVERY: Duration = Duration::from_millis(1000);
 
 /// What a command's reply is for.
 enum Pending {
@@ -78,6 +81,13 @@ struct Shard {
     to_unsubscribe: Vec<Arc<[u8]>>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
+    /// The presence subject is to be subscribed on the new pub/sub link.
+    presence_pending: bool,
+    /// Redis confirmed the presence subscription, and a PING was answered, on the current links
+    /// (the shard is up once both are true, so nothing published after that is missed).
+    presence_ok: bool,
+    ping_ok: bool,
+    sweep_at: Instant,
 }
 
 /// One worker's latest subscriber counts.
@@ -102,6 +112,9 @@ pub struct Node {
     counts: Vec<Counts>,
     ttl_refresh_at: Instant,
     scratch: Vec<Reply>,
+    /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
+    pub counters: Arc<Counters>,
+    presence_subject: Vec<u8>,
 }
 
 impl Node {
@@ -128,6 +141,10 @@ impl Node {
                 to_subscribe: Vec::new(),
                 to_unsubscribe: Vec::new(),
                 connected_before: false,
+                presence_pending: false,
+                presence_ok: false,
+                ping_ok: false,
+                sweep_at: now,
             })
             .collect();
         let workers = s.workers.max(1);
@@ -139,6 +156,8 @@ impl Node {
             ttl_refresh_at: now,
             scratch: Vec::new(),
             watches: HashMap::new(),
+            counters: Counters::new(),
+            presence_subject: wire::presence_subject(&s.prefix),
             shards,
             s,
             rx,
@@ -487,6 +506,9 @@ impl Node {
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
         sh.to_subscribe = names;
+        sh.presence_pending = true;
+        sh.presence_ok = false;
+        sh.ping_ok = false;
     }
 
     /// The shard's links are lost.
@@ -534,7 +556,7 @@ impl Node {
             None => Ok(()),
         };
         for r in replies.drain(..) {
-            self.on_push(r);
+            self.on_push(i, r);
         }
         self.scratch = replies;
         if let Err(e) = read {
@@ -555,6 +577,7 @@ impl Node {
             Pending::Ping(sent) => {
                 let us = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 self.stats.latency_us.store(us, Ordering::Relaxed);
+                self.shards[i].ping_ok = true;
                 self.shard_up(i);
             }
             Pending::Op { worker, ticket, op } => {
@@ -567,7 +590,7 @@ impl Node {
 
     fn shard_up(&mut self, i: usize) {
         let sh = &mut self.shards[i];
-        if sh.up {
+        if sh.up || !sh.ping_ok || !sh.presence_ok {
             return;
         }
         sh.up = true;
@@ -649,7 +672,7 @@ impl Node {
     }
 
     /// A reply on a pub/sub link: a subscription confirmed, or a message.
-    fn on_push(&mut self, reply: Reply) {
+    fn on_push(&mut self, i: usize, reply: Reply) {
         let Some(items) = resp::items(&reply) else {
             return;
         };
@@ -657,6 +680,17 @@ impl Node {
         let Some(subject) = items.get(1).and_then(resp::bytes) else {
             return;
         };
+        if subject == &self.presence_subject[..] {
+            if kind == b"subscribe" {
+                self.shards[i].presence_ok = true;
+                self.shard_up(i);
+            } else if kind == b"message" && self.counters.listeners() > 0 {
+                if let Some(lines) = items.get(2).and_then(resp::bytes) {
+                    self.presence(lines);
+                }
+            }
+            return;
+        }
         let Some(name) = wire::name_of_subject(&self.s.prefix, subject) else {
             return;
         };
@@ -684,6 +718,15 @@ impl Node {
         }
     }
 
+    /// Presence lines from Redis, to every worker (each sends them to its own `/psub` readers).
+    fn presence(&mut self, lines: &[u8]) {
+        let lines: Arc<[u8]> = Arc::from(lines);
+        for w in 0..self.outbox.len() {
+            let lines = Arc::clone(&lines);
+            self.emit(w, Event::Presence { lines });
+        }
+    }
+
     fn timers(&mut self) {
         let now = Instant::now();
         for i in 0..self.shards.len() {
@@ -703,9 +746,24 @@ impl Node {
                 sh.ping_at = now + PING_EVERY;
                 self.queue(i, &[b"PING"], Pending::Ping(now), REPLY_TIMEOUT);
             }
+            let sh = &mut self.shards[i];
+            if sh.up && now >= sh.sweep_at {
+                sh.sweep_at = now + SWEEP_EVERY;
+                self.sweep(i);
+            }
         }
         self.send_counts(now);
         self.refresh_ttls(now);
+    }
+
+    /// Asks shard `i` for its presence sweep.
+    fn sweep(&mut self, i: usize) {
+        let set = wire::shard_key(&self.s.prefix, "channels");
+        let cursor = wire::shard_key(&self.s.prefix, "sweep");
+        let prefix = self.s.prefix.clone();
+        let period = self.s.channel_timeout.max(1).to_string();
+        let args: [&[u8]; 2] = [prefix.as_bytes(), period.as_bytes()];
+        self.eval(i, Script::Sweep, &[&set, &cursor], &args, Pending::Ignore);
     }
 
     /// Each worker's subscriber counts, split by shard, when they changed or are due.
@@ -775,6 +833,9 @@ impl Node {
             let Some(sub) = &mut sh.sub else {
                 continue;
             };
+            if std::mem::take(&mut sh.presence_pending) {
+                sub.command(&[b"SUBSCRIBE", &self.presence_subject]);
+            }
             for (verb, names) in [
                 (&b"UNSUBSCRIBE"[..], std::mem::take(&mut sh.to_unsubscribe)),
                 (&b"SUBSCRIBE"[..], std::mem::take(&mut sh.to_subscribe)),

@@ -122,6 +122,8 @@ pub enum Event {
     /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
     /// `state`.
     Gap { name: Arc<[u8]>, state: State },
+    /// `/psub` events from Redis (any node's): lines `1 NAME` / `0 NAME`, each ending in `\n`.
+    Presence { lines: Arc<[u8]> },
 }
 
 /// Where the cluster thread sends events: worker id and one batch for it.

@@ -185,6 +185,11 @@ impl Worker {
                     self.hub.clear(&name);
                 }
                 Event::Gap { name, state } => self.cluster_gap(&name, &state),
+                Event::Presence { lines } => {
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        self.on_presence(line);
+                    }
+                }
             }
         }
     }
