@@ -8,7 +8,11 @@ mod support;
 use support::cluster::*;
 use support::engine_tests;
 
-engine_tests!(psub_sees_the_channels_of_every_node_on_every_node,);
+engine_tests!(
+    psub_sees_the_channels_of_every_node_on_every_node,
+    info_totals_count_every_node,
+    broadcast_is_answered_after_redis_stored_it,
+);
 
 /// The first place of `line` in `lines`.
 fn at(lines: &[String], line: &str) -> usize {
@@ -42,4 +46,108 @@ fn psub_sees_the_channels_of_every_node_on_every_node(engine: &'static str) {
     // pb has a subscriber: it stays, and is re-announced (not reported gone).
     let lines = psub_until(&mut readers[0], &["1 pb"]);
     assert!(!lines.iter().any(|l| l == "0 pb"), "{lines:?}");
+}
+
+/// `/info` without `cname` on `server`: (channels, subscribers).
+fn totals(server: &support::Server) -> (i64, i64) {
+    let (status, body) = admin(server, "/info");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("info JSON");
+    assert_eq!(v["version"], "0.2.5", "{body}");
+    (
+        v["channels"].as_i64().unwrap_or(-1),
+        v["subscribers"].as_i64().unwrap_or(-1),
+    )
+}
+
+fn info_totals_count_every_node(engine: &'static str) {
+    let redis = Redis::start();
+    let nodes = three_nodes(engine, &redis, &[]);
+    for n in &nodes {
+        wait_connected(n);
+    }
+    let _subs = [
+        Sub::open(nodes[0].front, Kind::Stream, "ta", 1, ""),
+        Sub::open(nodes[0].front, Kind::Sse, "ta", 1, ""),
+        Sub::open(nodes[1].front, Kind::Ws, "ta", 1, ""),
+        Sub::open(nodes[2].front, Kind::Stream, "tb", 1, ""),
+    ];
+    push_ok(&nodes[1], "tc", "nobody");
+    for n in &nodes {
+        let mut last = (0, 0);
+        let ok = support::eventually(std::time::Duration::from_secs(15), || {
+            last = totals(n);
+            last == (3, 4)
+        });
+        assert!(
+            ok,
+            "/info stayed at {last:?}, not 3 channels and 4 subscribers"
+        );
+    }
+    drop(_subs);
+    let ok = support::eventually(std::time::Duration::from_secs(15), || {
+        totals(&nodes[2]).1 == 0
+    });
+    assert!(
+        ok,
+        "subscribers that left are still counted: {:?}",
+        totals(&nodes[2])
+    );
+    // Redis gone: 503, not one node's numbers.
+    redis.pause();
+    let ok = support::eventually(std::time::Duration::from_secs(10), || {
+        admin(&nodes[0], "/info").0 == 503
+    });
+    redis.resume();
+    assert!(
+        ok,
+        "/info while Redis is paused: {:?}",
+        admin(&nodes[0], "/info")
+    );
+}
+
+/// The content of the next broadcast (a broadcast is followed by a `next_seq`, skipped).
+fn next_broadcast(sub: &mut Sub) -> String {
+    loop {
+        let (kind, _, content) = triple(&sub.next());
+        match kind.as_str() {
+            "next_seq" => continue,
+            "broadcast" => return content,
+            other => panic!("{other}: {content}"),
+        }
+    }
+}
+
+fn broadcast_is_answered_after_redis_stored_it(engine: &'static str) {
+    let redis = Redis::start();
+    let nodes = three_nodes(engine, &redis, &[]);
+    for n in &nodes {
+        wait_connected(n);
+    }
+    let mut subs: Vec<Sub> = nodes
+        .iter()
+        .map(|n| Sub::open(n.front, Kind::Stream, "bc", 1, ""))
+        .collect();
+    let (status, body) = admin(&nodes[1], "/broadcast?content=hello");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    for sub in &mut subs {
+        assert_eq!(next_broadcast(sub), "hello");
+    }
+    // Redis paused: once the node sees it, /broadcast is refused (nothing stored) and says so.
+    redis.pause();
+    let ok = support::eventually(std::time::Duration::from_secs(10), || {
+        admin(&nodes[2], "/stats")
+            .1
+            .contains("\"connected\": false")
+    });
+    assert!(ok, "the node did not notice Redis stopped");
+    let (status, body) = admin(&nodes[2], "/broadcast?content=lost");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cluster store unavailable"), "{body}");
+    redis.resume();
+    wait_connected(&nodes[2]);
+    assert_eq!(admin(&nodes[2], "/broadcast?content=again").0, 200);
+    for sub in &mut subs {
+        assert_eq!(next_broadcast(sub), "again");
+    }
 }

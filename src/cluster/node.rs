@@ -56,6 +56,19 @@ enum Pending {
     State {
         name: Arc<[u8]>,
     },
+    /// One shard's part of an operation over every shard.
+    Part {
+        gather: u64,
+    },
+}
+
+/// An operation over every shard (`/info` totals, `/broadcast`), answered once each replied.
+struct Gather {
+    worker: usize,
+    ticket: u64,
+    left: usize,
+    failed: bool,
+    totals: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Copy)]
@@ -115,6 +128,8 @@ pub struct Node {
     /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
     pub counters: Arc<Counters>,
     presence_subject: Vec<u8>,
+    gathers: HashMap<u64, Gather>,
+    next_gather: u64,
 }
 
 impl Node {
@@ -158,6 +173,8 @@ impl Node {
             watches: HashMap::new(),
             counters: Counters::new(),
             presence_subject: wire::presence_subject(&s.prefix),
+            gathers: HashMap::new(),
+            next_gather: 0,
             shards,
             s,
             rx,
@@ -255,7 +272,6 @@ impl Node {
                 cname,
                 op,
             } => self.op(worker, ticket, &cname, op),
-            Request::Broadcast { content } => self.broadcast(&content),
             Request::Watch { name, create } => self.watch(name, create),
             Request::Unwatch { name } => self.unwatch(&name),
             Request::Counts { worker, counts } => {
@@ -319,8 +335,44 @@ impl Node {
                     w.lost();
                 }
             }
+            Pending::Part { gather } => self.part_done(gather, None),
             Pending::Ignore | Pending::Ping(_) => {}
         }
+    }
+
+    /// One shard's reply to a gathered operation (`None`: it got none).
+    fn part_done(&mut self, id: u64, reply: Option<&Reply>) {
+        let Some(g) = self.gathers.get_mut(&id) else {
+            return;
+        };
+        g.left = g.left.saturating_sub(1);
+        match reply {
+            None | Some(Reply::Error(_)) => g.failed = true,
+            Some(r) => {
+                if let Some(t) = &mut g.totals {
+                    let items = resp::items(r).unwrap_or_default();
+                    let n = |i: usize| items.get(i).and_then(resp::int).unwrap_or(0).max(0) as u64;
+                    t.0 += n(0);
+                    t.1 += n(1);
+                }
+            }
+        }
+        if g.left > 0 {
+            return;
+        }
+        let Some(g) = self.gathers.remove(&id) else {
+            return;
+        };
+        let result = match g.totals {
+            _ if g.failed => OpResult::Unavailable,
+            Some((channels, subscribers)) => OpResult::Totals {
+                channels,
+                subscribers,
+            },
+            None => OpResult::Broadcasted,
+        };
+        let ticket = g.ticket;
+        self.emit(g.worker, Event::Done { ticket, result });
     }
 
     fn channel_keys(&self, name: &[u8]) -> [Vec<u8>; 4] {
@@ -334,6 +386,9 @@ impl Node {
     }
 
     fn op(&mut self, worker: usize, ticket: u64, name: &[u8], op: Op) {
+        if matches!(op, Op::Totals | Op::Broadcast { .. }) {
+            return self.gathered(worker, ticket, &op);
+        }
         let shard = self.shard_of(name);
         if !self.shards[shard].up {
             let result = OpResult::Unavailable;
@@ -389,6 +444,7 @@ impl Node {
                 let args: [&[u8]; 2] = [b"EXISTS", &meta];
                 self.queue(shard, &args, pending(OpKind::Check), REPLY_TIMEOUT);
             }
+            Op::Totals | Op::Broadcast { .. } => {}
             Op::Info => {
                 let nodes = wire::shard_key(&self.s.prefix, "nodes");
                 let prefix = self.s.prefix.clone();
@@ -399,16 +455,42 @@ impl Node {
         }
     }
 
-    fn broadcast(&mut self, content: &[u8]) {
+    /// `/info` totals or `/broadcast`: one script per shard, answered when all replied (503
+    /// when a shard is down; a broadcast is then stored on none).
+    fn gathered(&mut self, worker: usize, ticket: u64, op: &Op) {
+        if !self.shards.iter().all(|s| s.up) {
+            let result = OpResult::Unavailable;
+            return self.emit(worker, Event::Done { ticket, result });
+        }
+        let id = self.next_gather;
+        self.next_gather += 1;
+        let totals = matches!(op, Op::Totals).then_some((0, 0));
+        let left = self.shards.len();
+        let (worker, failed) = (worker, false);
+        let gather = Gather {
+            worker,
+            ticket,
+            left,
+            failed,
+            totals,
+        };
+        self.gathers.insert(id, gather);
         let set = wire::shard_key(&self.s.prefix, "channels");
+        let nodes = wire::shard_key(&self.s.prefix, "nodes");
         let prefix = self.s.prefix.clone();
         let size = self.s.buffer.to_string();
-        for shard in 0..self.shards.len() {
-            if self.shards[shard].up {
-                let args: [&[u8]; 3] = [prefix.as_bytes(), content, size.as_bytes()];
-                self.eval(shard, Script::Broadcast, &[&set], &args, Pending::Ignore);
-            } else {
-                log::warn!("cluster: /broadcast not stored on shard {shard}: Redis is down");
+        let ttl = COUNTS_TTL.to_string();
+        for shard in 0..left {
+            let p = Pending::Part { gather: id };
+            match op {
+                Op::Broadcast { content } => {
+                    let args: [&[u8]; 3] = [prefix.as_bytes(), content, size.as_bytes()];
+                    self.eval(shard, Script::Broadcast, &[&set], &args, p);
+                }
+                _ => {
+                    let args: [&[u8]; 2] = [prefix.as_bytes(), ttl.as_bytes()];
+                    self.eval(shard, Script::Totals, &[&nodes, &set], &args, p);
+                }
             }
         }
     }
@@ -585,6 +667,7 @@ impl Node {
                 self.emit(worker, Event::Done { ticket, result });
             }
             Pending::State { name } => self.on_state(&name, &reply),
+            Pending::Part { gather } => self.part_done(gather, Some(&reply)),
         }
     }
 
@@ -782,6 +865,7 @@ impl Node {
             }
             let member = format!("{}:{w}", self.s.node);
             let hash = wire::key(&self.s.prefix, "n", member.as_bytes());
+            let total = wire::key(&self.s.prefix, "t", member.as_bytes());
             let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
             for (name, n) in &c.list {
                 let args = &mut per_shard[wire::shard_of(name, shards)];
@@ -793,7 +877,8 @@ impl Node {
             for (i, pairs) in per_shard.iter().enumerate() {
                 let mut args: Vec<&[u8]> = vec![member.as_bytes(), ttl.as_bytes()];
                 args.extend(pairs.iter().map(Vec::as_slice));
-                self.eval(i, Script::Counts, &[&nodes, &hash], &args, Pending::Ignore);
+                let keys: [&[u8]; 3] = [&nodes, &hash, &total];
+                self.eval(i, Script::Counts, &keys, &args, Pending::Ignore);
             }
         }
     }

@@ -138,9 +138,13 @@ end
 return count
 ";
 
-/// A worker's subscriber counts replace its last ones. KEYS: `[P:nodes, P:n:MEMBER]`; ARGV: 1
-/// member, 2 ttl, then channel/count pairs. Members not refreshed within the TTL are dropped.
+/// A worker's subscriber counts replace its last ones. KEYS: `[P:nodes, P:n:MEMBER, P:t:MEMBER]`;
+/// ARGV: 1 member, 2 ttl, then channel/count pairs. `P:t:MEMBER` holds their sum (for `/info`
+/// totals). Members not refreshed within the TTL are dropped.
 const COUNTS: &str = r"
+local total = 0
+for i = 4, #ARGV, 2 do total = total + tonumber(ARGV[i]) end
+redis.call('SET', KEYS[3], total, 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
 for i = 3, #ARGV, 1000 do
   redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -196,6 +200,20 @@ end
 return #lines
 ";
 
+/// `/info` without `cname`, this shard's part: `[channels, subscribers]`, the channels in the
+/// set and the sums of every live member. KEYS: `[P:nodes, P:channels]`; ARGV: 1 prefix, 2 ttl.
+const TOTALS: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - ARGV[2] * 1000, '+inf')
+local total = 0
+for _, m in ipairs(members) do
+  local c = redis.call('GET', ARGV[1] .. ':t:' .. m)
+  if c then total = total + tonumber(c) end
+end
+return {redis.call('SCARD', KEYS[2]), total}
+";
+
 /// One script: which, its text and its SHA-1 (hex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {
@@ -208,9 +226,10 @@ pub enum Script {
     Counts,
     Info,
     Sweep,
+    Totals,
 }
 
-pub const ALL: [Script; 9] = [
+pub const ALL: [Script; 10] = [
     Script::Publish,
     Script::State,
     Script::Sign,
@@ -220,6 +239,7 @@ pub const ALL: [Script; 9] = [
     Script::Counts,
     Script::Info,
     Script::Sweep,
+    Script::Totals,
 ];
 
 impl Script {
@@ -235,6 +255,7 @@ impl Script {
             Script::Counts => (false, COUNTS),
             Script::Info => (false, INFO),
             Script::Sweep => (false, SWEEP),
+            Script::Totals => (false, TOTALS),
         };
         if prelude {
             format!("{PRELUDE}{body}")

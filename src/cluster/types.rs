@@ -36,6 +36,12 @@ pub enum Op {
     Clear,
     Info,
     Check,
+    /// `/info` without `cname`: channels and subscribers over every shard and node.
+    Totals,
+    /// `/broadcast` on every channel of every shard: the JSON string's inside.
+    Broadcast {
+        content: Vec<u8>,
+    },
 }
 
 /// What a worker asks of the cluster thread.
@@ -48,8 +54,6 @@ pub enum Request {
         cname: Arc<[u8]>,
         op: Op,
     },
-    /// `/broadcast` on every channel of every shard (fire and forget).
-    Broadcast { content: Arc<[u8]> },
     /// The home worker mirrors this channel from now on: subscribe to its subject and send its
     /// state (`Event::Synced`). `create`: create it in Redis when absent.
     Watch { name: Arc<[u8]>, create: bool },
@@ -77,6 +81,13 @@ pub enum OpResult {
     /// Subscribers over all nodes.
     Info(u64),
     Check(bool),
+    /// `/info` without `cname`: channels in Redis, subscribers on every node.
+    Totals {
+        channels: u64,
+        subscribers: u64,
+    },
+    /// `/broadcast` was stored on every shard.
+    Broadcasted,
     /// Redis could not be reached (or did not answer in time): 503.
     Unavailable,
 }

@@ -11,9 +11,9 @@
 //!
 //! And per shard: `P:channels` (a set of channel names, for `/broadcast`), `P:nodes` (a sorted
 //! set of `NODE:WORKER` members scored by their last refresh, ms) and `P:n:NODE:WORKER` (a hash,
-//! channel → that worker's subscribers, with a TTL the worker refreshes), `P:presence` (the
-//! pub/sub subject of `/psub` events: one or more lines `1 NAME` / `0 NAME`, each ending in a
-//! line feed) and `P:sweep` (the presence sweep's cursor and the second it last ran).
+//! channel → that worker's subscribers, with a TTL the worker refreshes), `P:t:NODE:WORKER`
+//! (their sum, same TTL), `P:presence` (the pub/sub subject of `/psub` events: one or more lines
+//! `1 NAME` / `0 NAME`, each ending in a line feed) and `P:sweep` (the presence sweep's cursor and the second it last ran).
 //!
 //! A channel's shard is `crc32(NAME) mod shards`.
 //!

@@ -36,6 +36,10 @@ fn op_of(request: &mut HomeRequest) -> Op {
         HomeOp::Clear => Op::Clear,
         HomeOp::Info => Op::Info,
         HomeOp::Check => Op::Check,
+        HomeOp::Totals => Op::Totals,
+        HomeOp::Broadcast { content } => Op::Broadcast {
+            content: std::mem::take(content),
+        },
     }
 }
 
@@ -62,6 +66,14 @@ fn write_reply(req: &HomeRequest, result: &OpResult, date: &[u8], sub_timeout: u
         OpResult::SeqNext(seq) => admin::ok_seq_or_missing(&mut out, req, date, *seq),
         OpResult::Info(n) => admin::info_reply(&mut out, req, date, *n as usize),
         OpResult::Check(exists) => admin::check_reply(&mut out, req, date, *exists),
+        OpResult::Totals {
+            channels,
+            subscribers,
+        } => {
+            let (c, s) = (*channels as usize, *subscribers as usize);
+            admin::totals(&mut out, &req.style, date, c, s);
+        }
+        OpResult::Broadcasted => admin::broadcast_ok(&mut out, &req.style, date),
         OpResult::Unavailable => admin::unavailable(&mut out, req, date),
     }
     out
@@ -83,7 +95,15 @@ impl Worker {
 
     /// An admin operation in cluster mode: sent to Redis, answered when Redis replies.
     pub(crate) fn cluster_admin(&mut self, token: Token, mut request: HomeRequest) {
-        let up = self.side().is_some_and(|s| s.handle.up_for(&request.cname));
+        // Totals and broadcasts need every shard; a channel's operation, its own.
+        let every = matches!(request.op, HomeOp::Totals | HomeOp::Broadcast { .. });
+        let up = self.side().is_some_and(|s| {
+            if every {
+                s.handle.stats.connected()
+            } else {
+                s.handle.up_for(&request.cname)
+            }
+        });
         if !up {
             let date = self.date.get();
             let mut out = Vec::with_capacity(256);
@@ -110,13 +130,6 @@ impl Worker {
             cname,
             op,
         });
-    }
-
-    /// `/broadcast` in cluster mode: every channel in Redis gets it, on every node.
-    pub(crate) fn cluster_broadcast(&mut self, content: Arc<[u8]>) {
-        if let Some(side) = self.side() {
-            side.out.push(Request::Broadcast { content });
-        }
     }
 
     /// Cluster mode: a subscription to a channel this home does not mirror waits for the
