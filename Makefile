@@ -12,6 +12,9 @@
 #                 toolchain, installed when missing): FUZZ_S seconds per target (default 30),
 #                 FUZZ_TARGETS="http_request ws_decode" for some only. make test runs the same
 #                 harnesses over the corpus and generated inputs as a cargo test (fuzz/tests)
+#   make soak     a bounded churn soak (SOAK_S seconds of clients, default 420: under 10 minutes;
+#                 ENGINE=io_uring): samples memory, descriptors, connections, timers and mailbox
+#                 depth, and exits non-zero when anything leaked (see bench/soak.sh)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -25,7 +28,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -93,6 +96,9 @@ FUZZ_TARGETS ?=
 
 fuzz:
 	CARGO="$(CARGO)" bash fuzz/run.sh $(FUZZ_S) $(FUZZ_TARGETS)
+
+soak: build
+	bash bench/soak.sh
 
 c1000k: build
 	bash bench/c1000k.sh

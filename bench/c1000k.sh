@@ -27,6 +27,8 @@
 #      ICOMET_BIN: iComet's icomet-server, started here for a compare column on ICOMET_ADMIN
 #      (127.0.0.1:18001) and ICOMET_FRONT (127.0.0.1:18101), config and log in the run directory;
 #      COMPARE_FRONT, COMPARE_ADMIN, COMPARE_PID: a second server to measure the same way;
+#      APPLY_SYSCTL=1: apply sysctl/ first (sysctl/check.sh --apply, as root); without it an
+#      untuned host is named in the output and under the table as not comparable;
 #      OUT_DIR (unset): a directory to copy table.txt and the two SVGs to as well;
 #      ADMIN_CONNS (4) admin connections and IN_FLIGHT (16 per connection) pushes in flight of the
 #      push phase (the offered rate is reached only while in-flight / reply time allows it).
@@ -43,7 +45,7 @@ source "$BENCH_DIR/lib_icomet.sh"
 
 case ${1-} in
     -h | --help)
-        sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,36p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
 esac
@@ -105,15 +107,8 @@ wait_quiet "${C1000K_LOAD_MAX:-1.5}" "${C1000K_WAIT_TRIES:-6}" 30
 
 # ---- host ---------------------------------------------------------------------------------------
 
-check_out=$(timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" 2>/dev/null)
-if timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" --quiet; then
-    echo "host: every sysctl/check.sh setting is satisfied"
-else
-    # Rows look like "setting | current | wanted | NO".
-    awk -F' *[|] *' '$4 == "NO" { printf "host: not satisfied: %s is %s, wanted %s\n", $1, $2, $3 }' \
-        <<<"$check_out"
-    echo "host: continuing anyway (see sysctl/README.md)"
-fi
+host_check || echo "host: continuing anyway"
+
 
 # The soft limit may be raised up to the hard one without privilege; servers started here inherit it.
 hard=$(ulimit -Hn)
@@ -311,6 +306,7 @@ table="$BENCH_TMP/table.txt"
     echo "every server: polling_timeout = channel_timeout = $POLLING_TIMEOUT s, channel_buffer_size $CHANNEL_BUFFER_SIZE."
     echo "load $(load_1min) at the end; $(($(date +%s) - start_s)) s; raw reports in $BENCH_TMP"
     ((BENCH_LOADED)) && echo "NOTE: the machine was busy (load >= ${C1000K_LOAD_MAX:-1.5}) when this ran."
+    host_untuned_note
     # The server's own count (admin /stats, sampled every second) should never exceed what the
     # load generator opened plus a few admin connections: more means clients of someone else's test.
     if [[ -s $BENCH_TMP/rcomet.samples ]]; then

@@ -396,6 +396,46 @@ sampler_max() {
     awk -v c="$2" '$c ~ /^[0-9]+$/ && $c + 0 > m { m = $c + 0 } END { print m + 0 }' "$1" 2>/dev/null
 }
 
+# host_check: compares the host with sysctl/check.sh (kernel settings, open-file limit, memory).
+# With APPLY_SYSCTL=1 it first applies them (check.sh --apply: sysctl -w needs root; refusals are
+# reported). On a host that still misses a setting, BENCH_UNTUNED=1 and it says plainly that the
+# results are not comparable with bench/RESULTS.md (which were measured with sysctl/ applied);
+# host_untuned_note repeats that under a result table.
+BENCH_UNTUNED=0
+BENCH_UNTUNED_WHAT=""
+host_check() {
+    local out
+    if [[ ${APPLY_SYSCTL:-0} == 1 ]]; then
+        log "APPLY_SYSCTL=1: applying sysctl/ (sysctl/check.sh --apply)"
+        timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" --apply --quiet 2>&1 | sed 's/^/host: /' >&2
+    fi
+    if timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" --quiet; then
+        echo "host: every sysctl/check.sh setting is satisfied"
+        BENCH_UNTUNED=0
+        return 0
+    fi
+    out=$(timeout 60 bash "$BENCH_ROOT/sysctl/check.sh" 2>/dev/null)
+    # Rows look like "setting | current | wanted | NO".
+    awk -F' *[|] *' '$4 == "NO" { printf "host: not satisfied: %s is %s, wanted %s\n", $1, $2, $3 }' <<<"$out"
+    # Only kernel settings (net.*, fs.*) make a host untuned: the open-file limit and free memory
+    # bound how many connections a run can reach, which the scripts cap and say.
+    BENCH_UNTUNED_WHAT=$(awk -F' *[|] *' '$4 == "NO" && $1 ~ /^[a-z]+\./ { printf "%s%s", (n++ ? ", " : ""), $1 }' <<<"$out")
+    if [[ -z $BENCH_UNTUNED_WHAT ]]; then
+        BENCH_UNTUNED=0
+        return 0
+    fi
+    BENCH_UNTUNED=1
+    echo "host: UNTUNED (sysctl/ not applied): these results are NOT comparable with bench/RESULTS.md;"
+    echo "host: run with APPLY_SYSCTL=1 (as root) or see sysctl/README.md"
+    return 1
+}
+
+host_untuned_note() {
+    if ((BENCH_UNTUNED)); then
+        echo "NOTE: UNTUNED HOST ($BENCH_UNTUNED_WHAT not as sysctl/ sets them): NOT comparable with bench/RESULTS.md."
+    fi
+}
+
 # load_1min: the 1-minute load average.
 load_1min() {
     cut -d' ' -f1 /proc/loadavg

@@ -7,14 +7,19 @@
 #   c) fan-out: 1 channel x 10,000 stream subscribers (below saturation, and far above it for the
 #      most deliveries/s), and 10,000 channels x 1 stream subscriber: deliveries/s and
 #      push->deliver latency p50/p99/p99.9, lost/duplicated/out-of-order messages.
-# Prints one summary table (and with --json one JSON object on stdout, the table on stderr).
+# Prints one summary table (and with --json one JSON object on stdout, the table on stderr), the
+# rows that missed their target first: a memory run that held fewer connections than it opened or
+# had errors, a fan-out run that lost, duplicated, reordered or did not deliver a message (or has
+# no report). Exits 1 when a row failed. On a host without sysctl/ applied it says the numbers are
+# not comparable with bench/RESULTS.md (APPLY_SYSCTL=1 applies sysctl/ first, as root).
 #
 # Usage: bash bench/quick.sh [--json]
 # Env:   QUICK_LOAD_MAX (1.5) load average under which the machine counts as quiet;
 #        QUICK_WAIT_TRIES (6) times to wait 30 s for it; THREADS (2) server worker threads;
 #        ENGINE (epoll | io_uring) server engine (the engine it really ran is printed);
 #        FAN1_RATE (5), FAN1_MAX_RATE (40), FANN_RATE (10000) messages/s of the fan-out runs;
-#        BENCH_ADMIN / BENCH_FRONT to use other (reserved!) ports than 18000 / 18100.
+#        BENCH_ADMIN / BENCH_FRONT to use other (reserved!) ports than 18000 / 18100;
+#        APPLY_SYSCTL=1 applies sysctl/ before the runs (sysctl/check.sh --apply).
 #
 # Depends on: bench/lib.sh, bench/idle_tcp.py, the release rcomet and rcomet-loadgen
 #             (bench/target_dir.sh says where cargo put them), wrk (optional).
@@ -22,7 +27,7 @@
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-bench_parse_args 19 "$@"
+bench_parse_args 25 "$@"
 
 THREADS=${THREADS:-2}
 ENGINE=${ENGINE:-epoll}
@@ -38,6 +43,7 @@ done
 bench_init quick
 echo "== rcomet quick benchmarks =="
 machine_info | tee "$BENCH_TMP/machine.txt"
+host_check || true
 wait_quiet "${QUICK_LOAD_MAX:-1.5}" "${QUICK_WAIT_TRIES:-6}" 30
 echo "load at start: $(load_1min)$( ((BENCH_LOADED)) && echo ' (busy machine: numbers are from a loaded host)')"
 start_s=$(date +%s)
@@ -97,7 +103,16 @@ fi
 
 mem_rows=()
 
-# mem_row LABEL FILE: one row of the memory table from a loadgen or idle_tcp.py report.
+# Rows that missed their target ("table: row: why"), printed first.
+failed_rows=()
+
+# miss TABLE ROW WHY: records a failed row.
+miss() {
+    failed_rows+=("$1: $2: $3")
+}
+
+# mem_row LABEL FILE [TARGET]: one row of the memory table from a loadgen or idle_tcp.py report;
+# the row fails when it held fewer than TARGET connections or counted errors.
 mem_row() {
     local f=$2 held rate rss anon kern errs
     held=$(jget "$f" .connections_held)
@@ -110,6 +125,13 @@ mem_row() {
     [[ $errs == - ]] && errs=$(jget "$f" .connect_errors)
     mem_rows+=("$(printf '%-48s | %7s | %9s | %10s | %10s | %12s | %s' "$1" "$(fmt_int "$held")" \
         "$(fmt_int "$rate")" "$(fmt_bytes "$rss")" "$(fmt_bytes "$anon")" "$(fmt_bytes "$kern")" "$errs")")
+    if [[ -n ${3-} ]]; then
+        if ! [[ $held =~ ^[0-9]+$ ]] || ((held < $3)); then
+            miss memory "$1" "held $held of $3 connections"
+        elif [[ $errs != - ]] && ! [[ $errs =~ ^0+$ ]]; then
+            miss memory "$1" "$errs errors"
+        fi
+    fi
 }
 
 messenger_json="$BENCH_TMP/mem_messenger.json"
@@ -120,7 +142,7 @@ if rcomet_start --engine "$ENGINE" --threads "$THREADS" --auth token --polling-t
         --ramp-timeout 90 --front "$BENCH_FRONT" --admin "$BENCH_ADMIN" --pid "$RCOMET_PID"
     rcomet_stop
 fi
-mem_row "idle subscriber, messenger layout, 19,000" "$messenger_json"
+mem_row "idle subscriber, messenger layout, 19,000" "$messenger_json" 19000
 
 plain_sub_json="$BENCH_TMP/mem_plain_sub.json"
 echo '{}' >"$plain_sub_json"
@@ -130,7 +152,7 @@ if rcomet_start --engine "$ENGINE" --threads "$THREADS" --polling-timeout 300 --
         --ramp-timeout 90 --front "$BENCH_FRONT" --admin "$BENCH_ADMIN" --pid "$RCOMET_PID"
     rcomet_stop
 fi
-mem_row "idle subscriber, no token, 19,000" "$plain_sub_json"
+mem_row "idle subscriber, no token, 19,000" "$plain_sub_json" 19000
 
 for n in 10000 19000; do
     f="$BENCH_TMP/mem_tcp_$n.json"
@@ -143,7 +165,7 @@ for n in 10000 19000; do
         json_valid "$f" || echo '{}' >"$f"
         rcomet_stop
     fi
-    mem_row "idle plain TCP connection, $(fmt_int "$n")" "$f"
+    mem_row "idle plain TCP connection, $(fmt_int "$n")" "$f" "$n"
 done
 
 # ---- c) fan-out ---------------------------------------------------------------------------------
@@ -165,6 +187,15 @@ fan_row() {
     fan_rows+=("$(printf '%-48s | %15s | %9s | %9s | %9s | lost %s, dup %s, ooo %s, undelivered %s, errors %s' \
         "$1" "$(fmt_int "$rate") deliv/s" "$(fmt_us "$p50")" "$(fmt_us "$p99")" "$(fmt_us "$p999")" \
         "$lost" "$dup" "$ooo" "$und" "$errs")")
+    local what
+    for what in "lost:$lost" "duplicated:$dup" "out of order:$ooo" "undelivered:$und" "errors:$errs"; do
+        if ! [[ ${what#*:} =~ ^[0-9]+$ ]]; then
+            miss fan-out "$1" "no report (${what%%:*} unknown)"
+            break
+        elif ((${what#*:} > 0)); then
+            miss fan-out "$1" "${what#*:} ${what%%:*}"
+        fi
+    done
 }
 
 # Measured on the 2-CPU development VM with the load generator on the same CPUs: one channel of
@@ -206,6 +237,11 @@ fanout_run fan_10000x1 "fan-out 10,000 ch x 1 stream ($(fmt_int "$FANN_RATE") ms
 end_load=$(load_1min)
 echo
 echo "== summary (server: engine $RCOMET_LAST_ENGINE, $THREADS worker threads, load generator on the same 2 cores; load $end_load at the end, $(($(date +%s) - start_s)) s) =="
+if ((${#failed_rows[@]})); then
+    echo "FAILED (${#failed_rows[@]} rows missed their target):"
+    printf '  %s\n' "${failed_rows[@]}"
+    echo
+fi
 printf '%-48s | %15s | %9s | %9s | %9s | %s\n' "throughput" "rate" "p50" "p99" "p99.9" "correctness / errors"
 printf '%s\n' "$(printf '%.0s-' {1..134})"
 [[ -n $ping_row ]] && printf '%s\n' "$ping_row"
@@ -218,6 +254,7 @@ printf '%s\n' "${mem_rows[@]}"
 echo "RSS/conn: server VmRSS delta / held; anon: RssAnon delta / held; kernel: SUnreclaim delta / held"
 echo "(both the client and the server socket of each loopback connection)."
 ((BENCH_LOADED)) && echo "NOTE: the machine was busy (load >= ${QUICK_LOAD_MAX:-1.5}) when these ran."
+host_untuned_note
 bench_warning_report
 bench_intrusion_report
 
@@ -252,4 +289,9 @@ out = {
 json.dump(out, sys.stdout, indent=1)
 print()
 EOF
+fi
+
+if ((${#failed_rows[@]})); then
+    echo "quick: FAILED: ${#failed_rows[@]} rows missed their target (listed above the table)" >&2
+    exit 1
 fi

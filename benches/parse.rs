@@ -1,13 +1,15 @@
 //! Request parsing (`rcomet::http::parse`): a typical `/push` GET head, a `/sub` long-poll with a
 //! JSONP callback and browser-like headers, and a pipelined buffer of 32 `/push` requests parsed
-//! one after another, as a worker does with one read.
+//! one after another, as a worker does with one read; and a 16 KiB head arriving a byte per read,
+//! parsed again from its start on every read (`parse`) against resumed (`parse_resuming`): the
+//! first grows with the square of the head, the second with the head.
 //!
 //! The limits are the server's built-in ones (`config::Limits::default()`).
 
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
 use rcomet::config::Limits;
-use rcomet::http::{parse, HttpLimits, Parsed};
+use rcomet::http::{parse, parse_resuming, HeadScan, HttpLimits, Parsed};
 
 fn main() {
     divan::main();
@@ -83,4 +85,47 @@ fn pipelined_32_push(bencher: Bencher) {
     bencher
         .counter(ItemsCount::new(32usize))
         .bench(|| parse_all(black_box(&buf)));
+}
+
+/// A 16 KiB head: a request line, 32 header lines of 100 bytes and one long cookie.
+fn big_head() -> Vec<u8> {
+    let mut head = b"GET /sub?cname=a HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..32 {
+        head.extend_from_slice(format!("X-{i}: {}\r\n", "v".repeat(100)).as_bytes());
+    }
+    head.extend_from_slice(b"Cookie: ");
+    head.resize(16 * 1024 - 4, b'c');
+    head.extend_from_slice(b"\r\n\r\n");
+    head
+}
+
+#[divan::bench(sample_count = 20)]
+fn head_a_byte_per_read_parsed_again(bencher: Bencher) {
+    let limits = limits();
+    let head = big_head();
+    bencher.counter(BytesCount::of_slice(&head)).bench(|| {
+        (1..=head.len())
+            .filter(|&n| {
+                matches!(
+                    parse(black_box(&head[..n]), &limits),
+                    Parsed::Complete { .. }
+                )
+            })
+            .count()
+    });
+}
+
+#[divan::bench(sample_count = 20)]
+fn head_a_byte_per_read_resumed(bencher: Bencher) {
+    let limits = limits();
+    let head = big_head();
+    bencher.counter(BytesCount::of_slice(&head)).bench(|| {
+        let mut scan = HeadScan::default();
+        (1..=head.len())
+            .filter(|&n| {
+                let parsed = parse_resuming(black_box(&head[..n]), &limits, &mut scan);
+                matches!(parsed, Parsed::Complete { .. })
+            })
+            .count()
+    });
 }

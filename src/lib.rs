@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod engine;
 pub mod http;
 pub mod logging;
+pub mod memory;
 pub mod notify;
 pub mod server;
 pub mod slab;

@@ -23,6 +23,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Descriptors kept free of connections on epoll, for what opens files while running (the
+/// configuration read again, log rotation, the snapshot written at a stop, hand-overs).
+const SPARE_DESCRIPTORS: usize = 16;
+
 /// A running server: its bound addresses and the handles to stop it.
 pub struct Server {
     pub admin_addr: SocketAddr,
@@ -76,11 +80,16 @@ impl Server {
         let threads = config.server.threads.max(1);
         match choose_engine(&config) {
             EngineKind::IoUring => {
-                // Each worker's tables hold as many connections as its slab.
+                // Each worker's tables hold as many connections as its slab, unless configured.
                 let slots = connections_per_worker(config.server.max_connections, threads);
-                let capacity = slots.min(u32::MAX as usize) as u32;
+                let capacity = match config.server.uring_slots {
+                    0 => slots.min(u32::MAX as usize) as u32,
+                    n => n,
+                };
+                let mut uring = UringConfig::new(capacity);
+                uring.table_size = Some(config.server.uring_table_size).filter(|&n| n > 0);
                 let backends = (0..threads)
-                    .map(|_| Uring::new(UringConfig::new(capacity)))
+                    .map(|_| Uring::new(uring.clone()))
                     .collect::<io::Result<Vec<_>>>()?;
                 Server::start_with(config, backends, "io_uring")
             }
@@ -88,7 +97,9 @@ impl Server {
                 let backends = (0..threads)
                     .map(|_| Epoll::new())
                     .collect::<io::Result<Vec<_>>>()?;
-                Server::start_with(config, backends, "epoll")
+                let server = Server::start_with(config, backends, "epoll")?;
+                server.limit_to_descriptors();
+                Ok(server)
             }
         }
     }
@@ -162,6 +173,24 @@ impl Server {
             config: shared.config.clone(),
             shared,
         })
+    }
+
+    /// Epoll holds one descriptor per connection: when the open-file limit allows fewer than
+    /// `server.max_connections`, the connections it allows (less [`SPARE_DESCRIPTORS`]) become
+    /// the limit, so a connection beyond is refused at once instead of failing to be accepted.
+    fn limit_to_descriptors(&self) {
+        let Some(left) = sys::descriptors_left() else {
+            return;
+        };
+        let most = left.saturating_sub(SPARE_DESCRIPTORS);
+        let max = self.config.server.max_connections;
+        if most < max {
+            log::info!(
+                "the open-file limit allows {most} connections: server.max_connections {max} is \
+                 lowered to that (raise LimitNOFILE / ulimit -n)"
+            );
+            self.shared.limit_connections(most);
+        }
     }
 
     pub fn shared(&self) -> &Arc<Shared> {

@@ -313,7 +313,7 @@ fn uring_holds_more_connections_than_a_small_table() {
 }
 
 #[test]
-fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
+fn uring_full_backend_refuses_new_clients_until_a_slot_frees() {
     let config = UringConfig {
         table_size: Some(4),
         multishot_accept: true,
@@ -321,7 +321,7 @@ fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
         ..UringConfig::new(8)
     };
     let Some(server) = uring_server(
-        "uring_full_backend_leaves_new_clients_queued_until_a_slot_frees",
+        "uring_full_backend_refuses_new_clients_until_a_slot_frees",
         config,
         false,
     ) else {
@@ -334,12 +334,25 @@ fn uring_full_backend_leaves_new_clients_queued_until_a_slot_frees() {
             client
         })
         .collect();
-    let mut waiting = server.connect();
-    waiting.send("echo queued\n");
-    assert!(waiting.silent_for(QUIET), "accepted past the capacity");
-    assert_eq!(server.stats().accepted, 8);
+    // Every slot is taken: the next client is closed at once, unserved, not left waiting.
+    let mut refused = server.connect();
+    refused.try_send("echo refused\n");
+    assert_eq!(refused.line_or_closed(), None, "served past the capacity");
+    let stats = server.await_stats("the refusal", |s| s.refused_by_backend == 1);
+    assert_eq!(stats.accepted, 8);
+    // A slot frees: new clients are served again (one may still meet the refusal in flight).
     held.pop();
-    assert_eq!(waiting.line(), "queued");
+    let mut served = None;
+    for _ in 0..3 {
+        let mut client = server.connect();
+        client.try_send("echo again\n");
+        if let Some(line) = client.line_or_closed() {
+            assert_eq!(line, "again");
+            served = Some(client);
+            break;
+        }
+    }
+    assert!(served.is_some(), "no client served after a slot freed");
     for client in held.iter_mut() {
         client.echo("still here");
     }
@@ -362,7 +375,7 @@ fn uring_sizes_its_tables_for_the_capacity() {
 #[test]
 fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
     // Multishot accepts off (the default): every accept, on either listener, reserves its slot,
-    // so a burst larger than the backend must wait, not be dropped.
+    // so a burst larger than the backend is refused by the backend, never dropped by the kernel.
     let config = UringConfig {
         table_size: Some(4),
         ..UringConfig::new(8)
@@ -377,7 +390,7 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
     let peer_listener = server.peer_addr.expect("peer listener");
     let local = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     // Twice the capacity, half on each listener: only eight can be held at once.
-    let clients: Vec<Client> = (0..16)
+    let mut clients: Vec<Client> = (0..16)
         .map(|i| {
             if i % 2 == 0 {
                 Client::connect_from(local, peer_listener)
@@ -386,17 +399,27 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
             }
         })
         .collect();
-    server.await_stats("a full backend", |s| s.accepted == 8);
+    let stats = server.await_stats("a full backend", |s| {
+        s.accepted + s.refused_by_backend == 16
+    });
+    assert_eq!(stats.accepted, 8);
+    let held = clients
+        .iter_mut()
+        .filter_map(|c| {
+            c.try_send("echo held\n");
+            c.line_or_closed()
+        })
+        .count();
+    assert_eq!(held, 8, "the clients not accepted were closed");
     let mut late = server.connect();
-    assert!(late.silent_for(QUIET), "accepted past the capacity");
-    assert_eq!(server.stats().accepted, 8);
-    // Closing the clients frees slots for the waiting ones. None of them was dropped by the
-    // kernel, so every one is accepted (and then seen closing); the harness checks that each
-    // peer-listener connection came with its address.
+    late.try_send("echo late\n");
+    assert_eq!(late.line_or_closed(), None, "served past the capacity");
+    // Closing the clients frees every slot; the harness checks that each peer-listener
+    // connection came with its address.
     drop(clients);
     drop(late);
-    let stats = server.await_stats("every client accepted and closed", |s| {
-        s.accepted == 17 && s.live == 0
+    let stats = server.await_stats("every client accepted or refused, and closed", |s| {
+        s.accepted == 8 && s.refused_by_backend == 9 && s.live == 0
     });
     assert_clean(&stats);
 }
@@ -405,7 +428,7 @@ fn uring_full_backend_shared_with_a_peer_listener_loses_no_client() {
 fn uring_burst_into_a_tiny_table_loses_no_client() {
     // The server's configuration (multishot accepts off) and a burst four times the capacity
     // arriving at once: the kernel must never take a connection it has no slot for (it would
-    // close it). Every client is served once the earlier ones leave.
+    // close it). Each client is served or refused by the backend, none is left waiting.
     let config = UringConfig {
         table_size: Some(4),
         ..UringConfig::new(8)
@@ -423,31 +446,21 @@ fn uring_burst_into_a_tiny_table_loses_no_client() {
     let mut clients: Vec<Client> = (0..31).map(|_| server.connect()).collect();
     clients.push(first);
     for client in clients.iter_mut() {
-        client.send("echo hi\n");
+        client.try_send("echo hi\n");
     }
-    server.await_stats("a full backend", |s| s.accepted == 8);
-    // Serve them eight at a time: each answered client leaves, freeing its slot for a waiting one.
     let mut served = 0;
-    while !clients.is_empty() {
-        let mut waiting = Vec::new();
-        for mut client in clients {
-            if client.silent_for(QUIET) {
-                waiting.push(client);
-            } else {
-                assert_eq!(
-                    client.line(),
-                    "hi",
-                    "a client closed by the kernel at accept"
-                );
-                served += 1;
-            }
+    for client in clients.iter_mut() {
+        if let Some(line) = client.line_or_closed() {
+            assert_eq!(line, "hi");
+            served += 1;
         }
-        assert!(waiting.len() < 32 - served + 1, "no progress");
-        clients = waiting;
     }
-    assert_eq!(served, 32);
-    let stats = server.await_stats("every client accepted and closed", |s| {
-        s.accepted == 32 && s.live == 0
+    assert_eq!(served, 8, "the table's eight slots were served");
+    let stats = server.await_stats("every client accepted or refused", |s| {
+        s.accepted + s.refused_by_backend == 32
     });
+    assert_eq!((stats.accepted, stats.refused_by_backend), (8, 24));
+    drop(clients);
+    let stats = server.await_stats("every client closed", |s| s.live == 0);
     assert_clean(&stats);
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// Which top-level modules each top-level module may import; a file may always import the files
 /// of its own top-level module. Lowest layer first:
 ///
-/// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon`, `notify` — standalone, import nothing
+/// * 0: `slab`, `http`, `ws`, `comet`, `config`, `daemon`, `notify`, `memory` — standalone, import nothing
 ///   of the crate; `logging` may import `config`; `engine` may import `slab`. (`daemon` and
 ///   `notify` sit here rather than at the top because `server` imports them.)
 /// * 1: `api` may import `http`, `ws`, `comet`, `config`; `cluster` may import `comet`,
@@ -32,6 +32,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("config", &[]),
     ("daemon", &[]),
     ("notify", &[]),
+    ("memory", &[]),
     ("logging", &["config"]),
     ("engine", &["slab"]),
     ("api", &["http", "ws", "comet", "config"]),
@@ -40,6 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "worker",
         &[
             "slab", "http", "ws", "comet", "config", "logging", "engine", "api", "cluster",
+            "memory",
         ],
     ),
     (
@@ -52,14 +54,14 @@ const LAYERS: &[(&str, &[&str])] = &[
         "main",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api", "cluster", "worker", "server", "lib",
+            "api", "cluster", "worker", "server", "lib", "memory",
         ],
     ),
     (
         "lib",
         &[
             "slab", "http", "ws", "comet", "config", "daemon", "notify", "logging", "engine",
-            "api", "cluster", "worker", "server",
+            "api", "cluster", "worker", "server", "memory",
         ],
     ),
 ];

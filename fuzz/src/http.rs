@@ -16,6 +16,9 @@
 //!
 //! A `Partial` answer never holds more than a whole head, a whole body and its chunk framing.
 //!
+//! `http::parse_resuming`, fed the input as it grows (a byte at a time, then in larger steps),
+//! answers on every prefix exactly what `parse` answers, for every input (requests or not).
+//!
 //! Parameters: `Params::get` and `percent_decode` agree with reference models, percent-encoding
 //! any bytes decodes back to them, `seq=` is accepted exactly as a 32-bit decimal, `/pub`'s
 //! verbatim content check accepts exactly the insides of a JSON string (RFC 8259), and a
@@ -56,6 +59,25 @@ const ALL_PREFIXES_UP_TO: usize = 1024;
 pub fn http_request(data: &[u8]) {
     for limits in limit_sets() {
         check_stream(data, &limits);
+        check_resumed(data, &limits);
+    }
+}
+
+/// `parse_resuming` on the growing buffer answers what `parse` does, prefix after prefix, until
+/// an answer other than `Partial` (the first request's).
+fn check_resumed(data: &[u8], limits: &HttpLimits) {
+    let mut scan = http::HeadScan::default();
+    let mut n = 0;
+    while n < data.len() {
+        // Every prefix of a short input; longer ones grow in steps, resuming all the same.
+        n += if n < ALL_PREFIXES_UP_TO { 1 } else { 61 };
+        n = n.min(data.len());
+        let full = http::parse(&data[..n], limits);
+        let resumed = http::parse_resuming(&data[..n], limits, &mut scan);
+        assert_eq!(resumed, full, "resumed parse of a {n}-byte prefix");
+        if !matches!(full, Parsed::Partial { .. }) {
+            return;
+        }
     }
 }
 

@@ -130,6 +130,9 @@ pub struct Report {
     pub server_rss_bytes: Option<u64>,
     pub server_rss_before_bytes: Option<u64>,
     pub server_rss_per_conn_bytes: Option<f64>,
+    /// The same at the end of the hold (connections idle for the whole hold; what the allocator
+    /// kept of the ramp's transients has had time to go back): RSS at the end − RSS before, ÷ held.
+    pub server_rss_idle_per_conn_bytes: Option<f64>,
     /// RssAnon delta per connection: the server's own allocations, without shared pages.
     pub server_rss_anon_per_conn_bytes: Option<f64>,
     pub kernel_sunreclaim_delta_bytes: Option<i64>,
@@ -168,6 +171,10 @@ impl Report {
         let delivery_s = secs(c.measure_start_ns, c.last_delivery_ns);
         let held = c.held_at_ready;
         let rss_delta = match (mem.rss_before, mem.rss_held) {
+            (Some(b), Some(a)) => Some(a as i64 - b as i64),
+            _ => None,
+        };
+        let idle_delta = match (mem.rss_before, c.server_rss_end) {
             (Some(b), Some(a)) => Some(a as i64 - b as i64),
             _ => None,
         };
@@ -244,6 +251,7 @@ impl Report {
             server_rss_bytes: mem.rss_held,
             server_rss_before_bytes: mem.rss_before,
             server_rss_per_conn_bytes: per_conn(rss_delta),
+            server_rss_idle_per_conn_bytes: per_conn(idle_delta),
             server_rss_anon_per_conn_bytes: per_conn(anon_delta),
             kernel_sunreclaim_delta_bytes: kernel_delta,
             kernel_per_conn_bytes: per_conn(kernel_delta),
@@ -398,11 +406,12 @@ impl Report {
         rows.push((
             "server rss",
             format!(
-                "{} B (before {}), per conn {} (RssAnon {})",
+                "{} B (before {}), per conn {} (RssAnon {}; at the end of the hold {})",
                 opt(self.server_rss_bytes),
                 opt(self.server_rss_before_bytes),
                 optf(self.server_rss_per_conn_bytes),
-                optf(self.server_rss_anon_per_conn_bytes)
+                optf(self.server_rss_anon_per_conn_bytes),
+                optf(self.server_rss_idle_per_conn_bytes)
             ),
         ));
         rows.push((

@@ -568,6 +568,9 @@ impl Runner {
             c.server_cpu_end_us = procfs::process_cpu_us(pid);
             c.server_cpu_end_ns = sys::now_ns();
         }
+        if let Some(pid) = self.plan.pid {
+            c.server_rss_end = procfs::process_rss(pid);
+        }
     }
 
     fn measure_done(&self, now: u64) -> bool {

@@ -115,6 +115,10 @@ pub struct Counters {
     pub server_cpu_end_us: Option<u64>,
     pub server_cpu_start_ns: u64,
     pub server_cpu_end_ns: u64,
+    /// Server RSS (bytes, /proc/PID/status) at the end of the measurement, with every connection
+    /// still held and idle; None without --pid.
+    #[serde(default)]
+    pub server_rss_end: Option<u64>,
 }
 
 fn min_nonzero(a: u64, b: u64) -> u64 {
@@ -175,6 +179,8 @@ impl Counters {
             self.server_cpu_start_ns = o.server_cpu_start_ns;
             self.server_cpu_start_us = o.server_cpu_start_us;
         }
+        // Each process reads the RSS when its own hold ends; the largest reading is kept.
+        self.server_rss_end = self.server_rss_end.max(o.server_rss_end);
         if o.server_cpu_end_ns > self.server_cpu_end_ns {
             self.server_cpu_end_ns = o.server_cpu_end_ns;
             self.server_cpu_end_us = o.server_cpu_end_us;

@@ -97,12 +97,12 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
     );
     f.sample("port=\"front\"", sum(w, |w| w.front_connections));
     f.sample("port=\"admin\"", sum(w, |w| w.admin_connections));
-    let help = "Connections the server may hold (server.max_connections).";
+    let help = "Connections the server may hold (server.max_connections, or fewer when the open-file limit allows fewer on epoll).";
     Family::new(&mut t, "rcomet_connections_max", "gauge", help).sample("", s.max_connections);
     let help = "Connections accepted, per worker.";
     Family::new(&mut t, "rcomet_connections_accepted_total", "counter", help)
         .per_worker(w, |w| w.accepted);
-    let help = "Connections refused at accept (max_connections, shutdown), per worker.";
+    let help = "Connections closed unserved at accept (max_connections, shutdown, out of file descriptors or direct-descriptor slots), per worker.";
     Family::new(&mut t, "rcomet_connections_refused_total", "counter", help)
         .per_worker(w, |w| w.refused);
     let help = "Accept calls that failed (descriptor or table limits), per worker.";

@@ -43,7 +43,11 @@ const FILE_ONLY_KEYS: &str = "Config-file keys without a flag:
   front.cors_origins  `*` or origins (scheme://host[:port]) allowed to read front replies
                       from a browser, separated by spaces or commas [default: *]
   front.cors_credentials  yes: Access-Control-Allow-Credentials (needs a list) [default: no]
-  front.cors_max_age  seconds a browser caches a preflight answer [default: 86400]";
+  front.cors_max_age  seconds a browser caches a preflight answer [default: 86400]
+  server.uring_slots  io_uring: direct descriptors per worker, beyond which connections are
+                      refused [default: 0, the worker's share of max_connections]
+  server.uring_table_size  io_uring: most slots in one registered table [default: 0, the
+                      soft open-file limit]";
 
 /// rcomet: a comet/push server, drop-in compatible with iComet.
 ///

@@ -174,6 +174,12 @@ pub struct ServerConfig {
     pub shutdown_timeout: u32,
     /// Where a graceful stop saves the channels and the next start reads them (`None`: off).
     pub snapshot: Option<PathBuf>,
+    /// io_uring: direct-descriptor slots per worker, over all its tables (0: the worker's share
+    /// of `max_connections` with room for an uneven spread). Beyond, connections are refused.
+    pub uring_slots: u32,
+    /// io_uring: the most slots one registered table holds (0: the soft open-file limit, the most
+    /// the kernel allows); more slots take more tables.
+    pub uring_table_size: u32,
 }
 
 /// `limits:` block: bounds on what one client can make the server hold.
@@ -261,6 +267,8 @@ impl Default for ServerConfig {
             keepalive_timeout: 60,
             shutdown_timeout: 5,
             snapshot: None,
+            uring_slots: 0,
+            uring_table_size: 0,
         }
     }
 }

@@ -38,6 +38,12 @@ const AT_START: &[Key] = &[
     ("server.max_connections", |a, b| {
         a.server.max_connections != b.server.max_connections
     }),
+    ("server.uring_slots", |a, b| {
+        a.server.uring_slots != b.server.uring_slots
+    }),
+    ("server.uring_table_size", |a, b| {
+        a.server.uring_table_size != b.server.uring_table_size
+    }),
     ("pidfile", |a, b| a.pidfile != b.pidfile),
     // Compiled once at start (the CORS header lines, the stateless-token key).
     ("front.cors_*", |a, b| a.front.cors != b.front.cors),
@@ -121,6 +127,8 @@ pub fn applied(running: &Config, read: &Config) -> Config {
     next.server.threads = running.server.threads;
     next.server.engine = running.server.engine;
     next.server.max_connections = running.server.max_connections;
+    next.server.uring_slots = running.server.uring_slots;
+    next.server.uring_table_size = running.server.uring_table_size;
     next.pidfile.clone_from(&running.pidfile);
     next.front.cors.clone_from(&running.front.cors);
     next.front

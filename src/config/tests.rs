@@ -132,6 +132,8 @@ fn rcomet_blocks() {
         keepalive_timeout: 4,
         shutdown_timeout: 0,
         snapshot: None,
+        uring_slots: 0,
+        uring_table_size: 0,
     };
     assert_eq!(c.server, server);
     let limits = Limits {

@@ -3,6 +3,11 @@
 //! message); readable sockets are drained into one per-worker scratch buffer that is lent to the
 //! handler, so idle connections own no buffer.
 //!
+//! Out of file descriptors (EMFILE/ENFILE), a connection would wait in the accept queue, its client
+//! left hanging, and the edge-triggered listener would not report it again. So each backend keeps
+//! one spare descriptor (`/dev/null`): it gives it up, accepts the connection, closes it at once
+//! (a [`Completion::Refused`]), and takes the spare back, until the queue is empty.
+//!
 //! Depends on: engine (Token, Completion, OutQueue), sys, libc.
 
 use super::out::MAX_IOVECS;
@@ -45,6 +50,14 @@ pub struct Epoll {
     accept_failing: bool,
     /// Accepts that failed (for the metrics).
     accept_errors: u64,
+    /// The spare descriptor given up to refuse a connection when none is left (`None`: it could
+    /// not be taken back yet).
+    spare_fd: Option<OwnedFd>,
+}
+
+/// A descriptor to hold in reserve (`/dev/null`, read-only, close-on-exec).
+fn open_spare() -> Option<OwnedFd> {
+    std::fs::File::open("/dev/null").ok().map(OwnedFd::from)
 }
 
 /// How long accepting pauses after it failed for lack of descriptors or memory.
@@ -71,6 +84,7 @@ impl Epoll {
             accept_paused_until: None,
             accept_failing: false,
             accept_errors: 0,
+            spare_fd: open_spare(),
         };
         let waker_fd = backend.waker.raw();
         backend.ctl(
@@ -115,6 +129,20 @@ impl Epoll {
                 }
                 Err(e) => {
                     self.accept_errors += 1;
+                    if sys::out_of_descriptors(&e) {
+                        match self.refuse(fd, tag, handler) {
+                            Some(true) => {
+                                if !self.accept_failing {
+                                    log::warn!("{e}: refusing new connections");
+                                }
+                                self.accept_failing = true;
+                                continue;
+                            }
+                            // The queue is empty: the next connection is reported again.
+                            Some(false) => return,
+                            None => {}
+                        }
+                    }
                     // EMFILE/ENFILE/ENOBUFS: the connection stays queued in the kernel. Retrying
                     // every turn would spin (and flood the log), so accepting pauses briefly;
                     // the first failure of an episode is logged.
@@ -130,6 +158,24 @@ impl Epoll {
         if !self.ready_listeners.contains(&index) {
             self.ready_listeners.push(index);
         }
+    }
+
+    /// Refuses the connection at the head of listener `fd`'s queue in the spare descriptor's
+    /// room, then takes the spare back (or again at the next retry). `Some(true)`: one was
+    /// refused; `Some(false)`: the queue is empty; `None`: no spare, or the accept failed anyway.
+    fn refuse(
+        &mut self,
+        fd: RawFd,
+        tag: u32,
+        handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
+    ) -> Option<bool> {
+        drop(self.spare_fd.take()?);
+        let refused = sys::refuse_one(fd).ok();
+        self.spare_fd = open_spare();
+        if refused == Some(true) {
+            handler(Completion::Refused { listener: tag });
+        }
+        refused
     }
 
     /// Reads a connection until the kernel has nothing more, the handler pauses it, or it used up
@@ -312,6 +358,9 @@ impl Backend for Epoll {
         if let Some(until) = self.accept_paused_until {
             if Instant::now() >= until {
                 self.accept_paused_until = None;
+                if self.spare_fd.is_none() {
+                    self.spare_fd = open_spare();
+                }
                 for index in 0..self.listeners.len() {
                     if !self.ready_listeners.contains(&index) {
                         self.ready_listeners.push(index);

@@ -91,6 +91,10 @@ pub enum Completion<'a> {
     Writable { token: Token },
     /// The cross-core waker fired: the worker should drain its mailbox.
     Wake,
+    /// A connection on the listener tagged `listener` was closed at once, unserved, because the
+    /// backend had no room for it (epoll: the process is out of file descriptors; io_uring: every
+    /// direct-descriptor table is full). The client sees its connection closed; nothing waits.
+    Refused { listener: u32 },
     /// A [`Detach::Later`] finished: the connection's socket as an ordinary descriptor (`None`:
     /// it could not be had; the connection is unchanged).
     Detached {

@@ -72,6 +72,48 @@ pub fn accept(listener: RawFd) -> io::Result<Option<(RawFd, Option<SocketAddr>)>
     }
 }
 
+/// Takes one connection off a listener's accept queue and closes it at once, unserved (a
+/// refusal: the client sees its connection closed). Returns `Ok(false)` when the queue is empty.
+pub fn refuse_one(listener: RawFd) -> io::Result<bool> {
+    // SAFETY: null address arguments ask the kernel for no peer address; nothing is written.
+    let res = syscall!(accept4(
+        listener,
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+    ));
+    match res {
+        Ok(fd) => {
+            close_fd(fd);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the accept errors that mean "no descriptor left" (per process or system-wide).
+pub fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Descriptors this process may still open: the soft RLIMIT_NOFILE less the descriptors below it
+/// that are open now. `None` when either is unknown (no /proc).
+pub fn descriptors_left() -> Option<usize> {
+    // SAFETY: rlimit is plain old data; all-zero is a valid value.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `limit` is a live rlimit on this stack frame; the kernel writes exactly one.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut limit)).ok()?;
+    let soft = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+    let open = std::fs::read_dir("/proc/self/fd")
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<usize>().ok())
+        .filter(|&fd| fd < soft)
+        .count();
+    // The directory being read was one of them.
+    Some(soft.saturating_sub(open.saturating_sub(1)))
+}
+
 /// Sets TCP_NODELAY: comet frames are small and must leave at once.
 pub fn set_nodelay(fd: RawFd) {
     let one: libc::c_int = 1;

@@ -51,6 +51,8 @@ use std::time::{Duration, Instant};
 /// cancelled. 4096 covers a 75 ms turn at the fastest ramp measured on the 2-core VM (≈54k
 /// connections/s).
 pub const DEFAULT_ACCEPT_HEADROOM: u32 = 4096;
+/// How often the "every table is full" warning may be repeated.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long dropping the backend waits for the kernel to give back buffers of operations in flight.
 const DROP_GRACE: Duration = Duration::from_secs(1);
 
@@ -111,8 +113,9 @@ pub struct Uring {
     accepts_dirty: bool,
     headroom: u32,
     capacity: u32,
-    /// The "every table is full" warning was logged and not yet cleared.
-    full_logged: bool,
+    /// When the "every table is full" warning was last logged (at most once per
+    /// [`FULL_LOG_EVERY`]: at the limit, tables fill and free many times a second).
+    full_logged: Option<Instant>,
     /// Accepts that completed with an error other than a cancellation (for the metrics).
     accept_errors: u64,
     recv: RecvPool,
@@ -165,7 +168,7 @@ impl Uring {
                 u32::MAX
             },
             capacity: sizes.iter().sum(),
-            full_logged: false,
+            full_logged: None,
             accept_errors: 0,
             recv: RecvPool::new(config.recv_buffers, config.recv_buffer_size),
             sends: SendSlab::default(),

@@ -1,6 +1,8 @@
 //! Sans-IO HTTP/1.1: bytes in, typed results and bytes out. No sockets, no channels, no timers.
 //!
 //! * [`request`]: incremental, bounded request parsing on top of `httparse` ([`parse`]).
+//! * [`resume`]: the same answers for a buffer that grows, without re-reading a partial head
+//!   ([`parse_resuming`] with a [`HeadScan`]).
 //! * [`limits`]: the size limits, rejection type and byte helpers `request` and `chunked` share.
 //! * [`chunked`]: decoding of chunked request bodies (used by `request`).
 //! * [`query`]: iComet-style query / form parameters and percent-decoding.
@@ -18,8 +20,10 @@ pub mod limits;
 pub mod query;
 pub mod request;
 pub mod response;
+pub mod resume;
 
 pub use date::DateCache;
 pub use limits::{HttpLimits, Reject};
 pub use query::{percent_decode, Params};
 pub use request::{parse, Method, Parsed, Request, Version};
+pub use resume::{parse_resuming, HeadScan};

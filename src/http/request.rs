@@ -39,7 +39,8 @@
 //!   fragment is dropped, as libevent's URI parser did).
 //!
 //! Cost: every call re-parses the head (bounded by `max_header_bytes`, with `httparse`'s SIMD
-//! scanners) and hops over chunk headers (bounded by the chunk-framing budget); a `Content-Length`
+//! scanners; [`resume`](super::resume) gives the same answers without re-reading a partial head)
+//! and hops over chunk headers (bounded by the chunk-framing budget); a `Content-Length`
 //! body is never scanned. Nothing allocates except a completed chunked body and a percent-encoded
 //! path.
 
@@ -444,7 +445,7 @@ fn has_bare_cr(head: &[u8]) -> bool {
 }
 
 /// Number of bytes taken by empty lines (CRLF or LF) at the start of `buf`.
-fn skip_empty_lines(buf: &[u8]) -> usize {
+pub(super) fn skip_empty_lines(buf: &[u8]) -> usize {
     let mut at = 0;
     loop {
         match buf.get(at..) {
@@ -455,8 +456,8 @@ fn skip_empty_lines(buf: &[u8]) -> usize {
     }
 }
 
-/// RFC 9110 `tchar`.
-fn is_token_byte(b: u8) -> bool {
+/// RFC 9110 `tchar` (the header-name bytes `httparse` takes, too).
+pub(super) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

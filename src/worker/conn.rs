@@ -6,12 +6,13 @@
 //! otherwise.
 //!
 //! Depends on: engine (ConnId, OutQueue, Token), slab, api (Subscription, SubscribeRequest),
-//! worker::replies.
+//! http (HeadScan), worker::replies.
 
 use super::replies::ReplyQueue;
 use crate::api::subscribe::Subscription;
 use crate::api::SubscribeRequest;
 use crate::engine::{ConnId, OutQueue, Token};
+use crate::http::HeadScan;
 use crate::slab::Slab;
 
 /// Which listener accepted the connection. The discriminant is the listener's tag in the backend.
@@ -121,13 +122,36 @@ pub struct Conn {
     /// The tick of this connection's entry in the timer wheel (0 = none). Entries with another tick
     /// are stale and ignored.
     pub wheel_at: u32,
-    /// Bytes of a request that is not complete yet (or pipelined requests waiting their turn).
-    /// Boxed so the slot holds 8 bytes instead of a 24-byte `Vec` for every idle connection.
-    #[allow(clippy::box_collection)]
-    pub inbuf: Option<Box<Vec<u8>>>,
+    /// Bytes of a request that is not complete yet (or pipelined requests waiting their turn),
+    /// with how far the parse of its head got. Boxed so the slot holds 8 bytes for every idle
+    /// connection.
+    pub inbuf: Option<Box<InBuf>>,
     /// Output not yet taken by the kernel.
     pub out: Option<Box<OutQueue>>,
     pub ext: Option<Box<Ext>>,
+}
+
+/// A connection's buffered input: the bytes, and the [`HeadScan`] of the request at their
+/// start (so a head that trickles in is not parsed again from its first byte on every read). It
+/// reads and grows as the `Vec` it wraps; whoever removes bytes from its front resets the scan.
+#[derive(Debug, Default)]
+pub struct InBuf {
+    pub bytes: Vec<u8>,
+    pub scan: HeadScan,
+}
+
+impl std::ops::Deref for InBuf {
+    type Target = Vec<u8>;
+
+    fn deref(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for InBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
 }
 
 impl Conn {

@@ -42,6 +42,7 @@ impl Worker {
             }
         }
         self.tick_channels();
+        crate::memory::release_freed();
     }
 
     /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so

@@ -10,7 +10,7 @@
 //!
 //! Depends on: worker (Worker, Conn), http (parse), api (dispatch).
 
-use super::conn::{flags, Conns, Phase, Port};
+use super::conn::{flags, Conns, InBuf, Phase, Port};
 use super::Worker;
 use crate::api::{self, Outcome};
 use crate::engine::{Backend, ReadControl, Token};
@@ -52,9 +52,13 @@ impl Worker {
         match conn.phase {
             Phase::Closing => return ReadControl::Pause,
             Phase::Idle | Phase::Reading if conn.inbuf.is_none() => {
-                let used = self.process(token, bytes);
+                let mut scan = http::HeadScan::default();
+                let used = self.process(token, bytes, &mut scan);
                 if let Some(rest) = bytes.get(used..).filter(|r| !r.is_empty()) {
                     self.keep(token, rest);
+                    if let Some(buf) = self.conns.at(token).and_then(|c| c.inbuf.as_mut()) {
+                        buf.scan = scan;
+                    }
                 }
             }
             Phase::Idle | Phase::Reading => {
@@ -64,7 +68,9 @@ impl Worker {
                 let before = buf.capacity();
                 buf.extend_from_slice(bytes);
                 self.buffered += buf.capacity() - before;
-                let used = self.process(token, &buf);
+                let mut scan = buf.scan;
+                let used = self.process(token, &buf, &mut scan);
+                buf.scan = scan;
                 self.put_back(token, buf, used);
             }
             Phase::Subscribed if websocket => self.on_ws_data(token, bytes),
@@ -120,8 +126,8 @@ impl Worker {
     }
 
     /// Returns the unparsed tail of `buf` to the connection (or frees the buffer when all was used).
-    #[allow(clippy::box_collection)] // the slot keeps a thin pointer; see `Conn::inbuf`
-    pub(super) fn put_back(&mut self, token: Token, mut buf: Box<Vec<u8>>, used: usize) {
+    /// `buf.scan` must describe the bytes from `used` on (as `process` leaves it).
+    pub(super) fn put_back(&mut self, token: Token, mut buf: Box<InBuf>, used: usize) {
         let capacity = buf.capacity();
         let used = used.min(buf.len());
         let Some(conn) = self.conns.at(token) else {
@@ -139,15 +145,18 @@ impl Worker {
             buf.extend_from_slice(&newer);
         }
         if buf.capacity() > 4 * buf.len().max(4096) {
-            buf.shrink_to(buf.len().max(4096));
+            let keep = buf.len().max(4096);
+            buf.shrink_to(keep);
         }
         self.buffered = self.buffered.saturating_sub(capacity) + buf.capacity();
         conn.inbuf = Some(buf);
     }
 
     /// Parses and handles every complete request at the front of `buf`, in order, while the
-    /// connection stays ready for the next one. Returns the bytes consumed.
-    pub(super) fn process(&mut self, token: Token, buf: &[u8]) -> usize {
+    /// connection stays ready for the next one. Returns the bytes consumed. `scan` is the parse's
+    /// progress on the request at the start of `buf`, and is left describing the one at the
+    /// returned offset (see `http::resume`).
+    pub(super) fn process(&mut self, token: Token, buf: &[u8], scan: &mut http::HeadScan) -> usize {
         let limits = self.http_limits();
         let mut pos = 0;
         loop {
@@ -172,7 +181,7 @@ impl Worker {
                 self.arm(token, keepalive);
                 return pos;
             }
-            match http::parse(rest, &limits) {
+            match http::parse_resuming(rest, &limits, scan) {
                 Parsed::Partial { send_continue } => {
                     self.partial_request(token, send_continue);
                     return pos;
@@ -322,8 +331,10 @@ impl Worker {
                 if !matches!(conn.phase, Phase::Idle | Phase::Reading) {
                     continue;
                 }
-                if let Some(buf) = conn.inbuf.take() {
-                    let used = self.process(token, &buf);
+                if let Some(mut buf) = conn.inbuf.take() {
+                    let mut scan = buf.scan;
+                    let used = self.process(token, &buf, &mut scan);
+                    buf.scan = scan;
                     self.put_back(token, buf, used);
                 }
                 if self.read_control(token) == ReadControl::Continue {

@@ -294,6 +294,10 @@ impl Worker {
                 ReadControl::Continue
             }
             Completion::Wake => ReadControl::Continue,
+            Completion::Refused { .. } => {
+                self.stats().refused.fetch_add(1, Ordering::Relaxed);
+                ReadControl::Continue
+            }
             Completion::Detached { token, socket } => {
                 self.on_detached(token, socket);
                 ReadControl::Continue

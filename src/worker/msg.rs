@@ -91,8 +91,7 @@ pub struct Adoption {
     /// The connection's flags (HTTP version, keep-alive, peer closed).
     pub flags: u16,
     /// Bytes that arrived after the subscription request.
-    #[allow(clippy::box_collection)]
-    pub inbuf: Option<Box<Vec<u8>>>,
+    pub inbuf: Option<Box<super::conn::InBuf>>,
     /// The subscription it asked for.
     pub request: SubscribeRequest,
 }
@@ -101,8 +100,7 @@ pub struct Adoption {
 pub struct Arriving {
     pub from: usize,
     pub flags: u16,
-    #[allow(clippy::box_collection)]
-    pub inbuf: Option<Box<Vec<u8>>>,
+    pub inbuf: Option<Box<super::conn::InBuf>>,
     pub request: SubscribeRequest,
 }
 

@@ -20,7 +20,8 @@ pub struct WorkerStats {
     pub connections: AtomicUsize,
     pub admin_connections: AtomicUsize,
     pub accepted: AtomicU64,
-    /// Connections refused at accept (max_connections, shutdown, no slot).
+    /// Connections refused at accept (max_connections, shutdown, no slot, no file descriptor or
+    /// direct-descriptor table room: see `Completion::Refused`).
     pub refused: AtomicU64,
     /// Failed accepts the backend reported (copied from it once per turn).
     pub accept_errors: AtomicU64,
@@ -112,6 +113,9 @@ pub struct Shared {
     start: Instant,
     counters: Arc<Counters>,
     connections: AtomicUsize,
+    /// Connections admitted at most: `server.max_connections`, or fewer when the engine cannot
+    /// hold that many (epoll: the open-file limit).
+    connection_limit: AtomicUsize,
     /// Subscribers closed because their output queue passed `max_output_bytes`.
     pub slow_consumers_closed: AtomicU64,
     /// Connections refused or closed because a worker's buffer budget was spent.
@@ -143,6 +147,7 @@ pub fn connections_per_worker(max_connections: usize, workers: usize) -> usize {
 
 impl Shared {
     pub fn new(config: Config, workers: usize) -> Shared {
+        let config_limit = config.server.max_connections;
         Shared {
             cors: CorsHeads::new(&config.front.cors),
             stateless: config
@@ -157,6 +162,7 @@ impl Shared {
             start: Instant::now(),
             counters: Counters::new(),
             connections: AtomicUsize::new(0),
+            connection_limit: AtomicUsize::new(config_limit),
             slow_consumers_closed: AtomicU64::new(0),
             budget_refusals: AtomicU64::new(0),
             cluster: None,
@@ -202,9 +208,19 @@ impl Shared {
         self.counters.subscribers()
     }
 
-    /// Counts a new connection; false when the process is at `max_connections`.
+    /// Lowers the connection limit below `server.max_connections` (never raises it).
+    pub fn limit_connections(&self, most: usize) {
+        self.connection_limit.fetch_min(most, Ordering::Relaxed);
+    }
+
+    /// Connections admitted at most (see [`Shared::limit_connections`]).
+    pub fn connection_limit(&self) -> usize {
+        self.connection_limit.load(Ordering::Relaxed)
+    }
+
+    /// Counts a new connection; false when the process is at its connection limit.
     pub fn admit_connection(&self) -> bool {
-        let max = self.config.server.max_connections;
+        let max = self.connection_limit();
         self.connections
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < max).then_some(n + 1)
@@ -225,7 +241,7 @@ impl crate::api::Metrics for Shared {
     fn snapshot(&self) -> crate::api::metrics::Snapshot {
         crate::api::metrics::Snapshot {
             channels: self.channels() as u64,
-            max_connections: self.config.server.max_connections as u64,
+            max_connections: self.connection_limit() as u64,
             presence_readers: self.counters.listeners() as u64,
             slow_consumers_closed: self.slow_consumers_closed.load(Ordering::Relaxed),
             budget_refusals: self.budget_refusals.load(Ordering::Relaxed),
@@ -246,7 +262,7 @@ impl crate::api::Metrics for Shared {
             self.channels(),
             self.subscribers(),
             self.connections(),
-            self.config.server.max_connections,
+            self.connection_limit(),
             load64(&self.slow_consumers_closed),
             load64(&self.budget_refusals),
             self.counters.listeners(),

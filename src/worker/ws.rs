@@ -40,6 +40,8 @@ impl Worker {
                 buf.extend_from_slice(bytes);
                 self.buffered += buf.capacity() - before;
                 let used = self.ws_frames(token, &buf);
+                // Frames, not a request head: there is no parse to resume.
+                buf.scan = Default::default();
                 self.put_back(token, buf, used);
             }
         }
@@ -47,8 +49,9 @@ impl Worker {
 
     /// Frames that arrived before the subscription opened (they waited in `inbuf`).
     pub(super) fn ws_opened(&mut self, token: Token) {
-        if let Some(buf) = self.conns.at(token).and_then(|c| c.inbuf.take()) {
+        if let Some(mut buf) = self.conns.at(token).and_then(|c| c.inbuf.take()) {
             let used = self.ws_frames(token, &buf);
+            buf.scan = Default::default();
             self.put_back(token, buf, used);
         }
     }

@@ -77,6 +77,8 @@ pub enum Event {
 pub struct Stats {
     pub live: usize,
     pub accepted: usize,
+    /// Connections the backend closed unserved for lack of room (`Completion::Refused`).
+    pub refused_by_backend: usize,
     pub wakes: usize,
     pub writable: usize,
     pub violations: Vec<String>,
@@ -305,6 +307,27 @@ impl Client {
         }
     }
 
+    /// Sends what the peer may already have closed (a refused connection): errors are ignored.
+    pub fn try_send(&mut self, text: &str) {
+        let _ = self.reader.get_mut().write_all(text.as_bytes());
+    }
+
+    /// The next line, or `None` when the peer closed (EOF or reset) before one arrived. Panics
+    /// when nothing happens within the patience (a connection left waiting).
+    pub fn line_or_closed(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => {
+                assert!(line.ends_with('\n'), "connection ended mid-line: {line:?}");
+                line.pop();
+                Some(line)
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+            Err(e) => panic!("neither served nor closed: {e}"),
+        }
+    }
+
     /// True when nothing arrives within `wait` (used only to show an absence).
     pub fn silent_for(&mut self, wait: Duration) -> bool {
         self.reader
@@ -451,6 +474,7 @@ impl Harness {
                 None => self.stats.violations.push(format!("writable {token:?}")),
             },
             Completion::Wake => self.stats.wakes += 1,
+            Completion::Refused { .. } => self.stats.refused_by_backend += 1,
             // The harness never hands a connection over.
             Completion::Detached { token, .. } => {
                 self.stats.violations.push(format!("detached {token:?}"))

@@ -76,6 +76,8 @@ pub struct Server {
     pub front: SocketAddr,
     pub pid: u32,
     pub engine: &'static str,
+    /// The server's log lines (stderr), when started with [`Opts::capture_log`].
+    log: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
     _dir: Option<TempDir>,
 }
 
@@ -109,6 +111,10 @@ pub struct Opts<'a> {
     pub args: Vec<String>,
     /// A config file body (TAB-indented iComet format), if any.
     pub config: Option<&'a str>,
+    /// RLIMIT_NOFILE (soft and hard) for the server process.
+    pub nofile: Option<u64>,
+    /// Keep the server's stderr lines (see [`Server::log_lines`]); still echoed to stderr.
+    pub capture_log: bool,
 }
 
 impl<'a> Opts<'a> {
@@ -118,7 +124,21 @@ impl<'a> Opts<'a> {
             threads: 2,
             args: Vec::new(),
             config: None,
+            nofile: None,
+            capture_log: false,
         }
+    }
+
+    /// Starts the server with at most `n` open file descriptors.
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
+    /// Keeps the server's log lines for [`Server::log_lines`].
+    pub fn capture_log(mut self) -> Self {
+        self.capture_log = true;
+        self
     }
 
     pub fn threads(mut self, n: usize) -> Self {
@@ -161,8 +181,42 @@ impl Server {
             "stderr",
         ]);
         cmd.args(&opts.args);
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdout(Stdio::piped()).stderr(if opts.capture_log {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        });
+        if let Some(n) = opts.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: the closure runs in the forked child before exec and calls only setrlimit,
+            // which is async-signal-safe, on a value copied into the closure.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         let mut child = cmd.spawn().expect("start rcomet");
+        let log = child.stderr.take().map(|stderr| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let keep = std::sync::Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("{line}");
+                    keep.lock().unwrap().push(line);
+                }
+            });
+            lines
+        });
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -197,8 +251,38 @@ impl Server {
             front,
             pid,
             engine: opts.engine,
+            log,
             _dir: Some(dir),
         }
+    }
+
+    /// The log lines the server wrote so far (needs [`Opts::capture_log`]).
+    pub fn log_lines(&self) -> Vec<String> {
+        let log = self
+            .log
+            .as_ref()
+            .expect("started without Opts::capture_log");
+        log.lock().unwrap().clone()
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid)).map_or(0, |d| d.count())
+    }
+
+    /// The sum over workers (and labels) of a `/metrics` family, e.g.
+    /// `rcomet_connections_refused_total`.
+    pub fn metric(&self, family: &str) -> u64 {
+        let r = get(self.admin, "/metrics");
+        assert_eq!(r.status, 200, "/metrics: {}", r.head);
+        r.text()
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(family)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
     }
 
     /// Resident set size of the server process, in bytes.

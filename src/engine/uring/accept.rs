@@ -9,8 +9,10 @@
 //!   connections the kernel accepts between two turns of the worker before the cancel lands;
 //! - below that, a small window of single-shot accepts is kept in flight, each one reserving a slot
 //!   beforehand: exact, whatever the arrival rate;
-//! - when no table has a spare slot, nothing is armed and new connections wait in the kernel's
-//!   listen queue until a close frees a slot.
+//! - when no table has a spare slot, no accept is armed; a readiness poll of the listener is,
+//!   and the connections it reports are taken with an ordinary accept and closed at once
+//!   (refused, counted), so no client waits in the listen queue for a slot that may never free.
+//!   As soon as a close frees a slot the plan arms accepts again.
 //!
 //! A listener that wants peer addresses never gets a multishot accept (it cannot return one): it
 //! keeps a smaller window of single-shot accepts, each with its own address buffer. Those may share
@@ -42,9 +44,16 @@ pub(crate) struct AcceptState {
     pub singles: u32,
     /// The listener reports peer addresses: single-shot accepts only, [`PEER_WINDOW`] of them.
     pub want_peer: bool,
+    /// A refusing readiness poll is armed on the listener (every table was full).
+    pub refusing: bool,
 }
 
 impl AcceptState {
+    /// No accept of this listener is in flight.
+    pub fn idle(&self) -> bool {
+        self.multishot.is_none() && self.singles == 0
+    }
+
     /// Single-shot accepts this listener may keep in flight.
     fn window(&self) -> u32 {
         if self.want_peer {
@@ -213,6 +222,7 @@ mod tests {
             }),
             singles: 0,
             want_peer: false,
+            refusing: false,
         };
         let (out, _) = run(&[armed], &mut [room(17, 1)], 0);
         assert!(out.is_empty());
@@ -231,6 +241,7 @@ mod tests {
             }),
             singles: 0,
             want_peer: false,
+            refusing: false,
         };
         let (out, _) = run(&[cancelling], &mut [room(3, 1)], 0);
         assert!(out.is_empty(), "a cancel is sent once");
@@ -263,6 +274,7 @@ mod tests {
             multishot: None,
             singles: SINGLE_WINDOW - 2,
             want_peer: false,
+            refusing: false,
         };
         let (out, _) = run(&[busy], &mut [room(10, 0)], 0);
         assert_eq!(out.len(), 2);

@@ -103,6 +103,7 @@ impl Uring {
                 self.on_install(conn, generation, res, handler)
             }
             Some(Op::Adopt { record }) => self.on_adopt(record, res, handler),
+            Some(Op::Refuse { listener }) => self.refuse_queued(listener as usize, res, handler),
             Some(Op::Cancel) => {}
             None => log::debug!("completion with unknown user data {word:#x}"),
         }

@@ -2,19 +2,26 @@
 //! backend carries out the plan of `accept` against the real tables, and cancels every accept when
 //! it stops listening. A single-shot accept on a listener that wants peer addresses gets an address
 //! buffer (`buffers::PeerAddr`) that lives until its completion, whether it accepted or was
-//! cancelled.
+//! cancelled. While every table is full, an idle listener gets a readiness poll instead, and what
+//! it reports is refused (`refuse_queued`).
 //!
 //! Depends on: engine::uring internals, io-uring, libc.
 
 use super::accept::{self, Action, Multishot, Room};
 use super::buffers::PeerAddr;
+use super::complete::Handler;
 use super::user_data::Op;
 use super::Uring;
+use crate::engine::{sys, Completion};
 use io_uring::types::{CancelBuilder, DestinationSlot, Fd};
 use io_uring::{opcode, squeue};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
+
+/// Connections one refusing poll's completion refuses at most (the poll fires again at once
+/// when more wait).
+const REFUSALS_PER_TURN: usize = 512;
 
 impl Uring {
     /// Carries out the accept plan: arms or cancels accepts so no table can overflow. Returns
@@ -48,16 +55,100 @@ impl Uring {
                 log::warn!("accept not armed: {e}");
             }
         }
-        if starved && !self.full_logged {
+        let quiet = self
+            .full_logged
+            .is_some_and(|at| at.elapsed() < super::FULL_LOG_EVERY);
+        if starved && !quiet {
             log::warn!(
-                "all {} connection slots are in use: new connections wait in the listen queue",
+                "all {} connection slots are in use: new connections are refused",
                 self.capacity
             );
+            self.full_logged = Some(std::time::Instant::now());
         }
-        self.full_logged = starved;
-        let queued_any = !actions.is_empty();
+        let mut queued_any = !actions.is_empty();
         self.actions = actions;
+        if starved && !self.has_room() {
+            queued_any |= self.arm_refusals();
+        }
         queued_any
+    }
+
+    /// Whether some ring can take one more connection with a single-shot accept.
+    pub(super) fn has_room(&self) -> bool {
+        let headroom = self.headroom.max(1);
+        self.rings
+            .iter()
+            .any(|r| r.table.spare() > headroom.saturating_mul(r.table.multishots))
+    }
+
+    /// Arms a readiness poll on every listener with no accept in flight (every table is full).
+    /// Returns true when one was queued.
+    fn arm_refusals(&mut self) -> bool {
+        let mut queued = false;
+        for l in 0..self.listeners.len() {
+            let Some(listener) = self.listeners.get(l) else {
+                continue;
+            };
+            let Some(fd) = listener.socket.as_ref().map(AsRawFd::as_raw_fd) else {
+                continue;
+            };
+            if listener.accept.refusing || !listener.accept.idle() {
+                continue;
+            }
+            let entry = opcode::PollAdd::new(Fd(fd), libc::POLLIN as u32)
+                .build()
+                .user_data(Op::Refuse { listener: l as u32 }.encode());
+            // SAFETY: the poll uses no buffer; the kernel holds its own reference to the
+            // listening socket while the poll is armed, and `cancel_accepts` cancels it.
+            match unsafe { self.push(0, &entry) } {
+                Ok(()) => {
+                    queued = true;
+                    if let Some(listener) = self.listeners.get_mut(l) {
+                        listener.accept.refusing = true;
+                    }
+                }
+                Err(e) => log::warn!("refusing poll not armed: {e}"),
+            }
+        }
+        queued
+    }
+
+    /// The refusing poll of listener `l` fired: while no table has room and the listener has no
+    /// accept in flight, its queued connections are accepted as ordinary descriptors and closed
+    /// at once (each a [`Completion::Refused`]); then the plan runs again (arming accepts if a
+    /// slot freed meanwhile, or the poll again).
+    pub(super) fn refuse_queued(&mut self, l: usize, res: i32, handler: Handler<'_>) {
+        let Some(listener) = self.listeners.get_mut(l) else {
+            return;
+        };
+        listener.accept.refusing = false;
+        if res < 0 {
+            if res != -libc::ECANCELED {
+                log::warn!("refusing poll: {}", io::Error::from_raw_os_error(-res));
+            }
+            return;
+        }
+        self.accepts_dirty = true;
+        let Some(fd) = listener.socket.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let (tag, idle) = (listener.tag, listener.accept.idle());
+        if !idle || self.has_room() || !self.listening {
+            return;
+        }
+        for _ in 0..REFUSALS_PER_TURN {
+            match sys::refuse_one(fd) {
+                Ok(true) => {
+                    handler(Completion::Refused { listener: tag });
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    self.accept_errors += 1;
+                    log::warn!("refusing a connection: {e}");
+                    return;
+                }
+            }
+        }
     }
 
     fn carry_out(&mut self, action: Action) -> io::Result<()> {
@@ -170,6 +261,7 @@ impl Uring {
             });
             // (A listener that wants peers has only accepts with address buffers, cancelled below.)
             let singles = listener.accept.singles > 0 && !listener.accept.want_peer;
+            let refusing = std::mem::take(&mut listener.accept.refusing);
             let word = |multishot| {
                 Op::Accept {
                     listener: l as u32,
@@ -181,6 +273,10 @@ impl Uring {
             if let Some(ring) = multishot_ring {
                 let entry = opcode::AsyncCancel::new(word(true)).build();
                 cancels.push((ring, entry));
+            }
+            if refusing {
+                let word = Op::Refuse { listener: l as u32 }.encode();
+                cancels.push((0, opcode::AsyncCancel::new(word).build()));
             }
             if singles {
                 for (ring, r) in self.rings.iter().enumerate() {

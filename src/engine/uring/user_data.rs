@@ -9,6 +9,7 @@
 //! - `Accept`: multishot bit at bit 32, listener index in bits 0..32;
 //! - `AcceptPeer`: index of the address buffer of a single-shot accept that returns the peer (the
 //!   buffer's record names the listener);
+//! - `Refuse`: listener index (a readiness poll of a listener while every table is full);
 //! - `RingReady`: index of the ring whose completion queue became readable;
 //! - `Cancel`: nothing; `Waker`: the crate-wide [`Token::WAKER`] word (all ones).
 //!
@@ -31,6 +32,7 @@ const RING_READY: u64 = 7;
 const ACCEPT_PEER: u64 = 8;
 const INSTALL: u64 = 9;
 const ADOPT: u64 = 10;
+const REFUSE: u64 = 11;
 const LOW_32: u64 = 0xffff_ffff;
 
 /// What a completion completes.
@@ -58,6 +60,9 @@ pub(crate) enum Op {
     Install { conn: ConnId, generation: u32 },
     /// Registering a handed-over socket into this ring's table (adoption record `record`).
     Adopt { record: u32 },
+    /// The readiness poll of listener `listener` while no table has room: its queued connections
+    /// are refused (see `listeners`).
+    Refuse { listener: u32 },
 }
 
 impl Op {
@@ -80,6 +85,7 @@ impl Op {
             Op::AcceptPeer { addr } => kind(ACCEPT_PEER) | u64::from(addr),
             Op::Install { conn, generation } => kind(INSTALL) | conn_word(conn, generation),
             Op::Adopt { record } => kind(ADOPT) | u64::from(record),
+            Op::Refuse { listener } => kind(REFUSE) | u64::from(listener),
             Op::Waker => Token::WAKER,
         }
     }
@@ -114,6 +120,7 @@ impl Op {
                 generation,
             },
             ADOPT => Op::Adopt { record: low },
+            REFUSE => Op::Refuse { listener: low },
             _ => return None,
         })
     }
@@ -158,6 +165,7 @@ mod tests {
                 generation: 3,
             },
             Op::Adopt { record: 9 },
+            Op::Refuse { listener: 1 },
             Op::Waker,
         ];
         let words: Vec<u64> = ops.iter().map(|op| op.encode()).collect();
