@@ -76,6 +76,18 @@ impl Handle {
             .get(shard)
             .is_some_and(|u| u.load(Ordering::Relaxed))
     }
+
+    /// Whether the shard that holds `cname` is known to be down: not up, and not merely still
+    /// making its first connection (a node that has just started).
+    pub fn down_for(&self, cname: &[u8]) -> bool {
+        let shard = wire::shard_of(cname, self.shards);
+        let settled = self
+            .stats
+            .settled
+            .get(shard)
+            .is_none_or(|s| s.load(Ordering::Relaxed));
+        settled && !self.up_for(cname)
+    }
 }
 
 /// The default node name: the host name and the process id.
@@ -98,6 +110,11 @@ pub fn start(settings: Settings, sink: Sink, counters: Arc<Counters>) -> std::io
     let waker = Arc::new(EventFd::new()?);
     let stats = Arc::new(LinkStats {
         up: settings
+            .redis
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        settled: settings
             .redis
             .iter()
             .map(|_| AtomicBool::new(false))

@@ -561,6 +561,7 @@ impl Node {
                 }
                 Err(e) => {
                     log::debug!("cluster: Redis {} unreachable: {e}", sh.addr);
+                    self.stats.settled[i].store(true, Ordering::Relaxed);
                     sh.retry_at = now + sh.backoff;
                     sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
                 }
@@ -603,6 +604,7 @@ impl Node {
         sh.sub = None;
         sh.up = false;
         self.stats.up[i].store(false, Ordering::Relaxed);
+        self.stats.settled[i].store(true, Ordering::Relaxed);
         sh.retry_at = Instant::now() + sh.backoff;
         sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
         let pending = std::mem::take(&mut sh.pending);
@@ -684,6 +686,7 @@ impl Node {
         }
         sh.connected_before = true;
         self.stats.up[i].store(true, Ordering::Relaxed);
+        self.stats.settled[i].store(true, Ordering::Relaxed);
         for c in &mut self.counts {
             c.dirty = true;
         }

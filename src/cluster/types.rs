@@ -145,6 +145,9 @@ pub type Sink = Box<dyn FnMut(usize, Vec<Event>) + Send>;
 pub struct LinkStats {
     /// Per shard: connected and answering.
     pub up: Vec<AtomicBool>,
+    /// Per shard: its state is known (it was up once, or a connection failed or was lost): from
+    /// then on a shard that is not up is down. Before, the node is still starting.
+    pub settled: Vec<AtomicBool>,
     pub reconnects: AtomicU64,
     /// Commands sent and not answered yet.
     pub pending: AtomicU64,
