@@ -278,6 +278,13 @@ fn start_cluster(
         settings.node,
         settings.redis.join(", ")
     );
+    if let Some(path) = &config.server.snapshot {
+        log::warn!(
+            "cluster mode: the snapshot file {} (server.snapshot) is not used: Redis keeps the \
+             channels' state, so no snapshot is read at start or written at stop",
+            path.display()
+        );
+    }
     let outboxes = outboxes.to_vec();
     let sink: cluster::Sink = Box::new(move |w, events| {
         if let Some(outbox) = outboxes.get(w) {

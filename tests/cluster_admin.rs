@@ -1,10 +1,11 @@
 //! Cluster mode, the admin side over all nodes: `/psub` events of every node on every node,
-//! `/info` totals, `/broadcast` answered after Redis stored it (503 when it cannot), and a
-//! subscription that cannot reach Redis refused in bounded time. A real redis-server on a free
-//! loopback port and three rcomet nodes; each test runs on both engines with its own Redis.
+//! `/info` totals, `/broadcast` answered after Redis stored it (503 when it cannot), and the
+//! snapshot file said to be unused in cluster mode. A real redis-server on a free loopback port
+//! and rcomet nodes; each test runs on both engines with its own Redis.
 
 mod support;
 
+use std::time::Duration;
 use support::cluster::*;
 use support::engine_tests;
 
@@ -12,6 +13,7 @@ engine_tests!(
     psub_sees_the_channels_of_every_node_on_every_node,
     info_totals_count_every_node,
     broadcast_is_answered_after_redis_stored_it,
+    a_snapshot_path_in_cluster_mode_is_said_to_be_unused,
 );
 
 /// The first place of `line` in `lines`.
@@ -150,4 +152,46 @@ fn broadcast_is_answered_after_redis_stored_it(engine: &'static str) {
     for sub in &mut subs {
         assert_eq!(next_broadcast(sub), "again");
     }
+}
+
+fn a_snapshot_path_in_cluster_mode_is_said_to_be_unused(engine: &'static str) {
+    let redis = Redis::start();
+    let dir = support::TempDir::new("snap");
+    let path = dir.0.join("channels.snapshot");
+    let opts = support::Opts::new(engine)
+        .capture_log()
+        .arg("--cluster-redis")
+        .arg(&redis.addr())
+        .arg("--snapshot")
+        .arg(path.to_str().unwrap());
+    let mut n = support::Server::start(opts);
+    let said = |n: &support::Server| {
+        n.log_lines()
+            .into_iter()
+            .filter(|l| l.contains("snapshot") && l.contains("not used"))
+            .collect::<Vec<_>>()
+    };
+    // Written before the ready line; read from stderr by another thread.
+    assert!(
+        support::eventually(Duration::from_secs(5), || !said(&n).is_empty()),
+        "no warning about the snapshot in {:?}",
+        n.log_lines()
+    );
+    let lines = said(&n);
+    assert_eq!(lines.len(), 1, "one line: {lines:?}");
+    let line = &lines[0];
+    for part in [
+        "WARN",
+        "cluster mode",
+        path.to_str().unwrap(),
+        "Redis keeps",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line:?}");
+    }
+    // And it is true: a channel with a message, a graceful stop, no snapshot file.
+    wait_connected(&n);
+    push_ok(&n, "kept", "in-redis");
+    assert_eq!(n.terminate(Duration::from_secs(10)), Some(0));
+    assert!(!path.exists(), "a snapshot was written in cluster mode");
+    assert_eq!(said(&n).len(), 1, "said once");
 }
