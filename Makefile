@@ -26,12 +26,15 @@
 #                 SYSCONFDIR, UNITDIR); make uninstall removes them again (not the config)
 #   make deb      build release and a Debian package in DEB_DIR (default target/deb)
 #   make ws-bench  /ws against /stream: idle memory at 19,000 and 1 x 1,000 fan-out, both engines
+#   make cluster-bench  3 nodes over a real redis-server against one node without Redis: pushes,
+#                 fan-out, CPU (rcomet and Redis) and memory per subscriber (see bench/cluster.sh;
+#                 needs redis-server and redis-cli); writes bench/results/cluster-DATE/
 #   make ws-conformance  /ws against the Python `websockets` client, both engines, every case shown
 #                 (needs: python3 -m pip install -r tests/ws_conformance/requirements.txt)
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst c1000k messenger ws-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst c1000k messenger ws-bench cluster-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -144,6 +147,9 @@ deb: $(if $(BIN),,build)
 
 ws-bench: build
 	bash bench/ws.sh
+
+cluster-bench: build
+	bash bench/cluster.sh
 
 ws-conformance:
 	$(CARGO) test --test ws_conformance -- --nocapture --test-threads 1

@@ -131,9 +131,8 @@ impl Server {
             outboxes.push(outbox);
             inboxes.push(inbox);
         }
-        let cluster = start_cluster(&config, &outboxes)?;
         let mut shared = Shared::new(config, threads);
-        shared.cluster = cluster;
+        shared.cluster = start_cluster(&shared.config, &outboxes, shared.counters())?;
         let shared = Arc::new(shared);
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut handles = Vec::with_capacity(threads);
@@ -257,7 +256,11 @@ impl Server {
 
 /// Cluster mode: starts the thread that talks to Redis, whose events reach the workers through
 /// their mailboxes.
-fn start_cluster(config: &Config, outboxes: &[Outbox<Batch>]) -> io::Result<Option<Handle>> {
+fn start_cluster(
+    config: &Config,
+    outboxes: &[Outbox<Batch>],
+    counters: Arc<cluster::Counters>,
+) -> io::Result<Option<Handle>> {
     let c = &config.cluster;
     if !c.enabled() {
         return Ok(None);
@@ -275,13 +278,20 @@ fn start_cluster(config: &Config, outboxes: &[Outbox<Batch>]) -> io::Result<Opti
         settings.node,
         settings.redis.join(", ")
     );
+    if let Some(path) = &config.server.snapshot {
+        log::warn!(
+            "cluster mode: the snapshot file {} (server.snapshot) is not used: Redis keeps the \
+             channels' state, so no snapshot is read at start or written at stop",
+            path.display()
+        );
+    }
     let outboxes = outboxes.to_vec();
     let sink: cluster::Sink = Box::new(move |w, events| {
         if let Some(outbox) = outboxes.get(w) {
             outbox.send(vec![Msg::Cluster(events)]);
         }
     });
-    cluster::start(settings, sink).map(Some)
+    cluster::start(settings, sink, counters).map(Some)
 }
 
 /// Blocks SIGINT and SIGTERM in this thread (and the threads it spawns later), so that only the

@@ -4,10 +4,10 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::cluster::*;
 use support::engine_tests;
-use support::{eventually, get};
+use support::{eventually, get, ws, Conn};
 
 engine_tests!(
     a_push_on_one_node_reaches_every_node_on_every_transport,
@@ -17,6 +17,9 @@ engine_tests!(
     a_node_killed_and_restarted_loses_nothing,
     redis_paused_under_pushes_then_back,
     redis_restarted_empty_tells_the_clients,
+    a_subscription_while_redis_is_down_is_a_prompt_503,
+    a_subscription_waiting_when_redis_goes_away_is_refused,
+    a_node_whose_redis_is_not_running_refuses_subscriptions,
 );
 
 fn a_push_on_one_node_reaches_every_node_on_every_transport(engine: &'static str) {
@@ -292,4 +295,193 @@ fn redis_restarted_empty_tells_the_clients(engine: &'static str) {
     ) == 200));
     assert_eq!(ws.take(1), vec![("data".into(), 1, "after".into())]);
     assert_eq!(stream.take(1), vec![("data".into(), 1, "after".into())]);
+}
+
+/// The object a subscription refused for an unreachable Redis carries.
+const UNAVAILABLE: &str = "Cluster store unavailable, try again";
+
+/// How long a refusal may take: the link is seen down within about 1.5 s of Redis stopping
+/// (a PING every 500 ms, each answered within 1 s) and parked subscriptions are looked at once
+/// a second; an unbounded wait is what is being ruled out.
+const REFUSED_WITHIN: Duration = Duration::from_secs(6);
+
+/// Sends `path` on a new connection to `front` whose reads wait at most `REFUSED_WITHIN`.
+fn ask(front: std::net::SocketAddr, path: &str) -> Conn {
+    let mut c = Conn::open(front);
+    c.stream.set_read_timeout(Some(REFUSED_WITHIN)).unwrap();
+    c.get(path);
+    c
+}
+
+/// Sends a WebSocket upgrade for `path`, reads bounded by `REFUSED_WITHIN`.
+fn ask_ws(front: std::net::SocketAddr, path: &str) -> Conn {
+    let mut c = Conn::open(front);
+    c.stream.set_read_timeout(Some(REFUSED_WITHIN)).unwrap();
+    c.send(ws::upgrade_request(path, "").as_bytes());
+    c
+}
+
+/// Reads a refused HTTP subscription: status 503, the error object in the transport's framing
+/// (`frame` with `OBJ` standing for the object), the response complete.
+fn expect_503(c: &mut Conn, what: &str, frame: &str) {
+    let r = c.read_response();
+    assert_eq!(r.status, 503, "{what}: {}{}", r.head, r.text());
+    let json = format!(r#"{{"type":"503","cname":"{what}","seq":0,"content":"{UNAVAILABLE}"}}"#);
+    let want = frame.replace("OBJ", &json);
+    assert!(
+        r.text().contains(&want),
+        "{what}: {:?} lacks {want:?}",
+        r.text()
+    );
+}
+
+/// Reads a refused WebSocket subscription: the 101, the error object, close 1013.
+fn expect_ws_refused(c: &mut Conn, cname: &str) {
+    let (status, head) = c.read_head();
+    assert_eq!(status, 101, "{head}");
+    let v: serde_json::Value = serde_json::from_str(&c.read_text()).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["cname"].as_str()),
+        (Some("503"), Some(cname)),
+        "{v}"
+    );
+    assert_eq!(v["content"], UNAVAILABLE, "{v}");
+    assert_eq!(c.read_frame().close_code(), Some(1013), "try again later");
+}
+
+/// The paths of one new subscription per transport on `prefix`-named channels, with the frame
+/// each transport wraps its objects in.
+fn every_transport(prefix: &str) -> Vec<(String, String, &'static str)> {
+    let frames = [
+        ("sub", "", "OBJ\n"),
+        ("sub", "&cb=f", "f(OBJ);\n"),
+        ("iframe", "", "<script>parent.icomet_cb(OBJ);</script>"),
+        ("stream", "", "OBJ\n"),
+        ("sse", "", "data: OBJ\n\n"),
+    ];
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, (path, extra, frame))| {
+            let cname = format!("{prefix}{i}");
+            (
+                cname.clone(),
+                format!("/{path}?cname={cname}&seq=1{extra}"),
+                *frame,
+            )
+        })
+        .collect()
+}
+
+fn a_subscription_while_redis_is_down_is_a_prompt_503(engine: &'static str) {
+    let redis = Redis::start();
+    let n = node(engine, &redis, "n1", &[]);
+    wait_connected(&n);
+    // A WebSocket on a live channel, to ask for more channels with `sub` while Redis is down.
+    let mut socket = ws::open(n.front, "/ws?cname=live&seq=1");
+    wait_info(&n, "live", 1);
+    redis.pause();
+    let seen = eventually(Duration::from_secs(10), || {
+        admin(&n, "/stats").1.contains("\"connected\": false")
+    });
+    assert!(seen, "the node did not notice Redis stopped");
+    let started = Instant::now();
+    for (cname, path, frame) in every_transport("down") {
+        let mut c = ask(n.front, &path);
+        expect_503(&mut c, &cname, frame);
+    }
+    let mut c = ask_ws(n.front, "/ws?cname=downws&seq=1");
+    expect_ws_refused(&mut c, "downws");
+    // One more channel on an open WebSocket: its error object, and the socket stays.
+    socket.send_text(r#"{"cmd":"sub","cname":"downmore"}"#);
+    let v: serde_json::Value = serde_json::from_str(&socket.read_text()).unwrap();
+    assert_eq!(
+        (v["type"].as_str(), v["cname"].as_str()),
+        (Some("503"), Some("downmore")),
+        "{v}"
+    );
+    assert!(
+        started.elapsed() < REFUSED_WITHIN,
+        "refusals took {:?}",
+        started.elapsed()
+    );
+    // Redis back: the same subscriptions open and get what is pushed.
+    redis.resume();
+    wait_connected(&n);
+    let mut sub = Sub::open(n.front, Kind::Stream, "down3", 1, "");
+    socket.send_text(r#"{"cmd":"sub","cname":"downmore"}"#);
+    wait_info(&n, "down3", 1);
+    wait_info(&n, "downmore", 1);
+    push_ok(&n, "down3", "back");
+    push_ok(&n, "downmore", "more");
+    assert_eq!(sub.take(1), vec![("data".into(), 1, "back".into())]);
+    // The `sub` is answered with where the channel starts (`next_seq`), then the push.
+    let data = loop {
+        let v: serde_json::Value = serde_json::from_str(&socket.read_text()).unwrap();
+        if v["type"] == "data" {
+            break v;
+        }
+        assert!(
+            matches!(v["type"].as_str(), Some("next_seq" | "noop")),
+            "{v}"
+        );
+    };
+    let got = (data["cname"].as_str(), data["content"].as_str());
+    assert_eq!(got, (Some("downmore"), Some("more")), "{data}");
+}
+
+fn a_subscription_waiting_when_redis_goes_away_is_refused(engine: &'static str) {
+    let redis = Redis::start();
+    let n = node(engine, &redis, "n1", &[]);
+    wait_connected(&n);
+    // Sent right after Redis stops, these subscriptions reach the node while its link still
+    // looks up (it takes at least half a second to see a stopped Redis): each waits for its
+    // channel's state, which never comes, until the node sees the link down.
+    redis.pause();
+    let started = Instant::now();
+    let mut waiting: Vec<_> = every_transport("wait")
+        .into_iter()
+        .map(|(cname, path, frame)| (ask(n.front, &path), cname, frame))
+        .collect();
+    let mut socket = ask_ws(n.front, "/ws?cname=waitws&seq=1");
+    for (c, cname, frame) in &mut waiting {
+        expect_503(c, cname, frame);
+    }
+    expect_ws_refused(&mut socket, "waitws");
+    assert!(
+        started.elapsed() < REFUSED_WITHIN,
+        "refusals took {:?}",
+        started.elapsed()
+    );
+    redis.resume();
+    wait_connected(&n);
+    let mut sub = Sub::open(n.front, Kind::Sse, "wait4", 1, "");
+    wait_info(&n, "wait4", 1);
+    push_ok(&n, "wait4", "back");
+    assert_eq!(sub.take(1), vec![("data".into(), 1, "back".into())]);
+}
+
+fn a_node_whose_redis_is_not_running_refuses_subscriptions(engine: &'static str) {
+    // Nothing listens on this port: the node's first connection fails, so it knows Redis is
+    // down (a node still making its first connection would let the subscription wait).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let opts = support::Opts::new(engine)
+        .arg("--cluster-redis")
+        .arg(&format!("127.0.0.1:{port}"));
+    let n = support::Server::start(opts);
+    let started = Instant::now();
+    let mut c = ask(n.front, "/stream?cname=none&seq=1");
+    expect_503(&mut c, "none", "OBJ\n");
+    let mut c = ask_ws(n.front, "/ws?cname=nonews&seq=1");
+    expect_ws_refused(&mut c, "nonews");
+    assert!(
+        started.elapsed() < REFUSED_WITHIN,
+        "refusals took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(push(&n, "none", "x"), 503);
 }

@@ -54,10 +54,12 @@ impl Transport {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Front (subscriber) port of the server.
+    /// Front (subscriber) port of the server; several, comma-separated (the nodes of a cluster):
+    /// subscriber i connects to the (i mod n)-th.
     #[arg(long, default_value = "127.0.0.1:8100")]
     pub front: String,
-    /// Admin (publisher) port of the server.
+    /// Admin (publisher) port of the server; several, comma-separated: admin connection k of the
+    /// pool connects to the (k mod n)-th.
     #[arg(long, default_value = "127.0.0.1:8000")]
     pub admin: String,
     /// Seconds of measurement (hold time for connect unless --hold; run time for ping and churn).
@@ -66,9 +68,11 @@ pub struct Common {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
-    /// Server process id: report its RSS (from /proc/PID/status).
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// Server process id: report its RSS (/proc/PID/status) and CPU time (/proc/PID/stat).
+    /// Repeatable or comma-separated (a cluster's nodes and its store): the server numbers are
+    /// sums over every process, and `server_processes` has each one's own.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub pid: Vec<u32>,
     /// Stop ramping when MemAvailable falls below this many MiB.
     #[arg(long, default_value_t = 3072)]
     pub min_free_mb: u64,

@@ -104,12 +104,12 @@ fn run() -> i32 {
 
 /// Runs the whole scenario in this process.
 fn run_here(plan: &Plan) -> Result<(stats::Stats, MemProbe, Series), String> {
-    let mem = MemProbe::baseline(plan.pid);
+    let mem = MemProbe::baseline(&plan.pid);
     let start = sys::now_ns();
     let coord = Coord::Standalone(Box::new(Standalone {
-        mem,
-        printer: Printer::new(start, plan.pid, plan.quiet),
-        sampler: Sampler::new(start, plan.sample_interval_ms, plan.pid),
+        mem: mem.clone(),
+        printer: Printer::new(start, &plan.pid, plan.quiet),
+        sampler: Sampler::new(start, plan.sample_interval_ms, &plan.pid),
     }));
     let runner = Runner::new(plan.clone(), coord).map_err(|e| e.to_string())?;
     let (stats, coord) = runner.run().map_err(|e| e.to_string())?;

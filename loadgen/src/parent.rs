@@ -41,7 +41,7 @@ pub fn run(
     args: &[OsString],
 ) -> Result<(Stats, MemProbe, Series), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-    let mut mem = MemProbe::baseline(plan.pid);
+    let mut mem = MemProbe::baseline(&plan.pid);
     let start = now_ns();
     let deadline = start
         .saturating_add(plan.hard_deadline_ns())
@@ -81,8 +81,8 @@ pub fn run(
         });
     }
     drop(tx);
-    let mut printer = Printer::new(start, plan.pid, plan.quiet);
-    let mut sampler = Sampler::new(start, plan.sample_interval_ms, plan.pid);
+    let mut printer = Printer::new(start, &plan.pid, plan.quiet);
+    let mut sampler = Sampler::new(start, plan.sample_interval_ms, &plan.pid);
     let held = |workers: &[Worker]| workers.iter().map(|w| w.progress.held).sum::<u64>();
     let mut next_tick = start + NS;
     let mut go_sent = false;

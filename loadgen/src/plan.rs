@@ -43,8 +43,12 @@ impl Scenario {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub scenario: Scenario,
+    /// The first front and admin addresses (the `Host` header; a lone server's ports).
     pub front: SocketAddrV4,
     pub admin: SocketAddrV4,
+    /// Every front and admin address given (several: a cluster's nodes); see `front_for`.
+    pub fronts: Vec<SocketAddrV4>,
+    pub admins: Vec<SocketAddrV4>,
     pub transport: Transport,
     /// Connections over all processes (subscribers, or ping connections).
     pub total: u64,
@@ -85,7 +89,8 @@ pub struct Plan {
     pub fd_limit: u64,
     /// (index, count) when running as a worker process.
     pub worker: Option<(usize, usize)>,
-    pub pid: Option<u32>,
+    /// The server's processes (summed), empty without --pid.
+    pub pid: Vec<u32>,
     pub json: bool,
     pub quiet: bool,
     pub pin_cpu: Option<usize>,
@@ -103,6 +108,21 @@ fn resolve_v4(what: &str, addr: &str) -> Result<SocketAddrV4, String> {
         }
     }
     Err(format!("--{what} {addr}: no IPv4 address"))
+}
+
+/// Most addresses one --front or --admin may list.
+pub const MAX_ADDRESSES: usize = 64;
+
+/// A comma-separated list of addresses, each resolved as [`resolve_v4`] does.
+fn resolve_list(what: &str, list: &str) -> Result<Vec<SocketAddrV4>, String> {
+    let addrs = list
+        .split(',')
+        .map(|a| resolve_v4(what, a.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.len() > MAX_ADDRESSES {
+        return Err(format!("--{what}: at most {MAX_ADDRESSES} addresses"));
+    }
+    Ok(addrs)
 }
 
 fn check_msg_size(size: usize) -> Result<usize, String> {
@@ -130,8 +150,9 @@ impl Plan {
     /// Builds the plan for this process; `nofile` is the current soft RLIMIT_NOFILE.
     pub fn new(cmd: &Command, nofile: u64) -> Result<Plan, String> {
         let common = cmd.common();
-        let front = resolve_v4("front", &common.front)?;
-        let admin = resolve_v4("admin", &common.admin)?;
+        let fronts = resolve_list("front", &common.front)?;
+        let admins = resolve_list("admin", &common.admin)?;
+        let (front, admin) = (fronts[0], admins[0]);
         let fd_limit = common.fd_limit.unwrap_or(nofile).min(nofile);
         let admin_default = if matches!(cmd, Command::Admin(_)) {
             1
@@ -147,6 +168,8 @@ impl Plan {
             scenario: Scenario::Connect,
             front,
             admin,
+            fronts,
+            admins,
             transport: Transport::Poll,
             total: 0,
             first: 0,
@@ -173,7 +196,7 @@ impl Plan {
             sources: Sources::default(),
             fd_limit,
             worker: None,
-            pid: common.pid,
+            pid: common.pid.clone(),
             json: common.json,
             quiet: common.quiet,
             pin_cpu: common.pin_cpu,
@@ -278,6 +301,25 @@ impl Plan {
         }
         let cap = self.capacity().max(1);
         self.total.div_ceil(cap).max(1) as usize
+    }
+
+    /// The front address of the subscriber (or ping connection) with this global index: the
+    /// addresses taken in turn.
+    pub fn front_for(&self, global_index: u64) -> SocketAddrV4 {
+        let n = self.fronts.len().max(1) as u64;
+        self.fronts
+            .get((global_index % n) as usize)
+            .copied()
+            .unwrap_or(self.front)
+    }
+
+    /// The admin address of the admin connection at `position` of the pool, in turn.
+    pub fn admin_for(&self, position: u64) -> SocketAddrV4 {
+        let n = self.admins.len().max(1) as u64;
+        self.admins
+            .get((position % n) as usize)
+            .copied()
+            .unwrap_or(self.admin)
     }
 
     /// Whether this process needs admin connections.
@@ -440,6 +482,41 @@ mod tests {
         ]);
         assert!(!open.closed_loop());
         assert_eq!(open.measure_ns, 5 * NS);
+    }
+
+    #[test]
+    fn several_servers_are_taken_in_turn() {
+        let p = plan_from_args(&[
+            "lg",
+            "fanout",
+            "-n",
+            "7",
+            "--front",
+            "127.0.0.1:1,127.0.0.1:2, 127.0.0.1:3",
+            "--admin",
+            "127.0.0.1:11,127.0.0.1:12",
+            "--pid",
+            "10,11",
+            "--pid",
+            "12",
+        ]);
+        let ports: Vec<u16> = (0..7).map(|i| p.front_for(i).port()).collect();
+        assert_eq!(ports, [1, 2, 3, 1, 2, 3, 1]);
+        let ports: Vec<u16> = (0..4).map(|k| p.admin_for(k).port()).collect();
+        assert_eq!(ports, [11, 12, 11, 12]);
+        assert_eq!(
+            (p.front.port(), p.admin.port()),
+            (1, 11),
+            "the first is the Host"
+        );
+        assert_eq!(p.pid, [10, 11, 12]);
+        let one = plan_from_args(&["lg", "connect", "-n", "3"]);
+        assert_eq!(one.front_for(2), one.front);
+        assert_eq!(one.admin_for(5), one.admin);
+        assert!(one.pid.is_empty());
+        let cli =
+            Cli::try_parse_from(["lg", "ping", "--front", "127.0.0.1:1,nowhere"]).expect("args");
+        assert!(Plan::new(&cli.command, 20_000).is_err());
     }
 
     #[test]

@@ -78,37 +78,63 @@ pub fn process_cpu_us(pid: u32) -> Option<u64> {
     Some((u128::from(ticks) * 1_000_000 / u128::from(per_s)) as u64)
 }
 
-/// Server and kernel memory before the ramp and while the connections are held.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The sum of `read` over `pids`: None when there is none or one cannot be read (a sum that
+/// leaves a process out would pass for the whole).
+pub fn sum_of(pids: &[u32], read: impl Fn(u32) -> Option<u64>) -> Option<u64> {
+    sum_each(&each(pids, read))
+}
+
+/// `read` of every one of `pids`, in order.
+pub fn each(pids: &[u32], read: impl Fn(u32) -> Option<u64>) -> Vec<Option<u64>> {
+    pids.iter().map(|&p| read(p)).collect()
+}
+
+/// The sum of readings taken with [`each`], None when empty or when one is missing.
+pub fn sum_each(values: &[Option<u64>]) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.iter().try_fold(0u64, |acc, v| Some(acc + (*v)?))
+}
+
+/// Server and kernel memory before the ramp and while the connections are held; the server's
+/// numbers are sums over its processes (`rss_*_each`: each one's VmRSS, in `pids` order).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MemProbe {
-    pub pid: Option<u32>,
+    pub pids: Vec<u32>,
     pub rss_before: Option<u64>,
     pub sunreclaim_before: Option<u64>,
     pub rss_held: Option<u64>,
     pub sunreclaim_held: Option<u64>,
     pub rss_anon_before: Option<u64>,
     pub rss_anon_held: Option<u64>,
+    pub rss_before_each: Vec<Option<u64>>,
+    pub rss_held_each: Vec<Option<u64>>,
 }
 
 impl MemProbe {
     /// Readings before any connection is opened.
-    pub fn baseline(pid: Option<u32>) -> MemProbe {
+    pub fn baseline(pids: &[u32]) -> MemProbe {
+        let rss_before_each = each(pids, process_rss);
         MemProbe {
-            pid,
-            rss_before: pid.and_then(process_rss),
+            pids: pids.to_vec(),
+            rss_before: sum_each(&rss_before_each),
             sunreclaim_before: sunreclaim(),
             rss_held: None,
             sunreclaim_held: None,
-            rss_anon_before: pid.and_then(process_rss_anon),
+            rss_anon_before: sum_of(pids, process_rss_anon),
             rss_anon_held: None,
+            rss_before_each,
+            rss_held_each: Vec::new(),
         }
     }
 
     /// Readings once every process finished its ramp.
     pub fn at_hold(&mut self) {
-        self.rss_held = self.pid.and_then(process_rss);
+        self.rss_held_each = each(&self.pids, process_rss);
+        self.rss_held = sum_each(&self.rss_held_each);
         self.sunreclaim_held = sunreclaim();
-        self.rss_anon_held = self.pid.and_then(process_rss_anon);
+        self.rss_anon_held = sum_of(&self.pids, process_rss_anon);
     }
 }
 
@@ -137,6 +163,26 @@ mod tests {
         assert_eq!(process_rss_and_anon(u32::MAX), (None, None));
         let (sunreclaim, available) = sunreclaim_and_available();
         assert!(sunreclaim.is_some() && available.unwrap_or(0) > 0);
+    }
+
+    #[test]
+    fn sums_over_processes_need_every_one() {
+        assert_eq!(sum_each(&[Some(3), Some(4)]), Some(7));
+        assert_eq!(
+            sum_each(&[Some(3), None]),
+            None,
+            "a missing process spoils the sum"
+        );
+        assert_eq!(sum_each(&[]), None);
+        let me = std::process::id();
+        let one = process_rss(me).unwrap_or(0);
+        let two = sum_of(&[me, me], process_rss).unwrap_or(0);
+        assert!(one > 0 && two >= 2 * one - 2 * one / 10, "{one} {two}");
+        assert_eq!(sum_of(&[me, u32::MAX], process_rss), None);
+        let probe = MemProbe::baseline(&[me, me]);
+        assert_eq!(probe.rss_before_each.len(), 2);
+        assert!(probe.rss_before.is_some());
+        assert_eq!(MemProbe::baseline(&[]).rss_before, None);
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub struct Printer {
     start_ns: u64,
     last: Progress,
     last_ns: u64,
-    pid: Option<u32>,
+    pids: Vec<u32>,
     quiet: bool,
 }
 
@@ -64,12 +64,12 @@ fn per_s(now: u64, prev: u64, dt_ns: u64) -> u64 {
 }
 
 impl Printer {
-    pub fn new(start_ns: u64, pid: Option<u32>, quiet: bool) -> Printer {
+    pub fn new(start_ns: u64, pids: &[u32], quiet: bool) -> Printer {
         Printer {
             start_ns,
             last: Progress::default(),
             last_ns: start_ns,
-            pid,
+            pids: pids.to_vec(),
             quiet,
         }
     }
@@ -96,7 +96,7 @@ impl Printer {
             let rate = per_s(p.cycles, self.last.cycles, dt);
             line.push_str(&format!("  cycles {} +{}/s", p.cycles, rate));
         }
-        if let Some(rss) = self.pid.and_then(process_rss) {
+        if let Some(rss) = crate::procfs::sum_of(&self.pids, process_rss) {
             line.push_str(&format!("  server rss {:.1} MiB", rss as f64 / 1048576.0));
         }
         if p.guard {
@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn line_shows_rates() {
-        let mut pr = Printer::new(0, None, true);
+        let mut pr = Printer::new(0, &[], true);
         let p = Progress {
             held: 50,
             target: 100,

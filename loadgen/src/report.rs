@@ -17,6 +17,18 @@ const LADDER_STEPS: [f64; 10] = [1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.4, 8
 /// The ladder goes up to 1 / (1 - q) = 10^LADDER_DECADES (q = 0.99999), then q = 1 (the maximum).
 const LADDER_DECADES: i32 = 5;
 
+/// One server process's own numbers (several --pid: a cluster's nodes, its store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct ServerProcess {
+    pub pid: u32,
+    /// CPU time over the measurement (the window of `server_cpu_us`).
+    pub cpu_us: Option<u64>,
+    pub rss_before_bytes: Option<u64>,
+    /// At the end of the ramp, and at the end of the hold.
+    pub rss_bytes: Option<u64>,
+    pub rss_end_bytes: Option<u64>,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
     pub count: u64,
@@ -137,6 +149,8 @@ pub struct Report {
     pub server_rss_anon_per_conn_bytes: Option<f64>,
     pub kernel_sunreclaim_delta_bytes: Option<i64>,
     pub kernel_per_conn_bytes: Option<f64>,
+    /// Each --pid process's CPU and RSS; the `server_*` numbers above are their sums.
+    pub server_processes: Vec<ServerProcess>,
     pub memory_guard_hit: bool,
     pub processes: usize,
     pub fd_limit: u64,
@@ -145,6 +159,23 @@ pub struct Report {
     pub sample_interval_s: f64,
     /// Connections held, server and kernel memory over the run (--sample-interval-ms).
     pub samples: Vec<Sample>,
+}
+
+/// Each --pid process's readings, in order.
+fn server_processes(plan: &Plan, c: &crate::stats::Counters, mem: &MemProbe) -> Vec<ServerProcess> {
+    let cpu = c.server_cpu_us_each();
+    let at = |v: &[Option<u64>], i: usize| v.get(i).copied().flatten();
+    plan.pid
+        .iter()
+        .enumerate()
+        .map(|(i, &pid)| ServerProcess {
+            pid,
+            cpu_us: at(&cpu, i),
+            rss_before_bytes: at(&mem.rss_before_each, i),
+            rss_bytes: at(&mem.rss_held_each, i),
+            rss_end_bytes: at(&c.server_rss_end_each, i),
+        })
+        .collect()
 }
 
 fn secs(from_ns: u64, to_ns: u64) -> f64 {
@@ -255,6 +286,7 @@ impl Report {
             server_rss_anon_per_conn_bytes: per_conn(anon_delta),
             kernel_sunreclaim_delta_bytes: kernel_delta,
             kernel_per_conn_bytes: per_conn(kernel_delta),
+            server_processes: server_processes(plan, c, mem),
             memory_guard_hit: c.memory_guard_hit,
             processes,
             fd_limit: plan.fd_limit,
@@ -414,6 +446,19 @@ impl Report {
                 optf(self.server_rss_idle_per_conn_bytes)
             ),
         ));
+        if self.server_processes.len() > 1 {
+            let each: Vec<String> = self
+                .server_processes
+                .iter()
+                .map(|p| {
+                    let cpu = p
+                        .cpu_us
+                        .map_or("-".into(), |us| format!("{:.3} s", us as f64 / 1e6));
+                    format!("pid {}: CPU {cpu}, rss {} B", p.pid, opt(p.rss_bytes))
+                })
+                .collect();
+            rows.push(("server processes", each.join("; ")));
+        }
         rows.push((
             "kernel SUnreclaim",
             format!(
@@ -468,13 +513,15 @@ mod tests {
         stats.c.ramp_end_ns = 3_000_000_000;
         record_us(&mut stats.latency, 100);
         let mem = MemProbe {
-            pid: Some(1),
+            pids: vec![1],
             rss_before: Some(1000),
             rss_held: Some(3000),
             sunreclaim_before: Some(10_000),
             sunreclaim_held: Some(50_000),
             rss_anon_before: None,
             rss_anon_held: None,
+            rss_before_each: vec![Some(1000)],
+            rss_held_each: vec![Some(3000)],
         };
         let r = Report::build(&plan, &stats, &mem, 1);
         assert_eq!(r.connect_rate_per_s, 5.0);
@@ -494,6 +541,36 @@ mod tests {
         assert_eq!(v["server_cpu_us_per_push"], serde_json::Value::Null);
         assert_eq!(v["samples"], serde_json::json!([]));
         assert_eq!(v["sample_interval_s"], 0.0);
+    }
+
+    #[test]
+    fn each_server_process_is_reported() {
+        let plan = crate::plan::plan_from_args(&["lg", "connect", "-n", "2", "--pid", "7,8"]);
+        let mut stats = Stats::default();
+        stats.c.server_cpu_start_us = Some(30);
+        stats.c.server_cpu_end_us = Some(100);
+        stats.c.server_cpu_start_each = vec![Some(10), Some(20)];
+        stats.c.server_cpu_end_each = vec![Some(40), Some(60)];
+        stats.c.server_rss_end_each = vec![Some(5), None];
+        let mem = MemProbe {
+            pids: vec![7, 8],
+            rss_before_each: vec![Some(1), Some(2)],
+            rss_held_each: vec![Some(3), Some(4)],
+            ..MemProbe::default()
+        };
+        let r = Report::build(&plan, &stats, &mem, 1);
+        assert_eq!(r.server_cpu_us, Some(70));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
+        assert_eq!(
+            v["server_processes"],
+            serde_json::json!([
+                {"pid": 7, "cpu_us": 30, "rss_before_bytes": 1, "rss_bytes": 3, "rss_end_bytes": 5},
+                {"pid": 8, "cpu_us": 40, "rss_before_bytes": 2, "rss_bytes": 4, "rss_end_bytes": null},
+            ])
+        );
+        let none = crate::plan::plan_from_args(&["lg", "connect", "-n", "2"]);
+        let r = Report::build(&none, &Stats::default(), &MemProbe::default(), 1);
+        assert!(r.server_processes.is_empty());
     }
 
     #[test]

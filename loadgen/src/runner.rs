@@ -284,8 +284,11 @@ impl Runner {
             return;
         };
         let (dst, src) = match conn.role {
-            Role::Admin => (self.plan.admin, None),
-            _ => (self.plan.front, self.plan.sources.pick(conn.index)),
+            Role::Admin => (self.plan.admin_for(conn.index), None),
+            _ => (
+                self.plan.front_for(conn.index),
+                self.plan.sources.pick(conn.index),
+            ),
         };
         let failed = match sys::start_connect(dst, src) {
             Ok(stream) => {
@@ -480,6 +483,10 @@ impl Runner {
                 let Some(slot) = self.slab.alloc(Role::Admin) else {
                     break;
                 };
+                // Its place in the pool picks its admin address (several: taken in turn).
+                if let Some(conn) = self.slab.slot_mut(slot) {
+                    conn.index = self.admin.len() as u64;
+                }
                 self.admin.push(slot);
                 self.open_socket(slot, now);
             }
@@ -527,8 +534,9 @@ impl Runner {
         self.stage = Stage::Measure;
         let c = &mut self.stats.c;
         c.measure_start_ns = now;
-        if let Some(pid) = self.plan.pid {
-            c.server_cpu_start_us = procfs::process_cpu_us(pid);
+        if !self.plan.pid.is_empty() {
+            c.server_cpu_start_each = procfs::each(&self.plan.pid, procfs::process_cpu_us);
+            c.server_cpu_start_us = procfs::sum_each(&c.server_cpu_start_each);
             c.server_cpu_start_ns = sys::now_ns();
         }
         match self.plan.scenario {
@@ -564,12 +572,14 @@ impl Runner {
     fn end_measure(&mut self, now: u64) {
         let c = &mut self.stats.c;
         c.measure_end_ns = now;
-        if let (Some(pid), Some(_)) = (self.plan.pid, c.server_cpu_start_us) {
-            c.server_cpu_end_us = procfs::process_cpu_us(pid);
+        if c.server_cpu_start_us.is_some() {
+            c.server_cpu_end_each = procfs::each(&self.plan.pid, procfs::process_cpu_us);
+            c.server_cpu_end_us = procfs::sum_each(&c.server_cpu_end_each);
             c.server_cpu_end_ns = sys::now_ns();
         }
-        if let Some(pid) = self.plan.pid {
-            c.server_rss_end = procfs::process_rss(pid);
+        if !self.plan.pid.is_empty() {
+            c.server_rss_end_each = procfs::each(&self.plan.pid, procfs::process_rss);
+            c.server_rss_end = procfs::sum_each(&c.server_rss_end_each);
         }
     }
 

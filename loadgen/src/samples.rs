@@ -48,7 +48,7 @@ pub struct Series {
 
 #[derive(Debug)]
 pub struct Sampler {
-    pid: Option<u32>,
+    pids: Vec<u32>,
     start_ns: u64,
     /// 0 = sampling off.
     interval_ns: u64,
@@ -58,9 +58,9 @@ pub struct Sampler {
 
 impl Sampler {
     /// A sampler whose first sample is due at `start_ns`.
-    pub fn new(start_ns: u64, interval_ms: u64, pid: Option<u32>) -> Sampler {
+    pub fn new(start_ns: u64, interval_ms: u64, pids: &[u32]) -> Sampler {
         Sampler {
-            pid,
+            pids: pids.to_vec(),
             start_ns,
             interval_ns: interval_ms.saturating_mul(1_000_000),
             next_ns: start_ns,
@@ -85,10 +85,14 @@ impl Sampler {
         if self.interval_ns == 0 {
             return;
         }
-        let (rss, anon) = match self.pid {
-            Some(pid) => procfs::process_rss_and_anon(pid),
-            None => (None, None),
-        };
+        // Summed over the server's processes (None when one cannot be read).
+        let pairs: Vec<_> = self
+            .pids
+            .iter()
+            .map(|&p| procfs::process_rss_and_anon(p))
+            .collect();
+        let rss = procfs::sum_each(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+        let anon = procfs::sum_each(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
         let (sunreclaim, available) = procfs::sunreclaim_and_available();
         self.push(Sample {
             t_s: now_ns.saturating_sub(self.start_ns) as f64 / NS as f64,
@@ -134,7 +138,7 @@ mod tests {
     #[test]
     fn samples_when_due_and_at_ramp_end() {
         let me = std::process::id();
-        let mut s = Sampler::new(1_000 * NS, 500, Some(me));
+        let mut s = Sampler::new(1_000 * NS, 500, &[me]);
         assert_eq!(s.next_due_ns(), Some(1_000 * NS));
         s.maybe(1_000 * NS, 0, Stage::Ramp); // due at once: the baseline
         s.maybe(1_000 * NS + NS / 4, 5, Stage::Ramp); // not due yet
@@ -161,12 +165,12 @@ mod tests {
 
     #[test]
     fn off_without_interval_and_no_server_without_pid() {
-        let mut off = Sampler::new(0, 0, Some(std::process::id()));
+        let mut off = Sampler::new(0, 0, &[std::process::id()]);
         off.maybe(NS, 1, Stage::Ramp);
         off.record(NS, 1, Stage::Ready);
         assert_eq!(off.next_due_ns(), None);
         assert_eq!(off.finish(), Series::default());
-        let mut nopid = Sampler::new(0, 100, None);
+        let mut nopid = Sampler::new(0, 100, &[]);
         nopid.maybe(0, 3, Stage::Ramp);
         let s = nopid.finish().samples[0];
         assert_eq!((s.server_rss_bytes, s.server_rss_anon_bytes), (None, None));
@@ -174,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_full_series_halves_and_keeps_the_ramp_end() {
-        let mut s = Sampler::new(0, 100, None);
+        let mut s = Sampler::new(0, 100, &[]);
         let step = NS / 10;
         for i in 0..(MAX_SAMPLES as u64 - 1) {
             let stage = if i == 3 { Stage::Ready } else { Stage::Ramp };

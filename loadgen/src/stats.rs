@@ -119,6 +119,13 @@ pub struct Counters {
     /// still held and idle; None without --pid.
     #[serde(default)]
     pub server_rss_end: Option<u64>,
+    /// The same three readings of each server process (in --pid order), whose sums are above.
+    #[serde(default)]
+    pub server_cpu_start_each: Vec<Option<u64>>,
+    #[serde(default)]
+    pub server_cpu_end_each: Vec<Option<u64>>,
+    #[serde(default)]
+    pub server_rss_end_each: Vec<Option<u64>>,
 }
 
 fn min_nonzero(a: u64, b: u64) -> u64 {
@@ -178,13 +185,28 @@ impl Counters {
         {
             self.server_cpu_start_ns = o.server_cpu_start_ns;
             self.server_cpu_start_us = o.server_cpu_start_us;
+            self.server_cpu_start_each
+                .clone_from(&o.server_cpu_start_each);
         }
         // Each process reads the RSS when its own hold ends; the largest reading is kept.
-        self.server_rss_end = self.server_rss_end.max(o.server_rss_end);
+        if o.server_rss_end > self.server_rss_end {
+            self.server_rss_end = o.server_rss_end;
+            self.server_rss_end_each.clone_from(&o.server_rss_end_each);
+        }
         if o.server_cpu_end_ns > self.server_cpu_end_ns {
             self.server_cpu_end_ns = o.server_cpu_end_ns;
             self.server_cpu_end_us = o.server_cpu_end_us;
+            self.server_cpu_end_each.clone_from(&o.server_cpu_end_each);
         }
+    }
+
+    /// Each server process's CPU between the two readings, in µs (in --pid order).
+    pub fn server_cpu_us_each(&self) -> Vec<Option<u64>> {
+        self.server_cpu_start_each
+            .iter()
+            .zip(&self.server_cpu_end_each)
+            .map(|(a, b)| Some(b.as_ref()?.saturating_sub(*a.as_ref()?)))
+            .collect()
     }
 
     /// Server CPU used between the two readings, in µs.
@@ -349,6 +371,39 @@ mod tests {
         a.merge(&Counters::default());
         assert_eq!(a.server_cpu_us(), Some(6_200));
         assert_eq!(Counters::default().server_cpu_us(), None);
+    }
+
+    #[test]
+    fn each_server_process_is_kept_with_the_readings_chosen() {
+        let mut a = Counters {
+            server_cpu_start_us: Some(30),
+            server_cpu_start_ns: 20,
+            server_cpu_start_each: vec![Some(10), Some(20)],
+            server_cpu_end_us: Some(100),
+            server_cpu_end_ns: 90,
+            server_cpu_end_each: vec![Some(40), Some(60)],
+            ..Counters::default()
+        };
+        assert_eq!(a.server_cpu_us_each(), [Some(30), Some(40)]);
+        let b = Counters {
+            server_cpu_start_us: Some(25),
+            server_cpu_start_ns: 10,
+            server_cpu_start_each: vec![Some(5), Some(20)],
+            server_cpu_end_us: Some(90),
+            server_cpu_end_ns: 80,
+            server_cpu_end_each: vec![Some(30), Some(60)],
+            server_rss_end: Some(7),
+            server_rss_end_each: vec![Some(3), Some(4)],
+            ..Counters::default()
+        };
+        a.merge(&b);
+        // The earlier start (b's) and the later end (a's), each process alike.
+        assert_eq!(a.server_cpu_us_each(), [Some(35), Some(40)]);
+        assert_eq!(a.server_cpu_us(), Some(75));
+        assert_eq!(a.server_rss_end_each, [Some(3), Some(4)]);
+        let json = serde_json::to_string(&a).expect("json");
+        let back: Counters = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, a);
     }
 
     #[test]

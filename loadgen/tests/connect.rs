@@ -1,9 +1,10 @@
 //! Integration tests of `rcomet-loadgen connect` against the in-test fake server: counts, worker
-//! processes under a low --fd-limit with several source addresses, and signed subscriptions.
+//! processes under a low --fd-limit with several source addresses, signed subscriptions, and
+//! several servers (a cluster's nodes) taken in turn.
 
 mod support;
 
-use support::{num, run_loadgen, run_loadgen_at, FakeServer, Faults};
+use support::{num, run_loadgen, run_loadgen_at, run_loadgen_on, FakeServer, Faults};
 
 #[test]
 fn holds_every_long_poll_subscriber() {
@@ -170,4 +171,60 @@ fn samples_memory_and_connections_over_the_run() {
         ],
     );
     assert_eq!(off["samples"], serde_json::json!([]), "{off}");
+}
+
+#[test]
+fn subscribers_and_admin_connections_are_spread_over_several_servers() {
+    let a = FakeServer::start(Faults::default());
+    let b = FakeServer::start(Faults::default());
+    let fronts = format!("{},{}", a.front, b.front);
+    let admins = format!("{},{}", a.admin, b.admin);
+    let pid = std::process::id().to_string();
+    let pids = format!("{pid},{pid}");
+    let args = [
+        "connect",
+        "-n",
+        "10",
+        "--transport",
+        "stream",
+        "--hold",
+        "0",
+        "--pid",
+        &pids,
+    ];
+    let r = run_loadgen_on(&fronts, &admins, &args);
+    assert_eq!(num(&r, "connections_held_at_ready"), 10, "{r}");
+    // Subscriber i on server i mod 2.
+    assert_eq!((a.subscriptions(), b.subscriptions()), (5, 5));
+    // Both --pid processes are measured, each on its own; the server numbers are their sums.
+    let each = r["server_processes"].as_array().expect("server_processes");
+    assert_eq!(each.len(), 2, "{r}");
+    let one = num(&each[0], "rss_bytes");
+    assert!(one > 0, "{r}");
+    assert_eq!(
+        num(&r, "server_rss_bytes"),
+        one + num(&each[1], "rss_bytes"),
+        "{r}"
+    );
+    // Admin connection k of the pool on server k mod 2.
+    let args = [
+        "admin",
+        "--op",
+        "push",
+        "--requests",
+        "40",
+        "--admin-conns",
+        "2",
+        "--in-flight",
+        "4",
+    ];
+    let r = run_loadgen_on(&fronts, &admins, &args);
+    assert_eq!(num(&r, "requests"), 40, "{r}");
+    assert!(
+        a.pushes() > 0 && b.pushes() > 0,
+        "{} {}",
+        a.pushes(),
+        b.pushes()
+    );
+    assert_eq!(a.pushes() + b.pushes(), 40);
 }

@@ -162,7 +162,15 @@ fn build(
             let raw = p.get("content").unwrap_or_default();
             let mut escaped = Vec::with_capacity(raw.len() + 16);
             escape_into(&mut escaped, &raw);
-            reply::fixed(out, style, ctx.date, (200, "OK"), &[SERVER], b"ok\n");
+            if ctx.cluster {
+                return Ok(Outcome::Home(HomeRequest {
+                    op: HomeOp::Broadcast { content: escaped },
+                    cname: Vec::new(),
+                    callback: None,
+                    style: style.clone(),
+                }));
+            }
+            broadcast_ok(out, style, ctx.date);
             Ok(Outcome::Broadcast {
                 content: Arc::from(escaped),
                 close: false,
@@ -176,20 +184,10 @@ fn build(
             if !cname.is_empty() {
                 return home(HomeOp::Info, None);
             }
-            let mut body = Vec::with_capacity(64);
-            body.extend_from_slice(b"{\"version\": \"0.2.5\", \"channels\": ");
-            write_usize(&mut body, ctx.channels);
-            body.extend_from_slice(b", \"subscribers\": ");
-            write_usize(&mut body, ctx.subscribers);
-            body.extend_from_slice(b"}\n");
-            reply::fixed(
-                out,
-                style,
-                ctx.date,
-                (200, "OK"),
-                &[SERVER, TEXT_UTF8],
-                &body,
-            );
+            if ctx.cluster {
+                return home(HomeOp::Totals, None);
+            }
+            totals(out, style, ctx.date, ctx.channels, ctx.subscribers);
             Ok(Outcome::Done { close: false })
         }
         Route::Stats => {
@@ -336,6 +334,28 @@ pub fn ok_reply(out: &mut Vec<u8>, req: &HomeRequest, date: &[u8]) {
     let mut body = Vec::with_capacity(40);
     reply::jsonp(&mut body, req.callback.as_deref(), b"{\"type\":\"ok\"}");
     home_reply(out, req, date, (200, "OK"), Some(JAVASCRIPT), &body);
+}
+
+/// `ok` for `/broadcast`.
+pub fn broadcast_ok(out: &mut Vec<u8>, style: &ReplyStyle, date: &[u8]) {
+    reply::fixed(out, style, date, (200, "OK"), &[SERVER], b"ok\n");
+}
+
+/// `/info` without `cname`: `{"version": "0.2.5", "channels": N, "subscribers": M}`.
+pub fn totals(
+    out: &mut Vec<u8>,
+    style: &ReplyStyle,
+    date: &[u8],
+    channels: usize,
+    subscribers: usize,
+) {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(b"{\"version\": \"0.2.5\", \"channels\": ");
+    write_usize(&mut body, channels);
+    body.extend_from_slice(b", \"subscribers\": ");
+    write_usize(&mut body, subscribers);
+    body.extend_from_slice(b"}\n");
+    reply::fixed(out, style, date, (200, "OK"), &[SERVER, TEXT_UTF8], &body);
 }
 
 /// 503 in cluster mode when the channel's Redis cannot be reached: nothing was stored.

@@ -296,6 +296,9 @@ pub struct SubscribeHead {
     /// A subscription that goes on (`Connection: keep-alive`); false: the head of a 401/429 error
     /// reply (same head without it, still status 200).
     pub ok: bool,
+    /// The refusal of a subscription whose channel's store (cluster mode: Redis) cannot be
+    /// reached: the error head with status `503 Service Unavailable` (iComet has no such case).
+    pub unavailable: bool,
     /// The request said `Connection: close` (either version): the head says `Connection: close`
     /// (last, as iComet's HTTP layer puts it) instead of `keep-alive`.
     pub close: bool,
@@ -309,12 +312,14 @@ pub fn write_subscribe_head(out: &mut Vec<u8>, head: &SubscribeHead, cors: &[u8]
         transport,
         http11,
         ok,
+        unavailable,
         close,
     } = *head;
-    out.extend_from_slice(if http11 {
-        b"HTTP/1.1 200 OK\r\n"
-    } else {
-        b"HTTP/1.0 200 OK\r\n"
+    out.extend_from_slice(match (http11, unavailable) {
+        (true, false) => b"HTTP/1.1 200 OK\r\n",
+        (false, false) => b"HTTP/1.0 200 OK\r\n",
+        (true, true) => b"HTTP/1.1 503 Service Unavailable\r\n",
+        (false, true) => b"HTTP/1.0 503 Service Unavailable\r\n",
     });
     out.extend_from_slice(b"Expires: 0\r\nCache-Control: no-cache\r\n");
     if transport == Transport::Sse {
@@ -354,6 +359,7 @@ mod tests {
             transport,
             http11,
             ok,
+            unavailable: false,
             close: false,
         };
         // What `api::cors` gives /sse by default.

@@ -74,6 +74,16 @@ pub fn run(
             admin::check_reply(out, req, date, hub.exists(&req.cname));
             Effect::None
         }
+        // Made only in cluster mode, where Redis answers them; a hub can only speak for its node.
+        HomeOp::Totals => {
+            let c = hub.counters();
+            admin::totals(out, &req.style, date, c.channels(), c.subscribers());
+            Effect::None
+        }
+        HomeOp::Broadcast { .. } => {
+            admin::broadcast_ok(out, &req.style, date);
+            Effect::None
+        }
     }
 }
 

@@ -38,6 +38,9 @@ pub struct Ctx<'a> {
     /// Live channels and subscribers over all workers (for `/info`).
     pub channels: usize,
     pub subscribers: usize,
+    /// Cluster mode: `/info` totals and `/broadcast` are answered by Redis (`HomeOp::Totals`,
+    /// `HomeOp::Broadcast`).
+    pub cluster: bool,
     /// Process-wide counters for `/stats`.
     pub metrics: &'a dyn Metrics,
     /// The front port's CORS lines (from the configuration).
@@ -124,4 +127,10 @@ pub enum HomeOp {
     Clear,
     Info,
     Check,
+    /// Cluster mode: `/info` without `cname` (channels and subscribers over every node).
+    Totals,
+    /// Cluster mode: `/broadcast`, answered once every shard stored it.
+    Broadcast {
+        content: Vec<u8>,
+    },
 }

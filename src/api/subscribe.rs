@@ -90,6 +90,7 @@ pub fn open(
         transport,
         http11: style.http11,
         ok: result.is_ok(),
+        unavailable: matches!(result, Err(SubscribeError::Unavailable)),
         close: style.close,
     };
     write_head(sub, &head, style, out);
@@ -199,13 +200,14 @@ fn write_head(
 }
 
 /// The close code a WebSocket refused at subscription gets after the error object: 1008
-/// (policy violation) for a bad token, 1013 (try again later) for a limit.
+/// (policy violation) for a bad token, 1013 (try again later) for a limit or an unreachable
+/// store (cluster mode).
 pub fn refusal_close_code(e: SubscribeError) -> ws::CloseCode {
     match e {
         SubscribeError::TokenError => ws::CloseCode::POLICY_VIOLATION,
-        SubscribeError::TooManyChannels | SubscribeError::TooManySubscribers => {
-            ws::CloseCode::TRY_AGAIN_LATER
-        }
+        SubscribeError::TooManyChannels
+        | SubscribeError::TooManySubscribers
+        | SubscribeError::Unavailable => ws::CloseCode::TRY_AGAIN_LATER,
     }
 }
 

@@ -205,6 +205,67 @@ fn a_refused_iframe_gets_its_preamble_before_the_error() {
     }
 }
 
+/// Cluster mode, the channel's Redis unreachable: every transport gets its usual error frame
+/// (`503`, the reason) and the response ends; HTTP transports say 503 in the status line, a
+/// WebSocket gets its 101, the frame and close 1013 (try again later).
+#[test]
+fn an_unavailable_store_is_a_503_in_every_transport() {
+    let json = r#"{"type":"503","cname":"alice","seq":0,"content":"Cluster store unavailable, try again"}"#;
+    let cases: [(Transport, Option<&[u8]>, String); 5] = [
+        (Transport::LongPoll, None, format!("{json}\n")),
+        (Transport::LongPoll, Some(b"f"), format!("f({json});\n")),
+        (Transport::Stream, None, format!("{json}\n")),
+        (Transport::Sse, None, format!("data: {json}\n\n")),
+        (
+            Transport::Iframe,
+            None,
+            format!("<script>parent.icomet_cb({json});</script>\n"),
+        ),
+    ];
+    for (transport, cb, frame) in cases {
+        for http11 in [true, false] {
+            let framing = Framing::new(transport, http11, cb);
+            let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+            let mut out = Vec::new();
+            let style = HeadStyle { http11, ..style() };
+            let err = Err(SubscribeError::Unavailable);
+            let opened = open(&mut s, style, &err, &mut out);
+            assert!(opened.ended, "{transport:?}");
+            let all = text(&out);
+            let version = if http11 { "1.1" } else { "1.0" };
+            let status = format!("HTTP/{version} 503 Service Unavailable\r\n");
+            assert!(all.starts_with(&status), "{transport:?}: {all}");
+            assert!(!all.contains("keep-alive"), "{transport:?}: {all}");
+            let body = body(&out);
+            assert!(
+                body.contains(&frame),
+                "{transport:?} http11={http11}: {body:?}"
+            );
+            if http11 {
+                assert!(body.ends_with("\r\n0\r\n\r\n"), "{transport:?}: {body:?}");
+            }
+            assert!(s.pending && !s.registered, "never counted");
+        }
+    }
+    let framing = Framing::new(Transport::WebSocket, false, Some(b"accept="));
+    let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+    let mut out = Vec::new();
+    let opened = open(&mut s, style(), &Err(SubscribeError::Unavailable), &mut out);
+    assert!(opened.ended);
+    let all = text(&out);
+    assert!(all.starts_with("HTTP/1.1 101 "), "{all}");
+    let mut tail = Vec::new();
+    tail.push(0x81);
+    tail.push(json.len() as u8);
+    tail.extend_from_slice(json.as_bytes());
+    tail.extend_from_slice(&[0x88, 2, 0x03, 0xf5]);
+    assert!(out.ends_with(&tail), "{all:?}");
+    assert_eq!(
+        refusal_close_code(SubscribeError::Unavailable),
+        crate::ws::CloseCode::TRY_AGAIN_LATER
+    );
+}
+
 /// A subscriber's heap block: the subscription sits in every open subscriber's `Ext` box.
 #[test]
 fn a_subscription_stays_small() {

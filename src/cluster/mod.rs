@@ -13,6 +13,9 @@
 //! * A node SUBSCRIBEs to a channel's subject while its home hub mirrors the channel (it has or
 //!   recently had subscribers there), then reads the channel's state once; messages published
 //!   from then on arrive by pub/sub and are checked against the last seq forwarded (`watch`).
+//! * `/psub` events come from Redis: the scripts publish a channel's creation and `/close` on
+//!   `P:presence`, a sweep re-announces live channels and reports expired ones; every node
+//!   subscribes to that subject and forwards its lines to the workers while it has listeners.
 //! * A lost link fails what was in flight (pushes get 503), reconnects with backoff, subscribes
 //!   again and checks every watched channel against Redis: what was missed is fetched from the
 //!   buffer and forwarded in order, or the home is told of a gap (another incarnation when Redis
@@ -35,6 +38,7 @@ pub mod wire;
 
 pub use types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
 
+pub use crate::comet::hub::Counters;
 use crate::engine::sys::EventFd;
 use crossbeam_channel::Sender;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +76,18 @@ impl Handle {
             .get(shard)
             .is_some_and(|u| u.load(Ordering::Relaxed))
     }
+
+    /// Whether the shard that holds `cname` is known to be down: not up, and not merely still
+    /// making its first connection (a node that has just started).
+    pub fn down_for(&self, cname: &[u8]) -> bool {
+        let shard = wire::shard_of(cname, self.shards);
+        let settled = self
+            .stats
+            .settled
+            .get(shard)
+            .is_none_or(|s| s.load(Ordering::Relaxed));
+        settled && !self.up_for(cname)
+    }
 }
 
 /// The default node name: the host name and the process id.
@@ -87,12 +103,18 @@ pub fn default_node_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Starts the cluster thread. It runs until every `Handle` is dropped.
-pub fn start(settings: Settings, sink: Sink) -> std::io::Result<Handle> {
+/// Starts the cluster thread. It runs until every `Handle` is dropped. `counters`: the node's
+/// shared counters, whose `/psub` listeners say whether presence events are forwarded.
+pub fn start(settings: Settings, sink: Sink, counters: Arc<Counters>) -> std::io::Result<Handle> {
     let (tx, rx) = crossbeam_channel::unbounded();
     let waker = Arc::new(EventFd::new()?);
     let stats = Arc::new(LinkStats {
         up: settings
+            .redis
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
+        settled: settings
             .redis
             .iter()
             .map(|_| AtomicBool::new(false))
@@ -107,6 +129,7 @@ pub fn start(settings: Settings, sink: Sink) -> std::io::Result<Handle> {
         shards: settings.redis.len().max(1),
     };
     let mut node = node::Node::new(settings, rx, waker, stats, sink);
+    node.counters = counters;
     std::thread::Builder::new()
         .name("rcomet-cluster".into())
         .spawn(move || node.run())?;

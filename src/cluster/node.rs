@@ -18,6 +18,7 @@ use super::types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sin
 use super::watch::{Out, Phase, Watch};
 use super::wire;
 use crate::comet::auth::{to_hex, AuthTokenSource};
+use crate::comet::hub::Counters;
 use crate::comet::route::home_worker;
 use crate::comet::seq::seq_after;
 use crate::engine::sys::EventFd;
@@ -40,6 +41,8 @@ const PING_EVERY: Duration = Duration::from_millis(500);
 const COUNTS_EVERY: Duration = Duration::from_millis(250);
 const COUNTS_REFRESH: Duration = Duration::from_secs(3);
 const COUNTS_TTL: u32 = 10;
+/// The presence sweep is asked for this often (Redis runs it at most once a second per shard).
+const SWEEP_EVERY: Duration = Duration::from_millis(1000);
 
 /// What a command's reply is for.
 enum Pending {
@@ -53,6 +56,19 @@ enum Pending {
     State {
         name: Arc<[u8]>,
     },
+    /// One shard's part of an operation over every shard.
+    Part {
+        gather: u64,
+    },
+}
+
+/// An operation over every shard (`/info` totals, `/broadcast`), answered once each replied.
+struct Gather {
+    worker: usize,
+    ticket: u64,
+    left: usize,
+    failed: bool,
+    totals: Option<(u64, u64)>,
 }
 
 #[derive(Clone, Copy)]
@@ -78,6 +94,13 @@ struct Shard {
     to_unsubscribe: Vec<Arc<[u8]>>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
+    /// The presence subject is to be subscribed on the new pub/sub link.
+    presence_pending: bool,
+    /// Redis confirmed the presence subscription, and a PING was answered, on the current links
+    /// (the shard is up once both are true, so nothing published after that is missed).
+    presence_ok: bool,
+    ping_ok: bool,
+    sweep_at: Instant,
 }
 
 /// One worker's latest subscriber counts.
@@ -102,6 +125,11 @@ pub struct Node {
     counts: Vec<Counts>,
     ttl_refresh_at: Instant,
     scratch: Vec<Reply>,
+    /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
+    pub counters: Arc<Counters>,
+    presence_subject: Vec<u8>,
+    gathers: HashMap<u64, Gather>,
+    next_gather: u64,
 }
 
 impl Node {
@@ -128,6 +156,10 @@ impl Node {
                 to_subscribe: Vec::new(),
                 to_unsubscribe: Vec::new(),
                 connected_before: false,
+                presence_pending: false,
+                presence_ok: false,
+                ping_ok: false,
+                sweep_at: now,
             })
             .collect();
         let workers = s.workers.max(1);
@@ -139,6 +171,10 @@ impl Node {
             ttl_refresh_at: now,
             scratch: Vec::new(),
             watches: HashMap::new(),
+            counters: Counters::new(),
+            presence_subject: wire::presence_subject(&s.prefix),
+            gathers: HashMap::new(),
+            next_gather: 0,
             shards,
             s,
             rx,
@@ -236,7 +272,6 @@ impl Node {
                 cname,
                 op,
             } => self.op(worker, ticket, &cname, op),
-            Request::Broadcast { content } => self.broadcast(&content),
             Request::Watch { name, create } => self.watch(name, create),
             Request::Unwatch { name } => self.unwatch(&name),
             Request::Counts { worker, counts } => {
@@ -300,8 +335,44 @@ impl Node {
                     w.lost();
                 }
             }
+            Pending::Part { gather } => self.part_done(gather, None),
             Pending::Ignore | Pending::Ping(_) => {}
         }
+    }
+
+    /// One shard's reply to a gathered operation (`None`: it got none).
+    fn part_done(&mut self, id: u64, reply: Option<&Reply>) {
+        let Some(g) = self.gathers.get_mut(&id) else {
+            return;
+        };
+        g.left = g.left.saturating_sub(1);
+        match reply {
+            None | Some(Reply::Error(_)) => g.failed = true,
+            Some(r) => {
+                if let Some(t) = &mut g.totals {
+                    let items = resp::items(r).unwrap_or_default();
+                    let n = |i: usize| items.get(i).and_then(resp::int).unwrap_or(0).max(0) as u64;
+                    t.0 += n(0);
+                    t.1 += n(1);
+                }
+            }
+        }
+        if g.left > 0 {
+            return;
+        }
+        let Some(g) = self.gathers.remove(&id) else {
+            return;
+        };
+        let result = match g.totals {
+            _ if g.failed => OpResult::Unavailable,
+            Some((channels, subscribers)) => OpResult::Totals {
+                channels,
+                subscribers,
+            },
+            None => OpResult::Broadcasted,
+        };
+        let ticket = g.ticket;
+        self.emit(g.worker, Event::Done { ticket, result });
     }
 
     fn channel_keys(&self, name: &[u8]) -> [Vec<u8>; 4] {
@@ -315,6 +386,9 @@ impl Node {
     }
 
     fn op(&mut self, worker: usize, ticket: u64, name: &[u8], op: Op) {
+        if matches!(op, Op::Totals | Op::Broadcast { .. }) {
+            return self.gathered(worker, ticket, &op);
+        }
         let shard = self.shard_of(name);
         if !self.shards[shard].up {
             let result = OpResult::Unavailable;
@@ -370,6 +444,7 @@ impl Node {
                 let args: [&[u8]; 2] = [b"EXISTS", &meta];
                 self.queue(shard, &args, pending(OpKind::Check), REPLY_TIMEOUT);
             }
+            Op::Totals | Op::Broadcast { .. } => {}
             Op::Info => {
                 let nodes = wire::shard_key(&self.s.prefix, "nodes");
                 let prefix = self.s.prefix.clone();
@@ -380,16 +455,42 @@ impl Node {
         }
     }
 
-    fn broadcast(&mut self, content: &[u8]) {
+    /// `/info` totals or `/broadcast`: one script per shard, answered when all replied (503
+    /// when a shard is down; a broadcast is then stored on none).
+    fn gathered(&mut self, worker: usize, ticket: u64, op: &Op) {
+        if !self.shards.iter().all(|s| s.up) {
+            let result = OpResult::Unavailable;
+            return self.emit(worker, Event::Done { ticket, result });
+        }
+        let id = self.next_gather;
+        self.next_gather += 1;
+        let totals = matches!(op, Op::Totals).then_some((0, 0));
+        let left = self.shards.len();
+        let (worker, failed) = (worker, false);
+        let gather = Gather {
+            worker,
+            ticket,
+            left,
+            failed,
+            totals,
+        };
+        self.gathers.insert(id, gather);
         let set = wire::shard_key(&self.s.prefix, "channels");
+        let nodes = wire::shard_key(&self.s.prefix, "nodes");
         let prefix = self.s.prefix.clone();
         let size = self.s.buffer.to_string();
-        for shard in 0..self.shards.len() {
-            if self.shards[shard].up {
-                let args: [&[u8]; 3] = [prefix.as_bytes(), content, size.as_bytes()];
-                self.eval(shard, Script::Broadcast, &[&set], &args, Pending::Ignore);
-            } else {
-                log::warn!("cluster: /broadcast not stored on shard {shard}: Redis is down");
+        let ttl = COUNTS_TTL.to_string();
+        for shard in 0..left {
+            let p = Pending::Part { gather: id };
+            match op {
+                Op::Broadcast { content } => {
+                    let args: [&[u8]; 3] = [prefix.as_bytes(), content, size.as_bytes()];
+                    self.eval(shard, Script::Broadcast, &[&set], &args, p);
+                }
+                _ => {
+                    let args: [&[u8]; 2] = [prefix.as_bytes(), ttl.as_bytes()];
+                    self.eval(shard, Script::Totals, &[&nodes, &set], &args, p);
+                }
             }
         }
     }
@@ -460,6 +561,7 @@ impl Node {
                 }
                 Err(e) => {
                     log::debug!("cluster: Redis {} unreachable: {e}", sh.addr);
+                    self.stats.settled[i].store(true, Ordering::Relaxed);
                     sh.retry_at = now + sh.backoff;
                     sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
                 }
@@ -487,6 +589,9 @@ impl Node {
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
         sh.to_subscribe = names;
+        sh.presence_pending = true;
+        sh.presence_ok = false;
+        sh.ping_ok = false;
     }
 
     /// The shard's links are lost.
@@ -499,6 +604,7 @@ impl Node {
         sh.sub = None;
         sh.up = false;
         self.stats.up[i].store(false, Ordering::Relaxed);
+        self.stats.settled[i].store(true, Ordering::Relaxed);
         sh.retry_at = Instant::now() + sh.backoff;
         sh.backoff = (sh.backoff * 2).min(BACKOFF_MAX);
         let pending = std::mem::take(&mut sh.pending);
@@ -534,7 +640,7 @@ impl Node {
             None => Ok(()),
         };
         for r in replies.drain(..) {
-            self.on_push(r);
+            self.on_push(i, r);
         }
         self.scratch = replies;
         if let Err(e) = read {
@@ -555,6 +661,7 @@ impl Node {
             Pending::Ping(sent) => {
                 let us = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 self.stats.latency_us.store(us, Ordering::Relaxed);
+                self.shards[i].ping_ok = true;
                 self.shard_up(i);
             }
             Pending::Op { worker, ticket, op } => {
@@ -562,12 +669,13 @@ impl Node {
                 self.emit(worker, Event::Done { ticket, result });
             }
             Pending::State { name } => self.on_state(&name, &reply),
+            Pending::Part { gather } => self.part_done(gather, Some(&reply)),
         }
     }
 
     fn shard_up(&mut self, i: usize) {
         let sh = &mut self.shards[i];
-        if sh.up {
+        if sh.up || !sh.ping_ok || !sh.presence_ok {
             return;
         }
         sh.up = true;
@@ -578,6 +686,7 @@ impl Node {
         }
         sh.connected_before = true;
         self.stats.up[i].store(true, Ordering::Relaxed);
+        self.stats.settled[i].store(true, Ordering::Relaxed);
         for c in &mut self.counts {
             c.dirty = true;
         }
@@ -649,7 +758,7 @@ impl Node {
     }
 
     /// A reply on a pub/sub link: a subscription confirmed, or a message.
-    fn on_push(&mut self, reply: Reply) {
+    fn on_push(&mut self, i: usize, reply: Reply) {
         let Some(items) = resp::items(&reply) else {
             return;
         };
@@ -657,6 +766,17 @@ impl Node {
         let Some(subject) = items.get(1).and_then(resp::bytes) else {
             return;
         };
+        if subject == &self.presence_subject[..] {
+            if kind == b"subscribe" {
+                self.shards[i].presence_ok = true;
+                self.shard_up(i);
+            } else if kind == b"message" && self.counters.listeners() > 0 {
+                if let Some(lines) = items.get(2).and_then(resp::bytes) {
+                    self.presence(lines);
+                }
+            }
+            return;
+        }
         let Some(name) = wire::name_of_subject(&self.s.prefix, subject) else {
             return;
         };
@@ -684,6 +804,15 @@ impl Node {
         }
     }
 
+    /// Presence lines from Redis, to every worker (each sends them to its own `/psub` readers).
+    fn presence(&mut self, lines: &[u8]) {
+        let lines: Arc<[u8]> = Arc::from(lines);
+        for w in 0..self.outbox.len() {
+            let lines = Arc::clone(&lines);
+            self.emit(w, Event::Presence { lines });
+        }
+    }
+
     fn timers(&mut self) {
         let now = Instant::now();
         for i in 0..self.shards.len() {
@@ -703,9 +832,24 @@ impl Node {
                 sh.ping_at = now + PING_EVERY;
                 self.queue(i, &[b"PING"], Pending::Ping(now), REPLY_TIMEOUT);
             }
+            let sh = &mut self.shards[i];
+            if sh.up && now >= sh.sweep_at {
+                sh.sweep_at = now + SWEEP_EVERY;
+                self.sweep(i);
+            }
         }
         self.send_counts(now);
         self.refresh_ttls(now);
+    }
+
+    /// Asks shard `i` for its presence sweep.
+    fn sweep(&mut self, i: usize) {
+        let set = wire::shard_key(&self.s.prefix, "channels");
+        let cursor = wire::shard_key(&self.s.prefix, "sweep");
+        let prefix = self.s.prefix.clone();
+        let period = self.s.channel_timeout.max(1).to_string();
+        let args: [&[u8]; 2] = [prefix.as_bytes(), period.as_bytes()];
+        self.eval(i, Script::Sweep, &[&set, &cursor], &args, Pending::Ignore);
     }
 
     /// Each worker's subscriber counts, split by shard, when they changed or are due.
@@ -724,6 +868,7 @@ impl Node {
             }
             let member = format!("{}:{w}", self.s.node);
             let hash = wire::key(&self.s.prefix, "n", member.as_bytes());
+            let total = wire::key(&self.s.prefix, "t", member.as_bytes());
             let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
             for (name, n) in &c.list {
                 let args = &mut per_shard[wire::shard_of(name, shards)];
@@ -735,7 +880,8 @@ impl Node {
             for (i, pairs) in per_shard.iter().enumerate() {
                 let mut args: Vec<&[u8]> = vec![member.as_bytes(), ttl.as_bytes()];
                 args.extend(pairs.iter().map(Vec::as_slice));
-                self.eval(i, Script::Counts, &[&nodes, &hash], &args, Pending::Ignore);
+                let keys: [&[u8]; 3] = [&nodes, &hash, &total];
+                self.eval(i, Script::Counts, &keys, &args, Pending::Ignore);
             }
         }
     }
@@ -775,6 +921,9 @@ impl Node {
             let Some(sub) = &mut sh.sub else {
                 continue;
             };
+            if std::mem::take(&mut sh.presence_pending) {
+                sub.command(&[b"SUBSCRIBE", &self.presence_subject]);
+            }
             for (verb, names) in [
                 (&b"UNSUBSCRIBE"[..], std::mem::take(&mut sh.to_unsubscribe)),
                 (&b"SUBSCRIBE"[..], std::mem::take(&mut sh.to_subscribe)),

@@ -5,6 +5,11 @@
 //! Channel scripts take `KEYS = [P:ch:NAME, P:buf:NAME, P:channels]` and
 //! `ARGV = [NAME, P:sub:NAME, ...]`.
 //!
+//! Presence (`/psub`): a script that creates a channel publishes `1 NAME` on `P:presence` in the
+//! same step, `/close` publishes `0 NAME`, and the sweep (once a second per shard, whichever node
+//! runs it first) walks the channel set so that each live channel is re-announced about once
+//! per `channel_timeout` and each one gone by expiry is reported `0 NAME` and leaves the set.
+//!
 //! Depends on: nothing of the crate (sha1_smol for the digests).
 
 /// Shared by the channel scripts: create a channel (epoch, seq 0, token), refresh its TTL, take
@@ -12,10 +17,13 @@
 const PRELUDE: &str = r"
 local meta, buf, set = KEYS[1], KEYS[2], KEYS[3]
 local name, subject = ARGV[1], ARGV[2]
+-- P:sub:NAME without 'sub:NAME', then 'presence'.
+local presence = string.sub(subject, 1, #subject - #name - 4) .. 'presence'
 local function create(epoch, token, ttl)
   redis.call('HSET', meta, 'e', epoch, 's', 0, 't', token)
   redis.call('SADD', set, name)
   redis.call('EXPIRE', meta, ttl)
+  redis.call('PUBLISH', presence, '1 ' .. name .. '\n')
 end
 local function touch(ttl)
   redis.call('EXPIRE', meta, ttl)
@@ -86,6 +94,7 @@ if not m[1] then return false end
 redis.call('DEL', meta, buf)
 redis.call('SREM', set, name)
 redis.call('PUBLISH', subject, 'c' .. m[1] .. ' ' .. m[2])
+redis.call('PUBLISH', presence, '0 ' .. name .. '\n')
 return m[2]
 ";
 
@@ -109,6 +118,7 @@ for _, name in ipairs(names) do
   local e = redis.call('HGET', meta, 'e')
   if not e then
     redis.call('SREM', KEYS[1], name)
+    redis.call('PUBLISH', ARGV[1] .. ':presence', '0 ' .. name .. '\n')
   else
     local s = redis.call('HINCRBY', meta, 's', 1)
     if s > 4294967295 then
@@ -128,9 +138,13 @@ end
 return count
 ";
 
-/// A worker's subscriber counts replace its last ones. KEYS: `[P:nodes, P:n:MEMBER]`; ARGV: 1
-/// member, 2 ttl, then channel/count pairs. Members not refreshed within the TTL are dropped.
+/// A worker's subscriber counts replace its last ones. KEYS: `[P:nodes, P:n:MEMBER, P:t:MEMBER]`;
+/// ARGV: 1 member, 2 ttl, then channel/count pairs. `P:t:MEMBER` holds their sum (for `/info`
+/// totals). Members not refreshed within the TTL are dropped.
 const COUNTS: &str = r"
+local total = 0
+for i = 4, #ARGV, 2 do total = total + tonumber(ARGV[i]) end
+redis.call('SET', KEYS[3], total, 'EX', ARGV[2])
 redis.call('DEL', KEYS[2])
 for i = 3, #ARGV, 1000 do
   redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -157,6 +171,49 @@ end
 return total
 ";
 
+/// The presence sweep of one shard. KEYS: `[P:channels, P:sweep]`; ARGV: 1 prefix, 2 period
+/// (`channel_timeout`, seconds). Runs at most once per second of Redis's clock whichever node
+/// calls it; each run takes the next `ceil(channels / period)` names of the set (SSCAN from the
+/// cursor kept in `P:sweep`): live ones are re-announced `1 NAME`, expired ones leave the set and
+/// are reported `0 NAME`, all in one PUBLISH. Returns how many lines it published.
+const SWEEP: &str = r"
+local now = tonumber(redis.call('TIME')[1])
+local last = tonumber(redis.call('HGET', KEYS[2], 'at') or '0')
+if now <= last then return 0 end
+local cursor = redis.call('HGET', KEYS[2], 'c') or '0'
+local n = redis.call('SCARD', KEYS[1])
+local count = math.max(1, math.ceil(n / math.max(1, tonumber(ARGV[2]))))
+local r = redis.call('SSCAN', KEYS[1], cursor, 'COUNT', count)
+local lines = {}
+for _, name in ipairs(r[2]) do
+  if redis.call('EXISTS', ARGV[1] .. ':ch:' .. name) == 1 then
+    lines[#lines + 1] = '1 ' .. name
+  else
+    redis.call('SREM', KEYS[1], name)
+    lines[#lines + 1] = '0 ' .. name
+  end
+end
+redis.call('HSET', KEYS[2], 'at', now, 'c', r[1])
+if #lines > 0 then
+  redis.call('PUBLISH', ARGV[1] .. ':presence', table.concat(lines, '\n') .. '\n')
+end
+return #lines
+";
+
+/// `/info` without `cname`, this shard's part: `[channels, subscribers]`, the channels in the
+/// set and the sums of every live member. KEYS: `[P:nodes, P:channels]`; ARGV: 1 prefix, 2 ttl.
+const TOTALS: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[1], now - ARGV[2] * 1000, '+inf')
+local total = 0
+for _, m in ipairs(members) do
+  local c = redis.call('GET', ARGV[1] .. ':t:' .. m)
+  if c then total = total + tonumber(c) end
+end
+return {redis.call('SCARD', KEYS[2]), total}
+";
+
 /// One script: which, its text and its SHA-1 (hex).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {
@@ -168,9 +225,11 @@ pub enum Script {
     Broadcast,
     Counts,
     Info,
+    Sweep,
+    Totals,
 }
 
-pub const ALL: [Script; 8] = [
+pub const ALL: [Script; 10] = [
     Script::Publish,
     Script::State,
     Script::Sign,
@@ -179,6 +238,8 @@ pub const ALL: [Script; 8] = [
     Script::Broadcast,
     Script::Counts,
     Script::Info,
+    Script::Sweep,
+    Script::Totals,
 ];
 
 impl Script {
@@ -193,6 +254,8 @@ impl Script {
             Script::Broadcast => (false, BROADCAST),
             Script::Counts => (false, COUNTS),
             Script::Info => (false, INFO),
+            Script::Sweep => (false, SWEEP),
+            Script::Totals => (false, TOTALS),
         };
         if prelude {
             format!("{PRELUDE}{body}")

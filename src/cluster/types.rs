@@ -36,6 +36,12 @@ pub enum Op {
     Clear,
     Info,
     Check,
+    /// `/info` without `cname`: channels and subscribers over every shard and node.
+    Totals,
+    /// `/broadcast` on every channel of every shard: the JSON string's inside.
+    Broadcast {
+        content: Vec<u8>,
+    },
 }
 
 /// What a worker asks of the cluster thread.
@@ -48,8 +54,6 @@ pub enum Request {
         cname: Arc<[u8]>,
         op: Op,
     },
-    /// `/broadcast` on every channel of every shard (fire and forget).
-    Broadcast { content: Arc<[u8]> },
     /// The home worker mirrors this channel from now on: subscribe to its subject and send its
     /// state (`Event::Synced`). `create`: create it in Redis when absent.
     Watch { name: Arc<[u8]>, create: bool },
@@ -77,6 +81,13 @@ pub enum OpResult {
     /// Subscribers over all nodes.
     Info(u64),
     Check(bool),
+    /// `/info` without `cname`: channels in Redis, subscribers on every node.
+    Totals {
+        channels: u64,
+        subscribers: u64,
+    },
+    /// `/broadcast` was stored on every shard.
+    Broadcasted,
     /// Redis could not be reached (or did not answer in time): 503.
     Unavailable,
 }
@@ -122,6 +133,8 @@ pub enum Event {
     /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
     /// `state`.
     Gap { name: Arc<[u8]>, state: State },
+    /// `/psub` events from Redis (any node's): lines `1 NAME` / `0 NAME`, each ending in `\n`.
+    Presence { lines: Arc<[u8]> },
 }
 
 /// Where the cluster thread sends events: worker id and one batch for it.
@@ -132,6 +145,9 @@ pub type Sink = Box<dyn FnMut(usize, Vec<Event>) + Send>;
 pub struct LinkStats {
     /// Per shard: connected and answering.
     pub up: Vec<AtomicBool>,
+    /// Per shard: its state is known (it was up once, or a connection failed or was lost): from
+    /// then on a shard that is not up is down. Before, the node is still starting.
+    pub settled: Vec<AtomicBool>,
     pub reconnects: AtomicU64,
     /// Commands sent and not answered yet.
     pub pending: AtomicU64,

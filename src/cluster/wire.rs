@@ -11,7 +11,9 @@
 //!
 //! And per shard: `P:channels` (a set of channel names, for `/broadcast`), `P:nodes` (a sorted
 //! set of `NODE:WORKER` members scored by their last refresh, ms) and `P:n:NODE:WORKER` (a hash,
-//! channel → that worker's subscribers, with a TTL the worker refreshes).
+//! channel → that worker's subscribers, with a TTL the worker refreshes), `P:t:NODE:WORKER`
+//! (their sum, same TTL), `P:presence` (the pub/sub subject of `/psub` events: one or more lines
+//! `1 NAME` / `0 NAME`, each ending in a line feed) and `P:sweep` (the presence sweep's cursor and the second it last ran).
 //!
 //! A channel's shard is `crc32(NAME) mod shards`.
 //!
@@ -42,6 +44,11 @@ pub fn key(prefix: &str, part: &str, name: &[u8]) -> Vec<u8> {
 /// `P:NAME` for the per-shard keys.
 pub fn shard_key(prefix: &str, part: &str) -> Vec<u8> {
     format!("{prefix}:{part}").into_bytes()
+}
+
+/// The subject `/psub` events are published on: `P:presence`.
+pub fn presence_subject(prefix: &str) -> Vec<u8> {
+    shard_key(prefix, "presence")
 }
 
 /// The channel name of a subject `P:sub:NAME`.

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
 use super::message::{
-    encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS,
+    encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS, UNAVAILABLE,
 };
 use super::snapshot::SavedChannel;
 use super::table::NameMap;
@@ -216,6 +216,8 @@ pub enum SubscribeError {
     TooManyChannels,
     /// `429` / `Too many subscribers`.
     TooManySubscribers,
+    /// `503` / `Cluster store unavailable`: cluster mode, the channel's Redis cannot be reached.
+    Unavailable,
 }
 
 impl SubscribeError {
@@ -223,6 +225,7 @@ impl SubscribeError {
     pub fn kind(self) -> MsgType {
         match self {
             SubscribeError::TokenError => MsgType::TokenError,
+            SubscribeError::Unavailable => MsgType::Unavailable,
             _ => MsgType::TooMany,
         }
     }
@@ -233,6 +236,7 @@ impl SubscribeError {
             SubscribeError::TokenError => TOKEN_ERROR,
             SubscribeError::TooManyChannels => TOO_MANY_CHANNELS,
             SubscribeError::TooManySubscribers => TOO_MANY_SUBSCRIBERS,
+            SubscribeError::Unavailable => UNAVAILABLE,
         }
     }
 }

@@ -32,6 +32,8 @@ pub enum MsgType {
     TooMany,
     /// A WebSocket command was refused (`400`; the content says why).
     BadRequest,
+    /// Cluster mode: the channel's store (Redis) cannot be reached (`503`).
+    Unavailable,
 }
 
 impl MsgType {
@@ -47,6 +49,7 @@ impl MsgType {
             MsgType::TokenError => b"401",
             MsgType::TooMany => b"429",
             MsgType::BadRequest => b"400",
+            MsgType::Unavailable => b"503",
         }
     }
 }
@@ -59,6 +62,9 @@ pub const TOO_MANY_CHANNELS: &[u8] = b"Too many channels";
 pub const TOO_MANY_SUBSCRIBERS: &[u8] = b"Too many subscribers";
 /// Content of the `429` message when a WebSocket connection has `max_ws_channels` channels.
 pub const TOO_MANY_WS_CHANNELS: &[u8] = b"Too many channels on this connection";
+
+/// Content of the `503` message (cluster mode, Redis unreachable).
+pub const UNAVAILABLE: &[u8] = b"Cluster store unavailable, try again";
 
 /// A stored channel message: its seq, kind and complete JSON object, shared by every delivery.
 #[derive(Debug, Clone)]
@@ -216,6 +222,7 @@ mod tests {
             (MsgType::TokenError, "401"),
             (MsgType::TooMany, "429"),
             (MsgType::BadRequest, "400"),
+            (MsgType::Unavailable, "503"),
         ];
         for (kind, name) in cases {
             let json = encode(kind, b"c", 2, b"");

@@ -1,7 +1,9 @@
 //! Cluster mode on a worker: admin operations go to Redis through the cluster thread and are
 //! answered when it replies (503 at once when the channel's Redis is down); a subscription to a
 //! channel this home does not mirror yet waits (parked here) until the cluster thread has
-//! subscribed to it and sent its state; the thread's events then feed the hub's mirror, and
+//! subscribed to it and sent its state — or is refused (`503` in its transport's framing) when
+//! the channel's Redis is down, at once or as soon as the link is seen down while it waits, and
+//! after `polling_timeout` seconds of waiting; the thread's events then feed the hub's mirror, and
 //! deliveries, catch-ups and fan-out run exactly as in single-node mode. Once a second each home
 //! reports its subscriber counts (for `/info` over all nodes) and the mirrors that expired.
 //!
@@ -20,7 +22,7 @@ use crate::api::home::Effect;
 use crate::api::{admin, subscribe, HomeOp, HomeRequest};
 use crate::cluster::{Entry, Event, Op, OpResult, Request, State};
 use crate::comet::auth::Credential;
-use crate::comet::hub::{Gapped, MirrorState};
+use crate::comet::hub::{Gapped, MirrorState, SubscribeError};
 use crate::comet::message::MsgType;
 use crate::engine::Token;
 use std::sync::Arc;
@@ -36,6 +38,10 @@ fn op_of(request: &mut HomeRequest) -> Op {
         HomeOp::Clear => Op::Clear,
         HomeOp::Info => Op::Info,
         HomeOp::Check => Op::Check,
+        HomeOp::Totals => Op::Totals,
+        HomeOp::Broadcast { content } => Op::Broadcast {
+            content: std::mem::take(content),
+        },
     }
 }
 
@@ -62,6 +68,14 @@ fn write_reply(req: &HomeRequest, result: &OpResult, date: &[u8], sub_timeout: u
         OpResult::SeqNext(seq) => admin::ok_seq_or_missing(&mut out, req, date, *seq),
         OpResult::Info(n) => admin::info_reply(&mut out, req, date, *n as usize),
         OpResult::Check(exists) => admin::check_reply(&mut out, req, date, *exists),
+        OpResult::Totals {
+            channels,
+            subscribers,
+        } => {
+            let (c, s) = (*channels as usize, *subscribers as usize);
+            admin::totals(&mut out, &req.style, date, c, s);
+        }
+        OpResult::Broadcasted => admin::broadcast_ok(&mut out, &req.style, date),
         OpResult::Unavailable => admin::unavailable(&mut out, req, date),
     }
     out
@@ -83,7 +97,15 @@ impl Worker {
 
     /// An admin operation in cluster mode: sent to Redis, answered when Redis replies.
     pub(crate) fn cluster_admin(&mut self, token: Token, mut request: HomeRequest) {
-        let up = self.side().is_some_and(|s| s.handle.up_for(&request.cname));
+        // Totals and broadcasts need every shard; a channel's operation, its own.
+        let every = matches!(request.op, HomeOp::Totals | HomeOp::Broadcast { .. });
+        let up = self.side().is_some_and(|s| {
+            if every {
+                s.handle.stats.connected()
+            } else {
+                s.handle.up_for(&request.cname)
+            }
+        });
         if !up {
             let date = self.date.get();
             let mut out = Vec::with_capacity(256);
@@ -112,13 +134,6 @@ impl Worker {
         });
     }
 
-    /// `/broadcast` in cluster mode: every channel in Redis gets it, on every node.
-    pub(crate) fn cluster_broadcast(&mut self, content: Arc<[u8]>) {
-        if let Some(side) = self.side() {
-            side.out.push(Request::Broadcast { content });
-        }
-    }
-
     /// Cluster mode: a subscription to a channel this home does not mirror waits for the
     /// mirror. Returns the request when it can go on at once.
     pub(super) fn cluster_park(&mut self, m: SubscribeMsg) -> Option<SubscribeMsg> {
@@ -127,8 +142,18 @@ impl Worker {
         }
         let auth = self.hub.config().auth_token;
         let create = !(auth && matches!(m.credential, Credential::Signed(_)));
+        let now = self.date.unix_secs();
         let side = self.side()?;
-        let waiting = side.parked.entry(Arc::clone(&m.name)).or_default();
+        if side.handle.down_for(&m.name) {
+            // Redis is down: a clear refusal now rather than a wait of unknown length. (A node
+            // still making its first connection parks it: the link is up within milliseconds.)
+            self.refuse_unavailable(vec![m]);
+            return None;
+        }
+        let (_, waiting) = side
+            .parked
+            .entry(Arc::clone(&m.name))
+            .or_insert_with(|| (now, Vec::new()));
         let first = waiting.is_empty();
         waiting.push(m);
         if first {
@@ -136,6 +161,48 @@ impl Worker {
             side.out.push(Request::Watch { name, create });
         }
         None
+    }
+
+    /// Parked subscriptions whose channel's Redis went down, or that waited `polling_timeout`
+    /// seconds, are refused (`503` in their transport's framing) instead of waiting on.
+    fn expire_parked(&mut self) {
+        let now = self.date.unix_secs();
+        let bound = u64::from(self.config.front.polling_timeout.max(1));
+        let Some(side) = self.side() else {
+            return;
+        };
+        let handle = side.handle.clone();
+        let due: Vec<Arc<[u8]>> = side
+            .parked
+            .iter()
+            .filter(|(name, (since, _))| {
+                now.saturating_sub(*since) >= bound || handle.down_for(name)
+            })
+            .map(|(name, _)| Arc::clone(name))
+            .collect();
+        let mut refused = Vec::new();
+        for name in due {
+            if let Some((_, subs)) = side.parked.remove(&name) {
+                refused.extend(subs);
+            }
+        }
+        self.refuse_unavailable(refused);
+    }
+
+    /// Tells each subscription's worker it was refused: the store cannot be reached.
+    fn refuse_unavailable(&mut self, subs: Vec<SubscribeMsg>) {
+        for m in subs {
+            let (token, name) = (m.token, m.name);
+            let result = Err(SubscribeError::Unavailable);
+            self.mail(
+                m.from,
+                Msg::Subscribed {
+                    token,
+                    name,
+                    result,
+                },
+            );
+        }
     }
 
     /// Sends this turn's requests to the cluster thread.
@@ -153,6 +220,7 @@ impl Worker {
         if self.cluster.is_none() {
             return;
         }
+        self.expire_parked();
         let expired = self.hub.take_expired();
         let counts = self.hub.subscriber_counts();
         let worker = self.id;
@@ -185,6 +253,11 @@ impl Worker {
                     self.hub.clear(&name);
                 }
                 Event::Gap { name, state } => self.cluster_gap(&name, &state),
+                Event::Presence { lines } => {
+                    for line in lines.split_inclusive(|&b| b == b'\n') {
+                        self.on_presence(line);
+                    }
+                }
             }
         }
     }
@@ -216,7 +289,7 @@ impl Worker {
             };
             self.hub.mirror_sync(name, mirror);
         }
-        let parked = self
+        let (_, parked) = self
             .side()
             .and_then(|s| s.parked.remove(name))
             .unwrap_or_default();

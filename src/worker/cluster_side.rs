@@ -19,8 +19,8 @@ pub struct ClusterSide {
     /// Admin requests waiting for Redis: ticket → connection, reply number, request.
     pub(super) tickets: HashMap<u64, (Token, u32, Box<HomeRequest>)>,
     pub(super) next_ticket: u64,
-    /// Subscriptions waiting for their channel's mirror.
-    pub(super) parked: HashMap<Arc<[u8]>, Vec<SubscribeMsg>>,
+    /// Subscriptions waiting for their channel's mirror, with the second the first came.
+    pub(super) parked: HashMap<Arc<[u8]>, (u64, Vec<SubscribeMsg>)>,
     /// The subscriber counts last reported.
     pub(super) counts: Vec<(Arc<[u8]>, u32)>,
 }

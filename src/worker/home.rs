@@ -237,9 +237,7 @@ impl Worker {
 
     /// Starts a broadcast: every worker (this one too) broadcasts on the channels it is home of.
     pub(crate) fn broadcast(&mut self, content: Arc<[u8]>) {
-        if self.cluster.is_some() {
-            return self.cluster_broadcast(content);
-        }
+        // (In cluster mode `/broadcast` is an admin operation run by Redis: `cluster_admin`.)
         for w in 0..self.workers() {
             let content = Arc::clone(&content);
             self.mail(w, Msg::Broadcast { content });

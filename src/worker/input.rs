@@ -242,6 +242,7 @@ impl Worker {
             admin_allowed: allowed,
             channels: self.shared.channels(),
             subscribers: self.shared.subscribers(),
+            cluster: self.cluster.is_some(),
             metrics: &*self.shared,
             cors: &self.shared.cors,
         };

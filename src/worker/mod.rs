@@ -79,8 +79,10 @@ pub struct WorkerSetup {
 pub fn new_hub(shared: &Shared, id: usize, saved: &[crate::comet::snapshot::SavedChannel]) -> Hub {
     let mut hub = Hub::new(shared.hub_config(), shared.counters());
     if shared.config.cluster.enabled() {
-        // Channels live in Redis; this hub mirrors the ones this node serves.
+        // Channels live in Redis; this hub mirrors the ones this node serves. Presence events
+        // are Redis's (`Event::Presence`), not the mirrors'.
         hub.set_mirror();
+        hub.set_presence(false);
         return hub;
     }
     let refused = snapshot::restore(&mut hub, saved);

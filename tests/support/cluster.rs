@@ -299,3 +299,39 @@ pub fn push_ok(server: &Server, cname: &str, content: &str) {
     let (status, body) = admin(server, &format!("/push?cname={cname}&content={content}"));
     assert_eq!(status, 200, "push {content}: {body}");
 }
+
+/// Waits until `server`'s `/stats` says every Redis shard is connected.
+pub fn wait_connected(server: &Server) {
+    let ok = eventually(Duration::from_secs(15), || {
+        let text = admin(server, "/stats").1;
+        serde_json::from_str::<Value>(&text).is_ok_and(|v| v["cluster"]["connected"] == true)
+    });
+    assert!(ok, "node did not connect to Redis");
+}
+
+/// Opens `/psub` on `server` and reads its head.
+pub fn psub(server: &Server) -> Conn {
+    let mut c = Conn::open(server.admin);
+    c.get("/psub");
+    let (status, head) = c.read_head();
+    assert_eq!(status, 200, "{head}");
+    c
+}
+
+/// Reads `/psub` lines until every one of `want` was seen (other lines, such as
+/// re-announcements, may come between); returns every line read, in order.
+pub fn psub_until(reader: &mut Conn, want: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !want.iter().all(|w| seen.iter().any(|s: &String| s == w)) {
+        assert!(
+            Instant::now() < deadline,
+            "/psub: {want:?} not all seen in {seen:?}"
+        );
+        let chunk = reader.read_chunk().expect("/psub ended");
+        let text = String::from_utf8(chunk).expect("UTF-8 line");
+        assert!(text.ends_with('\n'), "one line per chunk: {text:?}");
+        seen.extend(text.lines().map(str::to_string));
+    }
+    seen
+}

@@ -424,11 +424,15 @@ pub fn run_loadgen(server: &FakeServer, args: &[&str]) -> serde_json::Value {
 
 /// Runs rcomet-loadgen with `args` against the given ports and returns its JSON report.
 pub fn run_loadgen_at(front: SocketAddr, admin: SocketAddr, args: &[&str]) -> serde_json::Value {
-    let front = front.to_string();
-    let admin = admin.to_string();
+    run_loadgen_on(&front.to_string(), &admin.to_string(), args)
+}
+
+/// Runs rcomet-loadgen with `args` and `--front front --admin admin` (each one address or a
+/// comma-separated list) and returns its JSON report.
+pub fn run_loadgen_on(front: &str, admin: &str, args: &[&str]) -> serde_json::Value {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rcomet-loadgen"))
         .args(args)
-        .args(["--front", &front, "--admin", &admin])
+        .args(["--front", front, "--admin", admin])
         .args(["--json", "--quiet"])
         .args(if args.contains(&"--timeout") {
             &[][..]
