@@ -2,11 +2,12 @@
 //!
 //! Invariants (under the built-in `max_cname_bytes` and a tiny one):
 //! * an accepted command respects the limits (a channel name of at most `max_cname_bytes`, a
-//!   token of at most 64 bytes) and, written back as JSON, parses to the same command;
+//!   token of at most `api::front::MAX_TOKEN_BYTES`) and, written back as JSON, parses to the same command;
 //! * a refusal is one valid JSON object, `{"type":"400","cname":…,"seq":0,"content":reason}`,
 //!   whose `content` is the reason and whose `cname` is the name given, whatever the bytes of
 //!   either (the reason quotes the client's own `cmd`).
 
+use rcomet::api::front::MAX_TOKEN_BYTES;
 use rcomet::api::ws_command::{parse, refusal, Command};
 use serde_json::{json, Value};
 
@@ -37,7 +38,7 @@ fn check_command(command: &Command, max_cname: usize) {
             epoch,
         } => {
             assert!(cname.len() <= max_cname);
-            assert!(auth_token.len() <= 64);
+            assert!(auth_token.len() <= MAX_TOKEN_BYTES);
             json!({"cmd": "sub", "cname": text(cname), "seq": seq, "token": text(auth_token),
                    "epoch": epoch})
         }

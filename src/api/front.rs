@@ -16,7 +16,7 @@ use crate::http::{Method, Params, Request, Version};
 use crate::ws::handshake;
 
 /// The longest `token=` accepted (a stateless token is at most 84 bytes, a `/sign` one 32).
-const MAX_TOKEN_BYTES: usize = 128;
+pub const MAX_TOKEN_BYTES: usize = 128;
 
 fn style(req: &Request<'_>) -> ReplyStyle {
     ReplyStyle {

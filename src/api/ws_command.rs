@@ -11,6 +11,7 @@
 //!
 //! Depends on: serde_json (reading), comet (messages for the replies).
 
+use super::front::MAX_TOKEN_BYTES;
 use crate::comet::message::{encode, MsgType};
 use serde_json::Value;
 
@@ -52,8 +53,12 @@ pub fn parse(message: &[u8], max_cname_bytes: usize) -> Result<Command, String> 
             };
             let auth_token = match fields.get("token") {
                 None | Some(Value::Null) => Vec::new(),
-                Some(Value::String(t)) if t.len() <= 128 => t.as_bytes().to_vec(),
-                Some(_) => return Err("token must be a string of at most 128 bytes".into()),
+                Some(Value::String(t)) if t.len() <= MAX_TOKEN_BYTES => t.as_bytes().to_vec(),
+                Some(_) => {
+                    return Err(format!(
+                        "token must be a string of at most {MAX_TOKEN_BYTES} bytes"
+                    ))
+                }
             };
             let epoch = match fields.get("epoch") {
                 None | Some(Value::Null) => None,
