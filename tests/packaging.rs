@@ -3,8 +3,8 @@
 //! built by contrib/debian/build-deb.sh holds the same files with sane metadata and maintainer
 //! scripts, and the binary extracted from it (`dpkg -x` into a temporary directory, never onto
 //! this system) runs; the systemd unit is what an operator needs (Type=notify, enough descriptors,
-//! a stop timeout above the server's shutdown deadline, restart on failure, a state
-//! directory holding the shipped config's snapshot) and passes
+//! a stop timeout above the server's shutdown deadline, restart on failure, reload as SIGHUP, a
+//! state directory holding the shipped config's snapshot) and passes
 //! `systemd-analyze verify`. Where root may build a throwaway copy of this system (an overlay of
 //! / in a private mount namespace), contrib/debian/test-install.sh installs the package there with
 //! dpkg -i, runs it as its user, removes and purges it. The binary installed is the one cargo built
@@ -215,6 +215,8 @@ fn the_systemd_unit_is_what_an_operator_needs() {
         "TimeoutStopSec={stop}s, shutdown_timeout {deadline}s"
     );
     assert_eq!(setting(&s, "WantedBy"), "multi-user.target");
+    // `systemctl reload` is SIGHUP, which reads the configuration again.
+    assert_eq!(setting(&s, "ExecReload"), "/bin/kill -HUP $MAINPID");
     // The shipped config's snapshot lies in the state directory the unit gives the service:
     // with ProtectSystem=strict nothing else outlives a restart.
     assert_eq!(setting(&s, "ProtectSystem"), "strict");
