@@ -389,6 +389,18 @@ impl Launch {
     }
 }
 
+/// A snapshot the graceful stop could not write (its directory missing or read-only, as under
+/// a service manager that gives the service no state directory) would lose every channel's seq
+/// at the next restart with only an error at the stop: said once at start instead. Cluster mode
+/// writes none (its own warning, `start_cluster`).
+fn snapshot_warning(config: &Config) -> Option<String> {
+    let path = config.server.snapshot.as_ref()?;
+    if config.cluster.enabled() {
+        return None;
+    }
+    worker::snapshot::check_writable(path).err()
+}
+
 /// `-s stop` and `-s restart`: stops the server named in the pidfile. Returns the exit status when
 /// the process is done (stop, or a failed stop), `None` when it goes on to start (restart, or no
 /// action).
@@ -448,6 +460,8 @@ pub fn run(startup: Startup) -> i32 {
         return 1;
     }
     let logger = config.logger.clone();
+    let mut warnings = warnings;
+    warnings.extend(snapshot_warning(&config));
     for w in &warnings {
         log::warn!("{w}");
         // A log file is not where someone starting the server looks first.

@@ -2,7 +2,8 @@
 //! application server mints `<expiry>.<hex HMAC-SHA256(secret, cname|expiry)>` without `/sign`;
 //! good ones subscribe (creating the channel), expired, forged, other-channel and malformed ones
 //! get iComet's 401 reply, byte for byte the reply to a bad `/sign` token; `/sign` tokens keep
-//! working beside them.
+//! working beside them. On a WebSocket (`/ws?token=` and the `sub` command) a good one
+//! subscribes and a bad one gets the 401 object (then close 1008 on `/ws`).
 //!
 //! Depends on tests/support, and on the hmac and sha2 crates to mint tokens independently of the
 //! server's code.
@@ -161,6 +162,79 @@ fn expired_forged_misdirected_and_malformed_tokens_get_the_sign_token_401(engine
         "{}",
         r.text()
     );
+}
+
+/// The `next_seq` marker a fresh WebSocket subscription starts with (its epoch not checked).
+fn ws_next_seq(c: &mut Conn, cname: &str) {
+    let text = c.read_text();
+    let prefix = format!(
+        "{{\"type\":\"next_seq\",\"cname\":\"{cname}\",\"seq\":1,\"content\":\"\",\"epoch\":"
+    );
+    assert!(text.starts_with(&prefix), "not a next_seq marker: {text}");
+}
+
+/// A token whose last MAC digit is changed.
+fn forged(token: &str) -> String {
+    let mut bytes = token.as_bytes().to_vec();
+    let last = bytes.len() - 1;
+    bytes[last] = if bytes[last] == b'0' { b'1' } else { b'0' };
+    String::from_utf8(bytes).unwrap()
+}
+
+engine_tests!(stateless_tokens_on_websockets);
+/// `/ws?token=` and the `sub` command's `"token"` take minted tokens like every transport: a
+/// good one subscribes (channels on both workers), an expired or forged one on `/ws` gets the
+/// 401 object and close 1008, a forged one in `sub` gets the 401 object and the socket stays.
+fn stateless_tokens_on_websockets(engine: &'static str) {
+    let server = server(engine);
+    for n in 0..4 {
+        let cname = format!("w{n}");
+        let token = mint(SECRET, &cname, now() + 60);
+        let mut c = ws::open(server.front, &format!("/ws?cname={cname}&token={token}"));
+        ws_next_seq(&mut c, &cname);
+        wait_subscribers(&server, &cname, 1);
+        admin_ok(&server, &format!("/push?cname={cname}&content=hi"));
+        assert_eq!(c.read_text(), msg("data", &cname, 1, "hi"));
+
+        // A second channel by command, with its own minted token.
+        let more = format!("x{n}");
+        let token = mint(SECRET, &more, now() + 60);
+        c.send_text(&format!(
+            r#"{{"cmd":"sub","cname":"{more}","token":"{token}"}}"#
+        ));
+        ws_next_seq(&mut c, &more);
+        wait_subscribers(&server, &more, 1);
+        admin_ok(&server, &format!("/push?cname={more}&content=too"));
+        assert_eq!(c.read_text(), msg("data", &more, 1, "too"));
+
+        // A forged one in a command is refused; the socket and its channels stay.
+        let bad = format!("y{n}");
+        let token = forged(&mint(SECRET, &bad, now() + 60));
+        c.send_text(&format!(
+            r#"{{"cmd":"sub","cname":"{bad}","token":"{token}"}}"#
+        ));
+        assert_eq!(c.read_text(), msg("401", &bad, 0, "Token error"));
+        assert_eq!(
+            admin_ok(&server, &format!("/check?cname={bad}")).text(),
+            "{}\n"
+        );
+        admin_ok(&server, &format!("/push?cname={cname}&content=still"));
+        assert_eq!(c.read_text(), msg("data", &cname, 2, "still"));
+    }
+    // Expired and forged on /ws: the 401 object, then close 1008; no channel is created.
+    let t = now();
+    for (what, token) in [
+        ("expired", mint(SECRET, "z", t - 5)),
+        ("forged", forged(&mint(SECRET, "z", t + 60))),
+        ("other channel", mint(SECRET, "w0", t + 60)),
+    ] {
+        let mut c = ws::open(server.front, &format!("/ws?cname=z&token={token}"));
+        assert_eq!(c.read_text(), msg("401", "z", 0, "Token error"), "{what}");
+        let frame = c.read_frame();
+        assert_eq!(frame.close_code(), Some(1008), "{what}: {frame:?}");
+        assert!(c.closed_by_peer(), "{what}: the connection is closed");
+    }
+    assert_eq!(admin_ok(&server, "/check?cname=z").text(), "{}\n");
 }
 
 engine_tests!(sign_tokens_work_beside_stateless_ones);

@@ -3,7 +3,8 @@
 //! built by contrib/debian/build-deb.sh holds the same files with sane metadata and maintainer
 //! scripts, and the binary extracted from it (`dpkg -x` into a temporary directory, never onto
 //! this system) runs; the systemd unit is what an operator needs (Type=notify, enough descriptors,
-//! a stop timeout above the server's shutdown deadline, restart on failure) and passes
+//! a stop timeout above the server's shutdown deadline, restart on failure, reload as SIGHUP, a
+//! state directory holding the shipped config's snapshot) and passes
 //! `systemd-analyze verify`. Where root may build a throwaway copy of this system (an overlay of
 //! / in a private mount namespace), contrib/debian/test-install.sh installs the package there with
 //! dpkg -i, runs it as its user, removes and purges it. The binary installed is the one cargo built
@@ -84,6 +85,9 @@ fn start_installed(program: &Path, config: &Path, engine: &str) -> Running {
             "127.0.0.1:0",
         ])
         .args(["--threads", "2"])
+        // The shipped config's snapshot is the system's (/var/lib/rcomet): never read or write
+        // it from a test.
+        .args(["--snapshot", ""])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -211,6 +215,23 @@ fn the_systemd_unit_is_what_an_operator_needs() {
         "TimeoutStopSec={stop}s, shutdown_timeout {deadline}s"
     );
     assert_eq!(setting(&s, "WantedBy"), "multi-user.target");
+    // `systemctl reload` is SIGHUP, which reads the configuration again.
+    assert_eq!(setting(&s, "ExecReload"), "/bin/kill -HUP $MAINPID");
+    // The shipped config's snapshot lies in the state directory the unit gives the service:
+    // with ProtectSystem=strict nothing else outlives a restart.
+    assert_eq!(setting(&s, "ProtectSystem"), "strict");
+    let state = setting(&s, "StateDirectory");
+    assert_eq!(state, "rcomet");
+    let snapshot = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("snapshot:"))
+        .expect("the shipped config sets server.snapshot")
+        .trim();
+    assert_eq!(
+        Path::new(snapshot).parent(),
+        Some(Path::new("/var/lib").join(state).as_path()),
+        "server.snapshot {snapshot} is not in StateDirectory={state}"
+    );
     verify_unit(
         &unit,
         Path::new(BIN),
@@ -444,8 +465,8 @@ fn run_script(script: &str, args: &[&str], dir: &Path, user_exists: bool) -> Str
 #[test]
 fn the_maintainer_scripts_create_the_user_once_and_manage_the_service() {
     let dir = TempDir::new("maint");
-    // A first installation: the system user is created, the log directory given to it, the
-    // service enabled.
+    // A first installation: the system user is created, the log and state directories given
+    // to it, the service enabled.
     let calls = run_script("postinst", &["configure"], &dir.0, false);
     let adduser: Vec<&str> = calls.lines().filter(|l| l.starts_with("adduser")).collect();
     assert_eq!(adduser.len(), 1, "{calls}");
@@ -453,7 +474,16 @@ fn the_maintainer_scripts_create_the_user_once_and_manage_the_service() {
         assert!(adduser[0].split_whitespace().any(|w| w == flag), "{calls}");
     }
     assert!(dir.0.join("root/var/log/rcomet").is_dir());
-    assert!(calls.contains("chown rcomet:rcomet"), "{calls}");
+    assert!(dir.0.join("root/var/lib/rcomet").is_dir());
+    let chowns: Vec<&str> = calls.lines().filter(|l| l.starts_with("chown")).collect();
+    for d in ["/var/log/rcomet", "/var/lib/rcomet"] {
+        assert!(
+            chowns
+                .iter()
+                .any(|l| l.starts_with("chown rcomet:rcomet") && l.ends_with(d)),
+            "{d} not given to rcomet: {calls}"
+        );
+    }
     assert!(
         calls.contains("deb-systemd-helper enable rcomet.service"),
         "{calls}"
@@ -461,13 +491,20 @@ fn the_maintainer_scripts_create_the_user_once_and_manage_the_service() {
     // An upgrade: the user exists, nobody is added.
     let calls = run_script("postinst", &["configure", "0.0.9"], &dir.0, true);
     assert!(!calls.contains("adduser"), "{calls}");
-    // Removal leaves the log directory, purge removes it (and never the user).
+    // Removal leaves the log and state directories (a snapshot survives a reinstallation),
+    // purge removes them (and never the user).
+    std::fs::write(dir.0.join("root/var/lib/rcomet/channels.snapshot"), b"kept").unwrap();
     let calls = run_script("postrm", &["remove"], &dir.0, true);
     assert!(calls.contains("deb-systemd-helper mask"), "{calls}");
     assert!(dir.0.join("root/var/log/rcomet").is_dir());
+    assert!(dir
+        .0
+        .join("root/var/lib/rcomet/channels.snapshot")
+        .is_file());
     let calls = run_script("postrm", &["purge"], &dir.0, true);
     assert!(calls.contains("deb-systemd-helper purge"), "{calls}");
     assert!(!dir.0.join("root/var/log/rcomet").exists());
+    assert!(!dir.0.join("root/var/lib/rcomet").exists());
     assert!(!calls.contains("deluser"), "{calls}");
     run_script("prerm", &["remove"], &dir.0, true);
 }

@@ -1,7 +1,9 @@
 //! Restarts keep each channel's place (`server.snapshot` / `--snapshot`): a graceful stop writes
 //! every channel's seq, epoch, token, life and replay ring; the next start reads them, and a
-//! subscriber that comes back with its seq continues with no loss and the same epoch. A damaged
-//! or foreign snapshot is refused with a log line and the server starts empty.
+//! subscriber that comes back with its seq continues with no loss and the same epoch, after
+//! SIGTERM and after `-s restart` alike. A damaged or foreign snapshot is refused with a log line
+//! and the server starts empty. A snapshot whose directory cannot be written is one warning at
+//! start.
 //!
 //! Depends on tests/support (the real binary over raw sockets).
 mod support;
@@ -22,19 +24,32 @@ struct Logged {
     log: Arc<Mutex<Vec<String>>>,
 }
 
+/// The command line of a server on free ports, logging at info level on stderr; `before` comes
+/// first (a config file, `-s restart`).
+fn command(engine: &str, before: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rcomet"));
+    cmd.args(before)
+        .args([
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--front-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--threads", "2", "--engine", engine, "--log-level", "info"])
+        .args(["--log-output", "stderr", "--shutdown-timeout", "1"]);
+    cmd
+}
+
 impl Logged {
     fn start(engine: &str, snapshot: &Path) -> Logged {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_rcomet"))
-            .args([
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--front-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--threads", "2", "--engine", engine, "--log-level", "info"])
-            .args(["--log-output", "stderr", "--shutdown-timeout", "1"])
-            .arg("--snapshot")
-            .arg(snapshot)
+        let mut cmd = command(engine, &[]);
+        cmd.arg("--snapshot").arg(snapshot);
+        Logged::spawn(cmd)
+    }
+
+    /// Runs `cmd` and waits for its ready line.
+    fn spawn(mut cmd: Command) -> Logged {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -121,7 +136,9 @@ fn snapshot_path(dir: &TempDir) -> PathBuf {
 
 engine_tests!(
     a_restart_keeps_every_channels_place,
-    damaged_and_foreign_snapshots_are_refused
+    damaged_and_foreign_snapshots_are_refused,
+    a_snapshot_that_cannot_be_written_is_told_at_start,
+    dash_s_restart_keeps_every_channels_place
 );
 
 fn a_restart_keeps_every_channels_place(engine: &'static str) {
@@ -214,5 +231,164 @@ fn damaged_and_foreign_snapshots_are_refused(engine: &'static str) {
         assert_eq!(check.trim(), "{}", "{what}: the server starts empty");
         let _ = admin_ok;
         drop(server);
+    }
+}
+
+/// Whether `dir` takes a new file for this process (root writes into a directory of mode 0555).
+fn can_write_in(dir: &Path) -> bool {
+    let probe = dir.join("probe");
+    let ok = std::fs::File::create(&probe).is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// A snapshot the stop could not write (its directory missing, a file, or read-only, as under
+/// a service manager that gives the service no state directory) is one warning at start, not
+/// only an error at the stop; a writable one is not.
+fn a_snapshot_that_cannot_be_written_is_told_at_start(engine: &'static str) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("snap-ro");
+    let missing = dir.0.join("missing");
+    let file = dir.0.join("file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let read_only = dir.0.join("read-only");
+    std::fs::create_dir(&read_only).expect("mkdir");
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let mut cases = vec![
+        (
+            missing.clone(),
+            format!("the directory {} does not exist", missing.display()),
+        ),
+        (
+            file.clone(),
+            format!("the directory {} is not a directory", file.display()),
+        ),
+    ];
+    if can_write_in(&read_only) {
+        eprintln!("read-only directory: not checked (this user writes into mode 0555)");
+    } else {
+        let why = format!("the directory {} is not writable (", read_only.display());
+        cases.push((read_only.clone(), why));
+    }
+    for (at, why) in cases {
+        let path = at.join("channels.snapshot");
+        let server = Logged::start(engine, &path);
+        let line = format!("[WARN] snapshot {}: {why}", path.display());
+        assert!(server.logged(&line), "{line:?} is logged at start");
+        assert!(
+            server.logged("the channels will not be saved at stop"),
+            "the warning says what it costs"
+        );
+        // It still serves.
+        server_admin_ok(server.admin, "/push?cname=w&content=1");
+        let log = Arc::clone(&server.log);
+        assert_eq!(server.stop(), Some(0));
+        let lines = log.lock().expect("log").clone();
+        let warnings = lines.iter().filter(|l| l.contains(&line)).count();
+        assert_eq!(warnings, 1, "one warning: {lines:#?}");
+        assert!(!path.exists());
+    }
+    assert!(std::fs::read_dir(&read_only).expect("ls").next().is_none());
+
+    // A writable directory: no warning, and the check leaves nothing behind.
+    let path = snapshot_path(&dir);
+    let server = Logged::start(engine, &path);
+    assert!(server.logged("none yet"));
+    let log = Arc::clone(&server.log);
+    assert!(!path.with_extension("snapshot.tmp").exists());
+    assert_eq!(server.stop(), Some(0));
+    let saved = eventually(Duration::from_secs(5), || {
+        log.lock()
+            .expect("log")
+            .iter()
+            .any(|l| l.contains("channels saved"))
+    });
+    assert!(saved, "the stop saved the snapshot");
+    let lines = log.lock().expect("log").clone();
+    assert!(
+        !lines.iter().any(|l| l.contains("[WARN]")),
+        "no warning: {lines:#?}"
+    );
+}
+
+/// `rcomet <config> -s restart` (the pidfile names the running server): the new process stops
+/// the old one, whose graceful stop writes the snapshot, and starts on it; a subscriber resumes
+/// by seq with nothing lost and the same epoch.
+fn dash_s_restart_keeps_every_channels_place(engine: &'static str) {
+    let dir = TempDir::new("snap-restart");
+    let path = snapshot_path(&dir);
+    let pidfile = dir.0.join("rcomet.pid");
+    let conf = dir.0.join("rcomet.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pidfile: {}\nserver:\n\tsnapshot: {}\n",
+            pidfile.display(),
+            path.display()
+        ),
+    )
+    .expect("config");
+    let mut first = Logged::spawn(command(engine, &[conf.as_os_str()]));
+    assert!(first.logged("none yet"), "a first start has no snapshot");
+    // A resumable subscriber sees seq 1 and its epoch, then goes.
+    let mut c = Conn::open(first.front);
+    c.get("/sse?cname=keep&id=1");
+    assert_eq!(c.read_head().0, 200);
+    assert_eq!(c.read_chunk().as_deref(), Some(&b"retry: 2000\n\n"[..]));
+    let marker = String::from_utf8(c.read_chunk().expect("marker")).expect("UTF-8");
+    let epoch = field(&marker, "epoch").to_string();
+    server_admin_ok(first.admin, "/push?cname=keep&content=one");
+    let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
+    assert_eq!(
+        event,
+        format!("id: {epoch}:1\ndata: {}\n\n", msg("data", "keep", 1, "one"))
+    );
+    drop(c);
+    for content in ["two", "three"] {
+        server_admin_ok(first.admin, &format!("/push?cname=keep&content={content}"));
+    }
+
+    let dash_s = [std::ffi::OsStr::new("-s"), std::ffi::OsStr::new("restart")];
+    let second = Logged::spawn(command(engine, &[conf.as_os_str(), dash_s[0], dash_s[1]]));
+    let stopped = eventually(Duration::from_secs(15), || {
+        matches!(first.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(stopped, "-s restart stopped the running server");
+    assert_eq!(first.child.wait().ok().and_then(|s| s.code()), Some(0));
+    assert!(first.logged("1 channels saved"), "the old server saved it");
+    assert!(second.logged("1 channels restored"), "the new one read it");
+    let pid = std::fs::read_to_string(&pidfile).expect("pidfile");
+    assert_eq!(
+        pid.trim(),
+        second.child.id().to_string(),
+        "the pidfile names the new server"
+    );
+
+    // Last-Event-ID from before the restart: the rest, with the same epoch and no reset.
+    let mut c = Conn::open(second.front);
+    c.send(
+        format!("GET /sse?cname=keep&id=1 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:1\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(c.read_head().0, 200);
+    assert_eq!(c.read_chunk().as_deref(), Some(&b"retry: 2000\n\n"[..]));
+    for (seq, content) in [(2, "two"), (3, "three")] {
+        let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
+        assert_eq!(
+            event,
+            format!(
+                "id: {epoch}:{seq}\ndata: {}\n\n",
+                msg("data", "keep", seq, content)
+            )
+        );
+    }
+    server_admin_ok(second.admin, "/push?cname=keep&content=four");
+    let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
+    assert!(event.starts_with(&format!("id: {epoch}:4\n")), "{event}");
+    // A long-poll subscriber resuming by seq alone gets what it missed.
+    let r = get(second.front, "/sub?cname=keep&seq=2");
+    let body = r.text();
+    for (seq, content) in [(2, "two"), (3, "three"), (4, "four")] {
+        assert!(body.contains(&msg("data", "keep", seq, content)), "{body}");
     }
 }

@@ -1,7 +1,8 @@
 //! WebSocket on the front port (`/ws`), over raw sockets on both engines: the handshake (good
 //! and bad), deliveries and replay as `/stream` JSON in text frames, channels added and dropped
 //! with commands, ping/pong both ways and the dead-peer close, the closing handshake, protocol
-//! errors with their close codes, refusals, `/close`, and a slow consumer cut at its cap.
+//! errors with their close codes, refusals, `/close`, a slow consumer cut at its cap, and the
+//! `reset` a resuming client gets from a re-created channel or a seq off the replay ring.
 //!
 //! Depends on tests/support only (the real binary over raw sockets).
 mod support;
@@ -27,6 +28,20 @@ fn next_seq_marker(c: &mut Conn, cname: &str, seq: i64) -> u32 {
     epoch.unwrap_or_else(|| panic!("not a next_seq marker for {cname}: {text}"))
 }
 
+/// The `reset` marker a resuming WebSocket gets when the channel cannot continue where it left
+/// off; returns its epoch.
+fn reset_marker(c: &mut Conn, cname: &str, seq: i64) -> u32 {
+    let text = c.read_text();
+    let prefix = format!(
+        "{{\"type\":\"reset\",\"cname\":\"{cname}\",\"seq\":{seq},\"content\":\"\",\"epoch\":"
+    );
+    let epoch = text
+        .strip_prefix(&prefix)
+        .and_then(|rest| rest.strip_suffix('}'))
+        .and_then(|e| e.parse().ok());
+    epoch.unwrap_or_else(|| panic!("not a reset marker for {cname} at {seq}: {text}"))
+}
+
 fn expect_close(c: &mut Conn, code: u16) {
     let frame = c.read_frame();
     assert_eq!(frame.close_code(), Some(code), "{frame:?}");
@@ -45,7 +60,9 @@ engine_tests!(
     closing_handshake_and_fragmented_commands,
     refusals_and_channel_close,
     a_slow_websocket_consumer_is_cut,
-    nothing_follows_the_close_frame
+    nothing_follows_the_close_frame,
+    resuming_a_recreated_channel_is_a_reset,
+    resuming_a_seq_off_the_ring_is_a_gap_reset
 );
 
 fn handshake_delivery_and_replay(engine: &'static str) {
@@ -330,6 +347,79 @@ fn nothing_follows_the_close_frame(engine: &'static str) {
         "{} bytes followed the close frame",
         rest.len()
     );
+}
+
+/// A WebSocket that resumes (seq and epoch) a channel that was closed and created again since
+/// gets a `reset` with the new epoch, then everything the new incarnation stored, then live
+/// messages; the same for a `sub` command with seq and epoch.
+fn resuming_a_recreated_channel_is_a_reset(engine: &'static str) {
+    let server = Server::start(Opts::new(engine));
+    let mut c = open(server.front, "/ws?cname=r");
+    let old = next_seq_marker(&mut c, "r", 1);
+    wait_subscribers(&server, "r", 1);
+    push(&server, "r", "old");
+    assert_eq!(c.read_text(), msg("data", "r", 1, "old"));
+    admin_ok(&server, "/close?cname=r");
+    assert_eq!(c.read_text(), msg("close", "r", 2, ""));
+    expect_close(&mut c, 1000);
+    push(&server, "r", "new");
+    // Reconnecting with the seq after the last one seen and the old epoch.
+    let mut c = open(server.front, &format!("/ws?cname=r&seq=2&epoch={old}"));
+    let new = reset_marker(&mut c, "r", 1);
+    assert_ne!(new, old, "a new incarnation gets a new epoch");
+    assert_eq!(c.read_text(), msg("data", "r", 1, "new"));
+    wait_subscribers(&server, "r", 1);
+    push(&server, "r", "live");
+    assert_eq!(c.read_text(), msg("data", "r", 2, "live"));
+    // The same through a `sub` command on a socket opened on another channel.
+    let mut d = open(server.front, "/ws?cname=other");
+    next_seq_marker(&mut d, "other", 1);
+    d.send_text(&format!(
+        r#"{{"cmd":"sub","cname":"r","seq":2,"epoch":{old}}}"#
+    ));
+    assert_eq!(reset_marker(&mut d, "r", 1), new);
+    assert_eq!(d.read_text(), msg("data", "r", 1, "new"));
+    assert_eq!(d.read_text(), msg("data", "r", 2, "live"));
+    // With the new epoch there is nothing to reset.
+    let mut e = open(server.front, &format!("/ws?cname=r&seq=2&epoch={new}"));
+    assert_eq!(e.read_text(), msg("data", "r", 2, "live"));
+}
+
+/// A WebSocket that resumes from a seq the replay ring no longer holds gets a `reset` naming the
+/// oldest stored seq (same epoch), then what is stored.
+fn resuming_a_seq_off_the_ring_is_a_gap_reset(engine: &'static str) {
+    let config = "front:\n\tchannel_buffer_size: 2\n";
+    let server = Server::start(Opts::new(engine).config(config));
+    let mut c = open(server.front, "/ws?cname=g");
+    let epoch = next_seq_marker(&mut c, "g", 1);
+    wait_subscribers(&server, "g", 1);
+    push(&server, "g", "m1");
+    assert_eq!(c.read_text(), msg("data", "g", 1, "m1"));
+    drop(c);
+    wait_subscribers(&server, "g", 0);
+    for content in ["m2", "m3", "m4", "m5"] {
+        push(&server, "g", content);
+    }
+    // m2 and m3 fell off the ring of 2.
+    let mut c = open(server.front, &format!("/ws?cname=g&seq=2&epoch={epoch}"));
+    assert_eq!(reset_marker(&mut c, "g", 4), epoch, "the same incarnation");
+    assert_eq!(c.read_text(), msg("data", "g", 4, "m4"));
+    assert_eq!(c.read_text(), msg("data", "g", 5, "m5"));
+    wait_subscribers(&server, "g", 1);
+    push(&server, "g", "m6");
+    assert_eq!(c.read_text(), msg("data", "g", 6, "m6"));
+    // The same through a `sub` command.
+    let mut d = open(server.front, "/ws?cname=other");
+    next_seq_marker(&mut d, "other", 1);
+    d.send_text(&format!(
+        r#"{{"cmd":"sub","cname":"g","seq":2,"epoch":{epoch}}}"#
+    ));
+    assert_eq!(reset_marker(&mut d, "g", 5), epoch);
+    assert_eq!(d.read_text(), msg("data", "g", 5, "m5"));
+    assert_eq!(d.read_text(), msg("data", "g", 6, "m6"));
+    // A seq the ring still holds is a plain replay.
+    let mut e = open(server.front, &format!("/ws?cname=g&seq=6&epoch={epoch}"));
+    assert_eq!(e.read_text(), msg("data", "g", 6, "m6"));
 }
 
 fn info_count(server: &Server) -> usize {

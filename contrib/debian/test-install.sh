@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # contrib/debian/test-install.sh: installs a built rcomet .deb with dpkg into a throwaway copy of
 # this Debian system and checks it there: the package installs (postinst creates the system user
-# `rcomet` and its log directory and enables the unit), the service's user starts the installed
-# binary on the installed config and it answers /ping, removal keeps the config, purge removes it
-# and the log directory. The copy is an overlay of / (changes go to a temporary directory) in a
-# private mount namespace, so this system is never changed. Needs root (mount, chroot); exits 77
-# (skipped) where that is not possible.
+# `rcomet` and its log and state directories and enables the unit), the service's user starts
+# the installed binary on the installed config, it answers /ping and its stop writes the
+# snapshot, removal keeps the config, purge removes it and both directories. The copy is an
+# overlay of / (changes go to a temporary directory) in a private mount namespace, so this system
+# is never changed. Needs root (mount, chroot); exits 77 (skipped) where that is not possible.
 #
 # Usage: bash contrib/debian/test-install.sh PACKAGE.deb
 # Depends on: bash, util-linux (unshare, setpriv), coreutils (chroot, timeout), dpkg, overlayfs.
@@ -35,6 +35,7 @@ dpkg -i /rcomet-under-test.deb >/dev/null
 getent passwd rcomet >/dev/null || fail "postinst created no user rcomet"
 [ "$(getent passwd rcomet | cut -d: -f7)" != /bin/bash ] || fail "rcomet has a login shell"
 [ "$(stat -c %U /var/log/rcomet)" = rcomet ] || fail "/var/log/rcomet does not belong to rcomet"
+[ "$(stat -c %U /var/lib/rcomet)" = rcomet ] || fail "/var/lib/rcomet does not belong to rcomet"
 [ -L /etc/systemd/system/multi-user.target.wants/rcomet.service ] || fail "the unit is not enabled"
 [ "$(dpkg-query -W -f '${Status}' rcomet)" = "install ok installed" ] || fail "not installed"
 setpriv --reuid=rcomet --regid=rcomet --clear-groups /usr/bin/rcomet /etc/rcomet/rcomet.conf \
@@ -54,12 +55,16 @@ reply=$(timeout 5 cat <&3)
 kill "$pid"
 wait "$pid" || true
 case $reply in *'"sub_timeout":30'*) ;; *) fail "/ping answered: $reply" ;; esac
+# The shipped config's snapshot: its directory was writable at start, and the stop wrote it.
+! grep -q 'snapshot.*not writable\|snapshot.*does not exist' /tmp/out || { cat /tmp/out >&2; fail "snapshot warning"; }
+[ -f /var/lib/rcomet/channels.snapshot ] || { cat /tmp/out >&2; fail "the stop wrote no snapshot"; }
 dpkg -r rcomet >/dev/null
 [ -f /etc/rcomet/rcomet.conf ] || fail "removal deleted the config"
 [ ! -e /usr/bin/rcomet ] || fail "removal left the binary"
 dpkg -P rcomet >/dev/null
 [ ! -e /etc/rcomet/rcomet.conf ] || fail "purge left the config"
 [ ! -e /var/log/rcomet ] || fail "purge left /var/log/rcomet"
+[ ! -e /var/lib/rcomet ] || fail "purge left /var/lib/rcomet"
 echo "installed, ran as rcomet on $front, removed and purged"
 INSIDE
 
