@@ -36,7 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("logging", &["config"]),
     ("engine", &["slab"]),
     ("api", &["http", "ws", "comet", "config"]),
-    ("cluster", &["comet", "config", "engine"]),
+    ("cluster", &["comet", "config", "engine", "memory"]),
     (
         "worker",
         &[

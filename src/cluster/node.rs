@@ -9,7 +9,8 @@
 //! connected again with exponential backoff; it is up again once a PING is answered, and every
 //! watched channel is subscribed again and its state read again (`watch`).
 //!
-//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens).
+//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens),
+//! memory (giving freed memory back).
 
 use super::link::Link;
 use super::resp::{self, Reply};
@@ -186,7 +187,14 @@ impl Node {
 
     /// Runs until every handle is gone.
     pub fn run(&mut self) {
+        let mut released_at = Instant::now();
         loop {
+            // The counts reports and replies of thousands of channels are transients: give what
+            // they freed back once a second (see `memory`).
+            if released_at.elapsed() >= Duration::from_secs(1) {
+                crate::memory::release_freed();
+                released_at = Instant::now();
+            }
             self.connect_due();
             self.wait();
             if !self.take_requests() {
