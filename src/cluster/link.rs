@@ -14,6 +14,18 @@ use std::time::Duration;
 /// Most bytes a reply may take before the link is dropped as broken.
 const MAX_INBUF: usize = 256 * 1024 * 1024;
 
+/// Capacity an empty buffer keeps. A report of every channel's count or a resubscription of every
+/// channel writes (and is answered with) hundreds of kilobytes at once; kept, that capacity would
+/// cost every served channel tens of bytes for good.
+const KEEP_CAPACITY: usize = 16 * 1024;
+
+/// Gives back most of a buffer's capacity once it holds little.
+fn trim(buf: &mut Vec<u8>) {
+    if buf.capacity() > 2 * KEEP_CAPACITY && buf.len() <= KEEP_CAPACITY / 2 {
+        buf.shrink_to(KEEP_CAPACITY);
+    }
+}
+
 pub struct Link {
     stream: TcpStream,
     out: Vec<u8>,
@@ -71,6 +83,7 @@ impl Link {
         if self.written == self.out.len() {
             self.out.clear();
             self.written = 0;
+            trim(&mut self.out);
         }
         Ok(())
     }
@@ -103,6 +116,29 @@ impl Link {
             }
         }
         self.inbuf.drain(..used);
+        trim(&mut self.inbuf);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buffer_that_held_a_big_burst_gives_its_capacity_back_once_drained() {
+        let mut buf = Vec::with_capacity(1024 * 1024);
+        buf.extend_from_slice(&[1u8; 100]);
+        trim(&mut buf);
+        assert!(buf.capacity() <= 2 * KEEP_CAPACITY, "{}", buf.capacity());
+        assert_eq!(buf, vec![1u8; 100]);
+        // A buffer still holding much, or small already, is left alone.
+        let mut full = vec![0u8; 3 * KEEP_CAPACITY];
+        let cap = full.capacity();
+        trim(&mut full);
+        assert_eq!(full.capacity(), cap);
+        let mut small = Vec::<u8>::with_capacity(4096);
+        trim(&mut small);
+        assert_eq!(small.capacity(), 4096);
     }
 }
