@@ -2,8 +2,9 @@
 --json reports, the RUNS.tsv file bench/c1000k.sh writes, and the number formats of the tables
 and charts (the same as bench/lib.sh's).
 
-Imported by bench/c1000k_table.py, bench/c1000k_charts.py and bench/messenger_table.py (each run
-from bench/, so this file is on its import path). Depends on python3 only.
+Imported by bench/c1000k_table.py, bench/c1000k_charts.py, bench/messenger_table.py,
+bench/ws_table.py and bench/cluster_table.py (each run from bench/, so this file is on its import
+path). Depends on python3 only.
 """
 
 import json
@@ -17,6 +18,29 @@ def load(path):
         return v if isinstance(v, dict) else {}
     except (OSError, ValueError):
         return {}
+
+
+def field(report, path):
+    """The number at dotted `path` of a report (None when absent or not a number)."""
+    v = report
+    for k in path.split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def fmt_value(v, unit):
+    """A table cell: `rate` (/s), `cpu` (us, 3 decimals), `bytes`, `count`, else a latency."""
+    if v is None:
+        return "-"
+    if unit == "rate":
+        return f"{v:,.0f}/s"
+    if unit == "cpu":
+        return f"{v:.3f} us"
+    if unit == "bytes":
+        return fmt_bytes(v)
+    if unit == "count":
+        return f"{v:,.0f}"
+    return fmt_us(v)
 
 
 def read_runs(path):

@@ -105,13 +105,16 @@ echo "load at start: $(load_1min)$( ((BENCH_LOADED)) && echo ' (busy machine: nu
 start_s=$(date +%s)
 
 # The servers started for the current run (stopped by PID by servers_stop and on exit).
-NODE_PIDS=()
-NODE_WRAPPERS=()
-NODE_LOGS=()
-NODE_FRONTS=()
-NODE_ADMINS=()
-REDIS_PID=""
-REDIS_WRAPPER=""
+servers_forget() {
+    NODE_PIDS=()
+    NODE_WRAPPERS=()
+    NODE_LOGS=()
+    NODE_FRONTS=()
+    NODE_ADMINS=()
+    REDIS_PID=""
+    REDIS_WRAPPER=""
+}
+servers_forget
 REDIS_PORT=""
 
 free_port() {
@@ -206,13 +209,7 @@ servers_stop() {
         kill -TERM "$REDIS_WRAPPER" 2>/dev/null
         wait "$REDIS_WRAPPER" 2>/dev/null
     fi
-    NODE_PIDS=()
-    NODE_WRAPPERS=()
-    NODE_LOGS=()
-    NODE_FRONTS=()
-    NODE_ADMINS=()
-    REDIS_PID=""
-    REDIS_WRAPPER=""
+    servers_forget
 }
 trap 'servers_stop; bench_cleanup' EXIT
 

@@ -17,16 +17,9 @@ import json
 import statistics
 import sys
 
-from bench_report import fmt_bytes, fmt_us, load
+from bench_report import field, fmt_value as fmt, load
 
 SETUPS = ("cluster", "single")
-
-
-def field(report, path):
-    v = report
-    for k in path.split("."):
-        v = v.get(k) if isinstance(v, dict) else None
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def processes(run):
@@ -153,20 +146,6 @@ def summarize(runs):
             entry["checks"][s] = checks
         out.append(entry)
     return out
-
-
-def fmt(v, unit):
-    if v is None:
-        return "-"
-    if unit == "rate":
-        return f"{v:,.0f}/s"
-    if unit == "cpu":
-        return f"{v:.3f} us"
-    if unit == "bytes":
-        return fmt_bytes(v)
-    if unit == "count":
-        return f"{v:,.0f}"
-    return fmt_us(v)
 
 
 def fmt_checks(c):

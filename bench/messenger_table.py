@@ -13,7 +13,7 @@ import json
 import statistics
 import sys
 
-from bench_report import fmt_us
+from bench_report import field, fmt_us
 
 SERVERS = ("rcomet", "icomet")
 
@@ -68,13 +68,6 @@ CASES = {
 
 # Counts summed over every round: anything but 0 deserves a look.
 CHECKS = ("lost", "duplicated", "out_of_order", "undelivered", "non_200", "errors_total")
-
-
-def field(report, path):
-    v = report
-    for k in path.split("."):
-        v = v.get(k) if isinstance(v, dict) else None
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def load_runs(path):

@@ -14,7 +14,7 @@ import json
 import statistics
 import sys
 
-from bench_report import fmt_bytes, fmt_us, load
+from bench_report import field, fmt_value as fmt, load
 
 TRANSPORTS = ("ws", "stream")
 # The fan-out target: WebSocket deliveries/s at least this share of /stream's.
@@ -39,13 +39,6 @@ CASES = {
 
 # Counts summed over every round: anything but 0 deserves a look.
 CHECKS = ("lost", "duplicated", "out_of_order", "undelivered", "errors_total")
-
-
-def field(report, path):
-    v = report
-    for k in path.split("."):
-        v = v.get(k) if isinstance(v, dict) else None
-    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def load_runs(path):
@@ -93,20 +86,6 @@ def summarize(runs):
                                    "met": ratio is not None and ratio >= FAN_TARGET}
             out.append(entry)
     return out
-
-
-def fmt(v, unit):
-    if v is None:
-        return "-"
-    if unit == "rate":
-        return f"{v:,.0f}/s"
-    if unit == "cpu":
-        return f"{v:.3f} us"
-    if unit == "bytes":
-        return fmt_bytes(v)
-    if unit == "count":
-        return f"{v:,.0f}"
-    return fmt_us(v)
 
 
 def fmt_checks(c):
