@@ -50,6 +50,24 @@ fn attempt(server: &Server, addr: SocketAddr) -> (Outcome, Option<TcpStream>) {
     }
 }
 
+/// A new front connection served within 10 s of attempts (room may come back a turn late).
+fn served_within(server: &Server, what: &str) -> Option<TcpStream> {
+    let mut served = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            match attempt(server, server.front) {
+                (Outcome::Served, s) => {
+                    served = s;
+                    true
+                }
+                (Outcome::Refused, _) => false,
+            }
+        }),
+        "{what}"
+    );
+    served
+}
+
 /// Asserts that a new connection is refused at once.
 fn assert_refused(server: &Server, addr: SocketAddr, what: &str) {
     let (outcome, _) = attempt(server, addr);
@@ -62,14 +80,7 @@ fn metric_on(admin: &mut Conn, family: &str) -> u64 {
     admin.get("/metrics");
     let r = admin.read_response();
     assert_eq!(r.status, 200, "/metrics: {}", r.head);
-    r.text()
-        .lines()
-        .filter(|l| {
-            l.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    metric_sum(&r.text(), family)
 }
 
 /// Open connections as the server counts them.
@@ -143,33 +154,9 @@ fn refuses_keeps_and_recovers(
     );
     // Room returns: two connections close and new ones are served again.
     idle.truncate(idle.len() - 2);
-    let mut served = None;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            match attempt(server, server.front) {
-                (Outcome::Served, s) => {
-                    served = s;
-                    true
-                }
-                (Outcome::Refused, _) => false,
-            }
-        }),
-        "no new connection was served after two closed"
-    );
+    let served = served_within(server, "no new connection was served after two closed");
     // The two closes may be handled in different turns: the second room can come a little later.
-    let mut second = None;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            match attempt(server, server.front) {
-                (Outcome::Served, s) => {
-                    second = s;
-                    true
-                }
-                (Outcome::Refused, _) => false,
-            }
-        }),
-        "a second new connection is served too"
-    );
+    let second = served_within(server, "a second new connection is served too");
     drop(second);
     drop(served);
     drop(idle);

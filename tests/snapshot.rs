@@ -171,27 +171,7 @@ fn a_restart_keeps_every_channels_place(engine: &'static str) {
     assert_eq!(field(&again, "epoch"), epoch.as_str());
     assert_eq!(field(&again, "seq"), "1");
     // A resumable subscriber that saw seq 1 continues at 2, with no reset.
-    let mut c = Conn::open(second.front);
-    c.send(
-        format!("GET /sse?cname=keep&id=1 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:1\r\n\r\n")
-            .as_bytes(),
-    );
-    assert_eq!(c.read_head().0, 200);
-    assert_eq!(c.read_chunk().as_deref(), Some(&b"retry: 2000\n\n"[..]));
-    for (seq, content) in [(2, "two"), (3, "three")] {
-        let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
-        assert_eq!(
-            event,
-            format!(
-                "id: {epoch}:{seq}\ndata: {}\n\n",
-                msg("data", "keep", seq, content)
-            )
-        );
-    }
-    // New messages carry on from the saved seq.
-    server_admin_ok(second.admin, "/push?cname=keep&content=four");
-    let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
-    assert!(event.starts_with(&format!("id: {epoch}:4\n")), "{event}");
+    sse_resumes_after_the_restart(&second, &epoch);
     // A long-poll subscriber with its seq gets what it missed, as before the restart.
     let r = get(second.front, "/sub?cname=keep&seq=3");
     assert!(
@@ -365,6 +345,19 @@ fn dash_s_restart_keeps_every_channels_place(engine: &'static str) {
     );
 
     // Last-Event-ID from before the restart: the rest, with the same epoch and no reset.
+    sse_resumes_after_the_restart(&second, &epoch);
+    // A long-poll subscriber resuming by seq alone gets what it missed.
+    let r = get(second.front, "/sub?cname=keep&seq=2");
+    let body = r.text();
+    for (seq, content) in [(2, "two"), (3, "three"), (4, "four")] {
+        assert!(body.contains(&msg("data", "keep", seq, content)), "{body}");
+    }
+}
+
+/// On the restarted server: an SSE subscriber resuming with `Last-Event-ID: EPOCH:1` on channel
+/// `keep` (which held "one", "two", "three") gets 2 and 3 with the same epoch and no reset, and
+/// a new push carries on at 4.
+fn sse_resumes_after_the_restart(second: &Logged, epoch: &str) {
     let mut c = Conn::open(second.front);
     c.send(
         format!("GET /sse?cname=keep&id=1 HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {epoch}:1\r\n\r\n")
@@ -382,13 +375,8 @@ fn dash_s_restart_keeps_every_channels_place(engine: &'static str) {
             )
         );
     }
+    // New messages carry on from the saved seq.
     server_admin_ok(second.admin, "/push?cname=keep&content=four");
     let event = String::from_utf8(c.read_chunk().expect("event")).expect("UTF-8");
     assert!(event.starts_with(&format!("id: {epoch}:4\n")), "{event}");
-    // A long-poll subscriber resuming by seq alone gets what it missed.
-    let r = get(second.front, "/sub?cname=keep&seq=2");
-    let body = r.text();
-    for (seq, content) in [(2, "two"), (3, "three"), (4, "four")] {
-        assert!(body.contains(&msg("data", "keep", seq, content)), "{body}");
-    }
 }

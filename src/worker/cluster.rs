@@ -192,16 +192,7 @@ impl Worker {
     /// Tells each subscription's worker it was refused: the store cannot be reached.
     fn refuse_unavailable(&mut self, subs: Vec<SubscribeMsg>) {
         for m in subs {
-            let (token, name) = (m.token, m.name);
-            let result = Err(SubscribeError::Unavailable);
-            self.mail(
-                m.from,
-                Msg::Subscribed {
-                    token,
-                    name,
-                    result,
-                },
-            );
+            self.answer_subscribe(m, Err(SubscribeError::Unavailable));
         }
     }
 

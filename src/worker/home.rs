@@ -20,7 +20,7 @@ use super::msg::{Msg, SubscribeMsg};
 use super::Worker;
 use crate::api::home::{self, Effect};
 use crate::api::{admin, HomeOp, HomeRequest};
-use crate::comet::hub::{worker_bit, Ask, Presence};
+use crate::comet::hub::{worker_bit, Ask, Presence, SubscribeError, Subscribed};
 use crate::comet::message::Message;
 use crate::comet::route::home_worker;
 use crate::engine::Token;
@@ -178,6 +178,16 @@ impl Worker {
             long_poll: m.long_poll,
             resume: m.resume,
         });
+        self.answer_subscribe(m, result);
+        self.announce_presence();
+    }
+
+    /// Tells a subscription's worker how it went.
+    pub(super) fn answer_subscribe(
+        &mut self,
+        m: SubscribeMsg,
+        result: Result<Subscribed, SubscribeError>,
+    ) {
         let (token, name) = (m.token, m.name);
         self.mail(
             m.from,
@@ -187,7 +197,6 @@ impl Worker {
                 result,
             },
         );
-        self.announce_presence();
     }
 
     /// An admin operation from another worker's connection.

@@ -275,14 +275,7 @@ impl Server {
     pub fn metric(&self, family: &str) -> u64 {
         let r = get(self.admin, "/metrics");
         assert_eq!(r.status, 200, "/metrics: {}", r.head);
-        r.text()
-            .lines()
-            .filter(|l| {
-                l.strip_prefix(family)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        metric_sum(&r.text(), family)
     }
 
     /// Resident set size of the server process, in bytes.
@@ -535,4 +528,15 @@ pub fn normalize_date(head: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n")
+}
+
+/// The sum over every series (workers, labels) of the family `family` in a `/metrics` text.
+pub fn metric_sum(text: &str, family: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
