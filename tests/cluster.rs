@@ -295,6 +295,10 @@ fn redis_restarted_empty_tells_the_clients(engine: &'static str) {
     ) == 200));
     assert_eq!(ws.take(1), vec![("data".into(), 1, "after".into())]);
     assert_eq!(stream.take(1), vec![("data".into(), 1, "after".into())]);
+    // The nodes report their subscriber counts again to the empty Redis, and changes after that.
+    wait_info(&nodes[0], "r", 2);
+    drop(ws);
+    wait_info(&nodes[0], "r", 1);
 }
 
 /// The object a subscription refused for an unreachable Redis carries.

@@ -17,7 +17,7 @@ const MAX_INBUF: usize = 256 * 1024 * 1024;
 /// Capacity an empty buffer keeps. A report of every channel's count or a resubscription of every
 /// channel writes (and is answered with) hundreds of kilobytes at once; kept, that capacity would
 /// cost every served channel tens of bytes for good.
-const KEEP_CAPACITY: usize = 16 * 1024;
+const KEEP_CAPACITY: usize = 4 * 1024;
 
 /// Gives back most of a buffer's capacity once it holds little.
 fn trim(buf: &mut Vec<u8>) {

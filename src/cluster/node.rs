@@ -9,7 +9,8 @@
 //! connected again with exponential backoff; it is up again once a PING is answered, and every
 //! watched channel is subscribed again and its state read again (`watch`).
 //!
-//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens),
+//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens,
+//! the name map),
 //! memory (giving freed memory back).
 
 use super::link::Link;
@@ -17,12 +18,14 @@ use super::resp::{self, Reply};
 use super::scripts::{self, Script};
 use super::types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
 use super::watch::{Out, Phase, Watch};
-use super::wire;
+use super::wire::{self, Payload};
 use crate::comet::auth::{to_hex, AuthTokenSource};
 use crate::comet::hub::Counters;
 use crate::comet::route::home_worker;
 use crate::comet::seq::seq_after;
+use crate::comet::table::NameMap;
 use crate::engine::sys::EventFd;
+use crate::memory::ShrinkIdle;
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -60,6 +63,10 @@ enum Pending {
     /// One shard's part of an operation over every shard.
     Part {
         gather: u64,
+    },
+    /// A report of worker `worker`'s subscriber counts (a 0 reply: Redis lost them).
+    Counts {
+        worker: usize,
     },
 }
 
@@ -104,11 +111,13 @@ struct Shard {
     sweep_at: Instant,
 }
 
-/// One worker's latest subscriber counts.
+/// One worker's subscriber counts not yet reported to Redis.
 #[derive(Default)]
 struct Counts {
-    list: Vec<(Arc<[u8]>, u32)>,
-    dirty: bool,
+    /// Oldest first: the changes the worker reported, or (`full`) its whole list followed by
+    /// later changes.
+    pending: Vec<(Arc<[u8]>, u32)>,
+    full: bool,
     sent: Option<Instant>,
 }
 
@@ -119,7 +128,10 @@ pub struct Node {
     stats: Arc<LinkStats>,
     sink: Sink,
     shards: Vec<Shard>,
-    watches: HashMap<Arc<[u8]>, Watch>,
+    watches: NameMap<Watch>,
+    /// Payloads of watches still waiting for their state (bounded by what Redis publishes during
+    /// one round trip), handed to the watch after it.
+    held: HashMap<Arc<[u8]>, Vec<Payload>>,
     outbox: Vec<Vec<Event>>,
     digests: Vec<String>,
     tokens: AuthTokenSource,
@@ -171,7 +183,8 @@ impl Node {
             tokens: AuthTokenSource::new(),
             ttl_refresh_at: now,
             scratch: Vec::new(),
-            watches: HashMap::new(),
+            watches: NameMap::new(),
+            held: HashMap::new(),
             counters: Counters::new(),
             presence_subject: wire::presence_subject(&s.prefix),
             gathers: HashMap::new(),
@@ -192,6 +205,7 @@ impl Node {
             // The counts reports and replies of thousands of channels are transients: give what
             // they freed back once a second (see `memory`).
             if released_at.elapsed() >= Duration::from_secs(1) {
+                self.shrink_idle();
                 crate::memory::release_freed();
                 released_at = Instant::now();
             }
@@ -212,6 +226,20 @@ impl Node {
 
     fn shard_of(&self, name: &[u8]) -> usize {
         wire::shard_of(name, self.shards.len())
+    }
+
+    /// What a burst grew (commands in flight, replies read at once) and has drained gives its
+    /// capacity back (`memory::ShrinkIdle`).
+    fn shrink_idle(&mut self) {
+        for sh in &mut self.shards {
+            sh.pending.shrink_idle();
+        }
+        self.scratch.shrink_idle();
+        self.gathers.shrink_idle();
+        self.held.shrink_idle();
+        for c in &mut self.counts {
+            c.pending.shrink_idle();
+        }
     }
 
     fn home(&self, name: &[u8]) -> usize {
@@ -282,10 +310,23 @@ impl Node {
             } => self.op(worker, ticket, &cname, op),
             Request::Watch { name, create } => self.watch(name, create),
             Request::Unwatch { name } => self.unwatch(&name),
-            Request::Counts { worker, counts } => {
-                if let Some(c) = self.counts.get_mut(worker) {
-                    c.list = counts;
-                    c.dirty = true;
+            Request::Counts {
+                worker,
+                counts,
+                full,
+            } => {
+                let up = self.shards.iter().all(|s| s.up);
+                let Some(c) = self.counts.get_mut(worker) else {
+                    return;
+                };
+                if !up {
+                    // A shard coming up asks every worker for its whole list again.
+                    *c = Counts::default();
+                } else if full {
+                    c.pending = counts;
+                    c.full = true;
+                } else {
+                    c.pending.extend(counts);
                 }
             }
         }
@@ -341,10 +382,11 @@ impl Node {
             Pending::State { name } => {
                 if let Some(w) = self.watches.get_mut(&name) {
                     w.lost();
+                    self.held.remove(&name);
                 }
             }
             Pending::Part { gather } => self.part_done(gather, None),
-            Pending::Ignore | Pending::Ping(_) => {}
+            Pending::Ignore | Pending::Ping(_) | Pending::Counts { .. } => {}
         }
     }
 
@@ -514,13 +556,17 @@ impl Node {
             }
             Some(w) => w.synced = false,
             None => {
-                self.watches.insert(Arc::clone(&name), Watch::new(create));
+                // Absent, so the insertion cannot find it.
+                let _ = self
+                    .watches
+                    .insert_new(Arc::clone(&name), Watch::new(create));
                 self.shards[shard].to_subscribe.push(name);
             }
         }
     }
 
     fn unwatch(&mut self, name: &Arc<[u8]>) {
+        self.held.remove(name);
         if self.watches.remove(name).is_some() {
             let shard = self.shard_of(name);
             self.shards[shard].to_unsubscribe.push(Arc::clone(name));
@@ -594,6 +640,9 @@ impl Node {
                 Arc::clone(n)
             })
             .collect();
+        for n in &names {
+            self.held.remove(n);
+        }
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
         sh.to_subscribe = names;
@@ -622,11 +671,13 @@ impl Node {
         for (p, _) in pending {
             self.fail(p);
         }
+        let shards = self.shards.len();
         for (n, w) in self.watches.iter_mut() {
-            if wire::shard_of(n, self.shards.len()) == i {
+            if wire::shard_of(n, shards) == i {
                 w.lost();
             }
         }
+        self.held.retain(|n, _| wire::shard_of(n, shards) != i);
     }
 
     fn read_shard(&mut self, i: usize) {
@@ -678,6 +729,12 @@ impl Node {
             }
             Pending::State { name } => self.on_state(&name, &reply),
             Pending::Part { gather } => self.part_done(gather, Some(&reply)),
+            Pending::Counts { worker } => {
+                if matches!(reply, Reply::Integer(0)) {
+                    log::info!("cluster: Redis {} lost the subscriber counts of worker {worker}; reporting them all", self.shards[i].addr);
+                    self.emit(worker, Event::CountsWanted);
+                }
+            }
         }
     }
 
@@ -695,8 +752,10 @@ impl Node {
         sh.connected_before = true;
         self.stats.up[i].store(true, Ordering::Relaxed);
         self.stats.settled[i].store(true, Ordering::Relaxed);
-        for c in &mut self.counts {
-            c.dirty = true;
+        // Redis may have restarted empty: every worker reports its whole list again.
+        for w in 0..self.counts.len() {
+            self.counts[w] = Counts::default();
+            self.emit(w, Event::CountsWanted);
         }
     }
 
@@ -727,6 +786,9 @@ impl Node {
         let resync = w.synced;
         let mut outs = Vec::new();
         w.on_state(state, &mut outs);
+        for p in self.held.remove(name).unwrap_or_default() {
+            w.on_payload(p, &mut outs);
+        }
         if resync {
             self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
         }
@@ -804,6 +866,10 @@ impl Node {
                 let Some(p) = payload.and_then(wire::parse_payload) else {
                     return;
                 };
+                if w.phase != Phase::Live {
+                    self.held.entry(Arc::clone(&name)).or_default().push(p);
+                    return;
+                }
                 let mut outs = Vec::new();
                 w.on_payload(p, &mut outs);
                 self.apply(&name, outs);
@@ -860,36 +926,51 @@ impl Node {
         self.eval(i, Script::Sweep, &[&set, &cursor], &args, Pending::Ignore);
     }
 
-    /// Each worker's subscriber counts, split by shard, when they changed or are due.
+    /// Each worker's subscriber counts not yet reported (or a refresh of what Redis holds),
+    /// split by shard, at most every `COUNTS_EVERY` and at least every `COUNTS_REFRESH`.
     fn send_counts(&mut self, now: Instant) {
+        if !self.shards.iter().all(|s| s.up) {
+            return;
+        }
         let shards = self.shards.len();
         let nodes = wire::shard_key(&self.s.prefix, "nodes");
         let ttl = COUNTS_TTL.to_string();
         for w in 0..self.counts.len() {
-            let c = &self.counts[w];
+            let c = &mut self.counts[w];
             let due = c.sent.is_none_or(|t| {
                 let since = now.duration_since(t);
-                (c.dirty && since >= COUNTS_EVERY) || since >= COUNTS_REFRESH
+                (!c.pending.is_empty() && since >= COUNTS_EVERY) || since >= COUNTS_REFRESH
             });
-            if !due || !self.shards.iter().all(|s| s.up) {
+            if !due {
                 continue;
             }
+            c.sent = Some(now);
+            let mode: &[u8] = if std::mem::take(&mut c.full) {
+                b"full"
+            } else {
+                b"delta"
+            };
+            let pending = std::mem::take(&mut c.pending);
+            let numbers: Vec<String> = pending.iter().map(|(_, n)| n.to_string()).collect();
             let member = format!("{}:{w}", self.s.node);
             let hash = wire::key(&self.s.prefix, "n", member.as_bytes());
             let total = wire::key(&self.s.prefix, "t", member.as_bytes());
-            let mut per_shard: Vec<Vec<Vec<u8>>> = vec![Vec::new(); shards];
-            for (name, n) in &c.list {
+            let head: [&[u8]; 3] = [member.as_bytes(), ttl.as_bytes(), mode];
+            let mut per_shard: Vec<Vec<&[u8]>> = vec![head.to_vec(); shards];
+            for ((name, _), n) in pending.iter().zip(&numbers) {
                 let args = &mut per_shard[wire::shard_of(name, shards)];
-                args.push(name.to_vec());
-                args.push(n.to_string().into_bytes());
+                args.push(name);
+                args.push(n.as_bytes());
             }
-            self.counts[w].dirty = false;
-            self.counts[w].sent = Some(now);
-            for (i, pairs) in per_shard.iter().enumerate() {
-                let mut args: Vec<&[u8]> = vec![member.as_bytes(), ttl.as_bytes()];
-                args.extend(pairs.iter().map(Vec::as_slice));
+            for (i, args) in per_shard.iter().enumerate() {
                 let keys: [&[u8]; 3] = [&nodes, &hash, &total];
-                self.eval(i, Script::Counts, &keys, &args, Pending::Ignore);
+                self.eval(
+                    i,
+                    Script::Counts,
+                    &keys,
+                    args,
+                    Pending::Counts { worker: w },
+                );
             }
         }
     }

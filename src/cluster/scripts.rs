@@ -138,18 +138,36 @@ end
 return count
 ";
 
-/// A worker's subscriber counts replace its last ones. KEYS: `[P:nodes, P:n:MEMBER, P:t:MEMBER]`;
-/// ARGV: 1 member, 2 ttl, then channel/count pairs. `P:t:MEMBER` holds their sum (for `/info`
-/// totals). Members not refreshed within the TTL are dropped.
+/// A worker's subscriber counts. KEYS: `[P:nodes, P:n:MEMBER, P:t:MEMBER]`; ARGV: 1 member,
+/// 2 ttl, 3 `full` (the pairs replace what the member had) or `delta` (the pairs are changes; a
+/// count of 0 removes the channel), then channel/count pairs. `P:t:MEMBER` holds their sum (for
+/// `/info` totals); a delta keeps it by what each pair changed. Returns 1, or 0 when a delta
+/// finds nothing to change (Redis lost the member's counts: it must send them all). Members not
+/// refreshed within the TTL are dropped.
 const COUNTS: &str = r"
 local total = 0
-for i = 4, #ARGV, 2 do total = total + tonumber(ARGV[i]) end
-redis.call('SET', KEYS[3], total, 'EX', ARGV[2])
-redis.call('DEL', KEYS[2])
-for i = 3, #ARGV, 1000 do
-  redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+if ARGV[3] == 'full' then
+  redis.call('DEL', KEYS[2])
+  for i = 5, #ARGV, 2 do total = total + tonumber(ARGV[i]) end
+  for i = 4, #ARGV, 1000 do
+    redis.call('HSET', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+else
+  local had = redis.call('GET', KEYS[3])
+  if not had then return 0 end
+  total = tonumber(had)
+  for i = 4, #ARGV, 2 do
+    local n = tonumber(ARGV[i + 1])
+    total = total + n - tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')
+    if n == 0 then
+      redis.call('HDEL', KEYS[2], ARGV[i])
+    else
+      redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    end
+  end
 end
-if #ARGV > 2 then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+redis.call('SET', KEYS[3], total, 'EX', ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])

@@ -59,10 +59,13 @@ pub enum Request {
     Watch { name: Arc<[u8]>, create: bool },
     /// The home worker stopped mirroring the channel.
     Unwatch { name: Arc<[u8]> },
-    /// Worker `worker`'s subscriber count of each channel it is home of (replaces the last list).
+    /// Worker `worker`'s subscriber counts of channels it is home of: with `full`, every channel
+    /// with subscribers (what Redis held for the worker is replaced); otherwise the channels
+    /// whose count changed since the last report (0: none left).
     Counts {
         worker: usize,
         counts: Vec<(Arc<[u8]>, u32)>,
+        full: bool,
     },
 }
 
@@ -133,6 +136,9 @@ pub enum Event {
     /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
     /// `state`.
     Gap { name: Arc<[u8]>, state: State },
+    /// Redis does not hold this worker's subscriber counts (it restarted, or they expired):
+    /// the next report must be the whole list.
+    CountsWanted,
     /// `/psub` events from Redis (any node's): lines `1 NAME` / `0 NAME`, each ending in `\n`.
     Presence { lines: Arc<[u8]> },
 }

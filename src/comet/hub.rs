@@ -28,6 +28,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use self::mirror_log::MirrorLog;
 use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
 use super::message::{
@@ -314,8 +315,9 @@ pub struct Hub {
     presence: Option<bool>,
     now: u32,
     next_epoch: u32,
-    /// Cluster mode (`mirror`): the channels that expired since the last `take_expired`.
-    expired: Option<Vec<Arc<[u8]>>>,
+    /// Cluster mode (`mirror`): what the node is told at the next report (expiries, changed
+    /// subscriber counts).
+    mirror: Option<MirrorLog>,
 }
 
 /// Where a hub's epochs start: random (never 0), so the channels of a restarted server are new
@@ -347,7 +349,7 @@ impl Hub {
             presence: None,
             now: 0,
             next_epoch: first_epoch(),
-            expired: None,
+            mirror: None,
         }
     }
 
@@ -391,15 +393,18 @@ impl Hub {
 
     /// Index of `cname`, creating the channel if needed.
     fn find_or_create(&mut self, cname: &[u8]) -> Result<usize, TooManyChannels> {
-        self.find_or_create_with(cname, false)
+        self.find_or_create_with(cname, false, None)
     }
 
     /// `find_or_create`; `reserved`: the caller holds a reservation from
-    /// `Counters::reserve_channel`, which a creation uses and an existing channel gives back.
+    /// `Counters::reserve_channel`, which a creation uses and an existing channel gives back;
+    /// `shared`: the name already held elsewhere (`cname`'s bytes), which a creation keeps
+    /// instead of a copy.
     fn find_or_create_with(
         &mut self,
         cname: &[u8],
         reserved: bool,
+        shared: Option<&Arc<[u8]>>,
     ) -> Result<usize, TooManyChannels> {
         if let Some(index) = self.channels.index_of(cname) {
             if reserved {
@@ -418,7 +423,7 @@ impl Hub {
             n => n,
         };
         let channel = Channel::new(self.auth_tokens.fresh(), epoch, self.config.channel_timeout);
-        let name: Arc<[u8]> = Arc::from(cname);
+        let name: Arc<[u8]> = shared.map_or_else(|| Arc::from(cname), Arc::clone);
         match self.channels.insert_new(Arc::clone(&name), channel) {
             Ok(index) => {
                 self.announce(Presence::Online(name));
@@ -486,7 +491,7 @@ impl Hub {
     ) -> Result<Published, TooManyChannels> {
         let timeout = self.config.channel_timeout;
         let buffer = self.config.buffer();
-        let index = self.find_or_create_with(cname, reserved)?;
+        let index = self.find_or_create_with(cname, reserved, None)?;
         let (name, ch) = self.at(index).ok_or(TooManyChannels)?;
         ch.raise_countdown(timeout);
         let seq = ch.take_seq();
@@ -529,6 +534,9 @@ impl Hub {
     /// `close` message. `None` when the channel does not exist.
     pub fn close(&mut self, cname: &[u8]) -> Option<Closed> {
         let (name, ch) = self.channels.remove(cname)?;
+        if let Some(log) = self.mirror.as_mut().filter(|_| ch.subscribers > 0) {
+            log.count_changed(&name);
+        }
         self.counters.remove_channel();
         Counters::sub(&self.counters.subscribers.0, ch.subscribers as usize);
         self.announce(Presence::Offline(Arc::clone(&name)));
@@ -603,6 +611,9 @@ impl Hub {
         let epoch = ch.epoch();
         if registered {
             self.counters.subscribers.0.fetch_add(1, Ordering::AcqRel);
+            if let Some(log) = self.mirror.as_mut() {
+                log.count_changed(&name);
+            }
         }
         Ok(Subscribed {
             name,
@@ -637,7 +648,11 @@ impl Hub {
         count: u32,
         worker_has_none_left: bool,
     ) {
-        let Some(ch) = self.channels.get_mut(cname) else {
+        let Some((name, ch)) = self
+            .channels
+            .index_of(cname)
+            .and_then(|i| self.channels.entry_at_mut(i))
+        else {
             return;
         };
         if count == 0 {
@@ -652,6 +667,9 @@ impl Hub {
         let gone = count.min(ch.subscribers);
         ch.subscribers -= gone;
         Counters::sub(&self.counters.subscribers.0, gone as usize);
+        if let Some(log) = self.mirror.as_mut().filter(|_| gone > 0) {
+            log.count_changed(name);
+        }
         if worker_has_none_left {
             ch.workers &= !worker_bit(worker);
         }
@@ -672,7 +690,7 @@ impl Hub {
         let presence = self.recording();
         let events = &mut self.events;
         let counters = &self.counters;
-        let expired = &mut self.expired;
+        let mut expired = self.mirror.as_mut().map(|log| &mut log.expired);
         self.channels.retain(|name, ch| {
             if presence && now.wrapping_add(ch.epoch()) % period == 0 {
                 events.push(Presence::Online(Arc::clone(name)));
@@ -688,7 +706,7 @@ impl Hub {
             if presence {
                 events.push(Presence::Offline(Arc::clone(name)));
             }
-            if let Some(expired) = expired {
+            if let Some(expired) = expired.as_mut() {
                 expired.push(Arc::clone(name));
             }
             counters.remove_channel();
@@ -775,6 +793,8 @@ pub fn worker_bit(worker: usize) -> u64 {
 
 #[path = "mirror.rs"]
 mod mirror;
+#[path = "mirror_log.rs"]
+mod mirror_log;
 pub use mirror::{Gapped, MirrorState};
 
 #[cfg(test)]

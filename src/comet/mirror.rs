@@ -7,6 +7,7 @@
 //!
 //! A child of `hub` (it sets the hub's private state). Depends on `comet::{auth, message, seq}`.
 
+use super::mirror_log::MirrorLog;
 use super::{Hub, Published};
 use crate::comet::auth::AuthToken;
 use crate::comet::message::{Message, MsgType};
@@ -33,21 +34,25 @@ pub struct Gapped {
 }
 
 impl Hub {
-    /// Cluster mode: channels are mirrors, and expiries are reported.
+    /// Cluster mode: channels are mirrors; expiries and subscriber count changes are recorded.
     pub fn set_mirror(&mut self) {
-        self.expired = Some(Vec::new());
+        self.mirror = Some(MirrorLog::default());
     }
 
     /// Mirrors that expired since the last call.
     pub fn take_expired(&mut self) -> Vec<Arc<[u8]>> {
-        self.expired
+        self.mirror
             .as_mut()
-            .map(std::mem::take)
+            .map(|log| std::mem::take(&mut log.expired))
             .unwrap_or_default()
     }
 
-    /// Every channel with subscribers and their number (what this hub reports to the store).
-    pub fn subscriber_counts(&self) -> Vec<(Arc<[u8]>, u32)> {
+    /// Every channel with subscribers and their number: the whole of what this hub reports to
+    /// the store (after the store lost it). Forgets the recorded changes, which it includes.
+    pub fn subscriber_counts(&mut self) -> Vec<(Arc<[u8]>, u32)> {
+        if let Some(log) = self.mirror.as_mut() {
+            log.forget_changes();
+        }
         self.channels
             .iter()
             .filter(|(_, ch)| ch.subscribers > 0)
@@ -55,11 +60,27 @@ impl Hub {
             .collect()
     }
 
+    /// The channels whose subscriber count changed since the last call (or the last
+    /// `subscriber_counts`), each once with its count now (0: none left, or the channel is gone).
+    pub fn take_count_changes(&mut self) -> Vec<(Arc<[u8]>, u32)> {
+        let Some(log) = self.mirror.as_mut() else {
+            return Vec::new();
+        };
+        log.take_changed()
+            .into_iter()
+            .map(|name| {
+                let n = self.channels.get(&name).map_or(0, |ch| ch.subscribers);
+                (name, n)
+            })
+            .collect()
+    }
+
     /// Builds (or rebuilds) the mirror of `cname` from the store's state. False when
     /// `max_channels` mirrors exist already.
-    pub fn mirror_sync(&mut self, cname: &[u8], state: MirrorState<'_>) -> bool {
+    /// A new mirror keeps `cname` itself (the name the node and any waiting subscription hold).
+    pub fn mirror_sync(&mut self, cname: &Arc<[u8]>, state: MirrorState<'_>) -> bool {
         let buffer = self.config.buffer();
-        let Ok(index) = self.find_or_create(cname) else {
+        let Ok(index) = self.find_or_create_with(cname, false, Some(cname)) else {
             return false;
         };
         let Some((name, ch)) = self.channels.entry_at_mut(index) else {
@@ -101,8 +122,8 @@ impl Hub {
         cname: &[u8],
         state: MirrorState<'_>,
     ) -> Option<(Gapped, Vec<Published>)> {
-        self.channels.index_of(cname)?;
-        self.mirror_sync(cname, state);
+        let name = Arc::clone(self.channels.get_key_value(cname)?.0);
+        self.mirror_sync(&name, state);
         let index = self.channels.index_of(cname)?;
         let (name, ch) = self.channels.entry_at_mut(index)?;
         let gapped = Gapped {
@@ -126,6 +147,7 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use super::super::mirror_log::COMPACT_MIN;
     use super::*;
     use crate::comet::auth::Credential;
     use crate::comet::hub::{Ask, Counters, HubConfig};
@@ -170,7 +192,13 @@ mod tests {
             token: [1; 16],
             entries: &entries,
         };
-        assert!(hub.mirror_sync(b"c", state));
+        let name: Arc<[u8]> = Arc::from(&b"c"[..]);
+        assert!(hub.mirror_sync(&name, state));
+        let kept = hub.name(b"c").unwrap();
+        assert!(
+            Arc::ptr_eq(&kept, &name),
+            "the mirror keeps the name it was given"
+        );
         match subscribe(&mut hub, 42) {
             CatchUp::Replay(m) => assert_eq!(m.iter().map(|m| m.seq).collect::<Vec<_>>(), [42]),
             other => panic!("{other:?}"),
@@ -193,7 +221,7 @@ mod tests {
             token: [1; 16],
             entries: &[],
         };
-        hub.mirror_sync(b"c", state);
+        hub.mirror_sync(&Arc::from(&b"c"[..]), state);
         subscribe(&mut hub, 5);
         let entries: [(u32, MsgType, &[u8]); 1] = [(1, MsgType::Data, b"new")];
         let fresh = MirrorState {
@@ -211,5 +239,65 @@ mod tests {
         }
         assert_eq!(hub.take_expired(), vec![Arc::<[u8]>::from(&b"c"[..])]);
         assert!(hub.take_expired().is_empty());
+    }
+
+    fn counts(list: &[(Arc<[u8]>, u32)]) -> Vec<(String, u32)> {
+        let name = |n: &Arc<[u8]>| String::from_utf8_lossy(n).into_owned();
+        list.iter().map(|(n, c)| (name(n), *c)).collect()
+    }
+
+    fn subscribe_to(hub: &mut Hub, cname: &[u8]) -> u32 {
+        let credential = Credential::Signed(Vec::new());
+        let ask = Ask {
+            cname,
+            seq: 0,
+            credential: &credential,
+            worker: 0,
+            long_poll: false,
+            resume: None,
+        };
+        hub.subscribe(ask).unwrap().epoch
+    }
+
+    #[test]
+    fn only_the_channels_whose_count_changed_are_reported_each_once() {
+        let mut hub = hub();
+        let a = subscribe_to(&mut hub, b"a");
+        subscribe_to(&mut hub, b"a");
+        subscribe_to(&mut hub, b"b");
+        subscribe_to(&mut hub, b"c");
+        hub.unsubscribe_many(b"a", a, 0, 1, false);
+        let want = [("a".to_string(), 1), ("b".into(), 1), ("c".into(), 1)];
+        assert_eq!(counts(&hub.take_count_changes()), want);
+        assert!(hub.take_count_changes().is_empty(), "nothing changed since");
+
+        // A channel closed with subscribers is reported at 0; an untouched one is not reported.
+        hub.close(b"b");
+        hub.unsubscribe_many(b"a", a, 0, 1, true);
+        assert_eq!(
+            counts(&hub.take_count_changes()),
+            [("a".to_string(), 0), ("b".into(), 0)]
+        );
+
+        // The whole list forgets the changes it includes.
+        subscribe_to(&mut hub, b"d");
+        assert_eq!(
+            counts(&hub.subscriber_counts()),
+            [("c".to_string(), 1), ("d".into(), 1)]
+        );
+        assert!(hub.take_count_changes().is_empty());
+    }
+
+    #[test]
+    fn a_long_change_list_is_compacted_before_it_is_taken() {
+        let mut hub = hub();
+        let epoch = subscribe_to(&mut hub, b"a");
+        for _ in 0..10 * COMPACT_MIN {
+            hub.unsubscribe_many(b"a", epoch, 0, 1, false);
+            subscribe_to(&mut hub, b"a");
+        }
+        let log = hub.mirror.as_ref().unwrap();
+        assert!(log.changes_held() <= COMPACT_MIN, "{}", log.changes_held());
+        assert_eq!(counts(&hub.take_count_changes()), [("a".to_string(), 1)]);
     }
 }

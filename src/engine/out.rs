@@ -201,6 +201,18 @@ impl OutQueue {
         }
     }
 
+    /// Lets go of the spare buffer if its capacity is over `max` (a queue kept for reuse).
+    pub fn trim_spare(&mut self, max: usize) {
+        if self.spare.capacity() > max {
+            self.spare = Vec::new();
+        }
+    }
+
+    /// Capacity of the emptied buffer kept for the next owned segment.
+    pub fn spare_capacity(&self) -> usize {
+        self.spare.capacity()
+    }
+
     /// Keeps a drained owned buffer as the spare if there is none yet and it is not large.
     fn keep_spare(&mut self, seg: Segment) {
         if let Segment::Owned(mut v) = seg {

@@ -5,13 +5,14 @@
 //! the channel's Redis is down, at once or as soon as the link is seen down while it waits, and
 //! after `polling_timeout` seconds of waiting; the thread's events then feed the hub's mirror, and
 //! deliveries, catch-ups and fan-out run exactly as in single-node mode. Once a second each home
-//! reports its subscriber counts (for `/info` over all nodes) and the mirrors that expired.
+//! reports the subscriber counts that changed (for `/info` over all nodes; every count when the
+//! node asks, after Redis lost them) and the mirrors that expired.
 //!
 //! Nothing here runs in single-node mode (`Worker::cluster` is `None`), and nothing is added to
 //! connections or subscriptions.
 //!
 //! Depends on: worker (Worker, Msg, subs, home), cluster (requests, events), comet (the mirror),
-//! api (admin replies, subscriptions).
+//! api (admin replies, subscriptions), memory (shrinking drained tables).
 
 use super::cluster_side::ClusterSide;
 use super::conn::Conns;
@@ -25,6 +26,7 @@ use crate::comet::auth::Credential;
 use crate::comet::hub::{Gapped, MirrorState, SubscribeError};
 use crate::comet::message::MsgType;
 use crate::engine::Token;
+use crate::memory::ShrinkIdle;
 use std::sync::Arc;
 
 /// The operation Redis runs for an admin request (its content moved out).
@@ -212,8 +214,18 @@ impl Worker {
             return;
         }
         self.expire_parked();
+        if let Some(side) = self.side() {
+            // A burst of subscriptions or signs waiting for Redis grew these (`ShrinkIdle`).
+            side.parked.shrink_idle();
+            side.tickets.shrink_idle();
+        }
         let expired = self.hub.take_expired();
-        let counts = self.hub.subscriber_counts();
+        let full = self.side().is_some_and(|side| side.counts_wanted);
+        let counts = if full {
+            self.hub.subscriber_counts()
+        } else {
+            self.hub.take_count_changes()
+        };
         let worker = self.id;
         let Some(side) = self.side() else {
             return;
@@ -221,9 +233,13 @@ impl Worker {
         for name in expired {
             side.out.push(Request::Unwatch { name });
         }
-        if counts != side.counts {
-            side.counts.clone_from(&counts);
-            side.out.push(Request::Counts { worker, counts });
+        if full || !counts.is_empty() {
+            side.counts_wanted = false;
+            side.out.push(Request::Counts {
+                worker,
+                counts,
+                full,
+            });
         }
     }
 
@@ -244,6 +260,11 @@ impl Worker {
                     self.hub.clear(&name);
                 }
                 Event::Gap { name, state } => self.cluster_gap(&name, &state),
+                Event::CountsWanted => {
+                    if let Some(side) = self.side() {
+                        side.counts_wanted = true;
+                    }
+                }
                 Event::Presence { lines } => {
                     for line in lines.split_inclusive(|&b| b == b'\n') {
                         self.on_presence(line);

@@ -1,6 +1,6 @@
 //! A worker's cluster-mode state (`Worker::cluster`; see `cluster` for what is done with it):
-//! the requests of this turn, admin requests waiting for Redis, parked subscriptions, the
-//! subscriber counts last reported.
+//! the requests of this turn, admin requests waiting for Redis, parked subscriptions, whether
+//! the node wants every subscriber count again.
 //!
 //! Depends on: worker (SubscribeMsg), cluster (Handle, Request), api (HomeRequest), engine (Token).
 
@@ -21,8 +21,9 @@ pub struct ClusterSide {
     pub(super) next_ticket: u64,
     /// Subscriptions waiting for their channel's mirror, with the second the first came.
     pub(super) parked: HashMap<Arc<[u8]>, (u64, Vec<SubscribeMsg>)>,
-    /// The subscriber counts last reported.
-    pub(super) counts: Vec<(Arc<[u8]>, u32)>,
+    /// The node asked for every subscriber count (Redis lost what was reported): the next
+    /// report is the whole list, not the changes.
+    pub(super) counts_wanted: bool,
 }
 
 impl ClusterSide {
@@ -33,7 +34,7 @@ impl ClusterSide {
             tickets: HashMap::new(),
             next_ticket: 0,
             parked: HashMap::new(),
-            counts: Vec::new(),
+            counts_wanted: true,
         }
     }
 }

@@ -42,6 +42,7 @@ impl Worker {
             }
         }
         self.tick_channels();
+        self.out_pool.tick();
         crate::memory::release_freed();
     }
 

@@ -23,6 +23,7 @@ mod home;
 mod input;
 pub mod mailbox;
 pub mod msg;
+mod out_pool;
 mod output;
 pub mod replies;
 pub mod shared;
@@ -145,10 +146,8 @@ pub struct Worker {
     pub(crate) scratch: Vec<u8>,
     /// A reusable list of subscriber keys for one delivery's fan-out.
     pub(crate) fanout: Vec<u64>,
-    /// Drained output queues, reused by the next connection that writes. Boxed: connections hold
-    /// them as boxes, and moving the box in and out of the pool allocates nothing.
-    #[allow(clippy::vec_box)]
-    pub(crate) out_pool: Vec<Box<crate::engine::OutQueue>>,
+    /// Drained output queues, reused by the next connection that writes.
+    pub(crate) out_pool: out_pool::OutPool,
     /// The backend can hand sockets to another worker (subscribers move to their channel's home).
     can_detach: bool,
     /// Subscribers to hand to their channel's home at the end of this turn.
@@ -196,7 +195,7 @@ impl Worker {
             buffered: 0,
             scratch: Vec::with_capacity(4096),
             fanout: Vec::new(),
-            out_pool: Vec::new(),
+            out_pool: out_pool::OutPool::default(),
             can_detach,
             to_move: Vec::new(),
             arriving: HashMap::new(),

@@ -9,10 +9,6 @@ use crate::engine::{Backend, Flush, Token};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Drained output queues a worker keeps for reuse. Small: a pooled queue keeps its buffers
-/// (~400 B), and a large pool shows up as memory per connection at small connection counts.
-const OUT_POOL_MAX: usize = 256;
-
 /// Over the worker's buffer budget, connections with more than this unsent are closed first.
 const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
 
@@ -40,7 +36,7 @@ impl Worker {
         }
         let pool = &mut self.out_pool;
         conn.out
-            .get_or_insert_with(|| pool.pop().unwrap_or_default())
+            .get_or_insert_with(|| pool.take())
             .push_bytes(bytes);
         self.buffered += bytes.len();
         self.stats()
@@ -67,9 +63,7 @@ impl Worker {
             return false;
         }
         let pool = &mut self.out_pool;
-        let out = conn
-            .out
-            .get_or_insert_with(|| pool.pop().unwrap_or_default());
+        let out = conn.out.get_or_insert_with(|| pool.take());
         out.push_frame(head, shared, tail);
         let len = head.len() + shared.len() + tail.len();
         self.buffered += len;
@@ -185,9 +179,7 @@ impl Worker {
                 Ok(Flush::Done) => {
                     // The connection gives its queue back: an idle connection owns no output
                     // buffer, and the next one to write reuses it without allocating.
-                    if self.out_pool.len() < OUT_POOL_MAX {
-                        self.out_pool.push(out);
-                    }
+                    self.out_pool.give(out);
                     let close = conn.has(flags::CLOSE_AFTER_FLUSH);
                     let resume = conn.has(flags::PAUSED);
                     if close {
