@@ -17,6 +17,7 @@ engine_tests!(
     a_node_killed_and_restarted_loses_nothing,
     redis_paused_under_pushes_then_back,
     redis_restarted_empty_tells_the_clients,
+    counts_redis_lost_are_reported_again,
     a_subscription_while_redis_is_down_is_a_prompt_503,
     a_subscription_waiting_when_redis_goes_away_is_refused,
     a_node_whose_redis_is_not_running_refuses_subscriptions,
@@ -299,6 +300,26 @@ fn redis_restarted_empty_tells_the_clients(engine: &'static str) {
     wait_info(&nodes[0], "r", 2);
     drop(ws);
     wait_info(&nodes[0], "r", 1);
+}
+
+/// A node's subscriber counts that Redis no longer holds (as when a node stalls past their TTL)
+/// are sent again whole: the node learns it from the counts script and `/info` recovers, without
+/// any count changing. Later changes still add up.
+fn counts_redis_lost_are_reported_again(engine: &'static str) {
+    let redis = Redis::start();
+    let n = node(engine, &redis, "f1", &[]);
+    let _a = Sub::open(n.front, Kind::Stream, "f", 1, "");
+    let _b = Sub::open(n.front, Kind::Stream, "g", 1, "");
+    wait_info(&n, "f", 1);
+    wait_info(&n, "g", 1);
+    let forget = "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end \
+                  return #redis.call('KEYS', ARGV[1])";
+    let left = redis.command(&["EVAL", forget, "0", "rcomet:[nt]:f1:*"]);
+    assert_eq!(left.trim(), ":0", "the node's count keys are gone");
+    wait_info(&n, "f", 1);
+    wait_info(&n, "g", 1);
+    let _c = Sub::open(n.front, Kind::Stream, "f", 1, "");
+    wait_info(&n, "f", 2);
 }
 
 /// The object a subscription refused for an unreachable Redis carries.
