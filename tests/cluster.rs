@@ -320,6 +320,11 @@ fn counts_redis_lost_are_reported_again(engine: &'static str) {
     wait_info(&n, "g", 1);
     let _c = Sub::open(n.front, Kind::Stream, "f", 1, "");
     wait_info(&n, "f", 2);
+    // Only the per-channel counts gone (their sum kept, as an eviction of one key would leave it).
+    let left = redis.command(&["EVAL", forget, "0", "rcomet:n:f1:*"]);
+    assert_eq!(left.trim(), ":0", "the node's count hash is gone");
+    wait_info(&n, "f", 2);
+    wait_info(&n, "g", 1);
 }
 
 /// The object a subscription refused for an unreachable Redis carries.

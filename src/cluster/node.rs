@@ -730,8 +730,13 @@ impl Node {
             Pending::State { name } => self.on_state(&name, &reply),
             Pending::Part { gather } => self.part_done(gather, Some(&reply)),
             Pending::Counts { worker } => {
-                if matches!(reply, Reply::Integer(0)) {
-                    log::info!("cluster: Redis {} lost the subscriber counts of worker {worker}; reporting them all", self.shards[i].addr);
+                // 0: Redis lost what was reported; an error: this report may be lost or half
+                // applied. Either way only the whole list sets it right.
+                if !matches!(reply, Reply::Integer(1)) {
+                    log::info!(
+                        "cluster: Redis {} does not hold the subscriber counts of worker {worker}; reporting them all",
+                        self.shards[i].addr
+                    );
                     self.emit(worker, Event::CountsWanted);
                 }
             }
@@ -786,8 +791,18 @@ impl Node {
         let resync = w.synced;
         let mut outs = Vec::new();
         w.on_state(state, &mut outs);
-        for p in self.held.remove(name).unwrap_or_default() {
+        // What came before the state, in order; if one of them sends the watch back for a new
+        // read, the rest wait for that one.
+        let mut held = self.held.remove(name).unwrap_or_default().into_iter();
+        while w.phase == Phase::Live {
+            let Some(p) = held.next() else {
+                break;
+            };
             w.on_payload(p, &mut outs);
+        }
+        let rest: Vec<Payload> = held.collect();
+        if !rest.is_empty() {
+            self.held.insert(Arc::clone(name), rest);
         }
         if resync {
             self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -950,7 +965,7 @@ impl Node {
             } else {
                 b"delta"
             };
-            let pending = std::mem::take(&mut c.pending);
+            let pending = fold_counts(std::mem::take(&mut c.pending), mode == b"full");
             let numbers: Vec<String> = pending.iter().map(|(_, n)| n.to_string()).collect();
             let member = format!("{}:{w}", self.s.node);
             let hash = wire::key(&self.s.prefix, "n", member.as_bytes());
@@ -1087,4 +1102,50 @@ fn parse_state(reply: &Reply) -> Option<State> {
         token,
         entries,
     })
+}
+
+/// One report from what a worker sent since the last: each channel once with its latest count
+/// (a count is the channel's number now, so the last one wins); a whole list (`full`) also
+/// leaves out the channels that have none.
+fn fold_counts(mut pending: Vec<(Arc<[u8]>, u32)>, full: bool) -> Vec<(Arc<[u8]>, u32)> {
+    // Stable: equal names keep their order, so the last of each run is the latest.
+    pending.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(Arc<[u8]>, u32)> = Vec::with_capacity(pending.len());
+    for (name, n) in pending {
+        match out.last_mut() {
+            Some(last) if last.0 == name => last.1 = n,
+            _ => out.push((name, n)),
+        }
+    }
+    if full {
+        out.retain(|(_, n)| *n > 0);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_counts;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_report_carries_each_channel_once_with_its_latest_count() {
+        let n = |s: &str| -> Arc<[u8]> { Arc::from(s.as_bytes()) };
+        let sent = vec![
+            (n("a"), 5),
+            (n("b"), 1),
+            (n("a"), 6),
+            (n("c"), 2),
+            (n("c"), 0),
+        ];
+        let names = |v: Vec<(Arc<[u8]>, u32)>| -> Vec<(String, u32)> {
+            v.into_iter()
+                .map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c))
+                .collect()
+        };
+        let want_full = vec![("a".to_string(), 6), ("b".into(), 1)];
+        assert_eq!(names(fold_counts(sent.clone(), true)), want_full);
+        let want_delta = vec![("a".to_string(), 6), ("b".into(), 1), ("c".into(), 0)];
+        assert_eq!(names(fold_counts(sent, false)), want_delta);
+    }
 }

@@ -142,8 +142,8 @@ return count
 /// 2 ttl, 3 `full` (the pairs replace what the member had) or `delta` (the pairs are changes; a
 /// count of 0 removes the channel), then channel/count pairs. `P:t:MEMBER` holds their sum (for
 /// `/info` totals); a delta keeps it by what each pair changed. Returns 1, or 0 when a delta
-/// finds nothing to change (Redis lost the member's counts: it must send them all). Members not
-/// refreshed within the TTL are dropped.
+/// finds the member's keys gone (its sum, or its hash while the sum is not 0: Redis lost the
+/// counts, and the member must send them all). Members not refreshed within the TTL are dropped.
 const COUNTS: &str = r"
 local total = 0
 if ARGV[3] == 'full' then
@@ -156,6 +156,7 @@ else
   local had = redis.call('GET', KEYS[3])
   if not had then return 0 end
   total = tonumber(had)
+  if total > 0 and redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
   for i = 4, #ARGV, 2 do
     local n = tonumber(ARGV[i + 1])
     total = total + n - tonumber(redis.call('HGET', KEYS[2], ARGV[i]) or '0')

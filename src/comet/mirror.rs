@@ -5,7 +5,8 @@
 //! then work exactly as in single-node mode. An idle mirror expires like any channel, and its
 //! name is reported (`take_expired`) so the node stops listening to it.
 //!
-//! A child of `hub` (it sets the hub's private state). Depends on `comet::{auth, message, seq}`.
+//! A child of `hub` (it sets the hub's private state). Depends on `comet::{auth, message, seq}`
+//! and its sibling `mirror_log`.
 
 use super::mirror_log::MirrorLog;
 use super::{Hub, Published};

@@ -70,6 +70,9 @@ pub struct OutQueue {
     spare: Vec<u8>,
 }
 
+/// A drained queue kept for reuse keeps a segment list of at most this capacity.
+const SEGMENTS_KEPT: usize = 8;
+
 /// Owned buffers up to this capacity are kept as the spare when they drain.
 const SPARE_MAX_CAPACITY: usize = 16 * 1024;
 
@@ -201,16 +204,25 @@ impl OutQueue {
         }
     }
 
-    /// Lets go of the spare buffer if its capacity is over `max` (a queue kept for reuse).
+    /// A drained queue kept for reuse lets go of a spare buffer over `max` bytes of capacity and
+    /// of a segment list a long backlog grew.
     pub fn trim_spare(&mut self, max: usize) {
         if self.spare.capacity() > max {
             self.spare = Vec::new();
+        }
+        if self.segments.is_empty() && self.segments.capacity() > SEGMENTS_KEPT {
+            self.segments = VecDeque::new();
         }
     }
 
     /// Capacity of the emptied buffer kept for the next owned segment.
     pub fn spare_capacity(&self) -> usize {
         self.spare.capacity()
+    }
+
+    /// Capacity of the segment list.
+    pub fn segments_capacity(&self) -> usize {
+        self.segments.capacity()
     }
 
     /// Keeps a drained owned buffer as the spare if there is none yet and it is not large.

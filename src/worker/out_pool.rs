@@ -1,6 +1,6 @@
 //! `OutPool`: the drained output queues a worker keeps so the next connection that writes
 //! appends without allocating. Bounded twice: at most `MAX` queues, each keeping at most
-//! `SPARE_KEPT` bytes of buffer; and once a second the queues nobody took during that second are
+//! `SPARE_KEPT` bytes of buffer and a short segment list; and once a second the queues nobody took during that second are
 //! let go, so a burst's queues do not stay as memory per idle connection.
 //!
 //! Depends on: engine (OutQueue).
@@ -43,9 +43,6 @@ impl OutPool {
     pub fn tick(&mut self) {
         let unused = self.low.min(self.queues.len());
         self.queues.drain(..unused);
-        if self.queues.capacity() > MAX && self.queues.is_empty() {
-            self.queues = Vec::new();
-        }
         self.low = self.queues.len();
     }
 
@@ -87,8 +84,16 @@ mod tests {
         q.push_bytes(&vec![b'x'; 3 * SPARE_KEPT]);
         q.advance(3 * SPARE_KEPT);
         assert!(q.spare_capacity() >= 3 * SPARE_KEPT);
+        // A backlog of many shared frames grew its segment list.
+        let frame: std::sync::Arc<[u8]> = std::sync::Arc::from(&[b'y'; 2048][..]);
+        for _ in 0..1000 {
+            q.push_shared(&frame);
+        }
+        q.advance(2048 * 1000);
+        assert!(q.segments_capacity() >= 1000);
         pool.give(q);
         let q = pool.take();
         assert!(q.spare_capacity() <= SPARE_KEPT, "{}", q.spare_capacity());
+        assert!(q.segments_capacity() <= 8, "{}", q.segments_capacity());
     }
 }
