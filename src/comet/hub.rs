@@ -318,6 +318,9 @@ pub struct Hub {
     /// Cluster mode (`mirror`): what the node is told at the next report (expiries, changed
     /// subscriber counts).
     mirror: Option<MirrorLog>,
+    /// A sweep of expired channels is under way: the entries below this index are still to be
+    /// looked at (see `sweep_expired`).
+    sweep_below: Option<usize>,
 }
 
 /// Where a hub's epochs start: random (never 0), so the channels of a restarted server are new
@@ -350,6 +353,7 @@ impl Hub {
             now: 0,
             next_epoch: first_epoch(),
             mirror: None,
+            sweep_below: None,
         }
     }
 
@@ -681,38 +685,81 @@ impl Hub {
     /// Once per second: presence re-announcements, then countdown and expiry of channels without
     /// subscribers (freed when the countdown drops below zero, i.e. N..N+1 ticks after the last
     /// activity for countdown N); channels with subscribers are held at `channel_timeout`.
-    /// Returns every presence event queued since the last drain, in order.
+    /// Returns every presence event queued since the last drain, in order. All at once: the
+    /// server uses `begin_tick` and a bounded `sweep_expired` per loop turn instead.
     pub fn tick(&mut self) -> Vec<Presence> {
+        self.begin_tick();
+        self.sweep_expired(usize::MAX);
+        self.drain_presence()
+    }
+
+    /// The once-a-second walk over every channel (a few nanoseconds each): re-announcements,
+    /// countdowns. Channels whose countdown dropped below zero are not freed here but by the
+    /// sweep it starts (`sweep_expired`), a bounded number per call, so that freeing hundreds of
+    /// thousands of channels that expire together never makes one long loop turn.
+    pub fn begin_tick(&mut self) {
         self.now = self.now.wrapping_add(1);
         let now = self.now;
         let period = self.config.presence_period();
         let timeout = self.config.channel_timeout;
         let presence = self.recording();
         let events = &mut self.events;
-        let counters = &self.counters;
-        let mut expired = self.mirror.as_mut().map(|log| &mut log.expired);
-        self.channels.retain(|name, ch| {
+        let mut any_expired = false;
+        for (name, ch) in self.channels.iter_mut() {
             if presence && now.wrapping_add(ch.epoch()) % period == 0 {
                 events.push(Presence::Online(Arc::clone(name)));
             }
             if ch.subscribers > 0 {
                 ch.raise_countdown(timeout);
-                return true;
+            } else {
+                ch.countdown = ch.countdown.saturating_sub(1);
+                any_expired |= ch.countdown < 0;
             }
-            ch.countdown = ch.countdown.saturating_sub(1);
-            if ch.countdown >= 0 {
-                return true;
+        }
+        if any_expired {
+            // From the end down: a removal moves the last entry into the hole, and the last
+            // entry has been looked at already (or was created since, and is not expired).
+            self.sweep_below = Some(self.channels.len());
+        }
+    }
+
+    /// Frees up to `limit` entries' worth of the sweep `begin_tick` started: each channel still
+    /// without subscribers and with its countdown below zero (one that was used since keeps its
+    /// raised countdown and stays). Returns true while the sweep has more to look at.
+    pub fn sweep_expired(&mut self, limit: usize) -> bool {
+        let Some(below) = self.sweep_below else {
+            return false;
+        };
+        let mut index = below.min(self.channels.len());
+        let stop = index.saturating_sub(limit);
+        let presence = self.recording();
+        while index > stop {
+            index -= 1;
+            let expired = self
+                .channels
+                .entry_at(index)
+                .is_some_and(|(_, ch)| ch.subscribers == 0 && ch.countdown < 0);
+            if !expired {
+                continue;
             }
+            let Some((name, _)) = self.channels.remove_at(index) else {
+                continue;
+            };
             if presence {
-                events.push(Presence::Offline(Arc::clone(name)));
+                self.events.push(Presence::Offline(Arc::clone(&name)));
             }
-            if let Some(expired) = expired.as_mut() {
-                expired.push(Arc::clone(name));
+            if let Some(log) = self.mirror.as_mut() {
+                log.expired.push(name);
             }
-            counters.remove_channel();
-            false
-        });
-        self.drain_presence()
+            self.counters.remove_channel();
+        }
+        self.sweep_below = (index > 0).then_some(index);
+        self.sweep_below.is_some()
+    }
+
+    /// True while a sweep of expired channels is under way.
+    pub fn sweeping(&self) -> bool {
+        self.sweep_below.is_some()
     }
 
     /// Presence events queued since the last drain (creations happen outside `tick`).

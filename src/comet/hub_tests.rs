@@ -420,6 +420,75 @@ fn expiry_timing_after_sign() {
 }
 
 #[test]
+fn channels_expiring_together_are_freed_a_bounded_number_per_sweep() {
+    let mut hub = hub();
+    for i in 0..10 {
+        hub.sign(format!("c{i}").as_bytes(), 1).unwrap();
+    }
+    hub.sign(b"kept", 3).unwrap();
+    hub.drain_presence();
+    hub.begin_tick();
+    hub.begin_tick();
+    assert!(hub.sweeping());
+    assert_eq!(hub.len(), 11, "the walk itself frees nothing");
+    // Used between the tick and the sweep: its countdown is raised, it stays.
+    hub.publish(b"c3", b"x", MsgType::Data).unwrap();
+    let mut steps = 0;
+    while hub.sweep_expired(4) {
+        steps += 1;
+        assert!(hub.len() >= 2, "at most 4 looked at per step");
+    }
+    assert!(steps >= 2, "{steps}");
+    assert!(!hub.sweeping());
+    let mut left: Vec<_> = (0..11)
+        .filter_map(|i| {
+            let name = if i == 10 {
+                "kept".to_string()
+            } else {
+                format!("c{i}")
+            };
+            hub.exists(name.as_bytes()).then_some(name)
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, ["c3", "kept"]);
+    assert_eq!(hub.counters().channels(), 2);
+    let events = hub.drain_presence();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| matches!(e, Presence::Offline(_)))
+            .count(),
+        9
+    );
+    assert!(!events.contains(&offline("c3")));
+}
+
+#[test]
+fn a_sweep_finds_every_expired_channel_while_others_are_closed_meanwhile() {
+    let mut hub = hub();
+    for i in 0..50 {
+        hub.sign(format!("c{i:02}").as_bytes(), 1).unwrap();
+    }
+    hub.begin_tick();
+    hub.begin_tick();
+    let mut closed = 0;
+    while hub.sweep_expired(3) {
+        // A /close between steps moves the last entry into the hole it leaves.
+        let victim = (0..50)
+            .map(|i| format!("c{i:02}"))
+            .find(|n| hub.exists(n.as_bytes()));
+        if let Some(v) = victim {
+            hub.close(v.as_bytes());
+            closed += 1;
+        }
+    }
+    assert!(closed > 0);
+    assert_eq!(hub.len(), 0, "every expired channel was found");
+    assert_eq!(hub.counters().channels(), 0);
+}
+
+#[test]
 fn subscribed_channels_do_not_expire() {
     let mut hub = hub();
     let s = hub.subscribe(ask(b"c", 0, &NONE, 0)).unwrap();

@@ -234,6 +234,7 @@ impl Worker {
         let may_sleep = self.mail.is_empty()
             && self.to_resume.is_empty()
             && self.closing.is_empty()
+            && !self.hub.sweeping()
             && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             let tick = self.shared.until_next_tick();
@@ -255,6 +256,9 @@ impl Worker {
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
+        if self.hub.sweeping() {
+            self.sweep_channels();
+        }
         self.send_stats_when_due();
         self.move_out(backend);
         self.cluster_flush();
