@@ -1,7 +1,8 @@
 //! Connection management seen from raw sockets: the request-head timeout against slowloris and
 //! silent clients, the idle keep-alive timeout (which must spare busy connections and
 //! subscribers), and 10,000 concurrent idle connections spread over the workers by SO_REUSEPORT
-//! and released without keeping their memory. Depends only on `tests/support`.
+//! and released without keeping their memory, and heartbeats of thousands of subscribers due
+//! together. Depends only on `tests/support`.
 //!
 //! Timeouts are checked on several connections opened a quarter of a second apart, so a server
 //! that rounds its deadlines to a coarse clock is caught whatever the phase of that clock.
@@ -463,4 +464,60 @@ fn ten_thousand_idle_connections_spread_over_workers_and_are_released(engine: &'
         rss_peak / 1024,
         rss_end / 1024
     );
+}
+
+engine_tests!(heartbeats_due_together_all_arrive);
+/// Five thousand `/stream` subscribers on one worker, opened within a second or two, have their
+/// heartbeats due in the same seconds; the worker handles a bounded number of due timers per
+/// loop turn, and every one of them must still get its heartbeats.
+fn heartbeats_due_together_all_arrive(engine: &'static str) {
+    const N: usize = 5_000;
+    let _turn = TEN_THOUSAND_SOCKETS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(1)
+            .arg("--polling-timeout")
+            .arg("1")
+            .arg("--channel-timeout")
+            .arg("30"),
+    );
+    let mut subs: Vec<(TcpStream, Vec<u8>)> = (0..N)
+        .map(|i| {
+            let mut s = connect(server.front);
+            let req = format!("GET /stream?cname=hb{i} HTTP/1.1\r\nHost: t\r\n\r\n");
+            s.write_all(req.as_bytes()).expect("send");
+            s.set_nonblocking(true).expect("nonblocking");
+            (s, Vec::new())
+        })
+        .collect();
+    // Two heartbeats each: the second shows the timers came due together again and were served.
+    let heartbeats = |b: &[u8]| b.windows(6).filter(|w| w == b"\"noop\"").count();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut missing = 0;
+        for (s, got) in subs.iter_mut() {
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("read: {e}"),
+                }
+            }
+            if heartbeats(got) < 2 {
+                missing += 1;
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {N} subscribers are still without two heartbeats"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -1,24 +1,46 @@
 //! Time in a worker: the clock tick, per-connection deadlines on the timer wheel, and what a
 //! deadline means in each phase (keep-alive and header timeouts, heartbeats).
 //!
-//! Depends on: worker (Worker, Conn).
+//! Depends on: worker (Worker, Conn), memory (shrinking the due queue).
 
 use super::conn::{Conns, Phase};
 use super::Worker;
 use crate::engine::Token;
+use crate::memory::ShrinkIdle;
+
+/// Due timers one loop turn handles at most (a heartbeat is a frame queued and flushed, about a
+/// microsecond).
+const TIMERS_PER_TURN: usize = 2048;
 
 impl Worker {
     /// Advances the clock: connection timers and the channels' once-a-second tick. (The Date
-    /// header follows the wall clock's own second, read once per turn: `http::date`.)
+    /// header follows the wall clock's own second, read once per turn: `http::date`.) The timers
+    /// that came due are queued and handled `TIMERS_PER_TURN` per turn (`fire_due_timers`), the
+    /// first of them before the channels' tick, as when all were handled at once.
     pub(super) fn on_time(&mut self) {
         let now = self.shared.tick();
         if now == self.now {
             return;
         }
         self.now = now;
-        let mut due = Vec::new();
-        self.timers.advance(now, |e| due.push(e));
-        for e in due {
+        let due = &mut self.due_timers;
+        self.timers.advance(now, |e| due.push_back(e));
+        self.fire_due_timers();
+        self.tick_channels();
+        self.out_pool.tick();
+        crate::memory::release_freed();
+    }
+
+    /// Handles up to `TIMERS_PER_TURN` of the queued due timers (the worker does not sleep while
+    /// some wait): tens of thousands of connections that came in the same second have their
+    /// heartbeats or timeouts due in the same second too, and one turn doing them all would hold
+    /// up everyone else. A timer handled a few turns late fires a few milliseconds late.
+    pub(super) fn fire_due_timers(&mut self) {
+        let now = self.now;
+        for _ in 0..TIMERS_PER_TURN {
+            let Some(e) = self.due_timers.pop_front() else {
+                break;
+            };
             let token = Token {
                 slot: e.slot,
                 generation: e.generation,
@@ -41,9 +63,7 @@ impl Worker {
                 self.on_timeout(token);
             }
         }
-        self.tick_channels();
-        self.out_pool.tick();
-        crate::memory::release_freed();
+        self.due_timers.shrink_idle();
     }
 
     /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so

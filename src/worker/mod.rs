@@ -120,6 +120,8 @@ pub struct Worker {
     pub(crate) hub: Hub,
     pub(crate) local: LocalSubs,
     timers: TimerWheel,
+    /// Timers that came due, handled a bounded number per turn (`fire_due_timers`).
+    due_timers: std::collections::VecDeque<timer::TimerEntry>,
     pub(crate) date: DateCache,
     /// The current tick: whole seconds since the server started, plus one (0 means "no timer").
     pub(crate) now: u32,
@@ -183,6 +185,7 @@ impl Worker {
             hub,
             local: LocalSubs::new(),
             timers: TimerWheel::new(),
+            due_timers: std::collections::VecDeque::new(),
             date,
             now: shared.tick(),
             to_attach: Vec::new(),
@@ -235,6 +238,7 @@ impl Worker {
             && self.to_resume.is_empty()
             && self.closing.is_empty()
             && !self.hub.sweeping()
+            && self.due_timers.is_empty()
             && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             let tick = self.shared.until_next_tick();
@@ -256,6 +260,9 @@ impl Worker {
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
+        if !self.due_timers.is_empty() {
+            self.fire_due_timers();
+        }
         if self.hub.sweeping() {
             self.sweep_channels();
         }
