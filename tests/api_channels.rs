@@ -1,7 +1,8 @@
 //! Channel lifecycle end to end: expiry after channel_timeout without subscribers (and not with
 //! them), /sign's expires, what refreshes the countdown and what does not (/broadcast), presence
 //! events on creation, re-announcement, close and expiry, the replay ring's exact size, /sign's
-//! seq, next_seq for stale seqs on an empty buffer, re-creation after /close, and max_channels.
+//! seq, next_seq for stale seqs on an empty buffer, re-creation after /close, max_channels, and
+//! a push right after a broadcast coming after it on a channel the broadcast had not reached.
 //!
 //! Depends on tests/support only (the real binary over raw sockets).
 mod support;
@@ -382,4 +383,47 @@ fn presence_streams_are_independent_and_survive_their_peers(engine: &'static str
     }));
     a.ok("/close?cname=m");
     expect(&mut p1, &chunk("0 m\n"));
+}
+
+engine_tests!(a_push_right_after_a_broadcast_comes_after_it_on_every_channel);
+/// Each worker stores a broadcast a bounded number of channels per loop turn; a push that comes
+/// while it is being stored still comes after it, for a channel the broadcast had not reached
+/// yet (the last one created) as for any other.
+fn a_push_right_after_a_broadcast_comes_after_it_on_every_channel(engine: &'static str) {
+    const CHANNELS: usize = 60_000;
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--max-channels")
+            .arg("100000"),
+    );
+    // The channels, by pipelined /sign on one connection.
+    let mut a = Admin::new(&server);
+    let mut batch = Vec::new();
+    for i in 0..CHANNELS {
+        batch.extend_from_slice(
+            format!("GET /sign?cname=b{i} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+        );
+        if i % 1000 == 999 {
+            a.0.send(&batch);
+            batch.clear();
+            for _ in 0..1000 {
+                assert_eq!(a.0.read_response().status, 200);
+            }
+        }
+    }
+    let last = format!("b{}", CHANNELS - 1);
+    let mut sub = subscribe(&server, &format!("/stream?cname={last}&seq=1"));
+    for round in 1..=3 {
+        assert_eq!(a.ok(&format!("/broadcast?content=all{round}")), "ok\n");
+        a.ok(&format!("/push?cname={last}&content=after{round}"));
+        let seq = 2 * round as i64 - 1;
+        let broadcast = msg("broadcast", &last, seq, &format!("all{round}"));
+        expect(&mut sub, &chunk(&format!("{broadcast}\n")));
+        // A live broadcast is followed by the seq that comes next (as iComet does).
+        let next = msg("next_seq", &last, seq + 1, "");
+        expect(&mut sub, &chunk(&format!("{next}\n")));
+        let data = msg("data", &last, seq + 1, &format!("after{round}"));
+        expect(&mut sub, &chunk(&format!("{data}\n")));
+    }
 }

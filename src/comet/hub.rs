@@ -28,6 +28,7 @@ use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use self::broadcast_state::{BroadcastOut, BroadcastRun};
 use self::mirror_log::MirrorLog;
 use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
@@ -321,6 +322,9 @@ pub struct Hub {
     /// A sweep of expired channels is under way: the entries below this index are still to be
     /// looked at (see `sweep_expired`).
     sweep_below: Option<usize>,
+    /// A `/broadcast` being stored channel by channel (`broadcast_run`).
+    broadcast_run: Option<BroadcastRun>,
+    broadcast_out: BroadcastOut,
 }
 
 /// Where a hub's epochs start: random (never 0), so the channels of a restarted server are new
@@ -354,6 +358,8 @@ impl Hub {
             next_epoch: first_epoch(),
             mirror: None,
             sweep_below: None,
+            broadcast_run: None,
+            broadcast_out: BroadcastOut::default(),
         }
     }
 
@@ -508,23 +514,24 @@ impl Hub {
         })
     }
 
-    /// `/broadcast` on this hub: stores a broadcast message (own seq) in every channel and hands
-    /// each to `deliver(name, message, workers)`. Countdowns are left alone (see module doc).
+    /// `/broadcast` on this hub all at once: stores a broadcast message (own seq) in every
+    /// channel and hands each stored in a channel with subscribers to `deliver(name, message,
+    /// workers)`. Countdowns are left alone (see module doc). The server stores it a bounded
+    /// number of channels per loop turn instead (`broadcast_start`, `broadcast_step`).
     pub fn broadcast_each(
         &mut self,
         content_inner: &[u8],
         mut deliver: impl FnMut(&Arc<[u8]>, &Message, u64),
     ) {
-        let buffer = self.config.buffer();
-        for (name, ch) in self.channels.iter_mut() {
-            let seq = ch.take_seq();
-            let msg = Message::new(MsgType::Broadcast, name, seq, content_inner);
-            ch.ring.push(msg.clone(), buffer);
-            deliver(name, &msg, ch.workers);
+        self.broadcast_start(content_inner);
+        self.broadcast_step(usize::MAX);
+        for p in self.take_broadcast_deliveries().1 {
+            deliver(&p.name, &p.msg, p.workers);
         }
     }
 
-    /// `broadcast_each` collected into a list of `(name, message, workers)`.
+    /// `broadcast_each` collected into a list of `(name, message, workers)` (channels with
+    /// subscribers).
     #[cfg(test)]
     pub fn broadcast(&mut self, content_inner: &[u8]) -> Vec<(Arc<[u8]>, Message, u64)> {
         let mut out = Vec::with_capacity(self.channels.len());
@@ -537,7 +544,10 @@ impl Hub {
     /// `/close`: frees the channel at once (history, token, seq) and reports who must get the
     /// `close` message. `None` when the channel does not exist.
     pub fn close(&mut self, cname: &[u8]) -> Option<Closed> {
-        let (name, ch) = self.channels.remove(cname)?;
+        let index = self.channels.index_of(cname)?;
+        self.broadcast_settle_at(index);
+        self.broadcast_before_remove(index);
+        let (name, ch) = self.channels.remove_at(index)?;
         if let Some(log) = self.mirror.as_mut().filter(|_| ch.subscribers > 0) {
             log.count_changed(&name);
         }
@@ -742,6 +752,7 @@ impl Hub {
             if !expired {
                 continue;
             }
+            self.broadcast_before_remove(index);
             let Some((name, _)) = self.channels.remove_at(index) else {
                 continue;
             };
@@ -838,6 +849,10 @@ pub fn worker_bit(worker: usize) -> u64 {
     1u64.wrapping_shl(worker as u32)
 }
 
+#[path = "broadcast_run.rs"]
+mod broadcast_run;
+#[path = "broadcast_state.rs"]
+mod broadcast_state;
 #[path = "mirror.rs"]
 mod mirror;
 #[path = "mirror_log.rs"]

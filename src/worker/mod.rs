@@ -101,6 +101,8 @@ pub fn run<B: Backend>(mut backend: B, setup: WorkerSetup) -> Hub {
         worker.turn(&mut backend);
     }
     log::debug!("worker {} stopped", worker.id);
+    // A broadcast still being stored reaches every channel before they are saved.
+    worker.hub.broadcast_step(usize::MAX);
     worker.hub
 }
 
@@ -238,6 +240,7 @@ impl Worker {
             && self.to_resume.is_empty()
             && self.closing.is_empty()
             && !self.hub.sweeping()
+            && !self.hub.broadcasting()
             && self.due_timers.is_empty()
             && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
@@ -265,6 +268,9 @@ impl Worker {
         }
         if self.hub.sweeping() {
             self.sweep_channels();
+        }
+        if self.hub.broadcasting() {
+            self.broadcast_some();
         }
         self.send_stats_when_due();
         self.move_out(backend);

@@ -1,0 +1,29 @@
+//! The state of a `/broadcast` being stored channel by channel (see `hub::broadcast_run`, which
+//! does the storing). Depends on `comet::message` and std.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::comet::message::Message;
+
+/// A broadcast being stored.
+#[derive(Debug)]
+pub struct BroadcastRun {
+    pub(super) content: Box<[u8]>,
+    /// The entries below this index have it.
+    pub(super) next: usize,
+    /// The entries from this index on were created after it started.
+    pub(super) end: usize,
+    /// Entries at or above `next` that have it already.
+    pub(super) ahead: HashSet<Arc<[u8]>>,
+}
+
+/// What a broadcast stored since the last `take_broadcast_deliveries`.
+#[derive(Debug, Default)]
+pub struct BroadcastOut {
+    /// Channels it was stored in.
+    pub(super) stored: u64,
+    /// The stored messages of channels with subscribers (name, message, workers with
+    /// subscribers), in the order stored.
+    pub(super) deliveries: Vec<(Arc<[u8]>, Message, u64)>,
+}
