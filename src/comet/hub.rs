@@ -1,6 +1,9 @@
 //! `Hub`: the home table of one worker — the authoritative state of every channel whose name
 //! hashes to this worker (see `route`). Plain data in, plain data out: operations return what must
 //! be sent where (a message and a bitmask of workers with subscribers) and never touch I/O.
+//! Work over every channel is bounded per call where the server asks for it: expired channels are
+//! freed by `sweep_expired` after the walk of `begin_tick`, and a `/broadcast` is stored by
+//! `broadcast_step` (children `broadcast_run`, `broadcast_state`).
 //! Depends on `comet::{auth, channel, message, table}` and std.
 //!
 //! Cross-core contract (the worker moves the results between cores):
