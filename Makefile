@@ -18,6 +18,8 @@
 #   make burst    does a burst stall anyone else? a probe's connect → long-poll → push → delivery
 #                 every 20 ms while N /stream subscribers (default 60000, ENGINE=io_uring) connect,
 #                 are held and are all killed at once; exits non-zero past p99 5 ms / max 50 ms
+#   make bulk     the same probe while CHANNELS (200000) channels are created, broadcast to and
+#                 all expire together, a /psub reader connected; the same bound (bench/bulk.sh)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -34,7 +36,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst c1000k messenger ws-bench cluster-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst bulk c1000k messenger ws-bench cluster-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -108,6 +110,9 @@ soak: build
 
 burst: build
 	bash bench/burst.sh
+
+bulk: build
+	bash bench/bulk.sh
 
 c1000k: build
 	bash bench/c1000k.sh
