@@ -655,12 +655,18 @@ fn names(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("c{i:02}")).collect()
 }
 
+/// A hub with the signed channels `names(n)`.
+fn hub_with_channels(n: usize) -> Hub {
+    let mut hub = hub();
+    for name in names(n) {
+        hub.sign(name.as_bytes(), 0).unwrap();
+    }
+    hub
+}
+
 #[test]
 fn a_broadcast_is_stored_a_bounded_number_of_channels_per_step_once_each() {
-    let mut hub = hub();
-    for n in names(20) {
-        hub.sign(n.as_bytes(), 0).unwrap();
-    }
+    let mut hub = hub_with_channels(20);
     hub.broadcast_start(b"all");
     assert!(hub.broadcasting());
     let mut steps = 1;
@@ -676,10 +682,7 @@ fn a_broadcast_is_stored_a_bounded_number_of_channels_per_step_once_each() {
 
 #[test]
 fn an_operation_on_a_channel_the_broadcast_has_not_reached_comes_after_it() {
-    let mut hub = hub();
-    for n in names(10) {
-        hub.sign(n.as_bytes(), 0).unwrap();
-    }
+    let mut hub = hub_with_channels(10);
     hub.broadcast_start(b"all");
     hub.broadcast_step(2);
     // c07 is not reached yet: settled first, then the push.
@@ -697,10 +700,7 @@ fn an_operation_on_a_channel_the_broadcast_has_not_reached_comes_after_it() {
 
 #[test]
 fn closes_while_a_broadcast_is_stored_neither_skip_nor_repeat_a_channel() {
-    let mut hub = hub();
-    for n in names(30) {
-        hub.sign(n.as_bytes(), 0).unwrap();
-    }
+    let mut hub = hub_with_channels(30);
     hub.broadcast_start(b"all");
     let mut closed = Vec::new();
     let mut more = hub.broadcast_step(4);
@@ -721,10 +721,7 @@ fn closes_while_a_broadcast_is_stored_neither_skip_nor_repeat_a_channel() {
 
 #[test]
 fn channels_created_after_a_broadcast_started_do_not_get_it_and_a_second_waits_for_the_first() {
-    let mut hub = hub();
-    for n in names(10) {
-        hub.sign(n.as_bytes(), 0).unwrap();
-    }
+    let mut hub = hub_with_channels(10);
     hub.broadcast_start(b"one");
     hub.broadcast_step(3);
     hub.sign(b"late", 0).unwrap();

@@ -151,7 +151,7 @@ mod tests {
     use super::super::mirror_log::COMPACT_MIN;
     use super::*;
     use crate::comet::auth::Credential;
-    use crate::comet::hub::{Ask, Counters, HubConfig};
+    use crate::comet::hub::{Ask, Counters, HubConfig, Subscribed};
     use crate::comet::CatchUp;
 
     fn hub() -> Hub {
@@ -167,19 +167,6 @@ mod tests {
         hub.set_presence(false);
         hub.set_mirror();
         hub
-    }
-
-    fn subscribe(hub: &mut Hub, seq: u32) -> CatchUp {
-        let credential = Credential::Signed(Vec::new());
-        let ask = Ask {
-            cname: b"c",
-            seq,
-            credential: &credential,
-            worker: 0,
-            long_poll: false,
-            resume: None,
-        };
-        hub.subscribe(ask).unwrap().catch_up
     }
 
     #[test]
@@ -247,26 +234,30 @@ mod tests {
         list.iter().map(|(n, c)| (name(n), *c)).collect()
     }
 
-    fn subscribe_to(hub: &mut Hub, cname: &[u8]) -> u32 {
+    fn subscribe_to(hub: &mut Hub, cname: &[u8], seq: u32) -> Subscribed {
         let credential = Credential::Signed(Vec::new());
         let ask = Ask {
             cname,
-            seq: 0,
+            seq,
             credential: &credential,
             worker: 0,
             long_poll: false,
             resume: None,
         };
-        hub.subscribe(ask).unwrap().epoch
+        hub.subscribe(ask).unwrap()
+    }
+
+    fn subscribe(hub: &mut Hub, seq: u32) -> CatchUp {
+        subscribe_to(hub, b"c", seq).catch_up
     }
 
     #[test]
     fn only_the_channels_whose_count_changed_are_reported_each_once() {
         let mut hub = hub();
-        let a = subscribe_to(&mut hub, b"a");
-        subscribe_to(&mut hub, b"a");
-        subscribe_to(&mut hub, b"b");
-        subscribe_to(&mut hub, b"c");
+        let a = subscribe_to(&mut hub, b"a", 0).epoch;
+        subscribe_to(&mut hub, b"a", 0);
+        subscribe_to(&mut hub, b"b", 0);
+        subscribe_to(&mut hub, b"c", 0);
         hub.unsubscribe_many(b"a", a, 0, 1, false);
         let want = [("a".to_string(), 1), ("b".into(), 1), ("c".into(), 1)];
         assert_eq!(counts(&hub.take_count_changes()), want);
@@ -281,7 +272,7 @@ mod tests {
         );
 
         // The whole list forgets the changes it includes.
-        subscribe_to(&mut hub, b"d");
+        subscribe_to(&mut hub, b"d", 0);
         assert_eq!(
             counts(&hub.subscriber_counts()),
             [("c".to_string(), 1), ("d".into(), 1)]
@@ -292,10 +283,10 @@ mod tests {
     #[test]
     fn a_long_change_list_is_compacted_before_it_is_taken() {
         let mut hub = hub();
-        let epoch = subscribe_to(&mut hub, b"a");
+        let epoch = subscribe_to(&mut hub, b"a", 0).epoch;
         for _ in 0..10 * COMPACT_MIN {
             hub.unsubscribe_many(b"a", epoch, 0, 1, false);
-            subscribe_to(&mut hub, b"a");
+            subscribe_to(&mut hub, b"a", 0);
         }
         let log = hub.mirror.as_ref().unwrap();
         assert!(log.changes_held() <= COMPACT_MIN, "{}", log.changes_held());

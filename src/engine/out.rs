@@ -206,7 +206,7 @@ impl OutQueue {
 
     /// A drained queue kept for reuse lets go of a spare buffer over `max` bytes of capacity and
     /// of a segment list a long backlog grew.
-    pub fn trim_spare(&mut self, max: usize) {
+    pub fn trim_for_reuse(&mut self, max: usize) {
         if self.spare.capacity() > max {
             self.spare = Vec::new();
         }
@@ -216,11 +216,13 @@ impl OutQueue {
     }
 
     /// Capacity of the emptied buffer kept for the next owned segment.
+    #[cfg(test)]
     pub fn spare_capacity(&self) -> usize {
         self.spare.capacity()
     }
 
     /// Capacity of the segment list.
+    #[cfg(test)]
     pub fn segments_capacity(&self) -> usize {
         self.segments.capacity()
     }

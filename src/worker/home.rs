@@ -20,7 +20,7 @@ use super::msg::{Msg, SubscribeMsg};
 use super::Worker;
 use crate::api::home::{self, Effect};
 use crate::api::{admin, HomeOp, HomeRequest};
-use crate::comet::hub::{worker_bit, Ask, Presence, SubscribeError, Subscribed};
+use crate::comet::hub::{worker_bit, Ask, Presence, Published, SubscribeError, Subscribed};
 use crate::comet::route::home_worker;
 use crate::engine::Token;
 use std::sync::atomic::Ordering;
@@ -55,11 +55,7 @@ impl Worker {
             Effect::None => {}
             Effect::Deliver(p) => {
                 self.stats().pushes.fetch_add(1, Ordering::Relaxed);
-                let (name, msg) = (p.name, p.msg);
-                self.mail_workers(p.workers, || Msg::Deliver {
-                    name: Arc::clone(&name),
-                    msg: msg.clone(),
-                });
+                self.mail_delivery(&p);
             }
             Effect::Closed(c) => {
                 self.mail_workers(c.workers, || Msg::Closed {
@@ -263,12 +259,17 @@ impl Worker {
     fn send_broadcast_deliveries(&mut self) {
         let (stored, deliveries) = self.hub.take_broadcast_deliveries();
         self.stats().pushes.fetch_add(stored, Ordering::Relaxed);
-        for p in deliveries {
-            self.mail_workers(p.workers, || Msg::Deliver {
-                name: Arc::clone(&p.name),
-                msg: p.msg.clone(),
-            });
+        for p in &deliveries {
+            self.mail_delivery(p);
         }
+    }
+
+    /// A stored message to every worker with subscribers of its channel.
+    fn mail_delivery(&mut self, p: &Published) {
+        self.mail_workers(p.workers, || Msg::Deliver {
+            name: Arc::clone(&p.name),
+            msg: p.msg.clone(),
+        });
     }
 
     /// Starts a broadcast: every worker (this one too) broadcasts on the channels it is home of.

@@ -34,7 +34,7 @@ impl OutPool {
     /// Keeps a drained queue (dropped when the pool is full).
     pub fn give(&mut self, mut q: Box<OutQueue>) {
         if self.queues.len() < MAX {
-            q.trim_spare(SPARE_KEPT);
+            q.trim_for_reuse(SPARE_KEPT);
             self.queues.push(q);
         }
     }
