@@ -1,11 +1,13 @@
 //! One channel's authoritative state, held by its home hub, and the subscription catch-up rule.
-//! Depends on `comet::{auth, message, ring, seq, snapshot}`.
+//! Depends on `comet::{auth, keys, message, ring, seq, snapshot}`.
 //!
-//! Kept to 48 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
-//! pointer, and the presence re-announcement needs no counter (the hub derives each channel's
-//! announcement tick from its `epoch`; see `hub`).
+//! Kept to 64 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
+//! pointer, the home's own subscribers are 16 bytes inline (`Keys`: none or one without an
+//! allocation), and the presence re-announcement needs no counter (the hub derives each
+//! channel's announcement tick from its `epoch`; see `hub`).
 
 use super::auth::{hex_matches, to_hex, AuthToken};
+use super::keys::Keys;
 use super::message::Message;
 use super::ring::Ring;
 use super::seq::{seq_after, seq_before, FIRST};
@@ -42,6 +44,9 @@ pub struct Channel {
     /// Bit `w` set: worker `w` has at least one subscriber of this channel.
     pub(crate) workers: u64,
     pub(crate) ring: Ring,
+    /// The keys of the home worker's own subscribers of this channel (the home's part of the
+    /// worker's subscriber index; see `hub::local_keys`).
+    pub(crate) local: Keys,
     seq_next: u32,
     /// Idle countdown in ticks; the channel is freed when it drops below zero without subscribers.
     pub(crate) countdown: i32,
@@ -58,6 +63,7 @@ impl Channel {
             auth_token,
             workers: 0,
             ring: Ring::new(),
+            local: Keys::default(),
             seq_next: FIRST,
             countdown,
             subscribers: 0,
@@ -221,7 +227,7 @@ mod tests {
 
     #[test]
     fn size_is_pinned() {
-        assert_eq!(std::mem::size_of::<Channel>(), 48);
+        assert_eq!(std::mem::size_of::<Channel>(), 64);
     }
 
     #[test]

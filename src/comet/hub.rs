@@ -3,8 +3,10 @@
 //! be sent where (a message and a bitmask of workers with subscribers) and never touch I/O.
 //! Work over every channel is bounded per call where the server asks for it: expired channels are
 //! freed by `sweep_expired` after the walk of `begin_tick`, and a `/broadcast` is stored by
-//! `broadcast_step` (children `broadcast_run`, `broadcast_state`).
-//! Depends on `comet::{auth, channel, message, table}` and std.
+//! `broadcast_step` (children `broadcast_run`, `broadcast_state`). The hub also keeps this
+//! worker's index of its own subscribers (child `local_keys`): for its own channels inside their
+//! records, so a channel and the subscriber living with it are one entry.
+//! Depends on `comet::{auth, channel, keys, local, message, table}` and std.
 //!
 //! Cross-core contract (the worker moves the results between cores):
 //! * every operation on a channel runs on its home hub; mailboxes between two workers are FIFO;
@@ -35,6 +37,7 @@ use self::broadcast_state::{BroadcastOut, BroadcastRun};
 use self::mirror_log::MirrorLog;
 use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
+use super::local::LocalSubs;
 use super::message::{
     encode, Message, MsgType, TOKEN_ERROR, TOO_MANY_CHANNELS, TOO_MANY_SUBSCRIBERS, UNAVAILABLE,
 };
@@ -312,6 +315,9 @@ pub struct Hub {
     config: HubConfig,
     counters: Arc<Counters>,
     channels: NameMap<Channel>,
+    /// This worker's subscribers of channels homed elsewhere (those of its own channels are in
+    /// the channel records; child `local_keys`).
+    elsewhere: LocalSubs,
     auth_tokens: AuthTokenSource,
     events: Vec<Presence>,
     /// `None`: record presence events while `/psub` listeners exist (the server); `Some`: a
@@ -354,6 +360,7 @@ impl Hub {
             config,
             counters,
             channels: NameMap::new(),
+            elsewhere: LocalSubs::new(),
             auth_tokens: AuthTokenSource::new(),
             events: Vec::new(),
             presence: None,
@@ -439,6 +446,7 @@ impl Hub {
         let name: Arc<[u8]> = shared.map_or_else(|| Arc::from(cname), Arc::clone);
         match self.channels.insert_new(Arc::clone(&name), channel) {
             Ok(index) => {
+                self.channel_created(index);
                 self.announce(Presence::Online(name));
                 Ok(index)
             }
@@ -550,7 +558,8 @@ impl Hub {
         let index = self.channels.index_of(cname)?;
         self.broadcast_settle_at(index);
         self.broadcast_before_remove(index);
-        let (name, ch) = self.channels.remove_at(index)?;
+        let (name, mut ch) = self.channels.remove_at(index)?;
+        self.channel_freed(&name, &mut ch);
         if let Some(log) = self.mirror.as_mut().filter(|_| ch.subscribers > 0) {
             log.count_changed(&name);
         }
@@ -756,9 +765,10 @@ impl Hub {
                 continue;
             }
             self.broadcast_before_remove(index);
-            let Some((name, _)) = self.channels.remove_at(index) else {
+            let Some((name, mut ch)) = self.channels.remove_at(index) else {
                 continue;
             };
+            self.channel_freed(&name, &mut ch);
             if presence {
                 self.events.push(Presence::Offline(Arc::clone(&name)));
             }
@@ -826,9 +836,12 @@ impl Hub {
         }
         let channel = Channel::restore(saved, self.config.buffer());
         let name: Arc<[u8]> = Arc::from(&saved.name[..]);
-        if self.channels.insert_new(name, channel).is_err() {
-            self.counters.remove_channel();
-            return Err(TooManyChannels);
+        match self.channels.insert_new(name, channel) {
+            Ok(index) => self.channel_created(index),
+            Err(_) => {
+                self.counters.remove_channel();
+                return Err(TooManyChannels);
+            }
         }
         Ok(())
     }
@@ -839,11 +852,13 @@ impl Hub {
     }
 
     /// Estimated heap bytes owned by the hub: table, channel names, rings (not the shared message
-    /// buffers) and queued events.
+    /// buffers), queued events and the subscriber index (`local_keys`).
     pub fn heap_bytes(&self) -> usize {
-        self.channels.heap_bytes_with(|ch| ch.ring.heap_bytes())
+        self.channels
+            .heap_bytes_with(|ch| ch.ring.heap_bytes() + ch.local.heap_bytes())
             + self.channels.names_heap_bytes()
             + self.events.capacity() * size_of::<Presence>()
+            + self.elsewhere.heap_bytes()
     }
 }
 
@@ -856,6 +871,8 @@ pub fn worker_bit(worker: usize) -> u64 {
 mod broadcast_run;
 #[path = "broadcast_state.rs"]
 mod broadcast_state;
+#[path = "local_keys.rs"]
+mod local_keys;
 #[path = "mirror.rs"]
 mod mirror;
 #[path = "mirror_log.rs"]

@@ -743,3 +743,83 @@ fn channels_created_after_a_broadcast_started_do_not_get_it_and_a_second_waits_f
         "only the one sent after it existed"
     );
 }
+
+fn keys_of(hub: &Hub, name: &[u8]) -> Vec<u64> {
+    let mut keys: Vec<u64> = hub.local_keys(name).collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[test]
+fn the_home_keeps_its_own_subscribers_in_the_channel_record() {
+    let mut hub = hub();
+    let s = hub.subscribe(ask(b"own", 0, &NONE, 0)).unwrap();
+    hub.add_local(&s.name, 7);
+    hub.add_local(&s.name, 8);
+    assert_eq!(keys_of(&hub, b"own"), vec![7, 8]);
+    assert_eq!(hub.local_count(b"own"), 2);
+    assert!(hub.is_local(b"own", 8));
+    assert!(
+        hub.elsewhere.is_empty(),
+        "no second index entry for a home channel"
+    );
+    hub.remove_local(b"own", 7);
+    hub.remove_local(b"own", 99);
+    assert_eq!(keys_of(&hub, b"own"), vec![8]);
+    assert_eq!(hub.local_subscribers(), 1);
+}
+
+#[test]
+fn keys_of_a_channel_homed_elsewhere_are_indexed_apart() {
+    let mut hub = hub();
+    let name: Arc<[u8]> = Arc::from(&b"remote"[..]);
+    hub.add_local(&name, 3);
+    assert_eq!(keys_of(&hub, b"remote"), vec![3]);
+    assert!(Arc::ptr_eq(hub.elsewhere_name(b"remote").unwrap(), &name));
+    assert_eq!(hub.take_elsewhere(b"remote"), vec![3]);
+    assert_eq!(hub.local_count(b"remote"), 0);
+}
+
+#[test]
+fn a_channel_created_after_its_first_key_takes_the_key() {
+    let mut hub = hub();
+    // The worker indexes its subscriber before its own hub's answer creates the channel.
+    let name: Arc<[u8]> = Arc::from(&b"late"[..]);
+    hub.add_local(&name, 5);
+    hub.subscribe(ask(b"late", 0, &NONE, 0)).unwrap();
+    assert!(
+        hub.elsewhere.is_empty(),
+        "the key moved into the new channel"
+    );
+    assert_eq!(keys_of(&hub, b"late"), vec![5]);
+    hub.remove_local(b"late", 5);
+    assert_eq!(hub.local_subscribers(), 0);
+}
+
+#[test]
+fn keys_outlive_a_closed_or_expired_channel_until_removed() {
+    let mut hub = hub();
+    let s = hub.subscribe(ask(b"closing", 0, &NONE, 0)).unwrap();
+    hub.add_local(&s.name, 1);
+    hub.close(b"closing").unwrap();
+    // `/close` reaches the worker's subscribers after the hub forgot the channel.
+    assert_eq!(keys_of(&hub, b"closing"), vec![1]);
+    hub.remove_local(b"closing", 1);
+    assert_eq!(hub.local_subscribers(), 0);
+
+    hub.sign(b"idle", 1).unwrap();
+    let name = hub.name(b"idle").unwrap();
+    hub.add_local(&name, 2);
+    for _ in 0..3 {
+        hub.tick();
+    }
+    assert!(
+        !hub.exists(b"idle"),
+        "expired: it had no registered subscriber"
+    );
+    assert_eq!(keys_of(&hub, b"idle"), vec![2]);
+    // Created again, the channel takes the key back.
+    hub.subscribe(ask(b"idle", 0, &NONE, 0)).unwrap();
+    assert!(hub.elsewhere.is_empty());
+    assert_eq!(keys_of(&hub, b"idle"), vec![2]);
+}

@@ -1,199 +1,22 @@
-//! `LocalSubs`: one worker's index from channel name to the keys of its own subscribers of that
-//! channel (keys are the worker's opaque `u64` connection references). Used to fan a delivered
-//! message out locally and to end every local subscriber on `/close`.
-//! Depends on `comet::table` and std.
+//! `LocalSubs`: an index from channel name to the keys of one worker's own subscribers of that
+//! channel (keys are the worker's opaque `u64` connection references), for channels whose home is
+//! another worker (spread channels, a WebSocket's further channels, a subscription still waiting
+//! for its home). The home's own subscribers are kept in the channel's record instead
+//! (`Channel::local`; the hub hands keys between the two when a channel is created or freed).
+//! Used to fan a delivered message out locally and to end every local subscriber on `/close`.
+//! Depends on `comet::{keys, table}` and std.
 //!
-//! Shaped for the two extremes: one subscriber per channel (a million channels) costs one 32-byte
-//! map entry with the key inline, no allocation beyond the map; a channel with 100,000
-//! subscribers uses a hash set so adding and removing stay O(1). In between, up to `SMALL_MAX`
-//! keys live in a plain vector.
+//! One subscriber costs one 32-byte map entry with its key inline, no allocation beyond the map.
 
-use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::mem::size_of;
 use std::sync::Arc;
 
+use super::keys::{Keys, KeysIter};
 use super::table::NameMap;
 
-/// Lists longer than this become hash sets.
-const SMALL_MAX: usize = 32;
-/// Hash sets shorter than this become lists again.
-const SMALL_AGAIN: usize = 16;
-
-/// Mixes a `u64` key (server-assigned, so a keyed hash is not needed).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        super::route::mix64(self.0)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type KeySet = HashSet<u64, BuildHasherDefault<KeyHasher>>;
-
-#[derive(Debug)]
-enum Many {
-    Small(Vec<u64>),
-    Large(KeySet),
-}
-
-/// The keys of one channel on this worker (never empty while stored).
-#[derive(Debug)]
-enum Subs {
-    One(u64),
-    Many(Box<Many>),
-}
-
-impl Subs {
-    fn len(&self) -> usize {
-        match self {
-            Subs::One(_) => 1,
-            Subs::Many(m) => match &**m {
-                Many::Small(v) => v.len(),
-                Many::Large(s) => s.len(),
-            },
-        }
-    }
-
-    /// Adds `key`; false when it was already there.
-    fn add(&mut self, key: u64) -> bool {
-        match self {
-            Subs::One(k) if *k == key => false,
-            Subs::One(k) => {
-                *self = Subs::Many(Box::new(Many::Small(vec![*k, key])));
-                true
-            }
-            Subs::Many(m) => match &mut **m {
-                Many::Small(v) if v.contains(&key) => false,
-                Many::Small(v) if v.len() < SMALL_MAX => {
-                    v.push(key);
-                    true
-                }
-                Many::Small(v) => {
-                    let mut set = KeySet::with_capacity_and_hasher(v.len() * 2, Default::default());
-                    set.extend(v.iter().copied());
-                    set.insert(key);
-                    **m = Many::Large(set);
-                    true
-                }
-                Many::Large(s) => s.insert(key),
-            },
-        }
-    }
-
-    /// Removes `key`; returns (removed, now empty).
-    fn remove(&mut self, key: u64) -> (bool, bool) {
-        let Subs::Many(m) = self else {
-            let found = matches!(self, Subs::One(k) if *k == key);
-            return (found, found);
-        };
-        let removed = match &mut **m {
-            Many::Small(v) => match v.iter().position(|&k| k == key) {
-                Some(i) => {
-                    v.swap_remove(i);
-                    true
-                }
-                None => false,
-            },
-            Many::Large(s) => {
-                let removed = s.remove(&key);
-                if removed && s.len() < SMALL_AGAIN {
-                    **m = Many::Small(s.iter().copied().collect());
-                } else if removed && s.len() * 4 < s.capacity() {
-                    s.shrink_to(s.len() * 2);
-                }
-                removed
-            }
-        };
-        if let Many::Small(v) = &**m {
-            match v.as_slice() {
-                [only] => *self = Subs::One(*only),
-                [] => return (removed, true),
-                _ => {}
-            }
-        }
-        (removed, false)
-    }
-
-    fn iter(&self) -> SubsIter<'_> {
-        match self {
-            Subs::One(k) => SubsIter::One(Some(*k)),
-            Subs::Many(m) => match &**m {
-                Many::Small(v) => SubsIter::Slice(v.iter()),
-                Many::Large(s) => SubsIter::Set(s.iter()),
-            },
-        }
-    }
-
-    fn into_vec(self) -> Vec<u64> {
-        match self {
-            Subs::One(k) => vec![k],
-            Subs::Many(m) => match *m {
-                Many::Small(v) => v,
-                Many::Large(s) => s.into_iter().collect(),
-            },
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Subs::One(_) => 0,
-            Subs::Many(m) => {
-                size_of::<Many>()
-                    + match &**m {
-                        Many::Small(v) => v.capacity() * size_of::<u64>(),
-                        // hashbrown: one slot plus one control byte per bucket (+ a group).
-                        Many::Large(s) => {
-                            let buckets = (s.capacity() * 8 / 7).next_power_of_two();
-                            buckets * (size_of::<u64>() + 1) + 16
-                        }
-                    }
-            }
-        }
-    }
-}
-
-/// Iterator over the subscriber keys of one channel (order unspecified).
-#[derive(Debug)]
-pub enum SubsIter<'a> {
-    /// No subscriber.
-    Empty,
-    /// One inline key.
-    One(Option<u64>),
-    /// A short list.
-    Slice(std::slice::Iter<'a, u64>),
-    /// A large set.
-    Set(std::collections::hash_set::Iter<'a, u64>),
-}
-
-impl Iterator for SubsIter<'_> {
-    type Item = u64;
-
-    fn next(&mut self) -> Option<u64> {
-        match self {
-            SubsIter::Empty => None,
-            SubsIter::One(k) => k.take(),
-            SubsIter::Slice(it) => it.next().copied(),
-            SubsIter::Set(it) => it.next().copied(),
-        }
-    }
-}
-
-/// One worker's channel → local subscriber keys index.
+/// One worker's channel → local subscriber keys index (a stored entry is never empty).
 #[derive(Debug, Default)]
 pub struct LocalSubs {
-    map: NameMap<Subs>,
+    map: NameMap<Keys>,
     subscribers: usize,
 }
 
@@ -207,13 +30,15 @@ impl LocalSubs {
     /// subscriber of the channel (the name is then stored by sharing `name`). Adding a key that
     /// is already there changes nothing and returns false.
     pub fn add(&mut self, name: &Arc<[u8]>, key: u64) -> bool {
-        if let Some(subs) = self.map.get_mut(name) {
-            if subs.add(key) {
+        if let Some(keys) = self.map.get_mut(name) {
+            if keys.add(key) {
                 self.subscribers += 1;
             }
             return false;
         }
-        match self.map.insert_new(Arc::clone(name), Subs::One(key)) {
+        let mut keys = Keys::default();
+        keys.add(key);
+        match self.map.insert_new(Arc::clone(name), keys) {
             Ok(_) => {
                 self.subscribers += 1;
                 true
@@ -223,16 +48,16 @@ impl LocalSubs {
     }
 
     /// Removes subscriber `key` from channel `name`. Returns true when this removed the worker's
-    /// last subscriber of the channel (the caller then tells the home hub
-    /// `worker_has_none_left`). Unknown names or keys change nothing and return false.
+    /// last subscriber of the channel. Unknown names or keys change nothing and return false.
     pub fn remove(&mut self, name: &[u8], key: u64) -> bool {
-        let Some(subs) = self.map.get_mut(name) else {
+        let Some(keys) = self.map.get_mut(name) else {
             return false;
         };
-        let (removed, empty) = subs.remove(key);
+        let removed = keys.remove(key);
         if removed {
             self.subscribers -= 1;
         }
+        let empty = keys.is_empty();
         if empty {
             self.map.remove(name);
         }
@@ -241,8 +66,8 @@ impl LocalSubs {
 
     /// The keys of channel `name` on this worker (empty when none). To end subscribers while
     /// walking them, copy the keys first (`keys_into`) or use `take`.
-    pub fn get(&self, name: &[u8]) -> SubsIter<'_> {
-        self.map.get(name).map_or(SubsIter::Empty, Subs::iter)
+    pub fn get(&self, name: &[u8]) -> KeysIter<'_> {
+        self.map.get(name).map_or(KeysIter::One(None), Keys::iter)
     }
 
     /// Appends the keys of channel `name` to `out` (reuse `out` across deliveries).
@@ -257,7 +82,7 @@ impl LocalSubs {
 
     /// Number of local subscribers of channel `name`.
     pub fn count(&self, name: &[u8]) -> usize {
-        self.map.get(name).map_or(0, Subs::len)
+        self.map.get(name).map_or(0, Keys::len)
     }
 
     /// True when `key` is a local subscriber of channel `name`.
@@ -267,12 +92,30 @@ impl LocalSubs {
 
     /// Removes channel `name` and returns all its local keys (for `/close`).
     pub fn take(&mut self, name: &[u8]) -> Vec<u64> {
-        match self.map.remove(name) {
-            Some((_, subs)) => {
-                self.subscribers -= subs.len();
-                subs.into_vec()
-            }
-            None => Vec::new(),
+        self.take_keys(name).map_or_else(Vec::new, Keys::into_vec)
+    }
+
+    /// Removes channel `name` and returns its keys as they are stored.
+    pub fn take_keys(&mut self, name: &[u8]) -> Option<Keys> {
+        let (_, keys) = self.map.remove(name)?;
+        self.subscribers -= keys.len();
+        Some(keys)
+    }
+
+    /// Adds every key of `keys` to channel `name` (nothing when `keys` is empty).
+    pub fn put_keys(&mut self, name: &Arc<[u8]>, keys: Keys) {
+        if keys.is_empty() {
+            return;
+        }
+        if let Some(stored) = self.map.get_mut(name) {
+            let before = stored.len();
+            stored.absorb(keys);
+            self.subscribers += stored.len() - before;
+            return;
+        }
+        let added = keys.len();
+        if self.map.insert_new(Arc::clone(name), keys).is_ok() {
+            self.subscribers += added;
         }
     }
 
@@ -294,7 +137,7 @@ impl LocalSubs {
     /// Estimated heap bytes of the index, not counting the channel name buffers (usually shared
     /// with the hub; see `names_heap_bytes`).
     pub fn heap_bytes(&self) -> usize {
-        self.map.heap_bytes_with(Subs::heap_bytes)
+        self.map.heap_bytes_with(Keys::heap_bytes)
     }
 
     /// Estimated heap bytes of the channel names, if they are not shared.
@@ -319,8 +162,7 @@ mod tests {
 
     #[test]
     fn entry_sizes() {
-        assert_eq!(size_of::<Subs>(), 16);
-        assert_eq!(size_of::<(Arc<[u8]>, Subs)>(), 32);
+        assert_eq!(std::mem::size_of::<(Arc<[u8]>, Keys)>(), 32);
     }
 
     #[test]
@@ -401,6 +243,24 @@ mod tests {
         assert!(local.take(b"zzz").is_empty());
         assert!(local.is_empty());
         assert_eq!(local.subscribers(), 0);
+    }
+
+    #[test]
+    fn keys_handed_out_and_back_keep_the_count() {
+        let mut local = LocalSubs::new();
+        let a = name("a");
+        local.add(&a, 1);
+        local.add(&a, 2);
+        let keys = local.take_keys(b"a").expect("stored");
+        assert_eq!(keys.len(), 2);
+        assert!(local.is_empty());
+        assert_eq!(local.subscribers(), 0);
+        local.add(&a, 3);
+        local.put_keys(&a, keys);
+        local.put_keys(&a, Keys::default());
+        assert_eq!(sorted(local.get(b"a")), vec![1, 2, 3]);
+        assert_eq!(local.subscribers(), 3);
+        assert!(local.take_keys(b"none").is_none());
     }
 
     #[test]

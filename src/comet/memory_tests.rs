@@ -1,14 +1,13 @@
-//! Memory budget of the per-channel state: a hub and a local index holding 100,000 channels, each
-//! signed (token generated) and with one subscriber, must cost under 200 bytes per
-//! channel + subscriber, counting struct sizes and every heap allocation they own (estimated with
-//! allocator rounding; see `table::alloc_estimate`).
+//! Memory budget of the per-channel state: a hub holding 100,000 channels, each signed (token
+//! generated) and with one subscriber of its own worker in its index, must cost under 160 bytes
+//! per channel + subscriber, counting struct sizes and every heap allocation they own (estimated
+//! with allocator rounding; see `table::alloc_estimate`).
 
 use std::mem::size_of;
 
 use super::auth::Credential;
 use super::channel::Channel;
 use super::hub::{Ask, Counters, Hub, HubConfig};
-use super::local::LocalSubs;
 use super::message::MsgType;
 
 const CHANNELS: usize = 100_000;
@@ -26,13 +25,12 @@ fn config() -> HubConfig {
 
 #[test]
 fn channel_size_is_pinned() {
-    assert_eq!(size_of::<Channel>(), 48);
+    assert_eq!(size_of::<Channel>(), 64);
 }
 
 #[test]
 fn hundred_thousand_idle_subscribers_fit_the_budget() {
     let mut hub = Hub::new(config(), Counters::new());
-    let mut local = LocalSubs::new();
     for i in 0..CHANNELS {
         let cname = format!("channel-{i:06}");
         let token = hub.sign(cname.as_bytes(), 0).unwrap().token_hex;
@@ -46,26 +44,21 @@ fn hundred_thousand_idle_subscribers_fit_the_budget() {
                 resume: None,
             })
             .unwrap();
-        assert!(local.add(&sub.name, i as u64));
+        hub.add_local(&sub.name, i as u64);
     }
     // Nothing else should be holding memory for idle channels.
     hub.set_presence(false);
     assert_eq!(hub.len(), CHANNELS);
-    assert_eq!(local.len(), CHANNELS);
+    assert_eq!(hub.local_subscribers(), CHANNELS);
     assert_eq!(hub.counters().subscribers(), CHANNELS);
 
     let hub_bytes = size_of::<Hub>() + hub.heap_bytes();
-    let local_bytes = size_of::<LocalSubs>() + local.heap_bytes();
-    let per_channel = (hub_bytes + local_bytes) as f64 / CHANNELS as f64;
-    eprintln!(
-        "{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes}, local {local_bytes})"
-    );
+    let per_channel = hub_bytes as f64 / CHANNELS as f64;
+    eprintln!("{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes})");
     assert!(
-        per_channel < 200.0,
-        "{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes}, local {local_bytes})"
+        per_channel < 160.0,
+        "{per_channel:.1} bytes per channel + subscriber (hub {hub_bytes})"
     );
-    // The local index reuses the hub's name buffers.
-    assert!(local.heap_bytes() < local.names_heap_bytes() + CHANNELS * 64);
 
     // A message makes one channel's ring exist; the others still cost nothing for theirs.
     let before = hub.heap_bytes();

@@ -5,13 +5,16 @@
 //! Model: each channel has a HOME worker (`route::home_worker`) whose `hub::Hub` holds the
 //! authoritative state (seq, ring, token, countdown, subscriber count, workers with
 //! subscribers). Subscribers live with their channel's home (or, for big channels, on the
-//! workers that accepted them), indexed per worker by `local::LocalSubs`. A push goes to the home, which assigns the seq, encodes the message once
+//! workers that accepted them), indexed per worker by its hub: inside the channel's record for
+//! the home's own subscribers (`keys::Keys`), in a `local::LocalSubs` for channels homed
+//! elsewhere. A push goes to the home, which assigns the seq, encodes the message once
 //! (`message`) and reports the workers to notify; each fans out locally with the shared bytes.
 
 pub mod auth;
 pub mod channel;
 pub mod escape;
 pub mod hub;
+pub mod keys;
 pub mod local;
 pub mod message;
 pub mod ring;

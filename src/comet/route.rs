@@ -22,7 +22,7 @@ pub fn name_hash(cname: &[u8]) -> u64 {
 }
 
 /// The splitmix64 finalizer: a bijection on `u64` that spreads every input bit over the whole
-/// word. Also the mixer of the per-worker subscriber sets' hasher (`local::KeyHasher`).
+/// word. Also the mixer of the per-worker subscriber sets' hasher (`keys::KeyHasher`).
 pub fn mix64(mut x: u64) -> u64 {
     x ^= x >> 30;
     x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);

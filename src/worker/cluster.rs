@@ -351,7 +351,7 @@ impl Worker {
     /// `next_seq`); a long-poll ends with it.
     pub(super) fn on_gap(&mut self, name: &Arc<[u8]>, seq: u32, epoch: u32) {
         let mut keys = Vec::new();
-        self.local.keys_into(name, &mut keys);
+        self.hub.local_keys_into(name, &mut keys);
         let mut out = Vec::with_capacity(128);
         for key in keys {
             let token = Token::unpack(key);

@@ -206,7 +206,7 @@ impl Worker {
         }
         self.buffered += held;
         self.stats().connections.fetch_add(1, Ordering::Relaxed);
-        if self.local.count(&a.request.cname) >= SPREAD_AT && a.from != self.id {
+        if self.hub.local_count(&a.request.cname) >= SPREAD_AT && a.from != self.id {
             let name = self.shared_name(a.request.cname.clone());
             self.mail(a.from, Msg::Spread { name });
         }

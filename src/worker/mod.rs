@@ -1,6 +1,6 @@
 //! The per-core loop. Each worker owns its backend, its connections, its timers, its share of the
-//! channels (the ones whose home it is) and its local subscriber index; it talks to other workers
-//! only through mailboxes. `Worker::turn` below is one whole turn, in order.
+//! channels (the ones whose home it is) with its local subscriber index (kept by the hub); it
+//! talks to other workers only through mailboxes. `Worker::turn` below is one whole turn, in order.
 //!
 //! This is the only module that sees every layer (engine, http, api, comet), and it only routes:
 //! it looks connections up, hands requests to `api`, queues the bytes `api` returns, and moves
@@ -38,7 +38,6 @@ pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
 pub use crate::comet::hub::Hub;
-use crate::comet::local::LocalSubs;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
 use crate::slab::Slab;
@@ -119,8 +118,8 @@ pub struct Worker {
     /// Mail to handle this turn: this worker's own (it is the home of the channel) and the
     /// batches drained from the inbox, in arrival order.
     mail: VecDeque<Msg>,
+    /// This worker's channels, and the index of its subscribers (`Hub::add_local` and friends).
     pub(crate) hub: Hub,
-    pub(crate) local: LocalSubs,
     timers: TimerWheel,
     /// Timers that came due, handled a bounded number per turn (`fire_due_timers`).
     due_timers: std::collections::VecDeque<timer::TimerEntry>,
@@ -185,7 +184,6 @@ impl Worker {
             post: Post::new(setup.peers),
             mail: VecDeque::new(),
             hub,
-            local: LocalSubs::new(),
             timers: TimerWheel::new(),
             due_timers: std::collections::VecDeque::new(),
             date,

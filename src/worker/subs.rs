@@ -23,7 +23,7 @@ impl Worker {
     /// One copy of a channel's name per process where possible: share the one this worker's
     /// index or hub already holds.
     pub(super) fn shared_name(&self, cname: Vec<u8>) -> Arc<[u8]> {
-        match self.local.name(&cname) {
+        match self.hub.elsewhere_name(&cname) {
             Some(n) => Arc::clone(n),
             None => self.hub.name(&cname).unwrap_or_else(|| Arc::from(cname)),
         }
@@ -59,7 +59,7 @@ impl Worker {
         let mut sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
         sub.cors = req.cors;
         conn.ext = Some(Box::new(Ext::Sub(sub)));
-        self.local.add(&name, token.pack());
+        self.hub.add_local(&name, token.pack());
         let home = self.home_of(&name);
         let from = self.id;
         let msg = SubscribeMsg {
@@ -139,7 +139,7 @@ impl Worker {
         name: &Arc<[u8]>,
         result: &Result<Subscribed, SubscribeError>,
     ) {
-        let none_left = self.local.count(name) == 0;
+        let none_left = self.hub.local_count(name) == 0;
         if let Ok(s) = result {
             if s.registered || none_left {
                 self.unsubscribe_home(name, s.epoch, u32::from(s.registered), none_left);
@@ -153,12 +153,12 @@ impl Worker {
         let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
             return;
         };
-        if Arc::ptr_eq(&sub.channel, home_name) || self.local.count(home_name) != 1 {
+        if Arc::ptr_eq(&sub.channel, home_name) || self.hub.local_count(home_name) != 1 {
             return;
         }
         sub.channel = Arc::clone(home_name);
-        self.local.take(home_name);
-        self.local.add(home_name, token.pack());
+        self.hub.take_elsewhere(home_name);
+        self.hub.add_local(home_name, token.pack());
     }
 
     fn noop_deadline(&self) -> u32 {
@@ -198,7 +198,7 @@ impl Worker {
     /// not told (callers decide; one message can cover many subscribers).
     pub(super) fn take_sub(&mut self, token: Token) -> Option<Subscription> {
         let sub = self.conns.at(token)?.take_sub()?;
-        self.local.remove(&sub.channel, token.pack());
+        self.hub.remove_local(&sub.channel, token.pack());
         if !sub.pending {
             self.count_subscriber(sub.framing.transport, false);
         }
@@ -239,7 +239,7 @@ impl Worker {
 
     /// Tells the home that a settled subscription (already out of the local index) left.
     pub(super) fn unsubscribe_left(&mut self, sub: &Subscription) {
-        let none_left = self.local.count(&sub.channel) == 0;
+        let none_left = self.hub.local_count(&sub.channel) == 0;
         if sub.registered || none_left {
             let count = u32::from(sub.registered);
             self.unsubscribe_home(&sub.channel, sub.epoch, count, none_left);
@@ -274,7 +274,7 @@ impl Worker {
     pub(super) fn on_deliver(&mut self, name: &Arc<[u8]>, msg: &Message) {
         let mut keys = std::mem::take(&mut self.fanout);
         keys.clear();
-        self.local.keys_into(name, &mut keys);
+        self.hub.local_keys_into(name, &mut keys);
         if keys.is_empty() {
             // The home still thinks this worker has subscribers: correct it.
             self.unsubscribe_home(name, 0, 0, true);
@@ -305,7 +305,7 @@ impl Worker {
             .deliveries
             .fetch_add(delivered, Ordering::Relaxed);
         if ended.registered > 0 {
-            let none_left = self.local.count(name) == 0;
+            let none_left = self.hub.local_count(name) == 0;
             self.unsubscribe_home(name, ended.epoch, ended.registered, none_left);
         }
         self.fanout = keys;
@@ -359,7 +359,7 @@ impl Worker {
     /// The channel was closed: every subscriber gets `close` and its response ends.
     pub(super) fn on_closed(&mut self, name: &Arc<[u8]>, json: &Arc<[u8]>) {
         let mut keys = Vec::new();
-        self.local.keys_into(name, &mut keys);
+        self.hub.local_keys_into(name, &mut keys);
         let mut out = Vec::with_capacity(128);
         for key in keys {
             let token = Token::unpack(key);

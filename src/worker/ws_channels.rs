@@ -108,7 +108,7 @@ impl Worker {
         let framing = Framing::new(Transport::WebSocket, false, None).resuming(true);
         let sub = Subscription::pending(Arc::clone(&name), framing, seq, 0);
         self.ws.channels.entry(token.pack()).or_default().push(sub);
-        self.local.add(&name, token.pack());
+        self.hub.add_local(&name, token.pack());
         let home = self.home_of(&name);
         let msg = SubscribeMsg {
             from: self.id,
@@ -162,7 +162,7 @@ impl Worker {
         if subs.is_empty() {
             self.ws.channels.remove(&key);
         }
-        self.local.remove(&sub.channel, key);
+        self.hub.remove_local(&sub.channel, key);
         if !sub.pending {
             self.count_subscriber(Transport::WebSocket, false);
         }
@@ -245,7 +245,7 @@ impl Worker {
             return;
         };
         for sub in subs {
-            self.local.remove(&sub.channel, token.pack());
+            self.hub.remove_local(&sub.channel, token.pack());
             if !sub.pending {
                 self.count_subscriber(Transport::WebSocket, false);
                 self.unsubscribe_left(&sub);
