@@ -4,8 +4,9 @@
 //! A chunk is allocated when the previous ones are full and is never reallocated, so growing to a
 //! million connections copies nothing and never needs twice the memory. Depends on: std only.
 
-/// Slots per chunk. 4096 slots of ~100 bytes is ~400 KiB per chunk.
-const CHUNK: usize = 4096;
+/// Slots per chunk: 1024 connection slots of 48 bytes are 48 KiB, small enough that the last,
+/// partly used chunk of each worker adds little per connection at tens of thousands.
+const CHUNK: usize = 1024;
 
 enum Entry<T> {
     Occupied(T),

@@ -1,7 +1,7 @@
 //! Transport framing of subscription replies (iComet's): the response heads, the iframe
 //! preamble, and the bytes around each JSON object or array of objects.
-//! Depends on `api::json` (callback validation); the JSON objects come from `comet::message` as
-//! bytes.
+//! Depends on `api::json` (callback validation) and `api::short_bytes` (the kept callback); the
+//! JSON objects come from `comet::message` as bytes.
 //!
 //! A delivered frame is written as `[prefix][shared JSON][suffix]` so the worker can queue the
 //! shared `Arc<[u8]>` between two small per-subscriber pieces without copying it:
@@ -19,6 +19,7 @@
 //! (`[MSG,MSG]\n` / `cb([MSG,MSG]);\n`).
 
 use super::json::valid_callback;
+use super::short_bytes::ShortBytes;
 
 /// Subscription transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub struct Framing {
     pub chunked: bool,
     /// JSONP callback (long-poll only; must pass `json::valid_callback`). A WebSocket
     /// subscription keeps its `Sec-WebSocket-Accept` value here until the 101 head is written.
-    pub callback: Option<Box<[u8]>>,
+    pub callback: Option<ShortBytes>,
     /// A resumable subscription: SSE frames of channel messages carry `id: <epoch>:<seq>`, and
     /// position markers (`next_seq`, `reset`) carry the epoch (see `subscribe`).
     pub resumable: bool,
@@ -129,8 +130,10 @@ impl Framing {
     /// `cb`). Callers that want to refuse a bad callback must check it before.
     pub fn new(transport: Transport, chunked: bool, callback: Option<&[u8]>) -> Framing {
         let callback = match transport {
-            Transport::LongPoll => callback.filter(|cb| valid_callback(cb)).map(Box::from),
-            Transport::WebSocket => callback.map(Box::from),
+            Transport::LongPoll => callback
+                .filter(|cb| valid_callback(cb))
+                .map(ShortBytes::new),
+            Transport::WebSocket => callback.map(ShortBytes::new),
             _ => None,
         };
         Framing {

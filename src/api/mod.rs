@@ -12,6 +12,7 @@ pub mod json;
 pub mod metrics;
 pub mod params;
 pub mod reply;
+pub mod short_bytes;
 pub mod subscribe;
 pub mod websocket;
 pub mod ws_command;

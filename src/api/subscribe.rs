@@ -192,8 +192,9 @@ fn write_head(
     out: &mut Vec<u8>,
 ) {
     if sub.framing.transport == Transport::WebSocket {
-        let accept = sub.framing.callback.take().unwrap_or_default();
-        ws::handshake::write_101_value(&accept, out);
+        let accept = sub.framing.callback.take();
+        let accept = accept.as_deref().unwrap_or_default();
+        ws::handshake::write_101_value(accept, out);
     } else {
         write_subscribe_head(out, head, style.cors, style.date);
     }
