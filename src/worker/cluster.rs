@@ -265,11 +265,7 @@ impl Worker {
                         side.counts_wanted = true;
                     }
                 }
-                Event::Presence { lines } => {
-                    for line in lines.split_inclusive(|&b| b == b'\n') {
-                        self.on_presence(line);
-                    }
-                }
+                Event::Presence { lines } => self.on_presence(&lines),
             }
         }
     }

@@ -301,18 +301,22 @@ impl Worker {
         self.send_presence(events);
     }
 
+    /// One message per worker for every presence event of this turn: the lines (`1 name\n` /
+    /// `0 name\n`) back to back in one shared buffer, so a storm (thousands of channels expiring
+    /// in one sweep) costs each worker one piece of mail, not one per event.
     fn send_presence(&mut self, events: Vec<Presence>) {
         if events.is_empty() || self.shared.counters_ref().listeners() == 0 {
             return;
         }
-        for event in events {
-            let mut line = Vec::with_capacity(event.name().len() + 3);
-            event.write_line(&mut line);
-            let line: Arc<[u8]> = line.into();
-            for w in 0..self.workers() {
-                let line = Arc::clone(&line);
-                self.mail(w, Msg::Presence { line });
-            }
+        let len = events.iter().map(|e| e.name().len() + 3).sum();
+        let mut lines = Vec::with_capacity(len);
+        for event in &events {
+            event.write_line(&mut lines);
+        }
+        let lines: Arc<[u8]> = lines.into();
+        for w in 0..self.workers() {
+            let lines = Arc::clone(&lines);
+            self.mail(w, Msg::Presence { lines });
         }
     }
 
@@ -349,7 +353,7 @@ impl Worker {
             Msg::Deliver { name, msg } => self.on_deliver(&name, &msg),
             Msg::Closed { name, json } => self.on_closed(&name, &json),
             Msg::Broadcast { content } => self.home_broadcast(&content),
-            Msg::Presence { line } => self.on_presence(&line),
+            Msg::Presence { lines } => self.on_presence(&lines),
             Msg::Spread { name } => self.on_spread(name),
             Msg::Cluster(events) => self.on_cluster(events),
             Msg::Gap { name, seq, epoch } => self.on_gap(&name, seq, epoch),

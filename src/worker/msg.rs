@@ -61,8 +61,9 @@ pub enum Msg {
     Closed { name: Arc<[u8]>, json: Arc<[u8]> },
     /// To every worker: broadcast this content on every channel you are home of.
     Broadcast { content: Arc<[u8]> },
-    /// To every worker with /psub clients: one presence line (`1 name\n` / `0 name\n`).
-    Presence { line: Arc<[u8]> },
+    /// To every worker with /psub clients: presence lines (`1 name\n` / `0 name\n`), all the
+    /// events of one turn of the sender, in order.
+    Presence { lines: Arc<[u8]> },
     /// To a channel's home: take over this subscriber's connection (see `handoff`).
     Adopt(Box<Adoption>),
     /// To a worker that handed a subscriber over: the channel has many subscribers on its home

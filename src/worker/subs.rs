@@ -433,15 +433,27 @@ impl Worker {
         }
     }
 
-    /// One presence line for every /psub client of this worker.
-    pub(super) fn on_presence(&mut self, line: &[u8]) {
-        let mut chunk = Vec::with_capacity(line.len() + 8);
+    /// Presence lines for every /psub client of this worker: each line is its own chunk (as
+    /// when they came one by one), the bytes built once for all readers of each HTTP version
+    /// and shared by reference when they are many.
+    pub(super) fn on_presence(&mut self, lines: &Arc<[u8]>) {
+        if lines.is_empty() || self.presence.is_empty() {
+            return;
+        }
+        let mut chunked: Option<Arc<[u8]>> = None;
         let readers = std::mem::take(&mut self.presence);
         for &token in &readers {
             let http10 = self.conns.peek(token).is_none_or(|c| c.has(flags::HTTP10));
-            chunk.clear();
-            crate::api::frame::write_chunk(!http10, line, &mut chunk);
-            self.queue(token, &chunk);
+            let bytes = if http10 {
+                lines
+            } else {
+                chunked.get_or_insert_with(|| presence_chunks(lines))
+            };
+            if bytes.len() < PRESENCE_SHARE_MIN {
+                self.queue(token, bytes);
+            } else {
+                self.queue_frame(token, b"", bytes, b"");
+            }
         }
         // A reader closed for holding too much unsent output leaves the list here.
         let conns = &self.conns;
@@ -449,6 +461,18 @@ impl Worker {
         self.presence
             .retain(|&t| conns.peek(t).is_some_and(|c| c.phase == Phase::Presence));
     }
+}
+
+/// Presence bytes below this are copied into each reader's queue; longer ones are shared.
+const PRESENCE_SHARE_MIN: usize = 1024;
+
+/// Each line of `lines` as its own HTTP/1.1 chunk.
+fn presence_chunks(lines: &[u8]) -> Arc<[u8]> {
+    let mut out = Vec::with_capacity(lines.len() + lines.len() / 2 + 8);
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        crate::api::frame::write_chunk(true, line, &mut out);
+    }
+    out.into()
 }
 
 /// Long-polls a fan-out ended, for the one unsubscribe message that covers them.
