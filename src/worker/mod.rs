@@ -18,6 +18,7 @@ mod cluster;
 mod cluster_side;
 pub mod conn;
 mod deadlines;
+mod frame_batch;
 mod handoff;
 mod home;
 mod input;
@@ -131,6 +132,8 @@ pub struct Worker {
     to_attach: Vec<(ConnId, Option<Token>)>,
     /// Connections with new output this turn.
     dirty: Vec<Token>,
+    /// This turn's frames of channels with several subscribers here, each stored once.
+    batches: frame_batch::FrameBatches,
     /// Connections whose buffered requests should be processed again (a reply arrived, a
     /// subscription ended, output drained).
     to_resume: Vec<Token>,
@@ -190,6 +193,7 @@ impl Worker {
             now: shared.tick(),
             to_attach: Vec::new(),
             dirty: Vec::new(),
+            batches: frame_batch::FrameBatches::default(),
             to_resume: Vec::new(),
             closing: VecDeque::new(),
             presence: Vec::new(),

@@ -73,6 +73,37 @@ impl Worker {
         self.after_queue(token)
     }
 
+    /// Queues one delivered frame of a channel with several subscribers here: stored once in
+    /// this turn's batch of (`channel`, `class`), the subscriber's queue taking its range
+    /// (`frame_batch`). `class` must tell apart framings whose frames of one message differ.
+    pub(crate) fn queue_batched(
+        &mut self,
+        token: Token,
+        channel: &Arc<[u8]>,
+        class: u8,
+        frame: (&[u8], &Arc<[u8]>, &'static [u8]),
+    ) -> bool {
+        let Some(conn) = self.conns.at(token) else {
+            return false;
+        };
+        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
+            return false;
+        }
+        let (head, json, tail) = frame;
+        let (id, start, end) = self.batches.store(channel, class, head, json, tail);
+        let turn = self.batches.turn();
+        let pool = &mut self.out_pool;
+        conn.out
+            .get_or_insert_with(|| pool.take())
+            .push_batch(turn, id, start, end);
+        let len = end - start;
+        self.buffered += len;
+        self.stats()
+            .bytes_out
+            .fetch_add(len as u64, Ordering::Relaxed);
+        self.after_queue(token)
+    }
+
     /// Applies the per-connection output cap and schedules the flush.
     fn after_queue(&mut self, token: Token) -> bool {
         let max = self.config.limits.max_output_bytes;
@@ -161,6 +192,9 @@ impl Worker {
     /// Flushes every connection that got output this turn.
     pub(super) fn flush_dirty<B: Backend>(&mut self, backend: &mut B) {
         let dirty = std::mem::take(&mut self.dirty);
+        let mut batches = std::mem::take(&mut self.batches);
+        let turn = batches.turn();
+        let sealed = batches.seal();
         for token in &dirty {
             let Some(conn) = self.conns.at(*token) else {
                 continue;
@@ -172,6 +206,12 @@ impl Worker {
             let Some(mut out) = conn.out.take() else {
                 continue;
             };
+            if !out.seal(turn, sealed) {
+                log::error!("output of a connection lost its shared frames; closing it");
+                self.buffered = self.buffered.saturating_sub(out.queued());
+                self.close(*token);
+                continue;
+            }
             let before = out.queued();
             let result = backend.flush(conn.id, *token, &mut out);
             self.buffered = self.buffered.saturating_sub(before - out.queued());
@@ -195,6 +235,8 @@ impl Worker {
                 }
             }
         }
+        batches.finish_turn();
+        self.batches = batches;
         // Reuse the list's allocation.
         let mut dirty = dirty;
         dirty.clear();

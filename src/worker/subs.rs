@@ -286,12 +286,14 @@ impl Worker {
             .flatten();
         let mut ended = Ended::default();
         let mut delivered = 0u64;
+        // Several subscribers here: their frames are stored once for the turn (`frame_batch`).
+        let batch = keys.len() >= 2;
         // The worker's reusable buffer: a delivery allocates nothing for its heads.
         let mut head = std::mem::take(&mut self.scratch);
         for &key in &keys {
             if self.deliver_one(
                 Token::unpack(key),
-                name,
+                (name, batch),
                 msg,
                 next.as_deref(),
                 &mut head,
@@ -311,11 +313,12 @@ impl Worker {
         self.fanout = keys;
     }
 
-    /// Queues one subscriber's frame; true when something was queued.
+    /// Queues one subscriber's frame (stored in the turn's batch of the channel when `batch`);
+    /// true when something was queued.
     fn deliver_one(
         &mut self,
         token: Token,
-        name: &[u8],
+        (name, batch): (&Arc<[u8]>, bool),
         msg: &Message,
         next: Option<&[u8]>,
         head: &mut Vec<u8>,
@@ -332,8 +335,14 @@ impl Worker {
             return false;
         };
         head.clear();
+        let class = batch_class(&sub.framing);
         let ends = match subscribe::deliver(sub, msg, next, head) {
             Delivery::Skip => return false,
+            Delivery::Shared { tail, ends } if batch && !ends => {
+                conn.deadline = deadline;
+                self.queue_batched(token, name, class, (head, &msg.json, tail));
+                ends
+            }
             Delivery::Shared { tail, ends } => {
                 conn.deadline = deadline;
                 self.queue_frame(token, head, &msg.json, tail);
@@ -461,6 +470,15 @@ impl Worker {
         self.presence
             .retain(|&t| conns.peek(t).is_some_and(|c| c.phase == Phase::Presence));
     }
+}
+
+/// The framing class of a subscriber's frames for `frame_batch`: subscribers of one channel
+/// with the same class get the same bytes for a message.
+fn batch_class(framing: &Framing) -> u8 {
+    framing.transport as u8
+        | u8::from(framing.chunked) << 4
+        | u8::from(framing.resumable) << 5
+        | u8::from(framing.callback.is_some()) << 6
 }
 
 /// Presence bytes below this are copied into each reader's queue; longer ones are shared.
