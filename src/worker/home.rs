@@ -29,9 +29,11 @@ use std::sync::Arc;
 /// Channels one loop turn stores a broadcast in at most (≈ 0.1–0.25 µs each).
 const BROADCAST_PER_TURN: usize = 8192;
 
-/// Expired channels one loop turn frees at most (≈ 0.3 µs each with their ring and name): a few
-/// hundred thousand channels expiring together are freed over many short turns.
-const SWEEP_PER_TURN: usize = 4096;
+/// Expired channels one loop turn frees at most (≈ 0.3 µs each with their ring and name, and a
+/// presence line each for `/psub` readers): a few hundred thousand channels expiring together are
+/// freed over many short turns. `make bulk` at 200,000 channels: 13–15 turns over 5 ms during the
+/// expiry with 4096, 2–5 with 1024 (bench/RESULTS.md).
+const SWEEP_PER_TURN: usize = 1024;
 
 impl Worker {
     /// The worker that is home of `cname`.
