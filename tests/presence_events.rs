@@ -137,3 +137,24 @@ fn a_mass_expiry_reaches_every_psub_reader_one_chunk_per_event(engine: &'static 
         }
     }
 }
+
+engine_tests!(an_event_is_one_chunk_even_when_the_name_holds_a_line_break);
+fn an_event_is_one_chunk_even_when_the_name_holds_a_line_break(engine: &'static str) {
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--channel-timeout")
+            .arg("3600"),
+    );
+    let mut p = Conn::open(server.admin);
+    p.get("/psub");
+    assert_eq!(p.read_head().0, 200);
+    let r = get(server.admin, "/sign?cname=line%0Abreak");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let chunk = p.read_chunk().expect("an event");
+    assert_eq!(
+        String::from_utf8_lossy(&chunk),
+        "1 line\nbreak\n",
+        "{engine}: the event is one chunk"
+    );
+}

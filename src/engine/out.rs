@@ -182,13 +182,14 @@ impl OutQueue {
     }
 
     /// Appends bytes `start..end` of this turn's batch `id` (see the module doc): the last
-    /// segment grows when it is the range just before in the same batch.
-    pub fn push_batch(&mut self, turn: u32, id: u32, start: usize, end: usize) {
+    /// segment grows when it is the range just before in the same batch. False (nothing queued)
+    /// when the range cannot be one: empty, or past `u32` offsets.
+    pub fn push_batch(&mut self, turn: u32, id: u32, start: usize, end: usize) -> bool {
         let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
-            return;
+            return false;
         };
         if end <= start {
-            return;
+            return false;
         }
         self.queued += (end - start) as usize;
         if let Some(Segment::Batch {
@@ -200,7 +201,7 @@ impl OutQueue {
         {
             if *t == turn && *i == id && *e == start {
                 *e = end;
-                return;
+                return true;
             }
         }
         self.unsealed += 1;
@@ -210,6 +211,7 @@ impl OutQueue {
             start,
             end,
         });
+        true
     }
 
     /// Replaces every batch range with a reference to its sealed buffer (`batches[id]` of

@@ -265,7 +265,7 @@ impl Worker {
                         side.counts_wanted = true;
                     }
                 }
-                Event::Presence { lines } => self.on_presence(&lines),
+                Event::Presence { lines } => self.on_presence(&lines, None),
             }
         }
     }

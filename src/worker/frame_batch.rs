@@ -14,6 +14,15 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// A batch takes no more frames once it holds this many bytes; the next frame of its channel
+/// and class starts another one. A subscriber's range keeps the whole buffer alive while its
+/// queue counts only the range, so this bounds what a range can hold beyond what it counts (a
+/// subscriber that joined late in a turn, or skipped frames).
+const BATCH_MAX: usize = 64 * 1024;
+
+/// Batches a turn may leave its tables sized for; a larger turn's tables are let go.
+const KEEP_BATCHES: usize = 64;
+
 /// A frame already stored in a batch this turn: which message (held, so its address cannot be
 /// reused by another message within the turn), with which tail, and where its bytes are.
 struct Stored {
@@ -59,7 +68,15 @@ impl FrameBatches {
     ) -> (u32, usize, usize) {
         let key = (Arc::as_ptr(channel) as *const u8 as usize, class);
         let next = self.open.len() as u32;
-        let id = *self.ids.entry(key).or_insert(next);
+        let mut id = *self.ids.entry(key).or_insert(next);
+        let full = self
+            .open
+            .get(id as usize)
+            .is_some_and(|b| !b.is_empty() && b.len() + json.len() > BATCH_MAX);
+        if full {
+            id = next;
+            self.ids.insert(key, id);
+        }
         if id == next {
             self.open.push(Vec::new());
             self.last.push(None);
@@ -109,7 +126,11 @@ impl FrameBatches {
 
     /// Ends the turn: the batches are let go (the queues that reference them keep them alive).
     pub fn finish_turn(&mut self) {
-        if !self.open.is_empty() {
+        if self.open.capacity() > KEEP_BATCHES {
+            let turn = self.turn;
+            *self = FrameBatches::default();
+            self.turn = turn;
+        } else if !self.open.is_empty() {
             self.ids.clear();
             self.open.clear();
             self.last.clear();
@@ -148,5 +169,35 @@ mod tests {
         assert!(b.is_empty());
         assert_ne!(b.turn(), turn);
         assert_eq!(b.store(&channel, 1, b"9\r\n", &m1, b"\r\n"), (0, 0, 14));
+    }
+
+    #[test]
+    fn a_full_batch_gives_way_to_a_new_one_and_a_big_turn_lets_its_tables_go() {
+        let mut b = FrameBatches::default();
+        let channel: Arc<[u8]> = Arc::from(&b"c"[..]);
+        let big: Arc<[u8]> = vec![b'x'; BATCH_MAX / 2].into();
+        let other: Arc<[u8]> = vec![b'y'; BATCH_MAX / 2].into();
+        let third: Arc<[u8]> = vec![b'z'; 10].into();
+        assert_eq!(b.store(&channel, 0, b"", &big, b"").0, 0);
+        assert_eq!(b.store(&channel, 0, b"", &other, b"").0, 0);
+        assert_eq!(
+            b.store(&channel, 0, b"", &third, b""),
+            (1, 0, 10),
+            "batch 0 is full"
+        );
+        b.finish_turn();
+        let names: Vec<Arc<[u8]>> = (0..KEEP_BATCHES * 2)
+            .map(|i| Arc::from(format!("c{i}").as_bytes()))
+            .collect();
+        for name in &names {
+            b.store(name, 0, b"", &third, b"");
+        }
+        let turn = b.turn();
+        b.finish_turn();
+        assert_eq!(b.turn(), turn.wrapping_add(1), "the turn count goes on");
+        assert!(
+            b.open.capacity() <= KEEP_BATCHES,
+            "the big turn's tables are gone"
+        );
     }
 }

@@ -304,21 +304,28 @@ impl Worker {
     }
 
     /// One message per worker for every presence event of this turn: the lines (`1 name\n` /
-    /// `0 name\n`) back to back in one shared buffer, so a storm (thousands of channels expiring
-    /// in one sweep) costs each worker one piece of mail, not one per event.
+    /// `0 name\n`) back to back in one shared buffer, and the same events as HTTP/1.1 chunks
+    /// (one per event) in another, so a storm (thousands of channels expiring in one sweep)
+    /// costs each worker one piece of mail, not one per event.
     fn send_presence(&mut self, events: Vec<Presence>) {
         if events.is_empty() || self.shared.counters_ref().listeners() == 0 {
             return;
         }
-        let len = events.iter().map(|e| e.name().len() + 3).sum();
+        let len: usize = events.iter().map(|e| e.name().len() + 3).sum();
         let mut lines = Vec::with_capacity(len);
+        let mut chunks = Vec::with_capacity(len + len / 2 + 8 * events.len());
+        let mut line = Vec::new();
         for event in &events {
-            event.write_line(&mut lines);
+            line.clear();
+            event.write_line(&mut line);
+            lines.extend_from_slice(&line);
+            crate::api::frame::write_chunk(true, &line, &mut chunks);
         }
         let lines: Arc<[u8]> = lines.into();
+        let chunks: Arc<[u8]> = chunks.into();
         for w in 0..self.workers() {
-            let lines = Arc::clone(&lines);
-            self.mail(w, Msg::Presence { lines });
+            let (lines, chunks) = (Arc::clone(&lines), Arc::clone(&chunks));
+            self.mail(w, Msg::Presence { lines, chunks });
         }
     }
 
@@ -355,7 +362,7 @@ impl Worker {
             Msg::Deliver { name, msg } => self.on_deliver(&name, &msg),
             Msg::Closed { name, json } => self.on_closed(&name, &json),
             Msg::Broadcast { content } => self.home_broadcast(&content),
-            Msg::Presence { lines } => self.on_presence(&lines),
+            Msg::Presence { lines, chunks } => self.on_presence(&lines, Some(&chunks)),
             Msg::Spread { name } => self.on_spread(name),
             Msg::Cluster(events) => self.on_cluster(events),
             Msg::Gap { name, seq, epoch } => self.on_gap(&name, seq, epoch),

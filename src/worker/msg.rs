@@ -62,8 +62,9 @@ pub enum Msg {
     /// To every worker: broadcast this content on every channel you are home of.
     Broadcast { content: Arc<[u8]> },
     /// To every worker with /psub clients: presence lines (`1 name\n` / `0 name\n`), all the
-    /// events of one turn of the sender, in order.
-    Presence { lines: Arc<[u8]> },
+    /// events of one turn of the sender, in order, and the same events as HTTP/1.1 chunks, one
+    /// per event.
+    Presence { lines: Arc<[u8]>, chunks: Arc<[u8]> },
     /// To a channel's home: take over this subscriber's connection (see `handoff`).
     Adopt(Box<Adoption>),
     /// To a worker that handed a subscriber over: the channel has many subscribers on its home

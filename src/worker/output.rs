@@ -93,9 +93,11 @@ impl Worker {
         let (id, start, end) = self.batches.store(channel, class, head, json, tail);
         let turn = self.batches.turn();
         let pool = &mut self.out_pool;
-        conn.out
-            .get_or_insert_with(|| pool.take())
-            .push_batch(turn, id, start, end);
+        let out = conn.out.get_or_insert_with(|| pool.take());
+        if !out.push_batch(turn, id, start, end) {
+            // Not expressible as a range: queued on its own, as for one subscriber.
+            return self.queue_frame(token, head, json, tail);
+        }
         let len = end - start;
         self.buffered += len;
         self.stats()

@@ -442,14 +442,14 @@ impl Worker {
         }
     }
 
-    /// Presence lines for every /psub client of this worker: each line is its own chunk (as
-    /// when they came one by one), the bytes built once for all readers of each HTTP version
-    /// and shared by reference when they are many.
-    pub(super) fn on_presence(&mut self, lines: &Arc<[u8]>) {
+    /// Presence events for every /psub client of this worker: the bare `lines` for HTTP/1.0
+    /// readers, `chunks` (one chunk per event; made from the lines when not given) for HTTP/1.1
+    /// ones, built once for all readers and shared by reference when they are long.
+    pub(super) fn on_presence(&mut self, lines: &Arc<[u8]>, chunks: Option<&Arc<[u8]>>) {
         if lines.is_empty() || self.presence.is_empty() {
             return;
         }
-        let mut chunked: Option<Arc<[u8]>> = None;
+        let mut chunked: Option<Arc<[u8]>> = chunks.cloned();
         let readers = std::mem::take(&mut self.presence);
         for &token in &readers {
             let http10 = self.conns.peek(token).is_none_or(|c| c.has(flags::HTTP10));
@@ -484,7 +484,8 @@ fn batch_class(framing: &Framing) -> u8 {
 /// Presence bytes below this are copied into each reader's queue; longer ones are shared.
 const PRESENCE_SHARE_MIN: usize = 1024;
 
-/// Each line of `lines` as its own HTTP/1.1 chunk.
+/// Each line of `lines` as its own HTTP/1.1 chunk (for events that came without their chunks:
+/// the cluster thread's, one line per event).
 fn presence_chunks(lines: &[u8]) -> Arc<[u8]> {
     let mut out = Vec::with_capacity(lines.len() + lines.len() / 2 + 8);
     for line in lines.split_inclusive(|&b| b == b'\n') {
