@@ -1,7 +1,8 @@
 //! Reload without dropping anyone: SIGHUP (and `-s reload`) reads the configuration again and
 //! applies what can change live — here a limit, a per-channel cap and the log file — with 1,000
 //! subscribers connected, none of whom is dropped; keys fixed at start are reported as needing a
-//! restart; the log file is reopened for logrotate even when nothing changed.
+//! restart; the log file is reopened for logrotate even when nothing changed; the admin
+//! allow/deny list and the keep-alive timeout change live too.
 //!
 //! Depends on tests/support (the real binary over raw sockets).
 mod support;
@@ -140,5 +141,58 @@ fn a_reload_changes_limits_and_the_log_and_drops_nobody(engine: &'static str) {
     assert_eq!(
         support::front::info_subscribers_at(server.admin, "r"),
         SUBSCRIBERS
+    );
+}
+
+engine_tests!(a_reload_changes_the_admin_filter_and_the_idle_timeout);
+fn a_reload_changes_the_admin_filter_and_the_idle_timeout(engine: &'static str) {
+    // Two more of the keys that change live: who may use the admin port, and how long an idle
+    // keep-alive connection is kept.
+    let dir = TempDir::new("reload-admin");
+    let conf = dir.0.join("rcomet.conf");
+    let base = format!(
+        "pidfile: {pid}\nlogger:\n\tlevel: info\n\toutput: {log}\n",
+        pid = dir.0.join("rcomet.pid").display(),
+        log = dir.0.join("a.log").display(),
+    );
+    std::fs::write(&conf, &base).unwrap();
+    let server = start(engine, &conf);
+    assert_eq!(get(server.admin, "/info").status, 200);
+
+    std::fs::write(
+        &conf,
+        format!("{base}admin:\n\tdeny: 127.0.0.1\nserver:\n\tkeepalive_timeout: 1\n"),
+    )
+    .unwrap();
+    hup(&server);
+    assert!(
+        eventually(Duration::from_secs(10), || get(server.admin, "/info")
+            .status
+            == 403),
+        "{engine}: the new deny list is in force"
+    );
+    // Timers armed from now on use the new keep-alive timeout: a fresh idle connection is
+    // closed within a few seconds (the old default was 60 s).
+    let mut fresh = Conn::open(server.front);
+    fresh.get("/ping");
+    assert_eq!(fresh.read_response().status, 200);
+    let started = std::time::Instant::now();
+    assert!(
+        fresh.closed_by_peer(),
+        "{engine}: the idle connection is closed"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{engine}: closed after {:?}, not by the new 1 s keep-alive timeout",
+        started.elapsed()
+    );
+
+    std::fs::write(&conf, &base).unwrap();
+    hup(&server);
+    assert!(
+        eventually(Duration::from_secs(10), || get(server.admin, "/info")
+            .status
+            == 200),
+        "{engine}: allowed again once the deny list is gone"
     );
 }
