@@ -62,7 +62,8 @@ engine_tests!(
     a_slow_websocket_consumer_is_cut,
     nothing_follows_the_close_frame,
     resuming_a_recreated_channel_is_a_reset,
-    resuming_a_seq_off_the_ring_is_a_gap_reset
+    resuming_a_seq_off_the_ring_is_a_gap_reset,
+    a_full_channel_refuses_a_websocket_like_a_stream
 );
 
 fn handshake_delivery_and_replay(engine: &'static str) {
@@ -435,4 +436,31 @@ fn a_shutdown_tells_websockets_it_is_going_away(engine: &'static str) {
     let stopping = std::thread::spawn(move || server.terminate(std::time::Duration::from_secs(15)));
     expect_close(&mut c, 1001);
     assert_eq!(stopping.join().expect("terminated"), Some(0));
+}
+
+fn a_full_channel_refuses_a_websocket_like_a_stream(engine: &'static str) {
+    // The per-channel cap holds for /ws as for /stream: the refused socket gets the same 429
+    // object, then close 1013 (try again later); the subscriber already there keeps its channel.
+    let config = "front:\n\tmax_subscribers_per_channel: 1\n";
+    let server = Server::start(Opts::new(engine).threads(2).config(config));
+    let mut first = open(server.front, "/ws?cname=full");
+    next_seq_marker(&mut first, "full", 1);
+    wait_subscribers(&server, "full", 1);
+    let mut second = open(server.front, "/ws?cname=full");
+    assert_eq!(
+        second.read_text(),
+        msg("429", "full", 0, "Too many subscribers")
+    );
+    expect_close(&mut second, 1013);
+    let mut stream = Conn::open(server.front);
+    stream.get("/stream?cname=full");
+    assert_eq!(stream.read_head().0, 200);
+    let refused = String::from_utf8(stream.read_chunk().expect("a refusal")).unwrap();
+    assert_eq!(
+        refused.trim_end(),
+        msg("429", "full", 0, "Too many subscribers"),
+        "the same object as on /stream"
+    );
+    push(&server, "full", "still_here");
+    assert_eq!(first.read_text(), msg("data", "full", 1, "still_here"));
 }
