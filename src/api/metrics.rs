@@ -1,7 +1,9 @@
 //! `/metrics`: the server's counters in the Prometheus text exposition format (version 0.0.4),
 //! from a [`Snapshot`] the worker layer fills at scrape time by reading each worker's counters
-//! (no shared atomic is written on the per-connection path). Names start with `rcomet_`, units
-//! are in the names, every family has its HELP and TYPE lines.
+//! (no shared atomic is written on the per-connection path). Counters and gauges are summed over
+//! the workers here, one series each (or one per port, transport or status class); only the
+//! loop-turn histogram keeps a series per worker. Names start with `rcomet_`, units are in the
+//! names, every family has its HELP and TYPE lines.
 //!
 //! Depends on: nothing of the crate (plain numbers in, text out).
 
@@ -73,12 +75,6 @@ impl Family<'_> {
             let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
         }
     }
-
-    fn per_worker(&mut self, workers: &[WorkerSnapshot], value: impl Fn(&WorkerSnapshot) -> u64) {
-        for (i, w) in workers.iter().enumerate() {
-            self.sample(&format!("worker=\"{i}\""), value(w));
-        }
-    }
 }
 
 fn sum(workers: &[WorkerSnapshot], value: impl Fn(&WorkerSnapshot) -> u64) -> u64 {
@@ -99,15 +95,15 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
     f.sample("port=\"admin\"", sum(w, |w| w.admin_connections));
     let help = "Connections the server may hold (server.max_connections, or fewer when the open-file limit allows fewer on epoll).";
     Family::new(&mut t, "rcomet_connections_max", "gauge", help).sample("", s.max_connections);
-    let help = "Connections accepted, per worker.";
+    let help = "Connections accepted.";
     Family::new(&mut t, "rcomet_connections_accepted_total", "counter", help)
-        .per_worker(w, |w| w.accepted);
-    let help = "Connections closed unserved at accept (max_connections, shutdown, out of file descriptors or direct-descriptor slots), per worker.";
+        .sample("", sum(w, |w| w.accepted));
+    let help = "Connections closed unserved at accept (max_connections, shutdown, out of file descriptors or direct-descriptor slots).";
     Family::new(&mut t, "rcomet_connections_refused_total", "counter", help)
-        .per_worker(w, |w| w.refused);
-    let help = "Accept calls that failed (descriptor or table limits), per worker.";
+        .sample("", sum(w, |w| w.refused));
+    let help = "Accept calls that failed (descriptor or table limits).";
     Family::new(&mut t, "rcomet_accept_errors_total", "counter", help)
-        .per_worker(w, |w| w.accept_errors);
+        .sample("", sum(w, |w| w.accept_errors));
     let help = "Requests or connections refused because a worker's buffer budget was spent.";
     Family::new(&mut t, "rcomet_budget_refusals_total", "counter", help)
         .sample("", s.budget_refusals);
@@ -123,16 +119,18 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
     Family::new(&mut t, "rcomet_channels", "gauge", help).sample("", s.channels);
     let help = "Open /psub presence streams.";
     Family::new(&mut t, "rcomet_presence_readers", "gauge", help).sample("", s.presence_readers);
-    let help = "Messages stored in a channel (push, pub, broadcast per channel), per home worker.";
-    Family::new(&mut t, "rcomet_pushes_total", "counter", help).per_worker(w, |w| w.pushes);
-    let help = "Messages written to subscribers (live and replayed), per worker.";
-    Family::new(&mut t, "rcomet_deliveries_total", "counter", help).per_worker(w, |w| w.deliveries);
-    let help = "Stored messages sent in subscriptions' catch-up, per worker.";
-    Family::new(&mut t, "rcomet_replays_total", "counter", help).per_worker(w, |w| w.replays);
-    let help = "Heartbeats (noop) sent, per worker.";
-    Family::new(&mut t, "rcomet_noops_total", "counter", help).per_worker(w, |w| w.noops);
-    let help = "Bytes queued for clients, per worker.";
-    Family::new(&mut t, "rcomet_bytes_out_total", "counter", help).per_worker(w, |w| w.bytes_out);
+    let help = "Messages stored in a channel (push, pub, broadcast per channel).";
+    Family::new(&mut t, "rcomet_pushes_total", "counter", help).sample("", sum(w, |w| w.pushes));
+    let help = "Messages written to subscribers (live and replayed).";
+    Family::new(&mut t, "rcomet_deliveries_total", "counter", help)
+        .sample("", sum(w, |w| w.deliveries));
+    let help = "Stored messages sent in subscriptions' catch-up.";
+    Family::new(&mut t, "rcomet_replays_total", "counter", help).sample("", sum(w, |w| w.replays));
+    let help = "Heartbeats (noop) sent.";
+    Family::new(&mut t, "rcomet_noops_total", "counter", help).sample("", sum(w, |w| w.noops));
+    let help = "Bytes queued for clients.";
+    Family::new(&mut t, "rcomet_bytes_out_total", "counter", help)
+        .sample("", sum(w, |w| w.bytes_out));
     let help = "Subscribers closed because their unsent output passed limits.max_output_size.";
     Family::new(
         &mut t,
@@ -141,18 +139,20 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
         help,
     )
     .sample("", s.slow_consumers_closed);
-    let help = "Requests parsed, per worker.";
-    Family::new(&mut t, "rcomet_requests_total", "counter", help).per_worker(w, |w| w.requests);
+    let help = "Requests parsed.";
+    Family::new(&mut t, "rcomet_requests_total", "counter", help)
+        .sample("", sum(w, |w| w.requests));
     let help = "Responses by status class.";
     let mut f = Family::new(&mut t, "rcomet_responses_total", "counter", help);
     for class in 0..5 {
         let n = sum(w, |w| w.responses[class]);
         f.sample(&format!("code=\"{}xx\"", class + 1), n);
     }
-    let help = "Timers waiting in the worker's wheel (keep-alive, header, heartbeats).";
-    Family::new(&mut t, "rcomet_timers", "gauge", help).per_worker(w, |w| w.timers);
-    let help = "Messages from other workers waiting to be handled at the end of the last turn.";
-    Family::new(&mut t, "rcomet_mailbox_depth", "gauge", help).per_worker(w, |w| w.mail);
+    let help = "Timers waiting in the workers' wheels (keep-alive, header, heartbeats).";
+    Family::new(&mut t, "rcomet_timers", "gauge", help).sample("", sum(w, |w| w.timers));
+    let help =
+        "Messages between workers waiting to be handled, at the end of each worker's last turn.";
+    Family::new(&mut t, "rcomet_mailbox_depth", "gauge", help).sample("", sum(w, |w| w.mail));
     write_turns(&mut t, w);
     let help = "Seconds since the server started.";
     Family::new(&mut t, "rcomet_uptime_seconds", "gauge", help).sample("", s.uptime_seconds);
