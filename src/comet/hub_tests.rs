@@ -776,7 +776,15 @@ fn keys_of_a_channel_homed_elsewhere_are_indexed_apart() {
     hub.add_local(&name, 3);
     assert_eq!(keys_of(&hub, b"remote"), vec![3]);
     assert!(Arc::ptr_eq(hub.elsewhere_name(b"remote").unwrap(), &name));
-    assert_eq!(hub.take_elsewhere(b"remote"), vec![3]);
+    // The home's copy of the name replaces this worker's; the key stays.
+    let home_copy: Arc<[u8]> = Arc::from(&b"remote"[..]);
+    hub.rekey_elsewhere(&home_copy);
+    assert!(Arc::ptr_eq(
+        hub.elsewhere_name(b"remote").unwrap(),
+        &home_copy
+    ));
+    assert_eq!(keys_of(&hub, b"remote"), vec![3]);
+    hub.remove_local(b"remote", 3);
     assert_eq!(hub.local_count(b"remote"), 0);
 }
 

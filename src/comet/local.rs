@@ -17,7 +17,6 @@ use super::table::NameMap;
 #[derive(Debug, Default)]
 pub struct LocalSubs {
     map: NameMap<Keys>,
-    subscribers: usize,
 }
 
 impl LocalSubs {
@@ -31,20 +30,12 @@ impl LocalSubs {
     /// is already there changes nothing and returns false.
     pub fn add(&mut self, name: &Arc<[u8]>, key: u64) -> bool {
         if let Some(keys) = self.map.get_mut(name) {
-            if keys.add(key) {
-                self.subscribers += 1;
-            }
+            keys.add(key);
             return false;
         }
         let mut keys = Keys::default();
         keys.add(key);
-        match self.map.insert_new(Arc::clone(name), keys) {
-            Ok(_) => {
-                self.subscribers += 1;
-                true
-            }
-            Err(_) => false,
-        }
+        self.map.insert_new(Arc::clone(name), keys).is_ok()
     }
 
     /// Removes subscriber `key` from channel `name`. Returns true when this removed the worker's
@@ -54,9 +45,6 @@ impl LocalSubs {
             return false;
         };
         let removed = keys.remove(key);
-        if removed {
-            self.subscribers -= 1;
-        }
         let empty = keys.is_empty();
         if empty {
             self.map.remove(name);
@@ -86,20 +74,20 @@ impl LocalSubs {
     }
 
     /// True when `key` is a local subscriber of channel `name`.
+    #[cfg(test)]
     pub fn contains(&self, name: &[u8], key: u64) -> bool {
         self.get(name).any(|k| k == key)
     }
 
-    /// Removes channel `name` and returns all its local keys (for `/close`).
+    /// Removes channel `name` and returns all its local keys.
+    #[cfg(test)]
     pub fn take(&mut self, name: &[u8]) -> Vec<u64> {
         self.take_keys(name).map_or_else(Vec::new, Keys::into_vec)
     }
 
     /// Removes channel `name` and returns its keys as they are stored.
     pub fn take_keys(&mut self, name: &[u8]) -> Option<Keys> {
-        let (_, keys) = self.map.remove(name)?;
-        self.subscribers -= keys.len();
-        Some(keys)
+        self.map.remove(name).map(|(_, keys)| keys)
     }
 
     /// Adds every key of `keys` to channel `name` (nothing when `keys` is empty).
@@ -107,19 +95,16 @@ impl LocalSubs {
         if keys.is_empty() {
             return;
         }
-        if let Some(stored) = self.map.get_mut(name) {
-            let before = stored.len();
-            stored.absorb(keys);
-            self.subscribers += stored.len() - before;
-            return;
-        }
-        let added = keys.len();
-        if self.map.insert_new(Arc::clone(name), keys).is_ok() {
-            self.subscribers += added;
+        match self.map.get_mut(name) {
+            Some(stored) => stored.absorb(keys),
+            None => {
+                let _ = self.map.insert_new(Arc::clone(name), keys);
+            }
         }
     }
 
     /// Channels with at least one local subscriber.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.map.len()
     }
@@ -129,9 +114,10 @@ impl LocalSubs {
         self.map.is_empty()
     }
 
-    /// Local subscribers over all channels.
+    /// Local subscribers over all channels (walks every entry).
+    #[cfg(test)]
     pub fn subscribers(&self) -> usize {
-        self.subscribers
+        self.map.iter().map(|(_, keys)| keys.len()).sum()
     }
 
     /// Estimated heap bytes of the index, not counting the channel name buffers (usually shared
@@ -141,6 +127,7 @@ impl LocalSubs {
     }
 
     /// Estimated heap bytes of the channel names, if they are not shared.
+    #[cfg(test)]
     pub fn names_heap_bytes(&self) -> usize {
         self.map.names_heap_bytes()
     }

@@ -64,6 +64,7 @@ impl Hub {
     }
 
     /// True when `key` is one of this worker's subscribers of `name`.
+    #[cfg(test)]
     pub fn is_local(&self, name: &[u8], key: u64) -> bool {
         self.local_keys(name).any(|k| k == key)
     }
@@ -73,12 +74,16 @@ impl Hub {
         self.elsewhere.name(name)
     }
 
-    /// Removes every key of channel `name` homed elsewhere and returns them.
-    pub fn take_elsewhere(&mut self, name: &[u8]) -> Vec<u64> {
-        self.elsewhere.take(name)
+    /// Keys the keys of channel `name`, homed elsewhere, under `name` itself (the home's copy of
+    /// the name, so this worker keeps no second one). Nothing for a channel homed here.
+    pub fn rekey_elsewhere(&mut self, name: &Arc<[u8]>) {
+        if let Some(keys) = self.elsewhere.take_keys(name) {
+            self.elsewhere.put_keys(name, keys);
+        }
     }
 
-    /// Subscribers of this worker over all channels.
+    /// Subscribers of this worker over all channels (walks every channel).
+    #[cfg(test)]
     pub fn local_subscribers(&self) -> usize {
         self.channels
             .iter()

@@ -32,19 +32,30 @@ struct Stored {
     end: usize,
 }
 
+/// One batch being filled this turn.
+#[derive(Default)]
+struct Open {
+    bytes: Vec<u8>,
+    /// The last frame stored: the next subscriber of the same message takes the same range.
+    last: Option<Stored>,
+}
+
+/// (channel name's address, framing class). The address only groups frames: a channel freed and
+/// created again within the turn may share a batch, which changes no byte.
+type Key = (usize, u8);
+
 /// The batches of the current turn.
 #[derive(Default)]
 pub struct FrameBatches {
     /// Counts turns, so a range left unsealed from an earlier turn is never read as this one's.
     turn: u32,
-    /// Batch id by (channel name's address, framing class). The address only groups frames: a
-    /// channel freed and created again within the turn may share a batch, which changes no byte.
-    ids: HashMap<(usize, u8), u32>,
-    /// Bytes of each open batch, by id.
-    open: Vec<Vec<u8>>,
-    /// The last frame stored in each batch, by id: the next subscriber of the same message takes
-    /// the same range.
-    last: Vec<Option<Stored>>,
+    /// Batch id by key.
+    ids: HashMap<Key, u32>,
+    /// The key and id of the last store: one delivery's subscribers share them, so the map is
+    /// consulted once per message and channel, not once per subscriber.
+    recent: Option<(Key, u32)>,
+    /// The open batches, by id.
+    open: Vec<Open>,
     /// The sealed batches of this turn, by id (filled by `seal`).
     sealed: Vec<Arc<[u8]>>,
 }
@@ -53,6 +64,30 @@ impl FrameBatches {
     /// The turn the stored ranges belong to.
     pub fn turn(&self) -> u32 {
         self.turn
+    }
+
+    /// The id of the batch of `key` that takes a frame of `len` more bytes: a new one when there
+    /// is none or it is full.
+    fn batch_for(&mut self, key: Key, len: usize) -> u32 {
+        let found = match self.recent {
+            Some((k, id)) if k == key => Some(id),
+            _ => self.ids.get(&key).copied(),
+        };
+        let full = |id: u32, open: &[Open]| {
+            open.get(id as usize)
+                .is_some_and(|b| !b.bytes.is_empty() && b.bytes.len() + len > BATCH_MAX)
+        };
+        let id = match found {
+            Some(id) if !full(id, &self.open) => id,
+            _ => {
+                let id = self.open.len() as u32;
+                self.open.push(Open::default());
+                self.ids.insert(key, id);
+                id
+            }
+        };
+        self.recent = Some((key, id));
+        id
     }
 
     /// Stores `head + json + tail` in the batch of (`channel`, `class`) unless the previous
@@ -67,39 +102,25 @@ impl FrameBatches {
         tail: &'static [u8],
     ) -> (u32, usize, usize) {
         let key = (Arc::as_ptr(channel) as *const u8 as usize, class);
-        let next = self.open.len() as u32;
-        let mut id = *self.ids.entry(key).or_insert(next);
-        let full = self
-            .open
-            .get(id as usize)
-            .is_some_and(|b| !b.is_empty() && b.len() + json.len() > BATCH_MAX);
-        if full {
-            id = next;
-            self.ids.insert(key, id);
-        }
-        if id == next {
-            self.open.push(Vec::new());
-            self.last.push(None);
-        }
-        let i = id as usize;
-        let (Some(bytes), Some(last)) = (self.open.get_mut(i), self.last.get_mut(i)) else {
+        let id = self.batch_for(key, json.len());
+        let Some(batch) = self.open.get_mut(id as usize) else {
             return (id, 0, 0);
         };
-        if let Some(s) = last {
+        if let Some(s) = &batch.last {
             let same = Arc::ptr_eq(&s.json, json)
                 && std::ptr::eq(s.tail, tail)
-                && bytes.get(s.start..s.start + head.len()) == Some(head)
+                && batch.bytes.get(s.start..s.start + head.len()) == Some(head)
                 && s.end - s.start == head.len() + json.len() + tail.len();
             if same {
                 return (id, s.start, s.end);
             }
         }
-        let start = bytes.len();
-        bytes.extend_from_slice(head);
-        bytes.extend_from_slice(json);
-        bytes.extend_from_slice(tail);
-        let end = bytes.len();
-        *last = Some(Stored {
+        let start = batch.bytes.len();
+        batch.bytes.extend_from_slice(head);
+        batch.bytes.extend_from_slice(json);
+        batch.bytes.extend_from_slice(tail);
+        let end = batch.bytes.len();
+        batch.last = Some(Stored {
             json: Arc::clone(json),
             tail,
             start,
@@ -116,27 +137,26 @@ impl FrameBatches {
 
     /// Seals this turn's batches (each becomes one shared buffer, sized to its bytes).
     pub fn seal(&mut self) -> &[Arc<[u8]>] {
-        if self.sealed.len() < self.open.len() {
-            for bytes in self.open.iter_mut().skip(self.sealed.len()) {
-                self.sealed.push(Arc::from(std::mem::take(bytes)));
-            }
+        let done = self.sealed.len();
+        for batch in self.open.iter_mut().skip(done) {
+            self.sealed
+                .push(Arc::from(std::mem::take(&mut batch.bytes)));
         }
         &self.sealed
     }
 
     /// Ends the turn: the batches are let go (the queues that reference them keep them alive).
     pub fn finish_turn(&mut self) {
+        let turn = self.turn.wrapping_add(1);
         if self.open.capacity() > KEEP_BATCHES {
-            let turn = self.turn;
             *self = FrameBatches::default();
-            self.turn = turn;
-        } else if !self.open.is_empty() {
+        } else {
             self.ids.clear();
+            self.recent = None;
             self.open.clear();
-            self.last.clear();
             self.sealed.clear();
         }
-        self.turn = self.turn.wrapping_add(1);
+        self.turn = turn;
     }
 }
 

@@ -314,12 +314,11 @@ impl Worker {
         let len: usize = events.iter().map(|e| e.name().len() + 3).sum();
         let mut lines = Vec::with_capacity(len);
         let mut chunks = Vec::with_capacity(len + len / 2 + 8 * events.len());
-        let mut line = Vec::new();
         for event in &events {
-            line.clear();
-            event.write_line(&mut line);
-            lines.extend_from_slice(&line);
-            crate::api::frame::write_chunk(true, &line, &mut chunks);
+            let start = lines.len();
+            event.write_line(&mut lines);
+            let line = lines.get(start..).unwrap_or_default();
+            crate::api::frame::write_chunk(true, line, &mut chunks);
         }
         let lines: Arc<[u8]> = lines.into();
         let chunks: Arc<[u8]> = chunks.into();

@@ -3,9 +3,11 @@
 //!
 //! Depends on: worker (Worker, Conn), engine (Backend, OutQueue), http (error pages).
 
-use super::conn::{flags, Conns, Phase, Port};
+use super::conn::{flags, Conn, Conns, Phase, Port};
+use super::out_pool::OutPool;
 use super::Worker;
-use crate::engine::{Backend, Flush, Token};
+use crate::engine::{Backend, Flush, OutQueue, Token};
+use crate::slab::Slab;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -26,23 +28,11 @@ impl Worker {
     /// Queues a copy of `bytes` for the connection. Returns false if the connection is gone or was
     /// closed for holding too much unsent output.
     pub(crate) fn queue(&mut self, token: Token, bytes: &[u8]) -> bool {
-        let Some(conn) = self.conns.at(token) else {
+        let Some(out) = open_queue(&mut self.conns, &mut self.out_pool, token) else {
             return false;
         };
-        // Once the last bytes are decided (a WebSocket close frame, the end of a response that
-        // closes), nothing may follow them: a message delivered meanwhile is dropped.
-        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
-            return false;
-        }
-        let pool = &mut self.out_pool;
-        conn.out
-            .get_or_insert_with(|| pool.take())
-            .push_bytes(bytes);
-        self.buffered += bytes.len();
-        self.stats()
-            .bytes_out
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        self.after_queue(token)
+        out.push_bytes(bytes);
+        self.count_queued(token, bytes.len())
     }
 
     /// Queues one delivered frame: the subscriber's own `head`, the message's JSON shared by
@@ -54,23 +44,11 @@ impl Worker {
         shared: &Arc<[u8]>,
         tail: &'static [u8],
     ) -> bool {
-        let Some(conn) = self.conns.at(token) else {
+        let Some(out) = open_queue(&mut self.conns, &mut self.out_pool, token) else {
             return false;
         };
-        // Once the last bytes are decided (a WebSocket close frame, the end of a response that
-        // closes), nothing may follow them: a message delivered meanwhile is dropped.
-        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
-            return false;
-        }
-        let pool = &mut self.out_pool;
-        let out = conn.out.get_or_insert_with(|| pool.take());
         out.push_frame(head, shared, tail);
-        let len = head.len() + shared.len() + tail.len();
-        self.buffered += len;
-        self.stats()
-            .bytes_out
-            .fetch_add(len as u64, Ordering::Relaxed);
-        self.after_queue(token)
+        self.count_queued(token, head.len() + shared.len() + tail.len())
     }
 
     /// Queues one delivered frame of a channel with several subscribers here: stored once in
@@ -83,22 +61,20 @@ impl Worker {
         class: u8,
         frame: (&[u8], &Arc<[u8]>, &'static [u8]),
     ) -> bool {
-        let Some(conn) = self.conns.at(token) else {
+        let Some(out) = open_queue(&mut self.conns, &mut self.out_pool, token) else {
             return false;
         };
-        if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
-            return false;
-        }
         let (head, json, tail) = frame;
         let (id, start, end) = self.batches.store(channel, class, head, json, tail);
-        let turn = self.batches.turn();
-        let pool = &mut self.out_pool;
-        let out = conn.out.get_or_insert_with(|| pool.take());
-        if !out.push_batch(turn, id, start, end) {
+        if !out.push_batch(self.batches.turn(), id, start, end) {
             // Not expressible as a range: queued on its own, as for one subscriber.
-            return self.queue_frame(token, head, json, tail);
+            out.push_frame(head, json, tail);
         }
-        let len = end - start;
+        self.count_queued(token, head.len() + json.len() + tail.len())
+    }
+
+    /// Accounts `len` bytes just queued for the connection, then applies its output cap.
+    fn count_queued(&mut self, token: Token, len: usize) -> bool {
         self.buffered += len;
         self.stats()
             .bytes_out
@@ -270,4 +246,19 @@ impl Worker {
             }
         }
     }
+}
+
+/// The output queue of a connection that may still be sent bytes (taken from the pool when it
+/// has none). Once the last bytes are decided (a WebSocket close frame, the end of a response
+/// that closes), nothing may follow them: a message delivered meanwhile is dropped (`None`).
+fn open_queue<'a>(
+    conns: &'a mut Slab<Conn>,
+    pool: &'a mut OutPool,
+    token: Token,
+) -> Option<&'a mut OutQueue> {
+    let conn = conns.at(token)?;
+    if conn.phase == Phase::Closing || conn.has(flags::CLOSE_AFTER_FLUSH) {
+        return None;
+    }
+    Some(conn.out.get_or_insert_with(|| pool.take()))
 }

@@ -157,8 +157,7 @@ impl Worker {
             return;
         }
         sub.channel = Arc::clone(home_name);
-        self.hub.take_elsewhere(home_name);
-        self.hub.add_local(home_name, token.pack());
+        self.hub.rekey_elsewhere(home_name);
     }
 
     fn noop_deadline(&self) -> u32 {
