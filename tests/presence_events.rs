@@ -24,6 +24,17 @@ fn wait_for_idle_ticks(server: &Server) {
     );
 }
 
+/// A server with two workers whose live channels are re-announced only once an hour, so the lines
+/// a test reads are the events it caused.
+fn two_workers(engine: &'static str) -> Server {
+    Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--channel-timeout")
+            .arg("3600"),
+    )
+}
+
 fn read_events(p: &mut Conn, want: usize) -> Vec<String> {
     let mut events = Vec::new();
     while events.len() < want {
@@ -37,12 +48,7 @@ engine_tests!(a_new_psub_reader_gets_every_creation_from_its_first_moment);
 fn a_new_psub_reader_gets_every_creation_from_its_first_moment(engine: &'static str) {
     // Live channels are re-announced once per channel_timeout: a long one makes sure every
     // line read here is the creation event itself.
-    let server = Server::start(
-        Opts::new(engine)
-            .threads(2)
-            .arg("--channel-timeout")
-            .arg("3600"),
-    );
+    let server = two_workers(engine);
     wait_for_idle_ticks(&server);
     let mut p = Conn::open(server.admin);
     p.get("/psub");
@@ -68,12 +74,7 @@ fn a_mass_expiry_reaches_every_psub_reader_one_chunk_per_event(engine: &'static 
     // turn; a reader still gets one chunk per event (HTTP/1.1) or the bare lines (HTTP/1.0), each
     // event once, a channel's creation before its expiry.
     const N: usize = 3000;
-    let server = Server::start(
-        Opts::new(engine)
-            .threads(2)
-            .arg("--channel-timeout")
-            .arg("3600"),
-    );
+    let server = two_workers(engine);
     let mut chunked = Conn::open(server.admin);
     chunked.get("/psub");
     assert_eq!(chunked.read_head().0, 200);
@@ -140,12 +141,7 @@ fn a_mass_expiry_reaches_every_psub_reader_one_chunk_per_event(engine: &'static 
 
 engine_tests!(an_event_is_one_chunk_even_when_the_name_holds_a_line_break);
 fn an_event_is_one_chunk_even_when_the_name_holds_a_line_break(engine: &'static str) {
-    let server = Server::start(
-        Opts::new(engine)
-            .threads(2)
-            .arg("--channel-timeout")
-            .arg("3600"),
-    );
+    let server = two_workers(engine);
     let mut p = Conn::open(server.admin);
     p.get("/psub");
     assert_eq!(p.read_head().0, 200);

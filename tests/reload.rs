@@ -84,6 +84,14 @@ fn logged(path: &PathBuf, needle: &str) -> bool {
     })
 }
 
+/// Waits until the admin port answers `/info` with `status` (a reload is applied by the workers
+/// in their next turns).
+fn admin_answers(server: &Running, status: u16) -> bool {
+    eventually(Duration::from_secs(10), || {
+        get(server.admin, "/info").status == status
+    })
+}
+
 fn hup(server: &Running) {
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(server.child.id() as i32, libc::SIGHUP) };
@@ -166,9 +174,7 @@ fn a_reload_changes_the_admin_filter_and_the_idle_timeout(engine: &'static str) 
     .unwrap();
     hup(&server);
     assert!(
-        eventually(Duration::from_secs(10), || get(server.admin, "/info")
-            .status
-            == 403),
+        admin_answers(&server, 403),
         "{engine}: the new deny list is in force"
     );
     // Timers armed from now on use the new keep-alive timeout: a fresh idle connection is
@@ -190,9 +196,7 @@ fn a_reload_changes_the_admin_filter_and_the_idle_timeout(engine: &'static str) 
     std::fs::write(&conf, &base).unwrap();
     hup(&server);
     assert!(
-        eventually(Duration::from_secs(10), || get(server.admin, "/info")
-            .status
-            == 200),
+        admin_answers(&server, 200),
         "{engine}: allowed again once the deny list is gone"
     );
 }
