@@ -141,6 +141,30 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Visits the occupied slots from index `start` on, in index order, looking at no more than
+    /// `budget` slots (occupied or free): `visit(index, generation, value)` returns false to stop
+    /// after that slot. Returns the index to continue from, or `None` once past the last slot.
+    pub fn scan(
+        &self,
+        start: u32,
+        budget: usize,
+        mut visit: impl FnMut(u32, u32, &T) -> bool,
+    ) -> Option<u32> {
+        let end = self.chunks.len() * CHUNK;
+        let mut i = start as usize;
+        let stop = end.min(i.saturating_add(budget));
+        while i < stop {
+            let slot = &self.chunks[i / CHUNK][i % CHUNK];
+            i += 1;
+            if let Entry::Occupied(v) = &slot.entry {
+                if !visit((i - 1) as u32, slot.generation, v) {
+                    break;
+                }
+            }
+        }
+        (i < end).then_some(i as u32)
+    }
+
     /// Keys of every occupied slot.
     pub fn keys(&self) -> Vec<(u32, u32)> {
         let mut keys = Vec::with_capacity(self.len);
@@ -173,6 +197,43 @@ mod tests {
         assert_eq!(slab.remove(a.0, a.1), None, "stale key removes nothing");
         assert_eq!(slab.get(b.0, b.1), Some(&"b"));
         assert_eq!(slab.len(), 2);
+    }
+
+    #[test]
+    fn a_scan_visits_occupied_slots_in_order_within_its_budget() {
+        let mut slab = Slab::with_max(3 * CHUNK);
+        let keys: Vec<_> = (0..CHUNK + 5).map(|i| slab.insert(i).unwrap()).collect();
+        slab.remove(keys[1].0, keys[1].1);
+        let mut seen = Vec::new();
+        let next = slab.scan(0, 4, |index, generation, v| {
+            seen.push((index, generation, *v));
+            true
+        });
+        assert_eq!(next, Some(4));
+        assert_eq!(
+            seen,
+            vec![(0, keys[0].1, 0), (2, keys[2].1, 2), (3, keys[3].1, 3)]
+        );
+        // Stopping early continues right after the slot that said stop.
+        let mut n = 0;
+        assert_eq!(
+            slab.scan(4, usize::MAX, |_, _, _| {
+                n += 1;
+                n < 2
+            }),
+            Some(6)
+        );
+        // Past the last chunk the scan is over.
+        let mut count = 0;
+        assert_eq!(
+            slab.scan(6, usize::MAX, |_, _, _| {
+                count += 1;
+                true
+            }),
+            None
+        );
+        assert_eq!(count, CHUNK + 5 - 6);
+        assert_eq!(slab.scan(u32::MAX, 10, |_, _, _| true), None);
     }
 
     #[test]

@@ -148,7 +148,7 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
         let n = sum(w, |w| w.responses[class]);
         f.sample(&format!("code=\"{}xx\"", class + 1), n);
     }
-    let help = "Timers waiting in the workers' wheels (keep-alive, header, heartbeats).";
+    let help = "Connections with a timer armed (keep-alive, header, heartbeat), as each worker's last sweep counted them.";
     Family::new(&mut t, "rcomet_timers", "gauge", help).sample("", sum(w, |w| w.timers));
     let help =
         "Messages between workers waiting to be handled, at the end of each worker's last turn.";

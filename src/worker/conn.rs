@@ -117,11 +117,9 @@ pub struct Conn {
     pub port: Port,
     pub phase: Phase,
     pub flags: u16,
-    /// The tick at which this connection's timer is due (0 = none).
+    /// The tick at which this connection's timer is due (0 = none); the once-a-second sweep of
+    /// `deadlines` fires it.
     pub deadline: u32,
-    /// The tick of this connection's entry in the timer wheel (0 = none). Entries with another tick
-    /// are stale and ignored.
-    pub wheel_at: u32,
     /// Bytes of a request that is not complete yet (or pipelined requests waiting their turn),
     /// with how far the parse of its head got. Boxed so the slot holds 8 bytes for every idle
     /// connection.
@@ -162,7 +160,6 @@ impl Conn {
             phase: Phase::Idle,
             flags: 0,
             deadline: 0,
-            wheel_at: 0,
             inbuf: None,
             out: None,
             ext: None,

@@ -1,69 +1,120 @@
-//! Time in a worker: the clock tick, per-connection deadlines on the timer wheel, and what a
-//! deadline means in each phase (keep-alive and header timeouts, heartbeats).
+//! Time in a worker: the clock tick, per-connection deadlines, and what a deadline means in each
+//! phase (keep-alive and header timeouts, heartbeats).
 //!
-//! Depends on: worker (Worker, Conn), memory (shrinking the due queue).
+//! A connection's timer is its `deadline` field alone: arming, moving or clearing it writes that
+//! field and nothing else. Once a second a sweep walks the worker's connection slots and fires
+//! every deadline that has passed. There is no timer wheel, so an idle connection costs no timer
+//! entry (a wheel's entries and their half-empty buckets were ~30 bytes per idle subscriber), and
+//! the sweep reads each slot once a second: a few milliseconds a second at a million
+//! connections. The sweep is spread over turns, [`SLOTS_PER_TURN`] slots and at most
+//! [`TIMERS_PER_TURN`] timeouts each, the worker not sleeping until it is done.
+//!
+//! Depends on: worker (Worker, Conn), slab (the scan).
 
 use super::conn::{Conns, Phase};
 use super::Worker;
 use crate::engine::Token;
-use crate::memory::ShrinkIdle;
 
 /// Due timers one loop turn handles at most (a heartbeat is a frame queued and flushed, about a
 /// microsecond).
 const TIMERS_PER_TURN: usize = 2048;
 
+/// Connection slots one loop turn looks at (a comparison each: tens of microseconds).
+const SLOTS_PER_TURN: usize = 16_384;
+
+/// Where the once-a-second sweep of the connection slots stands.
+#[derive(Default)]
+pub(super) struct DeadlineSweep {
+    /// The slot the sweep goes on from (`None`: no sweep in progress).
+    cursor: Option<u32>,
+    /// The tick the sweep in progress started at.
+    started_at: u32,
+    /// Armed deadlines seen so far by the sweep in progress.
+    armed_so_far: usize,
+    /// Armed deadlines the last complete sweep saw (the `rcomet_timers` gauge).
+    armed: usize,
+    /// This turn's due connections (kept for its capacity).
+    due: Vec<Token>,
+}
+
+impl DeadlineSweep {
+    /// True while a sweep is in progress (the worker must not sleep).
+    pub(super) fn in_progress(&self) -> bool {
+        self.cursor.is_some()
+    }
+
+    /// Connections with a deadline armed, as the last complete sweep counted them.
+    pub(super) fn armed(&self) -> usize {
+        self.armed
+    }
+}
+
 impl Worker {
-    /// Advances the clock: connection timers and the channels' once-a-second tick. (The Date
-    /// header follows the wall clock's own second, read once per turn: `http::date`.) The timers
-    /// that came due are queued and handled `TIMERS_PER_TURN` per turn (`fire_due_timers`), the
-    /// first of them before the channels' tick, as when all were handled at once.
+    /// Advances the clock: a sweep of the connections' deadlines and the channels' once-a-second
+    /// tick. (The Date header follows the wall clock's own second, read once per turn:
+    /// `http::date`.) The sweep's first part runs before the channels' tick, the rest in the
+    /// next turns (`sweep_deadlines`).
     pub(super) fn on_time(&mut self) {
         let now = self.shared.tick();
         if now == self.now {
             return;
         }
         self.now = now;
-        let due = &mut self.due_timers;
-        self.timers.advance(now, |e| due.push_back(e));
-        self.fire_due_timers();
+        if self.deadlines.cursor.is_none() {
+            self.deadlines.cursor = Some(0);
+            self.deadlines.started_at = now;
+        }
+        self.sweep_deadlines();
         self.tick_channels();
         self.out_pool.tick();
         crate::memory::release_freed();
     }
 
-    /// Handles up to `TIMERS_PER_TURN` of the queued due timers (the worker does not sleep while
-    /// some wait): tens of thousands of connections that came in the same second have their
-    /// heartbeats or timeouts due in the same second too, and one turn doing them all would hold
-    /// up everyone else. A timer handled a few turns late fires a few milliseconds late.
-    pub(super) fn fire_due_timers(&mut self) {
+    /// One turn's part of the sweep: up to `SLOTS_PER_TURN` slots, firing up to
+    /// `TIMERS_PER_TURN` deadlines that have passed. Tens of thousands of connections that came
+    /// in the same second have their heartbeats or timeouts due in the same second too, and one
+    /// turn doing them all would hold up everyone else; a timer handled a few turns late fires a
+    /// few milliseconds late, never early. A sweep that ends after the tick moved on starts
+    /// again at once, so no deadline waits more than a sweep past its second.
+    pub(super) fn sweep_deadlines(&mut self) {
+        let Some(start) = self.deadlines.cursor else {
+            return;
+        };
         let now = self.now;
-        for _ in 0..TIMERS_PER_TURN {
-            let Some(e) = self.due_timers.pop_front() else {
-                break;
-            };
-            let token = Token {
-                slot: e.slot,
-                generation: e.generation,
-            };
+        let mut due = std::mem::take(&mut self.deadlines.due);
+        let mut armed = 0;
+        let next = self
+            .conns
+            .scan(start, SLOTS_PER_TURN, |slot, generation, conn| {
+                if conn.deadline != 0 {
+                    armed += 1;
+                    if conn.deadline <= now {
+                        due.push(Token { slot, generation });
+                    }
+                }
+                due.len() < TIMERS_PER_TURN
+            });
+        let sweep = &mut self.deadlines;
+        sweep.armed_so_far += armed;
+        sweep.cursor = next;
+        if next.is_none() {
+            sweep.armed = std::mem::take(&mut sweep.armed_so_far);
+            if now > sweep.started_at {
+                sweep.cursor = Some(0);
+                sweep.started_at = now;
+            }
+        }
+        for token in due.drain(..) {
             let Some(conn) = self.conns.at(token) else {
                 continue;
             };
-            if conn.wheel_at != e.tick {
+            if conn.deadline == 0 || conn.deadline > now {
                 continue;
             }
-            conn.wheel_at = 0;
-            let deadline = conn.deadline;
-            if deadline == 0 {
-                continue;
-            }
-            if deadline > now {
-                self.arm(token, deadline);
-            } else {
-                conn.deadline = 0;
-                self.on_timeout(token);
-            }
+            conn.deadline = 0;
+            self.on_timeout(token);
         }
-        self.due_timers.shrink_idle();
+        self.deadlines.due = due;
     }
 
     /// The tick at which a timer of `secs` seconds started now is due. Ticks are whole seconds, so
@@ -76,15 +127,8 @@ impl Worker {
 
     /// Sets the connection's timer to fire at tick `deadline`.
     pub(crate) fn arm(&mut self, token: Token, deadline: u32) {
-        let now = self.now;
-        let Some(conn) = self.conns.at(token) else {
-            return;
-        };
-        conn.deadline = deadline;
-        if conn.wheel_at == 0 || deadline < conn.wheel_at {
-            conn.wheel_at = deadline.max(now + 1);
-            self.timers
-                .schedule(token.slot, token.generation, conn.wheel_at);
+        if let Some(conn) = self.conns.at(token) {
+            conn.deadline = deadline;
         }
     }
 

@@ -11,7 +11,7 @@
 //! (subscribers moving to their channel's home), `cluster` (cluster mode: the way through Redis),
 //! `admin_streams` (`/stats/stream` readers), `replies`
 //! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
-//! between cores), `timer` (the wheel), `shared` (what all workers share).
+//! between cores), `shared` (what all workers share).
 
 mod admin_streams;
 mod cluster;
@@ -30,7 +30,6 @@ pub mod replies;
 pub mod shared;
 pub mod snapshot;
 mod subs;
-pub mod timer;
 mod ws;
 mod ws_channels;
 mod ws_side;
@@ -48,7 +47,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use timer::TimerWheel;
 
 /// The token used to close a connection that never got a slot.
 const REFUSED: Token = Token {
@@ -121,9 +119,8 @@ pub struct Worker {
     mail: VecDeque<Msg>,
     /// This worker's channels, and the index of its subscribers (`Hub::add_local` and friends).
     pub(crate) hub: Hub,
-    timers: TimerWheel,
-    /// Timers that came due, handled a bounded number per turn (`fire_due_timers`).
-    due_timers: std::collections::VecDeque<timer::TimerEntry>,
+    /// The once-a-second sweep of the connections' deadlines (`deadlines`).
+    deadlines: deadlines::DeadlineSweep,
     pub(crate) date: DateCache,
     /// The current tick: whole seconds since the server started, plus one (0 means "no timer").
     pub(crate) now: u32,
@@ -187,8 +184,7 @@ impl Worker {
             post: Post::new(setup.peers),
             mail: VecDeque::new(),
             hub,
-            timers: TimerWheel::new(),
-            due_timers: std::collections::VecDeque::new(),
+            deadlines: deadlines::DeadlineSweep::default(),
             date,
             now: shared.tick(),
             to_attach: Vec::new(),
@@ -243,7 +239,7 @@ impl Worker {
             && self.closing.is_empty()
             && !self.hub.sweeping()
             && !self.hub.broadcasting()
-            && self.due_timers.is_empty()
+            && !self.deadlines.in_progress()
             && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             let tick = self.shared.until_next_tick();
@@ -265,8 +261,8 @@ impl Worker {
         self.handle_mail(backend);
         self.resume_buffered(backend);
         self.on_time();
-        if !self.due_timers.is_empty() {
-            self.fire_due_timers();
+        if self.deadlines.in_progress() {
+            self.sweep_deadlines();
         }
         if self.hub.sweeping() {
             self.sweep_channels();
@@ -288,7 +284,9 @@ impl Worker {
     fn record_turn<B: Backend>(&self, backend: &B, working_since: Instant) {
         let stats = self.stats();
         stats.count_turn(working_since.elapsed());
-        stats.timers.store(self.timers.len(), Ordering::Relaxed);
+        stats
+            .timers
+            .store(self.deadlines.armed(), Ordering::Relaxed);
         stats.mail.store(self.mail.len(), Ordering::Relaxed);
         stats
             .accept_errors

@@ -43,7 +43,7 @@ pub struct WorkerStats {
     pub requests: AtomicU64,
     /// Responses by status class (1xx … 5xx).
     pub responses: [AtomicU64; 5],
-    /// Timer-wheel entries and unhandled mail at the end of the last turn.
+    /// Connections with a timer armed (last sweep) and unhandled mail at the end of the last turn.
     pub timers: AtomicUsize,
     pub mail: AtomicUsize,
     /// Loop turns per duration bucket (`api::metrics::TURN_BUCKETS_US`, then +Inf).
