@@ -8,6 +8,9 @@
 /// partly used chunk of each worker adds little per connection at tens of thousands.
 const CHUNK: usize = 1024;
 
+pub mod chunk_table;
+pub use chunk_table::ChunkTable;
+
 enum Entry<T> {
     Occupied(T),
     /// Index of the next free slot, or `u32::MAX` at the end of the list.

@@ -12,11 +12,12 @@
 //! of the turn, at most [`HANGUPS_PER_TURN`] a turn: the edge of each of the ten thousand sockets
 //! of a mass disconnect is kept in a queue, so a client still talking never waits behind them.
 //!
-//! Depends on: engine (Token, Completion, OutQueue), sys, libc.
+//! Depends on: engine (Token, Completion, OutQueue), sys, slab (the per-slot table), libc.
 
 use super::out::MAX_IOVECS;
 use super::sys::{self, EventFd};
 use super::{Backend, Completion, ConnId, Detach, Flush, OutQueue, ReadControl, Token};
+use crate::slab::ChunkTable;
 use crate::syscall;
 use std::collections::VecDeque;
 use std::io;
@@ -47,11 +48,9 @@ pub struct Epoll {
     ready: Vec<(ConnId, Token)>,
     /// Listeners whose accept queue may still hold connections.
     ready_listeners: Vec<usize>,
-    /// The fd of each attached slot (epoll user data carries the token, not the fd).
-    fds: Vec<RawFd>,
-    /// The token generation of each attached slot, so a queued hang-up of a connection that is
-    /// gone is never read from the next one in its slot (which may even have the same fd).
-    generations: Vec<u32>,
+    /// The fd and token generation of each attached slot (epoll user data carries the token, not
+    /// the fd).
+    attached: ChunkTable<Attached>,
     /// Connections whose peer hung up, oldest first, read [`HANGUPS_PER_TURN`] a turn.
     hangups: VecDeque<(ConnId, Token)>,
     /// Slots whose handler returned Pause: their input waits in the kernel until resume.
@@ -65,6 +64,25 @@ pub struct Epoll {
     /// The spare descriptor given up to refuse a connection when none is left (`None`: it could
     /// not be taken back yet).
     spare_fd: Option<OwnedFd>,
+}
+
+/// What the backend remembers about one worker slot.
+#[derive(Clone, Copy, Debug)]
+struct Attached {
+    /// The connection's descriptor, or -1 when the slot has none attached.
+    fd: RawFd,
+    /// The token generation it was attached under, so a queued hang-up of a connection that is
+    /// gone is never read from the next one in its slot (which may even have the same fd).
+    generation: u32,
+}
+
+impl Default for Attached {
+    fn default() -> Attached {
+        Attached {
+            fd: -1,
+            generation: 0,
+        }
+    }
 }
 
 /// A descriptor to hold in reserve (`/dev/null`, read-only, close-on-exec).
@@ -91,8 +109,7 @@ impl Epoll {
             scratch: vec![0u8; SCRATCH_BYTES].into_boxed_slice(),
             ready: Vec::new(),
             ready_listeners: Vec::new(),
-            fds: Vec::new(),
-            generations: Vec::new(),
+            attached: ChunkTable::new(),
             hangups: VecDeque::new(),
             paused: Vec::new(),
             accept_paused_until: None,
@@ -249,8 +266,10 @@ impl Epoll {
                 return;
             };
             let slot = token.slot as usize;
-            let attached = self.fds.get(slot) == Some(&(conn.0 as RawFd))
-                && self.generations.get(slot) == Some(&token.generation);
+            let attached = self
+                .attached
+                .get(slot)
+                .is_some_and(|a| a.fd == conn.0 as RawFd && a.generation == token.generation);
             if attached {
                 self.read_from(conn, token, handler);
             }
@@ -292,12 +311,10 @@ impl Backend for Epoll {
 
     fn attach(&mut self, conn: ConnId, token: Token) -> io::Result<()> {
         let slot = token.slot as usize;
-        if self.fds.len() <= slot {
-            self.fds.resize(slot + 1, -1);
-            self.generations.resize(slot + 1, 0);
-        }
-        self.fds[slot] = conn.0 as RawFd;
-        self.generations[slot] = token.generation;
+        *self.attached.grow_to(slot) = Attached {
+            fd: conn.0 as RawFd,
+            generation: token.generation,
+        };
         self.set_paused(token, false);
         let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
         self.ctl(
@@ -338,8 +355,8 @@ impl Backend for Epoll {
 
     fn close(&mut self, conn: ConnId, token: Token) {
         self.ready.retain(|(_, t)| *t != token);
-        if let Some(fd) = self.fds.get_mut(token.slot as usize) {
-            *fd = -1;
+        if let Some(a) = self.attached.get_mut(token.slot as usize) {
+            a.fd = -1;
         }
         self.set_paused(token, false);
         // Closing the fd also removes it from the epoll set.
@@ -358,8 +375,8 @@ impl Backend for Epoll {
     /// already waiting in the kernel is reported by the adopting epoll as soon as it registers it.
     fn detach(&mut self, conn: ConnId, token: Token) -> Detach {
         self.ready.retain(|(_, t)| *t != token);
-        if let Some(fd) = self.fds.get_mut(token.slot as usize) {
-            *fd = -1;
+        if let Some(a) = self.attached.get_mut(token.slot as usize) {
+            a.fd = -1;
         }
         self.set_paused(token, false);
         let _ = self.ctl(libc::EPOLL_CTL_DEL, conn.0 as RawFd, 0, 0);
@@ -453,7 +470,7 @@ impl Backend for Epoll {
                 }
                 continue;
             }
-            let Some(&fd) = self.fds.get(token.slot as usize) else {
+            let Some(&Attached { fd, .. }) = self.attached.get(token.slot as usize) else {
                 continue;
             };
             if fd < 0 {

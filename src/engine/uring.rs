@@ -34,7 +34,7 @@ use self::accept::{AcceptState, Action};
 use self::buffers::{AdoptRecord, PeerAddrs, RecvPool, SendRecord, SendSlab, Slab as Records};
 use self::read_queue::{ReadClass, ReadQueues};
 use self::ring::{soft_nofile_limit, table_sizes, Ring};
-use self::table::{split, SlotState, MAX_TABLE};
+use self::table::{flag, split, SlotState, MAX_TABLE};
 use self::user_data::Op;
 use super::out::MAX_IOVECS;
 use super::sys::{self, EventFd};
@@ -277,7 +277,8 @@ impl Uring {
             let Some(slot) = ring.table.get_mut(index) else {
                 continue;
             };
-            let ready = slot.attached() && !slot.reading && !slot.paused && !slot.peer_closed;
+            let ready =
+                slot.attached() && !slot.any(flag::READING | flag::PAUSED | flag::PEER_CLOSED);
             if !ready || !user_data::same_generation(slot.generation, generation) {
                 continue;
             }
@@ -289,7 +290,7 @@ impl Uring {
                 .flags(libc::MSG_DONTWAIT)
                 .build()
                 .user_data(Op::Recv { buffer }.encode());
-            slot.reading = true;
+            slot.set(flag::READING, true);
             // SAFETY: the buffer belongs to the receive pool and is not lent out again until
             // this receive's completion releases it; the descriptor stays registered until the
             // connection's close, which cancels this receive first.
@@ -298,7 +299,7 @@ impl Uring {
                 Err(e) => {
                     log::warn!("receive not queued: {e}");
                     if let Some(slot) = ring.table.get_mut(index) {
-                        slot.reading = false;
+                        slot.set(flag::READING, false);
                     }
                     self.recv.release(buffer);
                     self.want_read.push(class, next);
@@ -342,7 +343,7 @@ impl Uring {
         // mass disconnect of N connections cost N² (25 s for 100,000). The readiness poll is
         // cancelled by its own user data instead, a hash lookup. Receives never wait (they are
         // MSG_DONTWAIT); only a send still in flight (a slow reader) needs the full sweep.
-        let target = if slot.sending {
+        let target = if slot.has(flag::SENDING) {
             CancelBuilder::fd(Fixed(index)).all()
         } else {
             CancelBuilder::user_data(Op::Poll { conn, generation }.encode())
@@ -390,7 +391,7 @@ impl Backend for Uring {
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no accepted connection"))?;
         slot.state = SlotState::Attached;
         slot.token = token;
-        slot.spoken = false;
+        slot.set(flag::SPOKEN, false);
         let generation = slot.generation;
         self.arm_poll(conn, generation)
     }
@@ -403,7 +404,7 @@ impl Backend for Uring {
             .and_then(|ring| ring.table.get_mut(index))
             .filter(|slot| slot.attached() && slot.token == token)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "not attached"))?;
-        if slot.sending {
+        if slot.has(flag::SENDING) {
             return Ok(Flush::Pending);
         }
         if out.is_empty() {
@@ -416,7 +417,7 @@ impl Backend for Uring {
             return Err(e);
         }
         if let Some(slot) = self.rings.get_mut(r).and_then(|r| r.table.get_mut(index)) {
-            slot.sending = true;
+            slot.set(flag::SENDING, true);
         }
         Ok(Flush::Pending)
     }
@@ -426,8 +427,8 @@ impl Backend for Uring {
         let Some(slot) = self.rings.get_mut(r).and_then(|r| r.table.get_mut(index)) else {
             return;
         };
-        if slot.attached() && slot.token == token && slot.paused {
-            slot.paused = false;
+        if slot.attached() && slot.token == token && slot.has(flag::PAUSED) {
+            slot.set(flag::PAUSED, false);
             self.want_read
                 .push(ReadClass::Live, (conn, slot.generation));
         }

@@ -5,7 +5,7 @@
 //! Depends on: engine (Completion, ReadControl), engine::uring internals, io-uring, libc.
 
 use super::read_queue::ReadClass;
-use super::table::{conn_id, split, ConnSlot, SlotState};
+use super::table::{conn_id, flag, split, ConnSlot, SlotState};
 use super::user_data::{same_generation, Op};
 use super::Uring;
 use crate::engine::{Completion, ConnId, ReadControl};
@@ -191,17 +191,17 @@ impl Uring {
         let Some(slot) = self.live_slot(conn, generation) else {
             return;
         };
-        if res >= 0 && !slot.peer_closed && !slot.paused {
+        if res >= 0 && !slot.has(flag::PEER_CLOSED) && !slot.has(flag::PAUSED) {
             let hangup = (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) as i32;
             let class = if res & hangup != 0 {
                 ReadClass::Hangup
-            } else if slot.spoken {
+            } else if slot.has(flag::SPOKEN) {
                 ReadClass::Live
             } else {
                 ReadClass::New
             };
-            if slot.reading {
-                slot.read_again = true;
+            if slot.has(flag::READING) {
+                slot.set(flag::READ_AGAIN, true);
             } else {
                 self.want_read.push(class, (conn, generation));
             }
@@ -238,8 +238,8 @@ impl Uring {
             self.recv.release(buffer);
             return;
         };
-        slot.reading = false;
-        let read_again = std::mem::take(&mut slot.read_again);
+        slot.set(flag::READING, false);
+        let read_again = slot.take(flag::READ_AGAIN);
         if !slot.attached() {
             self.recv.release(buffer);
             return;
@@ -249,10 +249,10 @@ impl Uring {
         let mut again = read_again;
         let mut peer_closed = false;
         if res > 0 {
-            slot.spoken = true;
+            slot.set(flag::SPOKEN, true);
             let control = handler(Completion::Data { token, bytes });
             if control == ReadControl::Pause {
-                slot.paused = true;
+                slot.set(flag::PAUSED, true);
                 again = false;
             } else {
                 again |= full;
@@ -264,8 +264,8 @@ impl Uring {
                 libc::EINTR => again = true,
                 _ => peer_closed = true,
             }
-            if peer_closed && !slot.peer_closed {
-                slot.peer_closed = true;
+            if peer_closed && !slot.has(flag::PEER_CLOSED) {
+                slot.set(flag::PEER_CLOSED, true);
                 handler(Completion::PeerClosed { token });
             }
         }
@@ -296,12 +296,12 @@ impl Uring {
         let Some(slot) = self.live_slot(conn, generation) else {
             return;
         };
-        slot.sending = false;
+        slot.set(flag::SENDING, false);
         let token = slot.token;
         if res >= 0 && !left {
             handler(Completion::Writable { token });
-        } else if !slot.peer_closed {
-            slot.peer_closed = true;
+        } else if !slot.has(flag::PEER_CLOSED) {
+            slot.set(flag::PEER_CLOSED, true);
             handler(Completion::PeerClosed { token });
         }
     }

@@ -12,7 +12,7 @@
 
 use super::buffers::AdoptRecord;
 use super::complete::Handler;
-use super::table::{conn_id, split};
+use super::table::{conn_id, flag, split};
 use super::user_data::Op;
 use super::Uring;
 use crate::engine::{Completion, ConnId, Detach, Token};
@@ -28,7 +28,7 @@ impl Uring {
         let Some(slot) = self.rings.get(r).and_then(|ring| ring.table.get(index)) else {
             return Detach::Unsupported;
         };
-        if !slot.attached() || slot.token != token || slot.sending || slot.peer_closed {
+        if !slot.attached() || slot.token != token || slot.any(flag::SENDING | flag::PEER_CLOSED) {
             return Detach::Unsupported;
         }
         let generation = slot.generation;

@@ -2,9 +2,10 @@
 //! file table, the per-slot connection record the backend keeps, and the occupancy accounting that
 //! keeps the kernel from ever finding a table full when it accepts.
 //!
-//! Depends on: engine (ConnId, Token).
+//! Depends on: engine (ConnId, Token), slab (the record table).
 
 use crate::engine::{ConnId, Token};
+use crate::slab::ChunkTable;
 
 /// Bits of a [`ConnId`] that hold the index inside one ring's table. The kernel caps a registered
 /// file table at `1 << 20` entries, so an index always fits.
@@ -38,7 +39,8 @@ pub(crate) enum SlotState {
     Closing,
 }
 
-/// What the backend remembers about one connection. Small on purpose: one per live connection.
+/// What the backend remembers about one connection. Small on purpose: one per live connection
+/// (16 bytes, pinned by a test).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ConnSlot {
     /// Bumped each time the kernel puts a new connection in this slot.
@@ -46,19 +48,25 @@ pub(crate) struct ConnSlot {
     /// The worker's token, valid from attach until close.
     pub token: Token,
     pub state: SlotState,
+    /// The `flag` bits below.
+    flags: u8,
+}
+
+/// Bits of [`ConnSlot`]'s flags.
+pub(crate) mod flag {
     /// The worker asked to stop reading ([`crate::engine::ReadControl::Pause`]).
-    pub paused: bool,
+    pub const PAUSED: u8 = 1;
     /// A receive is in flight.
-    pub reading: bool,
+    pub const READING: u8 = 1 << 1;
     /// The poll reported input while a receive was in flight: receive once more after it.
-    pub read_again: bool,
+    pub const READ_AGAIN: u8 = 1 << 2;
     /// EOF or an error was reported; nothing more is read.
-    pub peer_closed: bool,
+    pub const PEER_CLOSED: u8 = 1 << 3;
     /// The connection has sent bytes since it was attached (its reads are `Live`, see
     /// `read_queue`).
-    pub spoken: bool,
+    pub const SPOKEN: u8 = 1 << 4;
     /// A send is in flight.
-    pub sending: bool,
+    pub const SENDING: u8 = 1 << 5;
 }
 
 impl Default for ConnSlot {
@@ -70,17 +78,38 @@ impl Default for ConnSlot {
                 generation: 0,
             },
             state: SlotState::Free,
-            paused: false,
-            reading: false,
-            read_again: false,
-            peer_closed: false,
-            spoken: false,
-            sending: false,
+            flags: 0,
         }
     }
 }
 
 impl ConnSlot {
+    /// True when every bit of `f` (see [`flag`]) is set.
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f == f
+    }
+
+    /// True when any bit of `f` is set.
+    pub fn any(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+
+    /// Sets or clears the bits of `f`.
+    pub fn set(&mut self, f: u8, on: bool) {
+        if on {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
+    }
+
+    /// Clears the bits of `f` and tells whether they were all set.
+    pub fn take(&mut self, f: u8) -> bool {
+        let was = self.has(f);
+        self.set(f, false);
+        was
+    }
+
     /// True when completions for this slot should reach the worker.
     pub fn attached(&self) -> bool {
         self.state == SlotState::Attached
@@ -94,7 +123,7 @@ impl ConnSlot {
 /// `used + reserved <= size` whenever only single-shot accepts are armed on this ring.
 #[derive(Debug)]
 pub(crate) struct Table {
-    slots: Vec<ConnSlot>,
+    slots: ChunkTable<ConnSlot>,
     /// Entries registered with the kernel.
     pub size: u32,
     pub used: u32,
@@ -106,7 +135,7 @@ pub(crate) struct Table {
 impl Table {
     pub fn new(size: u32) -> Table {
         Table {
-            slots: Vec::new(),
+            slots: ChunkTable::new(),
             size,
             used: 0,
             reserved: 0,
@@ -135,11 +164,8 @@ impl Table {
             return None;
         }
         let i = index as usize;
-        if self.slots.len() <= i {
-            self.slots.resize(i + 1, ConnSlot::default());
-        }
         self.used = self.used.saturating_add(1);
-        let slot = self.slots.get_mut(i)?;
+        let slot = self.slots.grow_to(i);
         let generation = slot.generation.wrapping_add(1);
         *slot = ConnSlot {
             generation,
@@ -158,6 +184,24 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_record_stays_small() {
+        assert_eq!(std::mem::size_of::<ConnSlot>(), 16);
+    }
+
+    #[test]
+    fn flags_set_clear_and_take() {
+        let mut slot = ConnSlot::default();
+        slot.set(flag::READING | flag::SENDING, true);
+        assert!(slot.has(flag::READING) && slot.has(flag::SENDING));
+        assert!(!slot.has(flag::PAUSED));
+        assert!(slot.any(flag::PAUSED | flag::SENDING));
+        assert!(!slot.has(flag::PAUSED | flag::SENDING));
+        assert!(slot.take(flag::READING));
+        assert!(!slot.take(flag::READING));
+        assert!(slot.has(flag::SENDING));
+    }
 
     #[test]
     fn conn_ids_carry_ring_and_index() {
