@@ -10,13 +10,14 @@
 //! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `handoff`
 //! (subscribers moving to their channel's home), `cluster` (cluster mode: the way through Redis),
 //! `admin_streams` (`/stats/stream` readers), `replies`
-//! (pipelined admin replies in order), `deadlines` (timers and the clock), `mailbox`/`msg` (mail
+//! (pipelined admin replies in order), `deadlines` (timers and the clock), `deadline_sweep` (the once-a-second sweep of deadlines), `mailbox`/`msg` (mail
 //! between cores), `shared` (what all workers share).
 
 mod admin_streams;
 mod cluster;
 mod cluster_side;
 pub mod conn;
+mod deadline_sweep;
 mod deadlines;
 mod frame_batch;
 mod handoff;
@@ -120,7 +121,7 @@ pub struct Worker {
     /// This worker's channels, and the index of its subscribers (`Hub::add_local` and friends).
     pub(crate) hub: Hub,
     /// The once-a-second sweep of the connections' deadlines (`deadlines`).
-    deadlines: deadlines::DeadlineSweep,
+    deadlines: deadline_sweep::DeadlineSweep,
     pub(crate) date: DateCache,
     /// The current tick: whole seconds since the server started, plus one (0 means "no timer").
     pub(crate) now: u32,
@@ -184,7 +185,7 @@ impl Worker {
             post: Post::new(setup.peers),
             mail: VecDeque::new(),
             hub,
-            deadlines: deadlines::DeadlineSweep::default(),
+            deadlines: deadline_sweep::DeadlineSweep::default(),
             date,
             now: shared.tick(),
             to_attach: Vec::new(),
