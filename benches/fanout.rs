@@ -10,13 +10,12 @@
 //! are emptied with `advance` between iterations, outside the timed part.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use divan::counter::ItemsCount;
 use divan::{black_box, Bencher};
 use rcomet::api::frame::{Framing, Transport};
 use rcomet::api::subscribe::{deliver, Delivery, Subscription};
-use rcomet::comet::{LocalSubs, Message, MsgType};
+use rcomet::comet::{LocalSubs, Message, MsgType, Name};
 use rcomet::engine::OutQueue;
 
 fn main() {
@@ -30,7 +29,7 @@ const CONTENT: &[u8] =
 /// One worker's view of the channel: its subscribers (indexed by key), their output queues, the
 /// channel's entry in the local index, and the reused key and head buffers.
 struct Worker {
-    name: Arc<[u8]>,
+    name: Name,
     subs: Vec<Subscription>,
     queues: Vec<OutQueue>,
     local: LocalSubs,
@@ -41,13 +40,13 @@ struct Worker {
 
 impl Worker {
     fn new() -> Worker {
-        let name: Arc<[u8]> = Arc::from(&b"channel-42"[..]);
+        let name: Name = Name::from(&b"channel-42"[..]);
         let mut local = LocalSubs::new();
         let subs = (0..SUBSCRIBERS)
             .map(|key| {
                 local.add(&name, key as u64);
                 let framing = Framing::new(Transport::Stream, true, None);
-                let mut sub = Subscription::pending(Arc::clone(&name), framing, 1, 0);
+                let mut sub = Subscription::pending(name.clone(), framing, 1, 0);
                 // As after the home's answer: registered and waiting for live messages.
                 sub.pending = false;
                 sub.registered = true;

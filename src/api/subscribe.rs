@@ -14,14 +14,14 @@ use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::{
     encode, encode_with_epoch, expand_replay, follow_up, Message, MsgType,
 };
+use crate::comet::name::Name;
 use crate::comet::seq::{seq_after, seq_before, seq_prev};
 use crate::ws;
-use std::sync::Arc;
 
 /// An open (or opening) subscription of one connection.
 #[derive(Debug)]
 pub struct Subscription {
-    pub channel: Arc<[u8]>,
+    pub channel: Name,
     pub framing: Framing,
     /// The next data seq this subscriber expects.
     pub next_seq: u32,
@@ -39,7 +39,7 @@ pub struct Subscription {
 
 impl Subscription {
     /// A subscription waiting for its channel's home.
-    pub fn pending(channel: Arc<[u8]>, framing: Framing, seq: u32, noop: u32) -> Subscription {
+    pub fn pending(channel: Name, framing: Framing, seq: u32, noop: u32) -> Subscription {
         Subscription {
             channel,
             framing,

@@ -3,12 +3,13 @@
 
 use super::*;
 use crate::comet::message::follow_up;
+use crate::comet::name::Name;
 
 const DATE: &[u8] = b"Tue, 01 Dec 2026 21:00:00 GMT";
 
 fn sub(transport: Transport, callback: Option<&[u8]>, seq: u32) -> Subscription {
     let framing = Framing::new(transport, true, callback);
-    Subscription::pending(Arc::from(&b"alice"[..]), framing, seq, 7)
+    Subscription::pending(Name::from(&b"alice"[..]), framing, seq, 7)
 }
 
 fn style() -> HeadStyle<'static> {
@@ -22,7 +23,7 @@ fn style() -> HeadStyle<'static> {
 
 fn answer(catch_up: CatchUp, registered: bool) -> Result<Subscribed, SubscribeError> {
     Ok(Subscribed {
-        name: Arc::from(&b"alice"[..]),
+        name: Name::from(&b"alice"[..]),
         epoch: 9,
         catch_up,
         registered,
@@ -192,7 +193,7 @@ fn heartbeats_count_up_and_end_only_long_polls() {
 fn a_refused_iframe_gets_its_preamble_before_the_error() {
     for http11 in [true, false] {
         let framing = Framing::new(Transport::Iframe, http11, None);
-        let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+        let mut s = Subscription::pending(Name::from(&b"alice"[..]), framing, 0, 0);
         let mut out = Vec::new();
         let style = HeadStyle { http11, ..style() };
         let opened = open(&mut s, style, &Err(SubscribeError::TokenError), &mut out);
@@ -225,7 +226,7 @@ fn an_unavailable_store_is_a_503_in_every_transport() {
     for (transport, cb, frame) in cases {
         for http11 in [true, false] {
             let framing = Framing::new(transport, http11, cb);
-            let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+            let mut s = Subscription::pending(Name::from(&b"alice"[..]), framing, 0, 0);
             let mut out = Vec::new();
             let style = HeadStyle { http11, ..style() };
             let err = Err(SubscribeError::Unavailable);
@@ -248,7 +249,7 @@ fn an_unavailable_store_is_a_503_in_every_transport() {
         }
     }
     let framing = Framing::new(Transport::WebSocket, false, Some(b"accept="));
-    let mut s = Subscription::pending(Arc::from(&b"alice"[..]), framing, 0, 0);
+    let mut s = Subscription::pending(Name::from(&b"alice"[..]), framing, 0, 0);
     let mut out = Vec::new();
     let opened = open(&mut s, style(), &Err(SubscribeError::Unavailable), &mut out);
     assert!(opened.ended);
@@ -269,5 +270,5 @@ fn an_unavailable_store_is_a_503_in_every_transport() {
 /// A subscriber's heap block: the subscription sits in every open subscriber's `Ext` box.
 #[test]
 fn a_subscription_stays_small() {
-    assert_eq!(std::mem::size_of::<Subscription>(), 56);
+    assert_eq!(std::mem::size_of::<Subscription>(), 48);
 }

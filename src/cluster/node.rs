@@ -21,6 +21,7 @@ use super::watch::{Out, Phase, Watch};
 use super::wire::{self, Payload};
 use crate::comet::auth::{to_hex, AuthTokenSource};
 use crate::comet::hub::Counters;
+use crate::comet::name::Name;
 use crate::comet::route::home_worker;
 use crate::comet::seq::seq_after;
 use crate::comet::table::NameMap;
@@ -58,7 +59,7 @@ enum Pending {
         op: OpKind,
     },
     State {
-        name: Arc<[u8]>,
+        name: Name,
     },
     /// One shard's part of an operation over every shard.
     Part {
@@ -98,8 +99,8 @@ struct Shard {
     retry_at: Instant,
     backoff: Duration,
     ping_at: Instant,
-    to_subscribe: Vec<Arc<[u8]>>,
-    to_unsubscribe: Vec<Arc<[u8]>>,
+    to_subscribe: Vec<Name>,
+    to_unsubscribe: Vec<Name>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
     /// The presence subject is to be subscribed on the new pub/sub link.
@@ -116,7 +117,7 @@ struct Shard {
 struct Counts {
     /// Oldest first: the changes the worker reported, or (`full`) its whole list followed by
     /// later changes.
-    pending: Vec<(Arc<[u8]>, u32)>,
+    pending: Vec<(Name, u32)>,
     full: bool,
     sent: Option<Instant>,
 }
@@ -131,7 +132,7 @@ pub struct Node {
     watches: NameMap<Watch>,
     /// Payloads of watches still waiting for their state (bounded by what Redis publishes during
     /// one round trip), handed to the watch after it.
-    held: HashMap<Arc<[u8]>, Vec<Payload>>,
+    held: HashMap<Name, Vec<Payload>>,
     outbox: Vec<Vec<Event>>,
     digests: Vec<String>,
     tokens: AuthTokenSource,
@@ -545,7 +546,7 @@ impl Node {
         }
     }
 
-    fn watch(&mut self, name: Arc<[u8]>, create: bool) {
+    fn watch(&mut self, name: Name, create: bool) {
         let shard = self.shard_of(&name);
         match self.watches.get_mut(&name) {
             // Watched already (the home let its mirror go and wants it back): read again.
@@ -559,22 +560,22 @@ impl Node {
                 // Absent, so the insertion cannot find it.
                 let _ = self
                     .watches
-                    .insert_new(Arc::clone(&name), Watch::new(create));
+                    .insert_new(Name::clone(&name), Watch::new(create));
                 self.shards[shard].to_subscribe.push(name);
             }
         }
     }
 
-    fn unwatch(&mut self, name: &Arc<[u8]>) {
+    fn unwatch(&mut self, name: &Name) {
         self.held.remove(name);
         if self.watches.remove(name).is_some() {
             let shard = self.shard_of(name);
-            self.shards[shard].to_unsubscribe.push(Arc::clone(name));
+            self.shards[shard].to_unsubscribe.push(Name::clone(name));
         }
     }
 
     /// Reads a watched channel's state (after its subscription was confirmed).
-    fn fetch(&mut self, name: &Arc<[u8]>) {
+    fn fetch(&mut self, name: &Name) {
         let Some(w) = self.watches.get(name) else {
             return;
         };
@@ -592,7 +593,7 @@ impl Node {
             &token,
         ];
         let p = Pending::State {
-            name: Arc::clone(name),
+            name: Name::clone(name),
         };
         self.eval(shard, Script::State, &[&meta, &buf, &set], &args, p);
     }
@@ -631,13 +632,13 @@ impl Node {
             self.queue(i, &args, Pending::Ignore, REPLY_TIMEOUT);
         }
         self.queue(i, &[b"PING"], Pending::Ping(Instant::now()), REPLY_TIMEOUT);
-        let names: Vec<Arc<[u8]>> = self
+        let names: Vec<Name> = self
             .watches
             .iter_mut()
             .filter(|(n, _)| wire::shard_of(n, self.shards.len()) == i)
             .map(|(n, w)| {
                 w.lost();
-                Arc::clone(n)
+                Name::clone(n)
             })
             .collect();
         for n in &names {
@@ -764,7 +765,7 @@ impl Node {
         }
     }
 
-    fn on_state(&mut self, name: &Arc<[u8]>, reply: &Reply) {
+    fn on_state(&mut self, name: &Name, reply: &Reply) {
         let home = self.home(name);
         let Some(w) = self.watches.get_mut(name) else {
             return;
@@ -778,11 +779,11 @@ impl Node {
             self.unwatch(name);
             let event = if synced {
                 Event::Closed {
-                    name: Arc::clone(name),
+                    name: Name::clone(name),
                 }
             } else {
                 Event::Synced {
-                    name: Arc::clone(name),
+                    name: Name::clone(name),
                     state: None,
                 }
             };
@@ -802,7 +803,7 @@ impl Node {
         }
         let rest: Vec<Payload> = held.collect();
         if !rest.is_empty() {
-            self.held.insert(Arc::clone(name), rest);
+            self.held.insert(Name::clone(name), rest);
         }
         if resync {
             self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -811,10 +812,10 @@ impl Node {
     }
 
     /// Carries out what a watch decided.
-    fn apply(&mut self, name: &Arc<[u8]>, outs: Vec<Out>) {
+    fn apply(&mut self, name: &Name, outs: Vec<Out>) {
         let home = self.home(name);
         for out in outs {
-            let name = Arc::clone(name);
+            let name = Name::clone(name);
             let event = match out {
                 Out::Synced(state) => Event::Synced {
                     name,
@@ -865,7 +866,11 @@ impl Node {
         let Some(name) = wire::name_of_subject(&self.s.prefix, subject) else {
             return;
         };
-        let Some(name) = self.watches.get_key_value(name).map(|(n, _)| Arc::clone(n)) else {
+        let Some(name) = self
+            .watches
+            .get_key_value(name)
+            .map(|(n, _)| Name::clone(n))
+        else {
             return;
         };
         let Some(w) = self.watches.get_mut(&name) else {
@@ -882,7 +887,7 @@ impl Node {
                     return;
                 };
                 if w.phase != Phase::Live {
-                    self.held.entry(Arc::clone(&name)).or_default().push(p);
+                    self.held.entry(Name::clone(&name)).or_default().push(p);
                     return;
                 }
                 let mut outs = Vec::new();
@@ -998,11 +1003,11 @@ impl Node {
         let every = u64::from(self.s.channel_timeout.max(3) / 3);
         self.ttl_refresh_at = now + Duration::from_secs(every);
         let ttl = self.s.channel_timeout.max(1).to_string();
-        let names: Vec<Arc<[u8]>> = self
+        let names: Vec<Name> = self
             .watches
             .iter()
             .filter(|(_, w)| w.phase == Phase::Live)
-            .map(|(n, _)| Arc::clone(n))
+            .map(|(n, _)| Name::clone(n))
             .collect();
         for name in names {
             let shard = self.shard_of(&name);
@@ -1107,10 +1112,10 @@ fn parse_state(reply: &Reply) -> Option<State> {
 /// One report from what a worker sent since the last: each channel once with its latest count
 /// (a count is the channel's number now, so the last one wins); a whole list (`full`) also
 /// leaves out the channels that have none.
-fn fold_counts(mut pending: Vec<(Arc<[u8]>, u32)>, full: bool) -> Vec<(Arc<[u8]>, u32)> {
+fn fold_counts(mut pending: Vec<(Name, u32)>, full: bool) -> Vec<(Name, u32)> {
     // Stable: equal names keep their order, so the last of each run is the latest.
     pending.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(Arc<[u8]>, u32)> = Vec::with_capacity(pending.len());
+    let mut out: Vec<(Name, u32)> = Vec::with_capacity(pending.len());
     for (name, n) in pending {
         match out.last_mut() {
             Some(last) if last.0 == name => last.1 = n,
@@ -1126,11 +1131,11 @@ fn fold_counts(mut pending: Vec<(Arc<[u8]>, u32)>, full: bool) -> Vec<(Arc<[u8]>
 #[cfg(test)]
 mod tests {
     use super::fold_counts;
-    use std::sync::Arc;
+    use crate::comet::name::Name;
 
     #[test]
     fn a_report_carries_each_channel_once_with_its_latest_count() {
-        let n = |s: &str| -> Arc<[u8]> { Arc::from(s.as_bytes()) };
+        let n = |s: &str| -> Name { Name::from(s) };
         let sent = vec![
             (n("a"), 5),
             (n("b"), 1),
@@ -1138,7 +1143,7 @@ mod tests {
             (n("c"), 2),
             (n("c"), 0),
         ];
-        let names = |v: Vec<(Arc<[u8]>, u32)>| -> Vec<(String, u32)> {
+        let names = |v: Vec<(Name, u32)>| -> Vec<(String, u32)> {
             v.into_iter()
                 .map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c))
                 .collect()

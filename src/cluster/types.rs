@@ -4,6 +4,7 @@
 //! Depends on: comet (message kinds).
 
 use crate::comet::message::MsgType;
+use crate::comet::name::Name;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -51,20 +52,20 @@ pub enum Request {
     Op {
         worker: usize,
         ticket: u64,
-        cname: Arc<[u8]>,
+        cname: Name,
         op: Op,
     },
     /// The home worker mirrors this channel from now on: subscribe to its subject and send its
     /// state (`Event::Synced`). `create`: create it in Redis when absent.
-    Watch { name: Arc<[u8]>, create: bool },
+    Watch { name: Name, create: bool },
     /// The home worker stopped mirroring the channel.
-    Unwatch { name: Arc<[u8]> },
+    Unwatch { name: Name },
     /// Worker `worker`'s subscriber counts of channels it is home of: with `full`, every channel
     /// with subscribers (what Redis held for the worker is replaced); otherwise the channels
     /// whose count changed since the last report (0: none left).
     Counts {
         worker: usize,
-        counts: Vec<(Arc<[u8]>, u32)>,
+        counts: Vec<(Name, u32)>,
         full: bool,
     },
 }
@@ -122,20 +123,17 @@ pub enum Event {
     /// The answer to `Request::Op { ticket }`.
     Done { ticket: u64, result: OpResult },
     /// A watched channel's state (`None`: it does not exist and was not to be created).
-    Synced {
-        name: Arc<[u8]>,
-        state: Option<State>,
-    },
+    Synced { name: Name, state: Option<State> },
     /// The next message of a watched channel (seq order, no gap).
-    Message { name: Arc<[u8]>, entry: Entry },
+    Message { name: Name, entry: Entry },
     /// The channel was closed (on any node); its mirror goes.
-    Closed { name: Arc<[u8]> },
+    Closed { name: Name },
     /// The channel's buffer was cleared.
-    Cleared { name: Arc<[u8]> },
+    Cleared { name: Name },
     /// Messages were lost (they fell off the buffer while the link was down) or the channel is
     /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
     /// `state`.
-    Gap { name: Arc<[u8]>, state: State },
+    Gap { name: Name, state: State },
     /// Redis does not hold this worker's subscriber counts (it restarted, or they expired):
     /// the next report must be the whole list.
     CountsWanted,

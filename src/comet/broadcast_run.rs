@@ -23,22 +23,16 @@ use super::broadcast_state::{BroadcastOut, BroadcastRun};
 use super::{Hub, Published};
 use crate::comet::channel::Channel;
 use crate::comet::message::{Message, MsgType};
+use crate::comet::name::Name;
 use std::collections::HashSet;
-use std::sync::Arc;
 
-fn store(
-    buffer: usize,
-    name: &Arc<[u8]>,
-    ch: &mut Channel,
-    content: &[u8],
-    out: &mut BroadcastOut,
-) {
+fn store(buffer: usize, name: &Name, ch: &mut Channel, content: &[u8], out: &mut BroadcastOut) {
     let seq = ch.take_seq();
     let msg = Message::new(MsgType::Broadcast, name, seq, content);
     ch.ring.push(msg.clone(), buffer);
     out.stored += 1;
     if ch.workers != 0 {
-        out.deliveries.push((Arc::clone(name), msg, ch.workers));
+        out.deliveries.push((Name::clone(name), msg, ch.workers));
     }
 }
 
@@ -102,7 +96,7 @@ impl Hub {
         let Some((name, ch)) = self.channels.entry_at_mut(index) else {
             return;
         };
-        if run.ahead.insert(Arc::clone(name)) {
+        if run.ahead.insert(Name::clone(name)) {
             store(buffer, name, ch, &run.content, &mut self.broadcast_out);
         }
     }

@@ -1,8 +1,8 @@
 //! The state of a `/broadcast` being stored channel by channel (see `hub::broadcast_run`, which
 //! does the storing). Depends on `comet::message` and std.
 
+use crate::comet::name::Name;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use crate::comet::message::Message;
 
@@ -15,7 +15,7 @@ pub struct BroadcastRun {
     /// The entries from this index on were created after it started.
     pub(super) end: usize,
     /// Entries at or above `next` that have it already.
-    pub(super) ahead: HashSet<Arc<[u8]>>,
+    pub(super) ahead: HashSet<Name>,
 }
 
 /// What a broadcast stored since the last `take_broadcast_deliveries`.
@@ -25,5 +25,5 @@ pub struct BroadcastOut {
     pub(super) stored: u64,
     /// The stored messages of channels with subscribers (name, message, workers with
     /// subscribers), in the order stored.
-    pub(super) deliveries: Vec<(Arc<[u8]>, Message, u64)>,
+    pub(super) deliveries: Vec<(Name, Message, u64)>,
 }

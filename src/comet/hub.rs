@@ -29,6 +29,7 @@
 //!   once every `channel_timeout` ticks, the first time within `channel_timeout` ticks of its
 //!   creation (never later than iComet, sometimes earlier).
 
+use crate::comet::name::Name;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -195,7 +196,7 @@ pub struct SignReply {
 #[derive(Debug, Clone)]
 pub struct Published {
     /// The channel name (the hub's shared copy).
-    pub name: Arc<[u8]>,
+    pub name: Name,
     /// The stored message with its encoded JSON.
     pub msg: Message,
     /// Workers that have subscribers of the channel (bit per worker).
@@ -206,7 +207,7 @@ pub struct Published {
 #[derive(Debug, Clone)]
 pub struct Closed {
     /// The channel name.
-    pub name: Arc<[u8]>,
+    pub name: Name,
     /// The channel's `seq_next` at close time (the `close` message's seq and `/close`'s `ok N`).
     pub seq_next: u32,
     /// Workers that had subscribers (bit per worker).
@@ -254,7 +255,7 @@ impl SubscribeError {
 pub struct Subscribed {
     /// The hub's copy of the channel name: the subscriber's worker keys `LocalSubs` with it, so
     /// one name buffer serves every worker.
-    pub name: Arc<[u8]>,
+    pub name: Name,
     /// The channel incarnation to quote in `unsubscribe`.
     pub epoch: u32,
     /// What to send first.
@@ -285,14 +286,14 @@ pub struct Ask<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
     /// `1 <cname>`: created, or periodically re-announced while alive.
-    Online(Arc<[u8]>),
+    Online(Name),
     /// `0 <cname>`: freed by expiry or `/close`.
-    Offline(Arc<[u8]>),
+    Offline(Name),
 }
 
 impl Presence {
     /// The channel name.
-    pub fn name(&self) -> &Arc<[u8]> {
+    pub fn name(&self) -> &Name {
         match self {
             Presence::Online(n) | Presence::Offline(n) => n,
         }
@@ -424,7 +425,7 @@ impl Hub {
         &mut self,
         cname: &[u8],
         reserved: bool,
-        shared: Option<&Arc<[u8]>>,
+        shared: Option<&Name>,
     ) -> Result<usize, TooManyChannels> {
         if let Some(index) = self.channels.index_of(cname) {
             if reserved {
@@ -443,8 +444,8 @@ impl Hub {
             n => n,
         };
         let channel = Channel::new(self.auth_tokens.fresh(), epoch, self.config.channel_timeout);
-        let name: Arc<[u8]> = shared.map_or_else(|| Arc::from(cname), Arc::clone);
-        match self.channels.insert_new(Arc::clone(&name), channel) {
+        let name: Name = shared.map_or_else(|| Name::from(cname), Name::clone);
+        match self.channels.insert_new(Name::clone(&name), channel) {
             Ok(index) => {
                 self.channel_created(index);
                 self.announce(Presence::Online(name));
@@ -457,7 +458,7 @@ impl Hub {
         }
     }
 
-    fn at(&mut self, index: usize) -> Option<(&Arc<[u8]>, &mut Channel)> {
+    fn at(&mut self, index: usize) -> Option<(&Name, &mut Channel)> {
         self.channels.entry_at_mut(index)
     }
 
@@ -519,7 +520,7 @@ impl Hub {
         let msg = Message::new(kind, name, seq, content_inner);
         ch.ring.push(msg.clone(), buffer);
         Ok(Published {
-            name: Arc::clone(name),
+            name: Name::clone(name),
             msg,
             workers: ch.workers,
         })
@@ -532,7 +533,7 @@ impl Hub {
     pub fn broadcast_each(
         &mut self,
         content_inner: &[u8],
-        mut deliver: impl FnMut(&Arc<[u8]>, &Message, u64),
+        mut deliver: impl FnMut(&Name, &Message, u64),
     ) {
         self.broadcast_start(content_inner);
         self.broadcast_step(usize::MAX);
@@ -544,10 +545,10 @@ impl Hub {
     /// `broadcast_each` collected into a list of `(name, message, workers)` (channels with
     /// subscribers).
     #[cfg(test)]
-    pub fn broadcast(&mut self, content_inner: &[u8]) -> Vec<(Arc<[u8]>, Message, u64)> {
+    pub fn broadcast(&mut self, content_inner: &[u8]) -> Vec<(Name, Message, u64)> {
         let mut out = Vec::with_capacity(self.channels.len());
         self.broadcast_each(content_inner, |name, msg, workers| {
-            out.push((Arc::clone(name), msg.clone(), workers));
+            out.push((Name::clone(name), msg.clone(), workers));
         });
         out
     }
@@ -565,7 +566,7 @@ impl Hub {
         }
         self.counters.remove_channel();
         Counters::sub(&self.counters.subscribers.0, ch.subscribers as usize);
-        self.announce(Presence::Offline(Arc::clone(&name)));
+        self.announce(Presence::Offline(Name::clone(&name)));
         let json = encode(MsgType::Close, &name, ch.seq_next(), b"");
         Some(Closed {
             seq_next: ch.seq_next(),
@@ -615,7 +616,7 @@ impl Hub {
         let max = self.config.max_subscribers_per_channel;
         let timeout = self.config.channel_timeout;
         let (name, ch) = self.at(index).ok_or(SubscribeError::TokenError)?;
-        let name = Arc::clone(name);
+        let name = Name::clone(name);
         if let Credential::Signed(auth_token) = credential {
             if auth && !ch.token_matches(auth_token) {
                 return Err(SubscribeError::TokenError);
@@ -729,7 +730,7 @@ impl Hub {
         let mut any_expired = false;
         for (name, ch) in self.channels.iter_mut() {
             if presence && now.wrapping_add(ch.epoch()) % period == 0 {
-                events.push(Presence::Online(Arc::clone(name)));
+                events.push(Presence::Online(Name::clone(name)));
             }
             if ch.subscribers > 0 {
                 ch.raise_countdown(timeout);
@@ -770,7 +771,7 @@ impl Hub {
             };
             self.channel_freed(&name, &mut ch);
             if presence {
-                self.events.push(Presence::Offline(Arc::clone(&name)));
+                self.events.push(Presence::Offline(Name::clone(&name)));
             }
             if let Some(log) = self.mirror.as_mut() {
                 log.expired.push(name);
@@ -807,10 +808,10 @@ impl Hub {
     }
 
     /// The hub's shared copy of a channel name (to reuse instead of allocating another).
-    pub fn name(&self, cname: &[u8]) -> Option<Arc<[u8]>> {
+    pub fn name(&self, cname: &[u8]) -> Option<Name> {
         self.channels
             .get_key_value(cname)
-            .map(|(k, _)| Arc::clone(k))
+            .map(|(k, _)| Name::clone(k))
     }
 
     /// Channels held by this hub.
@@ -835,7 +836,7 @@ impl Hub {
             return Err(TooManyChannels);
         }
         let channel = Channel::restore(saved, self.config.buffer());
-        let name: Arc<[u8]> = Arc::from(&saved.name[..]);
+        let name: Name = Name::from(&saved.name[..]);
         match self.channels.insert_new(name, channel) {
             Ok(index) => self.channel_created(index),
             Err(_) => {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::comet::auth::Credential;
 use crate::comet::message::expand_replay;
+use crate::comet::name::Name;
 
 fn config() -> HubConfig {
     HubConfig {
@@ -44,11 +45,11 @@ fn text(bytes: &[u8]) -> &str {
 }
 
 fn online(name: &str) -> Presence {
-    Presence::Online(Arc::from(name.as_bytes()))
+    Presence::Online(Name::from(name.as_bytes()))
 }
 
 fn offline(name: &str) -> Presence {
-    Presence::Offline(Arc::from(name.as_bytes()))
+    Presence::Offline(Name::from(name.as_bytes()))
 }
 
 fn replay_seqs(s: &Subscribed) -> Vec<u32> {
@@ -604,7 +605,7 @@ fn name_is_shared() {
     hub.sign(b"c", 0).unwrap();
     let a = hub.name(b"c").unwrap();
     let b = hub.name(b"c").unwrap();
-    assert!(Arc::ptr_eq(&a, &b));
+    assert!(Name::ptr_eq(&a, &b));
     assert!(hub.name(b"d").is_none());
 }
 
@@ -772,14 +773,14 @@ fn the_home_keeps_its_own_subscribers_in_the_channel_record() {
 #[test]
 fn keys_of_a_channel_homed_elsewhere_are_indexed_apart() {
     let mut hub = hub();
-    let name: Arc<[u8]> = Arc::from(&b"remote"[..]);
+    let name: Name = Name::from(&b"remote"[..]);
     hub.add_local(&name, 3);
     assert_eq!(keys_of(&hub, b"remote"), vec![3]);
-    assert!(Arc::ptr_eq(hub.elsewhere_name(b"remote").unwrap(), &name));
+    assert!(Name::ptr_eq(hub.elsewhere_name(b"remote").unwrap(), &name));
     // The home's copy of the name replaces this worker's; the key stays.
-    let home_copy: Arc<[u8]> = Arc::from(&b"remote"[..]);
+    let home_copy: Name = Name::from(&b"remote"[..]);
     hub.rekey_elsewhere(&home_copy);
-    assert!(Arc::ptr_eq(
+    assert!(Name::ptr_eq(
         hub.elsewhere_name(b"remote").unwrap(),
         &home_copy
     ));
@@ -792,7 +793,7 @@ fn keys_of_a_channel_homed_elsewhere_are_indexed_apart() {
 fn a_channel_created_after_its_first_key_takes_the_key() {
     let mut hub = hub();
     // The worker indexes its subscriber before its own hub's answer creates the channel.
-    let name: Arc<[u8]> = Arc::from(&b"late"[..]);
+    let name: Name = Name::from(&b"late"[..]);
     hub.add_local(&name, 5);
     hub.subscribe(ask(b"late", 0, &NONE, 0)).unwrap();
     assert!(

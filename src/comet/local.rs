@@ -8,7 +8,7 @@
 //!
 //! One subscriber costs one 32-byte map entry with its key inline, no allocation beyond the map.
 
-use std::sync::Arc;
+use crate::comet::name::Name;
 
 use super::keys::{Keys, KeysIter};
 use super::table::NameMap;
@@ -28,14 +28,14 @@ impl LocalSubs {
     /// Adds subscriber `key` to channel `name`. Returns true when it is this worker's first
     /// subscriber of the channel (the name is then stored by sharing `name`). Adding a key that
     /// is already there changes nothing and returns false.
-    pub fn add(&mut self, name: &Arc<[u8]>, key: u64) -> bool {
+    pub fn add(&mut self, name: &Name, key: u64) -> bool {
         if let Some(keys) = self.map.get_mut(name) {
             keys.add(key);
             return false;
         }
         let mut keys = Keys::default();
         keys.add(key);
-        self.map.insert_new(Arc::clone(name), keys).is_ok()
+        self.map.insert_new(Name::clone(name), keys).is_ok()
     }
 
     /// Removes subscriber `key` from channel `name`. Returns true when this removed the worker's
@@ -64,7 +64,7 @@ impl LocalSubs {
     }
 
     /// The stored name of channel `name`, to share instead of allocating another copy.
-    pub fn name(&self, name: &[u8]) -> Option<&Arc<[u8]>> {
+    pub fn name(&self, name: &[u8]) -> Option<&Name> {
         self.map.get_key_value(name).map(|(k, _)| k)
     }
 
@@ -91,14 +91,14 @@ impl LocalSubs {
     }
 
     /// Adds every key of `keys` to channel `name` (nothing when `keys` is empty).
-    pub fn put_keys(&mut self, name: &Arc<[u8]>, keys: Keys) {
+    pub fn put_keys(&mut self, name: &Name, keys: Keys) {
         if keys.is_empty() {
             return;
         }
         match self.map.get_mut(name) {
             Some(stored) => stored.absorb(keys),
             None => {
-                let _ = self.map.insert_new(Arc::clone(name), keys);
+                let _ = self.map.insert_new(Name::clone(name), keys);
             }
         }
     }
@@ -137,8 +137,8 @@ impl LocalSubs {
 mod tests {
     use super::*;
 
-    fn name(s: &str) -> Arc<[u8]> {
-        Arc::from(s.as_bytes())
+    fn name(s: &str) -> Name {
+        Name::from(s)
     }
 
     fn sorted(it: impl Iterator<Item = u64>) -> Vec<u64> {
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn entry_sizes() {
-        assert_eq!(std::mem::size_of::<(Arc<[u8]>, Keys)>(), 32);
+        assert_eq!(std::mem::size_of::<(Name, Keys)>(), 24);
     }
 
     #[test]

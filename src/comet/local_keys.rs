@@ -15,11 +15,11 @@
 use super::Hub;
 use crate::comet::channel::Channel;
 use crate::comet::keys::KeysIter;
-use std::sync::Arc;
+use crate::comet::name::Name;
 
 impl Hub {
     /// Adds this worker's subscriber `key` of channel `name`.
-    pub fn add_local(&mut self, name: &Arc<[u8]>, key: u64) {
+    pub fn add_local(&mut self, name: &Name, key: u64) {
         match self.channels.get_mut(name) {
             Some(ch) => {
                 ch.local.add(key);
@@ -70,13 +70,13 @@ impl Hub {
     }
 
     /// The stored name of a channel this worker has subscribers of, homed elsewhere.
-    pub fn elsewhere_name(&self, name: &[u8]) -> Option<&Arc<[u8]>> {
+    pub fn elsewhere_name(&self, name: &[u8]) -> Option<&Name> {
         self.elsewhere.name(name)
     }
 
     /// Keys the keys of channel `name`, homed elsewhere, under `name` itself (the home's copy of
     /// the name, so this worker keeps no second one). Nothing for a channel homed here.
-    pub fn rekey_elsewhere(&mut self, name: &Arc<[u8]>) {
+    pub fn rekey_elsewhere(&mut self, name: &Name) {
         if let Some(keys) = self.elsewhere.take_keys(name) {
             self.elsewhere.put_keys(name, keys);
         }
@@ -109,7 +109,7 @@ impl Hub {
     }
 
     /// A channel was just freed: the keys it still held are kept elsewhere.
-    pub(super) fn channel_freed(&mut self, name: &Arc<[u8]>, ch: &mut Channel) {
+    pub(super) fn channel_freed(&mut self, name: &Name, ch: &mut Channel) {
         let keys = std::mem::take(&mut ch.local);
         self.elsewhere.put_keys(name, keys);
     }

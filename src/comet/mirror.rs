@@ -12,7 +12,7 @@ use super::mirror_log::MirrorLog;
 use super::{Hub, Published};
 use crate::comet::auth::AuthToken;
 use crate::comet::message::{Message, MsgType};
-use std::sync::Arc;
+use crate::comet::name::Name;
 
 /// A channel's state in the store.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,7 @@ pub struct MirrorState<'a> {
 /// Subscribers must be told that delivery jumps: it continues at `seq` of incarnation `epoch`.
 #[derive(Debug, Clone)]
 pub struct Gapped {
-    pub name: Arc<[u8]>,
+    pub name: Name,
     pub seq: u32,
     pub epoch: u32,
     /// Workers with subscribers.
@@ -41,7 +41,7 @@ impl Hub {
     }
 
     /// Mirrors that expired since the last call.
-    pub fn take_expired(&mut self) -> Vec<Arc<[u8]>> {
+    pub fn take_expired(&mut self) -> Vec<Name> {
         self.mirror
             .as_mut()
             .map(|log| std::mem::take(&mut log.expired))
@@ -50,20 +50,20 @@ impl Hub {
 
     /// Every channel with subscribers and their number: the whole of what this hub reports to
     /// the store (after the store lost it). Forgets the recorded changes, which it includes.
-    pub fn subscriber_counts(&mut self) -> Vec<(Arc<[u8]>, u32)> {
+    pub fn subscriber_counts(&mut self) -> Vec<(Name, u32)> {
         if let Some(log) = self.mirror.as_mut() {
             log.forget_changes();
         }
         self.channels
             .iter()
             .filter(|(_, ch)| ch.subscribers > 0)
-            .map(|(name, ch)| (Arc::clone(name), ch.subscribers))
+            .map(|(name, ch)| (Name::clone(name), ch.subscribers))
             .collect()
     }
 
     /// The channels whose subscriber count changed since the last call (or the last
     /// `subscriber_counts`), each once with its count now (0: none left, or the channel is gone).
-    pub fn take_count_changes(&mut self) -> Vec<(Arc<[u8]>, u32)> {
+    pub fn take_count_changes(&mut self) -> Vec<(Name, u32)> {
         let Some(log) = self.mirror.as_mut() else {
             return Vec::new();
         };
@@ -79,7 +79,7 @@ impl Hub {
     /// Builds (or rebuilds) the mirror of `cname` from the store's state. False when
     /// `max_channels` mirrors exist already.
     /// A new mirror keeps `cname` itself (the name the node and any waiting subscription hold).
-    pub fn mirror_sync(&mut self, cname: &Arc<[u8]>, state: MirrorState<'_>) -> bool {
+    pub fn mirror_sync(&mut self, cname: &Name, state: MirrorState<'_>) -> bool {
         let buffer = self.config.buffer();
         let Ok(index) = self.find_or_create_with(cname, false, Some(cname)) else {
             return false;
@@ -110,7 +110,7 @@ impl Hub {
         let msg = Message::new(kind, name, seq, content);
         ch.ring.push(msg.clone(), buffer);
         Some(Published {
-            name: Arc::clone(name),
+            name: Name::clone(name),
             msg,
             workers: ch.workers,
         })
@@ -123,12 +123,12 @@ impl Hub {
         cname: &[u8],
         state: MirrorState<'_>,
     ) -> Option<(Gapped, Vec<Published>)> {
-        let name = Arc::clone(self.channels.get_key_value(cname)?.0);
+        let name = Name::clone(self.channels.get_key_value(cname)?.0);
         self.mirror_sync(&name, state);
         let index = self.channels.index_of(cname)?;
         let (name, ch) = self.channels.entry_at_mut(index)?;
         let gapped = Gapped {
-            name: Arc::clone(name),
+            name: Name::clone(name),
             seq: ch.seq_oldest(),
             epoch: ch.epoch(),
             workers: ch.workers,
@@ -137,7 +137,7 @@ impl Hub {
             .ring
             .iter()
             .map(|msg| Published {
-                name: Arc::clone(name),
+                name: Name::clone(name),
                 msg: msg.clone(),
                 workers: ch.workers,
             })
@@ -180,11 +180,11 @@ mod tests {
             token: [1; 16],
             entries: &entries,
         };
-        let name: Arc<[u8]> = Arc::from(&b"c"[..]);
+        let name: Name = Name::from(&b"c"[..]);
         assert!(hub.mirror_sync(&name, state));
         let kept = hub.name(b"c").unwrap();
         assert!(
-            Arc::ptr_eq(&kept, &name),
+            Name::ptr_eq(&kept, &name),
             "the mirror keeps the name it was given"
         );
         match subscribe(&mut hub, 42) {
@@ -209,7 +209,7 @@ mod tests {
             token: [1; 16],
             entries: &[],
         };
-        hub.mirror_sync(&Arc::from(&b"c"[..]), state);
+        hub.mirror_sync(&Name::from(&b"c"[..]), state);
         subscribe(&mut hub, 5);
         let entries: [(u32, MsgType, &[u8]); 1] = [(1, MsgType::Data, b"new")];
         let fresh = MirrorState {
@@ -225,12 +225,12 @@ mod tests {
         for _ in 0..4 {
             hub.tick();
         }
-        assert_eq!(hub.take_expired(), vec![Arc::<[u8]>::from(&b"c"[..])]);
+        assert_eq!(hub.take_expired(), vec![Name::from(&b"c"[..])]);
         assert!(hub.take_expired().is_empty());
     }
 
-    fn counts(list: &[(Arc<[u8]>, u32)]) -> Vec<(String, u32)> {
-        let name = |n: &Arc<[u8]>| String::from_utf8_lossy(n).into_owned();
+    fn counts(list: &[(Name, u32)]) -> Vec<(String, u32)> {
+        let name = |n: &Name| String::from_utf8_lossy(n).into_owned();
         list.iter().map(|(n, c)| (name(n), *c)).collect()
     }
 

@@ -17,6 +17,7 @@ pub mod hub;
 pub mod keys;
 pub mod local;
 pub mod message;
+pub mod name;
 pub mod ring;
 pub mod route;
 pub mod seq;
@@ -30,6 +31,7 @@ pub use hub::{
 };
 pub use local::LocalSubs;
 pub use message::{Message, MsgType};
+pub use name::Name;
 pub use ring::Ring;
 pub use route::home_worker;
 pub use seq::seq_before;

@@ -1,4 +1,4 @@
-//! `NameMap<V>`: a compact hash map from channel name (`Arc<[u8]>`) to `V`, used by the hub and
+//! `NameMap<V>`: a compact hash map from channel name (`Name`) to `V`, used by the hub and
 //! by the per-worker subscriber index. Depends on std only.
 //!
 //! Why not `std::collections::HashMap`: its table stores whole entries, so the empty buckets left
@@ -15,10 +15,10 @@
 //!   `CHUNK`. At most one empty chunk is kept at the end to avoid churn at a boundary.
 //! * Everything is freed when the map becomes empty: an empty map owns no heap memory.
 
+use crate::comet::name::Name;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::mem::size_of;
-use std::sync::Arc;
 
 const CHUNK_SHIFT: u32 = 9;
 const CHUNK: usize = 1 << CHUNK_SHIFT;
@@ -56,9 +56,9 @@ pub fn alloc_estimate(n: usize) -> usize {
     n.div_ceil(step) * step
 }
 
-/// Heap bytes of an `Arc<[u8]>` holding `len` bytes (two counters plus the bytes, rounded).
-pub fn arc_name_bytes(len: usize) -> usize {
-    alloc_estimate(2 * size_of::<usize>() + len)
+/// Heap bytes of a [`Name`] holding `len` bytes (its 8-byte header plus the bytes, rounded).
+pub fn name_bytes(len: usize) -> usize {
+    alloc_estimate(Name::heap_bytes(len))
 }
 
 /// Compact map from name to `V`; see the module doc.
@@ -67,7 +67,7 @@ pub struct NameMap<V> {
     /// INVARIANT: empty or a power of two ≥ `MIN_SLOTS`, with at least one `EMPTY` slot.
     slots: Vec<u64>,
     /// INVARIANT: entry `i` is `chunks[i >> CHUNK_SHIFT][i & CHUNK_MASK]` for `i < len`.
-    chunks: Vec<Vec<(Arc<[u8]>, V)>>,
+    chunks: Vec<Vec<(Name, V)>>,
     len: usize,
     hasher: RandomState,
 }
@@ -108,7 +108,7 @@ impl<V> NameMap<V> {
     }
 
     /// The entry at `index` (indices are dense, `0..len`, and change when entries are removed).
-    pub fn entry_at(&self, index: usize) -> Option<(&Arc<[u8]>, &V)> {
+    pub fn entry_at(&self, index: usize) -> Option<(&Name, &V)> {
         let chunk = self
             .chunks
             .get(index >> CHUNK_SHIFT)
@@ -117,7 +117,7 @@ impl<V> NameMap<V> {
     }
 
     /// Mutable access to the entry at `index`.
-    pub fn entry_at_mut(&mut self, index: usize) -> Option<(&Arc<[u8]>, &mut V)> {
+    pub fn entry_at_mut(&mut self, index: usize) -> Option<(&Name, &mut V)> {
         let len = self.len;
         let chunk = self
             .chunks
@@ -187,14 +187,14 @@ impl<V> NameMap<V> {
     }
 
     /// The stored key and value for `name`.
-    pub fn get_key_value(&self, name: &[u8]) -> Option<(&Arc<[u8]>, &V)> {
+    pub fn get_key_value(&self, name: &[u8]) -> Option<(&Name, &V)> {
         let (_, index) = self.find(name)?;
         self.entry_at(index)
     }
 
     /// Inserts a key that is not present yet and returns its entry index. Fails (giving the
     /// entry back) when the key is already present or the map is at its entry limit.
-    pub fn insert_new(&mut self, key: Arc<[u8]>, value: V) -> Result<usize, (Arc<[u8]>, V)> {
+    pub fn insert_new(&mut self, key: Name, value: V) -> Result<usize, (Name, V)> {
         if self.len >= MAX_ENTRIES || self.find(&key).is_some() {
             return Err((key, value));
         }
@@ -217,19 +217,19 @@ impl<V> NameMap<V> {
     }
 
     /// Removes `name`, returning its key and value.
-    pub fn remove(&mut self, name: &[u8]) -> Option<(Arc<[u8]>, V)> {
+    pub fn remove(&mut self, name: &[u8]) -> Option<(Name, V)> {
         let (pos, index) = self.find(name)?;
         self.remove_found(pos, index)
     }
 
     /// Removes the entry at `index` (the last entry then takes its index).
-    pub fn remove_at(&mut self, index: usize) -> Option<(Arc<[u8]>, V)> {
+    pub fn remove_at(&mut self, index: usize) -> Option<(Name, V)> {
         let hash = self.hash(self.entry_at(index)?.0);
         let pos = self.slot_of(hash, index)?;
         self.remove_found(pos, index)
     }
 
-    fn remove_found(&mut self, pos: usize, index: usize) -> Option<(Arc<[u8]>, V)> {
+    fn remove_found(&mut self, pos: usize, index: usize) -> Option<(Name, V)> {
         self.delete_slot(pos);
         let removed = self.swap_remove_entry(index)?;
         if self.len == 0 {
@@ -242,7 +242,7 @@ impl<V> NameMap<V> {
     }
 
     /// Keeps the entries for which `keep` returns true; the others are dropped.
-    pub fn retain(&mut self, mut keep: impl FnMut(&Arc<[u8]>, &mut V) -> bool) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&Name, &mut V) -> bool) {
         let mut index = 0;
         while index < self.len {
             let kept = match self.entry_at_mut(index) {
@@ -256,7 +256,7 @@ impl<V> NameMap<V> {
     }
 
     /// Every entry, in index order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<[u8]>, &V)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Name, &V)> {
         self.chunks
             .iter()
             .flat_map(|c| c.iter())
@@ -264,7 +264,7 @@ impl<V> NameMap<V> {
     }
 
     /// Every entry with mutable values, in index order.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Arc<[u8]>, &mut V)> {
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&Name, &mut V)> {
         self.chunks
             .iter_mut()
             .flat_map(|c| c.iter_mut())
@@ -275,11 +275,11 @@ impl<V> NameMap<V> {
     /// buffers are not included (they may be shared); see `names_heap_bytes`.
     pub fn heap_bytes_with(&self, value_heap: impl Fn(&V) -> usize) -> usize {
         let slots = self.slots.capacity() * size_of::<u64>();
-        let outer = self.chunks.capacity() * size_of::<Vec<(Arc<[u8]>, V)>>();
+        let outer = self.chunks.capacity() * size_of::<Vec<(Name, V)>>();
         let entries: usize = self
             .chunks
             .iter()
-            .map(|c| c.capacity() * size_of::<(Arc<[u8]>, V)>())
+            .map(|c| c.capacity() * size_of::<(Name, V)>())
             .sum();
         let values: usize = self.iter().map(|(_, v)| value_heap(v)).sum();
         slots + outer + entries + values
@@ -287,7 +287,7 @@ impl<V> NameMap<V> {
 
     /// Estimated heap bytes of the key name buffers.
     pub fn names_heap_bytes(&self) -> usize {
-        self.iter().map(|(k, _)| arc_name_bytes(k.len())).sum()
+        self.iter().map(|(k, _)| name_bytes(k.len())).sum()
     }
 
     fn resize(&mut self, new_len: usize) {
@@ -328,7 +328,7 @@ impl<V> NameMap<V> {
         }
     }
 
-    fn push_entry(&mut self, entry: (Arc<[u8]>, V)) {
+    fn push_entry(&mut self, entry: (Name, V)) {
         let chunk = self.len >> CHUNK_SHIFT;
         if chunk == self.chunks.len() {
             self.chunks.push(if chunk == 0 {
@@ -343,7 +343,7 @@ impl<V> NameMap<V> {
         }
     }
 
-    fn pop_entry(&mut self) -> Option<(Arc<[u8]>, V)> {
+    fn pop_entry(&mut self) -> Option<(Name, V)> {
         let last = self.len.checked_sub(1)?;
         let chunk = last >> CHUNK_SHIFT;
         // Keep at most one empty chunk at the end.
@@ -355,7 +355,7 @@ impl<V> NameMap<V> {
 
     /// Removes entry `index` by moving the last entry into its place and re-pointing that entry's
     /// slot. The slot of `index` itself must already be deleted.
-    fn swap_remove_entry(&mut self, index: usize) -> Option<(Arc<[u8]>, V)> {
+    fn swap_remove_entry(&mut self, index: usize) -> Option<(Name, V)> {
         let last = self.len.checked_sub(1)?;
         if index == last {
             return self.pop_entry();
@@ -379,8 +379,8 @@ impl<V> NameMap<V> {
 mod tests {
     use super::*;
 
-    fn name(i: usize) -> Arc<[u8]> {
-        Arc::from(format!("ch{i}").into_bytes())
+    fn name(i: usize) -> Name {
+        Name::from(format!("ch{i}").into_bytes())
     }
 
     /// Checks every invariant the lookups rely on.
@@ -433,7 +433,7 @@ mod tests {
     #[test]
     fn empty_name_is_a_key() {
         let mut map = NameMap::new();
-        map.insert_new(Arc::from(&b""[..]), 7).unwrap();
+        map.insert_new(Name::from(&b""[..]), 7).unwrap();
         assert_eq!(map.get(b""), Some(&7));
         *map.get_mut(b"").unwrap() = 8;
         assert_eq!(map.remove(b"").map(|(_, v)| v), Some(8));
@@ -498,6 +498,6 @@ mod tests {
         assert_eq!(alloc_estimate(30), 32);
         assert_eq!(alloc_estimate(65), 80);
         assert_eq!(alloc_estimate(129), 160);
-        assert_eq!(arc_name_bytes(14), 32);
+        assert_eq!(name_bytes(14), 24);
     }
 }

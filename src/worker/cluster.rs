@@ -25,9 +25,9 @@ use crate::cluster::{Entry, Event, Op, OpResult, Request, State};
 use crate::comet::auth::Credential;
 use crate::comet::hub::{Gapped, MirrorState, SubscribeError};
 use crate::comet::message::MsgType;
+use crate::comet::name::Name;
 use crate::engine::Token;
 use crate::memory::ShrinkIdle;
-use std::sync::Arc;
 
 /// The operation Redis runs for an admin request (its content moved out).
 fn op_of(request: &mut HomeRequest) -> Op {
@@ -120,7 +120,7 @@ impl Worker {
         let number = number.reserve();
         let worker = self.id;
         let op = op_of(&mut request);
-        let cname: Arc<[u8]> = Arc::from(&request.cname[..]);
+        let cname: Name = Name::from(&request.cname[..]);
         let Some(side) = self.side() else {
             return;
         };
@@ -154,12 +154,12 @@ impl Worker {
         }
         let (_, waiting) = side
             .parked
-            .entry(Arc::clone(&m.name))
+            .entry(Name::clone(&m.name))
             .or_insert_with(|| (now, Vec::new()));
         let first = waiting.is_empty();
         waiting.push(m);
         if first {
-            let name = Arc::clone(&waiting[0].name);
+            let name = Name::clone(&waiting[0].name);
             side.out.push(Request::Watch { name, create });
         }
         None
@@ -174,13 +174,13 @@ impl Worker {
             return;
         };
         let handle = side.handle.clone();
-        let due: Vec<Arc<[u8]>> = side
+        let due: Vec<Name> = side
             .parked
             .iter()
             .filter(|(name, (since, _))| {
                 now.saturating_sub(*since) >= bound || handle.down_for(name)
             })
-            .map(|(name, _)| Arc::clone(name))
+            .map(|(name, _)| Name::clone(name))
             .collect();
         let mut refused = Vec::new();
         for name in due {
@@ -286,7 +286,7 @@ impl Worker {
         self.on_home_reply(token, number, reply);
     }
 
-    fn cluster_synced(&mut self, name: &Arc<[u8]>, state: Option<&State>) {
+    fn cluster_synced(&mut self, name: &Name, state: Option<&State>) {
         if let Some(state) = state {
             let entries = entries_of(state);
             let mirror = MirrorState {
@@ -334,7 +334,7 @@ impl Worker {
             workers,
         } = gap;
         self.mail_workers(workers, || Msg::Gap {
-            name: Arc::clone(&name),
+            name: Name::clone(&name),
             seq,
             epoch,
         });
@@ -345,7 +345,7 @@ impl Worker {
 
     /// Delivery jumps for this worker's subscribers of `name`: each is told (`reset` or
     /// `next_seq`); a long-poll ends with it.
-    pub(super) fn on_gap(&mut self, name: &Arc<[u8]>, seq: u32, epoch: u32) {
+    pub(super) fn on_gap(&mut self, name: &Name, seq: u32, epoch: u32) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
         let mut out = Vec::with_capacity(128);

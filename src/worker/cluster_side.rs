@@ -7,9 +7,9 @@
 use super::msg::SubscribeMsg;
 use crate::api::HomeRequest;
 use crate::cluster::{Handle, Request};
+use crate::comet::name::Name;
 use crate::engine::Token;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// A worker's cluster state.
 pub struct ClusterSide {
@@ -20,7 +20,7 @@ pub struct ClusterSide {
     pub(super) tickets: HashMap<u64, (Token, u32, Box<HomeRequest>)>,
     pub(super) next_ticket: u64,
     /// Subscriptions waiting for their channel's mirror, with the second the first came.
-    pub(super) parked: HashMap<Arc<[u8]>, (u64, Vec<SubscribeMsg>)>,
+    pub(super) parked: HashMap<Name, (u64, Vec<SubscribeMsg>)>,
     /// The node asked for every subscriber count (Redis lost what was reported): the next
     /// report is the whole list, not the changes.
     pub(super) counts_wanted: bool,

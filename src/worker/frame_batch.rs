@@ -11,6 +11,7 @@
 //!
 //! Depends on: std only.
 
+use crate::comet::name::Name;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -95,13 +96,13 @@ impl FrameBatches {
     /// the frame's range in it.
     pub fn store(
         &mut self,
-        channel: &Arc<[u8]>,
+        channel: &Name,
         class: u8,
         head: &[u8],
         json: &Arc<[u8]>,
         tail: &'static [u8],
     ) -> (u32, usize, usize) {
-        let key = (Arc::as_ptr(channel) as *const u8 as usize, class);
+        let key = (channel.addr(), class);
         let id = self.batch_for(key, json.len());
         let Some(batch) = self.open.get_mut(id as usize) else {
             return (id, 0, 0);
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn a_frame_is_stored_once_for_every_subscriber_and_frames_follow_each_other() {
         let mut b = FrameBatches::default();
-        let channel: Arc<[u8]> = Arc::from(&b"c"[..]);
+        let channel: Name = Name::from(&b"c"[..]);
         let m1: Arc<[u8]> = Arc::from(&b"{\"seq\":1}"[..]);
         let m2: Arc<[u8]> = Arc::from(&b"{\"seq\":2}"[..]);
         let first = b.store(&channel, 1, b"9\r\n", &m1, b"\r\n");
@@ -194,7 +195,7 @@ mod tests {
     #[test]
     fn a_full_batch_gives_way_to_a_new_one_and_a_big_turn_lets_its_tables_go() {
         let mut b = FrameBatches::default();
-        let channel: Arc<[u8]> = Arc::from(&b"c"[..]);
+        let channel: Name = Name::from(&b"c"[..]);
         let big: Arc<[u8]> = vec![b'x'; BATCH_MAX / 2].into();
         let other: Arc<[u8]> = vec![b'y'; BATCH_MAX / 2].into();
         let third: Arc<[u8]> = vec![b'z'; 10].into();
@@ -206,8 +207,8 @@ mod tests {
             "batch 0 is full"
         );
         b.finish_turn();
-        let names: Vec<Arc<[u8]>> = (0..KEEP_BATCHES * 2)
-            .map(|i| Arc::from(format!("c{i}").as_bytes()))
+        let names: Vec<Name> = (0..KEEP_BATCHES * 2)
+            .map(|i| Name::from(format!("c{i}").as_bytes()))
             .collect();
         for name in &names {
             b.store(name, 0, b"", &third, b"");

@@ -21,10 +21,10 @@ use super::conn::{flags, Conn, Conns, Ext, Moving, Phase, Port};
 use super::msg::{Adoption, Arriving, Msg};
 use super::Worker;
 use crate::api::SubscribeRequest;
+use crate::comet::name::Name;
 use crate::engine::{Backend, ConnId, Detach, Token};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// Subscribers of one channel on its home before new ones stay on their own workers.
 pub const SPREAD_AT: usize = 64;
@@ -214,7 +214,7 @@ impl Worker {
     }
 
     /// The home says a channel is big: subscribe its next subscribers from here.
-    pub(super) fn on_spread(&mut self, name: Arc<[u8]>) {
+    pub(super) fn on_spread(&mut self, name: Name) {
         if self.spread.len() >= SPREAD_NAMES_MAX {
             self.spread.clear();
         }

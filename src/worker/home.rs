@@ -21,6 +21,7 @@ use super::Worker;
 use crate::api::home::{self, Effect};
 use crate::api::{admin, HomeOp, HomeRequest};
 use crate::comet::hub::{worker_bit, Ask, Presence, Published, SubscribeError, Subscribed};
+use crate::comet::name::Name;
 use crate::comet::route::home_worker;
 use crate::engine::Token;
 use std::sync::atomic::Ordering;
@@ -61,7 +62,7 @@ impl Worker {
             }
             Effect::Closed(c) => {
                 self.mail_workers(c.workers, || Msg::Closed {
-                    name: Arc::clone(&c.name),
+                    name: Name::clone(&c.name),
                     json: Arc::clone(&c.json),
                 });
             }
@@ -269,7 +270,7 @@ impl Worker {
     /// A stored message to every worker with subscribers of its channel.
     fn mail_delivery(&mut self, p: &Published) {
         self.mail_workers(p.workers, || Msg::Deliver {
-            name: Arc::clone(&p.name),
+            name: Name::clone(&p.name),
             msg: p.msg.clone(),
         });
     }

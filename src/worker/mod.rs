@@ -39,6 +39,7 @@ pub use msg::{Batch, Msg};
 pub use shared::Shared;
 
 pub use crate::comet::hub::Hub;
+use crate::comet::name::Name;
 use crate::engine::{Backend, Completion, ConnId, ReadControl, Token};
 use crate::http::DateCache;
 use crate::slab::Slab;
@@ -162,7 +163,7 @@ pub struct Worker {
     /// Handed-over connections registered during the wait, attached after it.
     arrived: Vec<(ConnId, msg::Arriving)>,
     /// Channels whose subscribers stay on this worker (big ones: see `handoff`).
-    spread: HashSet<Arc<[u8]>>,
+    spread: HashSet<Name>,
     /// When this turn's first event was handled (the turn's working time starts there).
     turn_started: Option<Instant>,
     /// WebSocket connections' fragmented messages and channels beyond the first.

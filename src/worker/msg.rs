@@ -10,6 +10,7 @@ use crate::api::{HomeRequest, SubscribeRequest};
 use crate::comet::auth::Credential;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::Message;
+use crate::comet::name::Name;
 use crate::engine::Token;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
@@ -27,14 +28,14 @@ pub enum Msg {
     /// To the subscriber's worker: the outcome of `Subscribe`.
     Subscribed {
         token: Token,
-        name: Arc<[u8]>,
+        name: Name,
         result: Result<Subscribed, SubscribeError>,
     },
     /// To a channel's home: `count` subscribers of worker `from` left; `none_left` when that worker
     /// has no subscriber of the channel any more.
     Unsubscribe {
         from: usize,
-        name: Arc<[u8]>,
+        name: Name,
         epoch: u32,
         count: u32,
         none_left: bool,
@@ -56,9 +57,9 @@ pub enum Msg {
     /// channel's creation, if it must be created, was reserved.
     Publish { cname: Vec<u8>, content: Vec<u8> },
     /// To every worker with subscribers of the channel: a new message (encoded once, shared).
-    Deliver { name: Arc<[u8]>, msg: Message },
+    Deliver { name: Name, msg: Message },
     /// To every worker with subscribers of the channel: the channel was closed.
-    Closed { name: Arc<[u8]>, json: Arc<[u8]> },
+    Closed { name: Name, json: Arc<[u8]> },
     /// To every worker: broadcast this content on every channel you are home of.
     Broadcast { content: Arc<[u8]> },
     /// To every worker with /psub clients: presence lines (`1 name\n` / `0 name\n`), all the
@@ -69,16 +70,12 @@ pub enum Msg {
     Adopt(Box<Adoption>),
     /// To a worker that handed a subscriber over: the channel has many subscribers on its home
     /// already; keep its next subscribers where they are, so its fan-out is spread over workers.
-    Spread { name: Arc<[u8]> },
+    Spread { name: Name },
     /// Cluster mode, from the cluster thread: what Redis answered or published.
     Cluster(Vec<crate::cluster::Event>),
     /// Cluster mode, to every worker with subscribers of the channel: delivery jumps to `seq`
     /// of incarnation `epoch` (history lost while Redis was away, or Redis came back empty).
-    Gap {
-        name: Arc<[u8]>,
-        seq: u32,
-        epoch: u32,
-    },
+    Gap { name: Name, seq: u32, epoch: u32 },
     /// Stop accepting, finish, exit.
     Shutdown,
 }
@@ -111,7 +108,7 @@ pub struct Arriving {
 pub struct SubscribeMsg {
     pub from: usize,
     pub token: Token,
-    pub name: Arc<[u8]>,
+    pub name: Name,
     pub seq: u32,
     pub credential: Credential,
     /// Long-poll: register only when there is nothing to send at once.

@@ -6,6 +6,7 @@
 use super::conn::{flags, Conn, Conns, Phase, Port};
 use super::out_pool::OutPool;
 use super::Worker;
+use crate::comet::name::Name;
 use crate::engine::{Backend, Flush, OutQueue, Token};
 use crate::slab::Slab;
 use std::sync::atomic::Ordering;
@@ -57,7 +58,7 @@ impl Worker {
     pub(crate) fn queue_batched(
         &mut self,
         token: Token,
-        channel: &Arc<[u8]>,
+        channel: &Name,
         class: u8,
         frame: (&[u8], &Arc<[u8]>, &'static [u8]),
     ) -> bool {

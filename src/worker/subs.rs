@@ -14,6 +14,7 @@ use crate::api::subscribe::{self, Delivery, HeadStyle, Subscription};
 use crate::api::SubscribeRequest;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::{follow_up, Message, MsgType};
+use crate::comet::name::Name;
 use crate::engine::Token;
 use crate::http::Version;
 use std::sync::atomic::Ordering;
@@ -22,10 +23,10 @@ use std::sync::Arc;
 impl Worker {
     /// One copy of a channel's name per process where possible: share the one this worker's
     /// index or hub already holds.
-    pub(super) fn shared_name(&self, cname: Vec<u8>) -> Arc<[u8]> {
+    pub(super) fn shared_name(&self, cname: Vec<u8>) -> Name {
         match self.hub.elsewhere_name(&cname) {
-            Some(n) => Arc::clone(n),
-            None => self.hub.name(&cname).unwrap_or_else(|| Arc::from(cname)),
+            Some(n) => Name::clone(n),
+            None => self.hub.name(&cname).unwrap_or_else(|| Name::from(cname)),
         }
     }
 
@@ -56,7 +57,7 @@ impl Worker {
             return;
         };
         conn.phase = Phase::Waiting;
-        let mut sub = Subscription::pending(Arc::clone(&name), framing, req.seq, req.noop);
+        let mut sub = Subscription::pending(Name::clone(&name), framing, req.seq, req.noop);
         sub.cors = req.cors;
         conn.ext = Some(Box::new(Ext::Sub(sub)));
         self.hub.add_local(&name, token.pack());
@@ -78,7 +79,7 @@ impl Worker {
     pub(super) fn on_subscribed(
         &mut self,
         token: Token,
-        name: Arc<[u8]>,
+        name: Name,
         result: Result<Subscribed, SubscribeError>,
     ) {
         if self.is_open_websocket(token) {
@@ -136,7 +137,7 @@ impl Worker {
     /// The connection left while the home was deciding: undo the registration.
     pub(super) fn forget_answer(
         &mut self,
-        name: &Arc<[u8]>,
+        name: &Name,
         result: &Result<Subscribed, SubscribeError>,
     ) {
         let none_left = self.hub.local_count(name) == 0;
@@ -149,14 +150,14 @@ impl Worker {
 
     /// The home made its own copy of the name: when this subscriber is the only local one, keep
     /// the home's copy only.
-    fn adopt_home_name(&mut self, token: Token, home_name: &Arc<[u8]>) {
+    fn adopt_home_name(&mut self, token: Token, home_name: &Name) {
         let Some(sub) = self.conns.at(token).and_then(|c| c.sub_mut()) else {
             return;
         };
-        if Arc::ptr_eq(&sub.channel, home_name) || self.hub.local_count(home_name) != 1 {
+        if Name::ptr_eq(&sub.channel, home_name) || self.hub.local_count(home_name) != 1 {
             return;
         }
-        sub.channel = Arc::clone(home_name);
+        sub.channel = Name::clone(home_name);
         self.hub.rekey_elsewhere(home_name);
     }
 
@@ -165,14 +166,14 @@ impl Worker {
     }
 
     /// Tells the home that `count` of this worker's subscribers of `name` left.
-    fn unsubscribe_home(&mut self, name: &Arc<[u8]>, epoch: u32, count: u32, none_left: bool) {
+    fn unsubscribe_home(&mut self, name: &Name, epoch: u32, count: u32, none_left: bool) {
         let home = self.home_of(name);
         let from = self.id;
         self.mail(
             home,
             Msg::Unsubscribe {
                 from,
-                name: Arc::clone(name),
+                name: Name::clone(name),
                 epoch,
                 count,
                 none_left,
@@ -270,7 +271,7 @@ impl Worker {
 
     /// A new message for a channel with subscribers on this worker: each gets the frame
     /// `api::subscribe::deliver` decides, the message's JSON shared by reference.
-    pub(super) fn on_deliver(&mut self, name: &Arc<[u8]>, msg: &Message) {
+    pub(super) fn on_deliver(&mut self, name: &Name, msg: &Message) {
         let mut keys = std::mem::take(&mut self.fanout);
         keys.clear();
         self.hub.local_keys_into(name, &mut keys);
@@ -317,7 +318,7 @@ impl Worker {
     fn deliver_one(
         &mut self,
         token: Token,
-        (name, batch): (&Arc<[u8]>, bool),
+        (name, batch): (&Name, bool),
         msg: &Message,
         next: Option<&[u8]>,
         head: &mut Vec<u8>,
@@ -365,7 +366,7 @@ impl Worker {
     }
 
     /// The channel was closed: every subscriber gets `close` and its response ends.
-    pub(super) fn on_closed(&mut self, name: &Arc<[u8]>, json: &Arc<[u8]>) {
+    pub(super) fn on_closed(&mut self, name: &Name, json: &Arc<[u8]>) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
         let mut out = Vec::with_capacity(128);

@@ -19,9 +19,9 @@ use crate::api::ws_command::{self, Command};
 use crate::comet::auth::Credential;
 use crate::comet::hub::{SubscribeError, Subscribed};
 use crate::comet::message::{encode, MsgType, TOO_MANY_WS_CHANNELS};
+use crate::comet::name::Name;
 use crate::comet::Resume;
 use crate::engine::Token;
-use std::sync::Arc;
 
 /// Whether `sub` is the subscription to `name`.
 fn is_for(sub: &Subscription, name: &[u8]) -> bool {
@@ -106,7 +106,7 @@ impl Worker {
         };
         let name = self.shared_name(cname);
         let framing = Framing::new(Transport::WebSocket, false, None).resuming(true);
-        let sub = Subscription::pending(Arc::clone(&name), framing, seq, 0);
+        let sub = Subscription::pending(Name::clone(&name), framing, seq, 0);
         self.ws.channels.entry(token.pack()).or_default().push(sub);
         self.hub.add_local(&name, token.pack());
         let home = self.home_of(&name);
@@ -126,7 +126,7 @@ impl Worker {
     pub(super) fn ws_subscribed(
         &mut self,
         token: Token,
-        name: Arc<[u8]>,
+        name: Name,
         result: Result<Subscribed, SubscribeError>,
     ) {
         let mut out = std::mem::take(&mut self.scratch);
