@@ -459,6 +459,7 @@ impl Backend for Uring {
         timeout: Option<Duration>,
         handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
     ) -> io::Result<()> {
+        self.recv.trim_idle(Instant::now());
         self.start_reads();
         if self.accepts_dirty {
             self.plan_accepts();

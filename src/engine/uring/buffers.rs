@@ -11,33 +11,84 @@ use crate::engine::sys::sockaddr_to_std;
 use crate::engine::{ConnId, OutQueue};
 use std::cell::UnsafeCell;
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 /// Receive buffers of one worker. Each buffer is its own allocation, so lending one to the worker
 /// never creates a reference to memory the kernel may be writing for another receive.
-#[derive(Default)]
+///
+/// Each buffer starts on a page boundary (its allocation is a page longer than the buffer), so
+/// the pages of a buffer that was not used for a second or more can be given back to the kernel
+/// (`trim_idle`): a burst of requests touches every buffer of the pool (up to
+/// `count × size` bytes per worker), and without this an idle server would keep those pages
+/// forever. A buffer given back costs a page fault or two when it is next used.
 pub(crate) struct RecvPool {
     buffers: Vec<Box<[u8]>>,
+    /// Bytes in each buffer (its allocation is one page longer).
+    size: usize,
+    /// The system's page size.
+    page: usize,
     /// The connection (and slot generation) each buffer is receiving for, while in flight.
     owners: Vec<Option<(ConnId, u32)>>,
     free: Vec<u32>,
+    /// Buffers used since their pages were last given back.
+    dirty: Vec<bool>,
+    /// Buffers used since the last `trim_idle` pass.
+    recent: Vec<bool>,
+    /// When `trim_idle` looks at the buffers next.
+    next_trim: Instant,
+}
+
+/// How often idle receive buffers are looked at: a buffer not used for a whole period gives its
+/// pages back.
+const TRIM_PERIOD: Duration = Duration::from_secs(1);
+
+fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(page)
+        .ok()
+        .filter(|p| p.is_power_of_two())
+        .unwrap_or(4096)
+}
+
+/// A pool without buffers (what is left after a shutdown hands the buffers to the kernel).
+impl Default for RecvPool {
+    fn default() -> RecvPool {
+        RecvPool {
+            buffers: Vec::new(),
+            size: 0,
+            page: page_size(),
+            owners: Vec::new(),
+            free: Vec::new(),
+            dirty: Vec::new(),
+            recent: Vec::new(),
+            next_trim: Instant::now() + TRIM_PERIOD,
+        }
+    }
 }
 
 impl RecvPool {
     pub fn new(count: u16, size: u32) -> RecvPool {
-        let count = count.max(1);
+        let count = usize::from(count.max(1));
         let size = size.max(1) as usize;
+        let page = page_size();
         RecvPool {
             buffers: (0..count)
-                .map(|_| vec![0u8; size].into_boxed_slice())
+                .map(|_| vec![0u8; size + page].into_boxed_slice())
                 .collect(),
-            owners: vec![None; usize::from(count)],
-            free: (0..u32::from(count)).rev().collect(),
+            size,
+            page,
+            owners: vec![None; count],
+            free: (0..count as u32).rev().collect(),
+            dirty: vec![false; count],
+            recent: vec![false; count],
+            next_trim: Instant::now() + TRIM_PERIOD,
         }
     }
 
     /// Bytes in each buffer.
     pub fn buffer_len(&self) -> usize {
-        self.buffers.first().map_or(0, |b| b.len())
+        self.size
     }
 
     pub fn has_free(&self) -> bool {
@@ -48,13 +99,28 @@ impl RecvPool {
         self.buffers.len() - self.free.len()
     }
 
+    /// The page-aligned part of buffer `index`'s allocation that is the buffer.
+    fn span(&self, index: u32) -> Option<std::ops::Range<usize>> {
+        let buffer = self.buffers.get(index as usize)?;
+        let start = buffer.as_ptr().align_offset(self.page).min(buffer.len());
+        let end = start
+            .checked_add(self.size)
+            .filter(|&e| e <= buffer.len())?;
+        Some(start..end)
+    }
+
     /// Takes a free buffer for a receive on `conn`: its index, address and length.
     /// INVARIANT: the buffer is not touched here again until [`RecvPool::finish`] returns it.
     pub fn take(&mut self, conn: ConnId, generation: u32) -> Option<(u32, *mut u8, u32)> {
         let index = self.free.pop()?;
-        let buffer = self.buffers.get_mut(index as usize)?;
-        if let Some(owner) = self.owners.get_mut(index as usize) {
+        let span = self.span(index)?;
+        let i = index as usize;
+        let buffer = self.buffers.get_mut(i)?.get_mut(span)?;
+        if let Some(owner) = self.owners.get_mut(i) {
             *owner = Some((conn, generation));
+        }
+        if let (Some(d), Some(r)) = (self.dirty.get_mut(i), self.recent.get_mut(i)) {
+            (*d, *r) = (true, true);
         }
         let len = u32::try_from(buffer.len()).unwrap_or(u32::MAX);
         Some((index, buffer.as_mut_ptr(), len))
@@ -65,7 +131,8 @@ impl RecvPool {
     /// is called.
     pub fn finish(&self, index: u32, len: usize) -> Option<((ConnId, u32), &[u8])> {
         let owner = (*self.owners.get(index as usize)?)?;
-        let buffer = self.buffers.get(index as usize)?;
+        let span = self.span(index)?;
+        let buffer = self.buffers.get(index as usize)?.get(span)?;
         Some((owner, buffer.get(..len.min(buffer.len()))?))
     }
 
@@ -75,6 +142,49 @@ impl RecvPool {
                 self.free.push(index);
             }
         }
+    }
+
+    /// Once a [`TRIM_PERIOD`]: gives back to the kernel the pages of every free buffer that was
+    /// used before the last period but not during it. Returns how many buffers it gave back.
+    pub fn trim_idle(&mut self, now: Instant) -> usize {
+        if now < self.next_trim {
+            return 0;
+        }
+        self.next_trim = now + TRIM_PERIOD;
+        let mut trimmed = 0;
+        for k in 0..self.free.len() {
+            let Some(&index) = self.free.get(k) else {
+                break;
+            };
+            let i = index as usize;
+            let idle = self.dirty.get(i) == Some(&true) && self.recent.get(i) == Some(&false);
+            let Some(span) = self.span(index).filter(|_| idle) else {
+                continue;
+            };
+            let Some(buffer) = self.buffers.get_mut(i).and_then(|b| b.get_mut(span)) else {
+                continue;
+            };
+            // SAFETY: the range is a whole number of pages (page-aligned start, and the madvise
+            // length is rounded down to pages) inside a live allocation this pool owns
+            // exclusively (`&mut`); the buffer is free, so no receive is in flight into it and
+            // nothing reads it. MADV_DONTNEED on private anonymous memory only makes those
+            // pages read as zeros when next touched, which is a valid value for `[u8]`.
+            let done = unsafe {
+                libc::madvise(
+                    buffer.as_mut_ptr().cast(),
+                    buffer.len() / self.page * self.page,
+                    libc::MADV_DONTNEED,
+                )
+            };
+            if done == 0 {
+                if let Some(d) = self.dirty.get_mut(i) {
+                    *d = false;
+                }
+                trimmed += 1;
+            }
+        }
+        self.recent.fill(false);
+        trimmed
     }
 }
 
@@ -270,6 +380,32 @@ mod tests {
         assert!(pool.finish(b, 1).is_none());
         pool.release(a);
         assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[test]
+    fn buffers_start_on_a_page_and_idle_ones_give_their_pages_back() {
+        let mut pool = RecvPool::new(3, 8192);
+        let page = page_size();
+        let (a, ptr, len) = pool.take(ConnId(1), 1).expect("a free buffer");
+        assert_eq!(ptr as usize % page, 0, "page-aligned");
+        assert_eq!(len, 8192);
+        // SAFETY: the buffer is lent to this test (as to the kernel); no reference to it exists.
+        unsafe { ptr.write_bytes(7, 8192) };
+        pool.release(a);
+        let start = Instant::now();
+        assert_eq!(pool.trim_idle(start), 0, "not before a period has passed");
+        // Used during the period that ends now: kept one more period.
+        assert_eq!(pool.trim_idle(start + TRIM_PERIOD), 0);
+        assert_eq!(pool.trim_idle(start + 2 * TRIM_PERIOD), 1);
+        let (b, ptr, _) = pool.take(ConnId(2), 1).expect("a free buffer");
+        assert_eq!(b, a, "the same buffer, reused first");
+        // SAFETY: as above.
+        let first = unsafe { ptr.read() };
+        assert_eq!(first, 0, "its pages were given back (they read as zeros)");
+        // A buffer in flight is never given back.
+        assert_eq!(pool.trim_idle(start + 4 * TRIM_PERIOD), 0);
+        assert_eq!(pool.trim_idle(start + 6 * TRIM_PERIOD), 0);
+        assert!(pool.finish(b, 3).is_some());
     }
 
     #[test]
