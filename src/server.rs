@@ -353,10 +353,11 @@ impl Launch {
     /// manager. Scripts and tests wait for this line, whatever the log output is.
     fn ready(self, server: &Server, logger: &LoggerConfig) -> Notifier {
         let line = format!(
-            "rcomet ready admin={} front={} pid={} engine={}",
+            "rcomet ready admin={} front={} pid={} workers={} engine={}",
             server.admin_addr,
             server.front_addr,
             std::process::id(),
+            server.threads.len(),
             server.engine
         );
         // On stdout the log line would repeat the ready line; elsewhere the log records it too.

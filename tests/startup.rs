@@ -77,7 +77,7 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> Option<i32> {
     }
 }
 
-/// A value of the ready line (`admin=`, `front=`, `pid=`, `engine=`).
+/// A value of the ready line (`admin=`, `front=`, `pid=`, `workers=`, `engine=`).
 fn ready_field(line: &str, name: &str) -> String {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(name))
@@ -225,6 +225,13 @@ fn daemon_mode_returns_once_the_daemon_serves(engine: &'static str) {
     let lines: Vec<&str> = exit.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "stdout: {:?}", exit.stdout);
     assert_eq!(ready_field(lines[0], "engine="), engine);
+    assert!(
+        ready_field(lines[0], "workers=")
+            .parse::<usize>()
+            .is_ok_and(|n| n >= 1),
+        "the ready line names the worker count: {:?}",
+        lines[0]
+    );
     // It serves the moment `-d` has returned.
     let front: SocketAddr = ready_field(lines[0], "front=").parse().unwrap();
     assert_eq!(get(front, "/ping").status, 200);
