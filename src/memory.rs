@@ -3,7 +3,8 @@
 //! thread, a second or more after the free. A worker holding a million idle subscribers allocates
 //! nothing for minutes, so what it freed while they connected (grown tables' old copies, request
 //! transients) would stay resident. `release_freed` asks for that purge explicitly; workers call it
-//! once per clock tick.
+//! once per clock tick. The cluster thread, whose live heap is small next to the replies and state
+//! reads it handles, forces a whole collection once a second instead (`release_all_freed`).
 //!
 //! A collection of work in flight (requests waiting for a reply, subscriptions waiting for their
 //! channel) grows with a burst and keeps its capacity after it drains; `ShrinkIdle` gives most of
@@ -21,6 +22,16 @@ pub fn release_freed() {
     // thread at any time, and only visits the calling thread's own mimalloc heap (an
     // uninitialised heap makes it return at once).
     unsafe { libmimalloc_sys::mi_collect(false) };
+}
+
+/// Like [`release_freed`], and also returns every page this thread's heap no longer uses, at
+/// once (a forced collection: it visits all of the thread's pages). For a thread whose live heap
+/// is small next to the transients it handles, as the cluster thread's (its state reads and
+/// replies for thousands of channels at a time).
+pub fn release_all_freed() {
+    // SAFETY: as for `release_freed`: no pointers, no preconditions, only the calling thread's
+    // own heap is visited.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Capacity below this is never given back (a few small allocations are cheaper to keep).

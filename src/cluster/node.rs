@@ -207,7 +207,7 @@ impl Node {
             // they freed back once a second (see `memory`).
             if released_at.elapsed() >= Duration::from_secs(1) {
                 self.shrink_idle();
-                crate::memory::release_freed();
+                crate::memory::release_all_freed();
                 released_at = Instant::now();
             }
             self.connect_due();
