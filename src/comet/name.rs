@@ -24,7 +24,8 @@ struct Header {
     len: u32,
 }
 
-/// The longest name a `Name` can hold (names are far shorter: `max_name_length` in the config).
+/// The longest name a `Name` can hold (names are far shorter: `limits.max_cname_length` in the
+/// config, inside a request head of bounded size).
 pub const MAX_LEN: usize = (u32::MAX as usize) - size_of::<Header>();
 
 /// A shared, immutable channel name; clones share one allocation. See the module doc.
