@@ -12,7 +12,7 @@
 //!
 //! Depends on: std and the allocator's C interface only.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash};
 
 /// Purges what this thread freed more than the allocator's purge delay ago (a no-op for memory
@@ -48,6 +48,14 @@ fn shrunk_capacity(len: usize, capacity: usize) -> Option<usize> {
 }
 
 impl<K: Eq + Hash, V, S: BuildHasher> ShrinkIdle for HashMap<K, V, S> {
+    fn shrink_idle(&mut self) {
+        if let Some(to) = shrunk_capacity(self.len(), self.capacity()) {
+            self.shrink_to(to);
+        }
+    }
+}
+
+impl<K: Eq + Hash, S: BuildHasher> ShrinkIdle for HashSet<K, S> {
     fn shrink_idle(&mut self) {
         if let Some(to) = shrunk_capacity(self.len(), self.capacity()) {
             self.shrink_to(to);

@@ -21,6 +21,8 @@ engine_tests!(
     a_subscription_while_redis_is_down_is_a_prompt_503,
     a_subscription_waiting_when_redis_goes_away_is_refused,
     a_node_whose_redis_is_not_running_refuses_subscriptions,
+    a_seq_jump_is_filled_from_redis_and_a_duplicate_is_skipped,
+    a_mirrored_channel_lives_on_in_redis_while_it_has_subscribers,
 );
 
 fn a_push_on_one_node_reaches_every_node_on_every_transport(engine: &'static str) {
@@ -508,4 +510,98 @@ fn a_node_whose_redis_is_not_running_refuses_subscriptions(engine: &'static str)
     expect_ws_refused(&mut c, "nonews");
     refused_in_time(started);
     assert_eq!(push(&n, "none", "x"), 503);
+}
+
+/// The `cluster` object of a node's `/stats`.
+fn link_stats(server: &support::Server) -> serde_json::Value {
+    let (status, text) = admin(server, "/stats");
+    assert_eq!(status, 200, "{text}");
+    let stats: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    stats["cluster"].clone()
+}
+
+/// A RESP bulk string's value (`$N\r\nVALUE\r\n`).
+fn bulk(reply: &str) -> String {
+    let mut lines = reply.split("\r\n");
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with('$')),
+        "{reply:?}"
+    );
+    lines.next().unwrap_or_default().to_string()
+}
+
+fn a_seq_jump_is_filled_from_redis_and_a_duplicate_is_skipped(engine: &'static str) {
+    let redis = Redis::start();
+    let n = node(engine, &redis, "n1", &[]);
+    wait_connected(&n);
+    let mut sub = Sub::open(n.front, Kind::Stream, "j", 1, "");
+    wait_info(&n, "j", 1);
+    push_ok(&n, "j", "m1");
+    push_ok(&n, "j", "m2");
+    let want = |seq: i64, c: &str| ("data".to_string(), seq, c.to_string());
+    assert_eq!(sub.take(2), [want(1, "m1"), want(2, "m2")]);
+    // Once joined, a channel costs the node's Redis thread nothing: its order is the mirror's.
+    let joined = eventually(Duration::from_secs(5), || link_stats(&n)["joining"] == 0);
+    assert!(joined, "{}", link_stats(&n));
+
+    // Seq 3 is stored in Redis but its publication never reaches the node (as when a pub/sub
+    // payload is lost): the next message shows the jump, and the mirror reads the state again.
+    assert_eq!(
+        redis.command(&["HINCRBY", "rcomet:ch:j", "s", "1"]),
+        ":3\r\n"
+    );
+    assert_eq!(
+        redis.command(&["RPUSH", "rcomet:buf:j", "3 dlost"]),
+        ":3\r\n"
+    );
+    push_ok(&n, "j", "m4");
+    assert_eq!(sub.take(2), [want(3, "lost"), want(4, "m4")]);
+
+    // A payload that comes twice is skipped.
+    let epoch = bulk(&redis.command(&["HGET", "rcomet:ch:j", "e"]));
+    let again = format!("m{epoch} 4 dm4");
+    assert_eq!(
+        redis.command(&["PUBLISH", "rcomet:sub:j", &again]),
+        ":1\r\n"
+    );
+    push_ok(&n, "j", "m5");
+    assert_eq!(sub.take(1), [want(5, "m5")]);
+
+    let link = link_stats(&n);
+    assert!(link["resyncs"].as_u64() >= Some(1), "{link}");
+    assert_eq!(link["gaps"], 0, "{link}");
+    assert_eq!(link["joining"], 0, "{link}");
+}
+
+fn a_mirrored_channel_lives_on_in_redis_while_it_has_subscribers(engine: &'static str) {
+    let redis = Redis::start();
+    // Keys live 3 s unless a node keeps them alive; the node names its mirrors every second.
+    let n = node(engine, &redis, "n1", &["--channel-timeout", "3"]);
+    wait_connected(&n);
+    let _sub = Sub::open(n.front, Kind::Stream, "alive", 1, "");
+    wait_info(&n, "alive", 1);
+    let ttl = || {
+        let reply = redis.command(&["PTTL", "rcomet:ch:alive"]);
+        reply
+            .trim()
+            .trim_start_matches(':')
+            .parse::<i64>()
+            .unwrap_or(-3)
+    };
+    // Watched for twice the keys' life: they never expire, and their TTL is raised again.
+    let started = Instant::now();
+    let (mut last, mut raised) = (ttl(), 0);
+    while started.elapsed() < Duration::from_secs(6) {
+        let now = ttl();
+        assert!(
+            now > 0,
+            "the channel's key expired (PTTL {now}) while it had a subscriber"
+        );
+        if now > last {
+            raised += 1;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(raised >= 2, "the TTL was raised {raised} times in 6 s");
 }

@@ -12,28 +12,31 @@
 //!   PUBLISH on the channel's subject — so every node sees a channel's messages in seq order.
 //! * A node SUBSCRIBEs to a channel's subject while its home hub mirrors the channel (it has or
 //!   recently had subscribers there), then reads the channel's state once; messages published
-//!   from then on arrive by pub/sub and are checked against the last seq forwarded (`watch`).
+//!   from then on arrive by pub/sub and go to the home, whose mirror checks each against its seq
+//!   and epoch (`comet::mirror`) and asks for the state again when one jumps. The thread keeps a
+//!   record of a channel only while joining it (`join`): a live channel costs it nothing.
 //! * `/psub` events come from Redis: the scripts publish a channel's creation and `/close` on
 //!   `P:presence`, a sweep re-announces live channels and reports expired ones; every node
 //!   subscribes to that subject and forwards its lines to the workers while it has listeners.
-//! * A lost link fails what was in flight (pushes get 503), reconnects with backoff, subscribes
-//!   again and checks every watched channel against Redis: what was missed is fetched from the
-//!   buffer and forwarded in order, or the home is told of a gap (another incarnation when Redis
-//!   came back empty).
+//! * A lost link fails what was in flight (pushes get 503), reconnects with backoff, and asks
+//!   every worker for the channels of that shard it mirrors (`Event::Resubscribe`); each is
+//!   subscribed again and its state read again: the home takes what it missed from the buffer, in
+//!   order, or tells its subscribers of a gap (another incarnation when Redis came back empty).
 //!
-//! Files: `types` (requests, events, settings, counters), `resp` (commands out, replies in), `scripts` (the Lua scripts), `wire` (key names and the
-//! formats of stored entries and pub/sub payloads), `watch` (one channel's watch state and its
-//! resync decisions), `link` (one Redis connection), `node` (the thread).
+//! Files: `types` (requests, events, settings, counters), `resp` (commands out, replies in),
+//! `scripts` (the Lua scripts), `wire` (key names and the formats of stored entries and pub/sub
+//! payloads), `join` (a channel whose subscription or state read is under way), `link` (one
+//! Redis connection), `node` (the thread).
 //!
 //! Depends on: comet (messages, seq order, routing, tokens), config (the cluster block), engine
 //! (the eventfd waker).
 
+mod join;
 mod link;
 mod node;
 pub mod resp;
 pub mod scripts;
 mod types;
-mod watch;
 pub mod wire;
 
 pub use types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};

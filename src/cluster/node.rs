@@ -5,26 +5,29 @@
 //! Per shard: a command link, where requests are pipelined and their replies paired with a FIFO
 //! of what each was for, and a pub/sub link. A shard whose link breaks, or whose oldest command
 //! waits past its deadline (a stopped Redis accepts connections and answers nothing), is *down*:
-//! what was in flight fails (pushes get 503), its watched channels are marked lost, and it is
-//! connected again with exponential backoff; it is up again once a PING is answered, and every
-//! watched channel is subscribed again and its state read again (`watch`).
+//! what was in flight fails (pushes get 503), the channels it was joining start over, and it is
+//! connected again with exponential backoff; once connected it asks every worker for the
+//! channels of that shard it mirrors (`Event::Resubscribe`), and each is subscribed again and
+//! its state read again; the shard is up once a PING is answered.
 //!
-//! Depends on: cluster (links, replies, scripts, keys, watches), comet (routing, seq, tokens,
-//! the name map),
+//! Per channel the thread keeps a record only while joining it (`join`): its SUBSCRIBE not
+//! confirmed, or its state read in flight, with what was published meanwhile held. Every
+//! payload of a live channel goes to its home as published; the home's mirror keeps the order.
+//!
+//! Depends on: cluster (links, replies, scripts, keys, joins), comet (routing, tokens, names),
 //! memory (giving freed memory back).
 
+use super::join::{Join, Phase};
 use super::link::Link;
 use super::resp::{self, Reply};
 use super::scripts::{self, Script};
 use super::types::{Entry, Event, LinkStats, Op, OpResult, Request, Settings, Sink, State};
-use super::watch::{Out, Phase, Watch};
 use super::wire::{self, Payload};
 use crate::comet::auth::{to_hex, AuthTokenSource};
 use crate::comet::hub::Counters;
 use crate::comet::name::Name;
 use crate::comet::route::home_worker;
 use crate::comet::seq::seq_after;
-use crate::comet::table::NameMap;
 use crate::engine::sys::EventFd;
 use crate::memory::ShrinkIdle;
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -129,15 +132,15 @@ pub struct Node {
     stats: Arc<LinkStats>,
     sink: Sink,
     shards: Vec<Shard>,
-    watches: NameMap<Watch>,
-    /// Payloads of watches still waiting for their state (bounded by what Redis publishes during
-    /// one round trip), handed to the watch after it.
+    /// Channels being joined (see `join`); none once their state went to the home.
+    joining: HashMap<Name, Join>,
+    /// Payloads of channels being joined (bounded by what Redis publishes during one round
+    /// trip), handed to the home after the state.
     held: HashMap<Name, Vec<Payload>>,
     outbox: Vec<Vec<Event>>,
     digests: Vec<String>,
     tokens: AuthTokenSource,
     counts: Vec<Counts>,
-    ttl_refresh_at: Instant,
     scratch: Vec<Reply>,
     /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
     pub counters: Arc<Counters>,
@@ -182,9 +185,8 @@ impl Node {
             counts: (0..workers).map(|_| Counts::default()).collect(),
             digests: scripts::digests(),
             tokens: AuthTokenSource::new(),
-            ttl_refresh_at: now,
             scratch: Vec::new(),
-            watches: NameMap::new(),
+            joining: HashMap::new(),
             held: HashMap::new(),
             counters: Counters::new(),
             presence_subject: wire::presence_subject(&s.prefix),
@@ -238,6 +240,7 @@ impl Node {
         self.scratch.shrink_idle();
         self.gathers.shrink_idle();
         self.held.shrink_idle();
+        self.joining.shrink_idle();
         for c in &mut self.counts {
             c.pending.shrink_idle();
         }
@@ -309,8 +312,10 @@ impl Node {
                 cname,
                 op,
             } => self.op(worker, ticket, &cname, op),
-            Request::Watch { name, create } => self.watch(name, create),
+            Request::Watch { name, create } => self.join(name, create, false),
+            Request::Resync { name, create } => self.join(name, create, true),
             Request::Unwatch { name } => self.unwatch(&name),
+            Request::Refresh { names } => self.refresh_ttls(&names),
             Request::Counts {
                 worker,
                 counts,
@@ -381,8 +386,8 @@ impl Node {
                 self.emit(worker, Event::Done { ticket, result });
             }
             Pending::State { name } => {
-                if let Some(w) = self.watches.get_mut(&name) {
-                    w.lost();
+                if let Some(j) = self.joining.get_mut(&name) {
+                    j.unsubscribed();
                     self.held.remove(&name);
                 }
             }
@@ -546,40 +551,38 @@ impl Node {
         }
     }
 
-    fn watch(&mut self, name: Name, create: bool) {
-        let shard = self.shard_of(&name);
-        match self.watches.get_mut(&name) {
-            // Watched already (the home let its mirror go and wants it back): read again.
-            Some(w) if w.phase == Phase::Live => {
-                w.synced = false;
-                w.phase = Phase::Fetching;
-                self.fetch(&name);
-            }
-            Some(w) => w.synced = false,
-            None => {
-                // Absent, so the insertion cannot find it.
-                let _ = self
-                    .watches
-                    .insert_new(Name::clone(&name), Watch::new(create));
-                self.shards[shard].to_subscribe.push(name);
-            }
+    /// Starts joining a channel (subscribe, then read its state), or updates the join under way.
+    fn join(&mut self, name: Name, create: bool, resync: bool) {
+        if let Some(j) = self.joining.get_mut(&name) {
+            return j.update(create, resync);
         }
+        let shard = self.shard_of(&name);
+        self.joining
+            .insert(Name::clone(&name), Join::new(create, resync));
+        self.stats.joining.fetch_add(1, Ordering::Relaxed);
+        self.shards[shard].to_subscribe.push(name);
+    }
+
+    /// The join of `name` ended (its state went to the home, or it was let go).
+    fn joined(&mut self, name: &[u8]) -> Option<Join> {
+        let (_, j) = self.joining.remove_entry(name)?;
+        self.stats.joining.fetch_sub(1, Ordering::Relaxed);
+        Some(j)
     }
 
     fn unwatch(&mut self, name: &Name) {
         self.held.remove(name);
-        if self.watches.remove(name).is_some() {
-            let shard = self.shard_of(name);
-            self.shards[shard].to_unsubscribe.push(Name::clone(name));
-        }
+        self.joined(name);
+        let shard = self.shard_of(name);
+        self.shards[shard].to_unsubscribe.push(Name::clone(name));
     }
 
-    /// Reads a watched channel's state (after its subscription was confirmed).
+    /// Reads the state of a channel being joined (after its subscription was confirmed).
     fn fetch(&mut self, name: &Name) {
-        let Some(w) = self.watches.get(name) else {
+        let Some(j) = self.joining.get(name) else {
             return;
         };
-        let create = if w.create { "1" } else { "0" };
+        let create = if j.create { "1" } else { "0" };
         let shard = self.shard_of(name);
         let [meta, buf, set, subject] = self.channel_keys(name);
         let (epoch, token) = self.fresh_identity();
@@ -624,7 +627,8 @@ impl Node {
         }
     }
 
-    /// New links: load the scripts, PING, subscribe every watched channel of the shard again.
+    /// New links: load the scripts, PING, subscribe the channels being joined again, and ask
+    /// every worker for the channels of the shard it mirrors (they are joined again).
     fn on_connected(&mut self, i: usize) {
         for script in scripts::ALL {
             let text = script.text();
@@ -632,17 +636,21 @@ impl Node {
             self.queue(i, &args, Pending::Ignore, REPLY_TIMEOUT);
         }
         self.queue(i, &[b"PING"], Pending::Ping(Instant::now()), REPLY_TIMEOUT);
+        let shards = self.shards.len();
         let names: Vec<Name> = self
-            .watches
+            .joining
             .iter_mut()
-            .filter(|(n, _)| wire::shard_of(n, self.shards.len()) == i)
-            .map(|(n, w)| {
-                w.lost();
+            .filter(|(n, _)| wire::shard_of(n, shards) == i)
+            .map(|(n, j)| {
+                j.unsubscribed();
                 Name::clone(n)
             })
             .collect();
         for n in &names {
             self.held.remove(n);
+        }
+        for w in 0..self.outbox.len() {
+            self.emit(w, Event::Resubscribe { shard: i, shards });
         }
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
@@ -673,9 +681,9 @@ impl Node {
             self.fail(p);
         }
         let shards = self.shards.len();
-        for (n, w) in self.watches.iter_mut() {
+        for (n, j) in self.joining.iter_mut() {
             if wire::shard_of(n, shards) == i {
-                w.lost();
+                j.unsubscribed();
             }
         }
         self.held.retain(|n, _| wire::shard_of(n, shards) != i);
@@ -765,82 +773,62 @@ impl Node {
         }
     }
 
+    /// The state read of a channel being joined: it goes to the home, then what was published
+    /// meanwhile (the home's mirror skips what the state holds already), and the join ends.
     fn on_state(&mut self, name: &Name, reply: &Reply) {
         let home = self.home(name);
-        let Some(w) = self.watches.get_mut(name) else {
-            return;
-        };
-        if w.phase != Phase::Fetching {
+        if self
+            .joining
+            .get(name)
+            .is_none_or(|j| j.phase != Phase::Fetching)
+        {
+            // Lost, or to be read again after a newer subscription: not this read's turn.
             return;
         }
+        let Some(join) = self.joined(name) else {
+            return;
+        };
+        let held = self.held.remove(name).unwrap_or_default();
         let Some(state) = parse_state(reply) else {
             // Absent and not to be created, or gone from Redis: the mirror goes.
-            let synced = w.synced;
             self.unwatch(name);
-            let event = if synced {
-                Event::Closed {
-                    name: Name::clone(name),
-                }
+            let name = Name::clone(name);
+            let event = if join.resync {
+                Event::Closed { name, epoch: None }
             } else {
-                Event::Synced {
-                    name: Name::clone(name),
-                    state: None,
-                }
+                Event::Synced { name, state: None }
             };
             return self.emit(home, event);
         };
-        let resync = w.synced;
-        let mut outs = Vec::new();
-        w.on_state(state, &mut outs);
-        // What came before the state, in order; if one of them sends the watch back for a new
-        // read, the rest wait for that one.
-        let mut held = self.held.remove(name).unwrap_or_default().into_iter();
-        while w.phase == Phase::Live {
-            let Some(p) = held.next() else {
-                break;
-            };
-            w.on_payload(p, &mut outs);
-        }
-        let rest: Vec<Payload> = held.collect();
-        if !rest.is_empty() {
-            self.held.insert(Name::clone(name), rest);
-        }
-        if resync {
+        let event = if join.resync {
             self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+            Event::Resync {
+                name: Name::clone(name),
+                state,
+            }
+        } else {
+            Event::Synced {
+                name: Name::clone(name),
+                state: Some(state),
+            }
+        };
+        self.emit(home, event);
+        for p in held {
+            self.forward(home, Name::clone(name), p);
         }
-        self.apply(name, outs);
     }
 
-    /// Carries out what a watch decided.
-    fn apply(&mut self, name: &Name, outs: Vec<Out>) {
-        let home = self.home(name);
-        for out in outs {
-            let name = Name::clone(name);
-            let event = match out {
-                Out::Synced(state) => Event::Synced {
-                    name,
-                    state: Some(state),
-                },
-                Out::Forward(entry) => {
-                    self.stats.messages_in.fetch_add(1, Ordering::Relaxed);
-                    Event::Message { name, entry }
-                }
-                Out::Gap(state) => {
-                    self.stats.gaps.fetch_add(1, Ordering::Relaxed);
-                    Event::Gap { name, state }
-                }
-                Out::Closed => {
-                    self.unwatch(&name);
-                    Event::Closed { name }
-                }
-                Out::Cleared => Event::Cleared { name },
-                Out::Refetch => {
-                    self.fetch(&name);
-                    continue;
-                }
-            };
-            self.emit(home, event);
-        }
+    /// A payload of a live channel, to its home as published.
+    fn forward(&mut self, home: usize, name: Name, p: Payload) {
+        let event = match p {
+            Payload::Message { epoch, entry } => Event::Message { name, epoch, entry },
+            Payload::Closed { epoch } => Event::Closed {
+                name,
+                epoch: Some(epoch),
+            },
+            Payload::Cleared { epoch } => Event::Cleared { name, epoch },
+        };
+        self.emit(home, event);
     }
 
     /// A reply on a pub/sub link: a subscription confirmed, or a message.
@@ -866,33 +854,37 @@ impl Node {
         let Some(name) = wire::name_of_subject(&self.s.prefix, subject) else {
             return;
         };
-        let Some(name) = self
-            .watches
-            .get_key_value(name)
-            .map(|(n, _)| Name::clone(n))
-        else {
-            return;
-        };
-        let Some(w) = self.watches.get_mut(&name) else {
-            return;
-        };
         match kind {
-            b"subscribe" if w.phase == Phase::Subscribing => {
-                w.phase = Phase::Fetching;
-                self.fetch(&name);
+            b"subscribe" => {
+                let Some((key, _)) = self.joining.get_key_value(name) else {
+                    return;
+                };
+                let key = Name::clone(key);
+                if self.joining.get_mut(&key).is_some_and(Join::subscribed) {
+                    self.fetch(&key);
+                }
+            }
+            b"unsubscribe" => {
+                if let Some(j) = self.joining.get_mut(name) {
+                    if j.phase == Phase::Fetching {
+                        j.unsubscribed();
+                        self.held.remove(name);
+                    }
+                }
             }
             b"message" => {
                 let payload = items.get(2).and_then(resp::bytes);
                 let Some(p) = payload.and_then(wire::parse_payload) else {
                     return;
                 };
-                if w.phase != Phase::Live {
-                    self.held.entry(Name::clone(&name)).or_default().push(p);
+                if let Some((key, _)) = self.joining.get_key_value(name) {
+                    let key = Name::clone(key);
+                    self.held.entry(key).or_default().push(p);
                     return;
                 }
-                let mut outs = Vec::new();
-                w.on_payload(p, &mut outs);
-                self.apply(&name, outs);
+                let name = Name::from(name);
+                let home = self.home(&name);
+                self.forward(home, name, p);
             }
             _ => {}
         }
@@ -933,7 +925,6 @@ impl Node {
             }
         }
         self.send_counts(now);
-        self.refresh_ttls(now);
     }
 
     /// Asks shard `i` for its presence sweep.
@@ -995,26 +986,16 @@ impl Node {
         }
     }
 
-    /// Watched channels live on in Redis while a node mirrors them.
-    fn refresh_ttls(&mut self, now: Instant) {
-        if now < self.ttl_refresh_at {
-            return;
-        }
-        let every = u64::from(self.s.channel_timeout.max(3) / 3);
-        self.ttl_refresh_at = now + Duration::from_secs(every);
+    /// Channels a home still mirrors live on in Redis (it sends their names every third of
+    /// `channel_timeout`).
+    fn refresh_ttls(&mut self, names: &[Name]) {
         let ttl = self.s.channel_timeout.max(1).to_string();
-        let names: Vec<Name> = self
-            .watches
-            .iter()
-            .filter(|(_, w)| w.phase == Phase::Live)
-            .map(|(n, _)| Name::clone(n))
-            .collect();
         for name in names {
-            let shard = self.shard_of(&name);
+            let shard = self.shard_of(name);
             if !self.shards[shard].up {
                 continue;
             }
-            let [meta, buf, ..] = self.channel_keys(&name);
+            let [meta, buf, ..] = self.channel_keys(name);
             for key in [meta, buf] {
                 let args: [&[u8]; 3] = [b"EXPIRE", &key, ttl.as_bytes()];
                 self.queue(shard, &args, Pending::Ignore, REPLY_TIMEOUT);
@@ -1033,9 +1014,16 @@ impl Node {
             if std::mem::take(&mut sh.presence_pending) {
                 sub.command(&[b"SUBSCRIBE", &self.presence_subject]);
             }
+            // A channel let go after its join was asked for is not subscribed.
+            let mut to_subscribe = std::mem::take(&mut sh.to_subscribe);
+            to_subscribe.retain(|n| {
+                self.joining
+                    .get(n)
+                    .is_some_and(|j| j.phase == Phase::Subscribing)
+            });
             for (verb, names) in [
                 (&b"UNSUBSCRIBE"[..], std::mem::take(&mut sh.to_unsubscribe)),
-                (&b"SUBSCRIBE"[..], std::mem::take(&mut sh.to_subscribe)),
+                (&b"SUBSCRIBE"[..], to_subscribe),
             ] {
                 if names.is_empty() {
                     continue;

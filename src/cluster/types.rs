@@ -58,8 +58,14 @@ pub enum Request {
     /// The home worker mirrors this channel from now on: subscribe to its subject and send its
     /// state (`Event::Synced`). `create`: create it in Redis when absent.
     Watch { name: Name, create: bool },
+    /// The home worker's mirror of this channel missed something (a seq jumped), or the
+    /// channel's shard reconnected (`Event::Resubscribe`): subscribe to its subject again and
+    /// send its state (`Event::Resync`). `create` as for `Watch`.
+    Resync { name: Name, create: bool },
     /// The home worker stopped mirroring the channel.
     Unwatch { name: Name },
+    /// The home worker still mirrors these channels: their Redis keys live on (TTL refresh).
+    Refresh { names: Vec<Name> },
     /// Worker `worker`'s subscriber counts of channels it is home of: with `full`, every channel
     /// with subscribers (what Redis held for the worker is replaced); otherwise the channels
     /// whose count changed since the last report (0: none left).
@@ -124,16 +130,25 @@ pub enum Event {
     Done { ticket: u64, result: OpResult },
     /// A watched channel's state (`None`: it does not exist and was not to be created).
     Synced { name: Name, state: Option<State> },
-    /// The next message of a watched channel (seq order, no gap).
-    Message { name: Name, entry: Entry },
-    /// The channel was closed (on any node); its mirror goes.
-    Closed { name: Name },
-    /// The channel's buffer was cleared.
-    Cleared { name: Name },
-    /// Messages were lost (they fell off the buffer while the link was down) or the channel is
-    /// another incarnation (Redis came back empty): subscribers are told, and the mirror takes
-    /// `state`.
-    Gap { name: Name, state: State },
+    /// A message Redis published on a channel this node listens to, as published: the home's
+    /// mirror delivers it, skips it (it has it already) or asks for the state again
+    /// (`Request::Resync`: something was missed).
+    Message {
+        name: Name,
+        epoch: u32,
+        entry: Entry,
+    },
+    /// The channel was closed (on any node), in incarnation `epoch` (`None`: it is gone from
+    /// Redis, whatever the incarnation); its mirror goes.
+    Closed { name: Name, epoch: Option<u32> },
+    /// The channel's buffer was cleared, in incarnation `epoch`.
+    Cleared { name: Name, epoch: u32 },
+    /// The state a `Request::Resync` asked for: the mirror takes what it missed, or tells its
+    /// subscribers of a gap (history fell off the buffer, or Redis came back empty).
+    Resync { name: Name, state: State },
+    /// Shard `shard` of `shards` is connected again: send `Request::Resync` for every channel of
+    /// that shard this worker mirrors.
+    Resubscribe { shard: usize, shards: usize },
     /// Redis does not hold this worker's subscriber counts (it restarted, or they expired):
     /// the next report must be the whole list.
     CountsWanted,
@@ -157,10 +172,13 @@ pub struct LinkStats {
     pub pending: AtomicU64,
     /// The last PING round trip, microseconds.
     pub latency_us: AtomicU64,
-    /// Events forwarded to workers and messages fetched on resync.
+    /// Messages Redis published that the workers' mirrors took, and messages fetched on resync.
     pub messages_in: AtomicU64,
     pub resyncs: AtomicU64,
     pub gaps: AtomicU64,
+    /// Channels whose subscription or state read is under way (the cluster thread keeps a record
+    /// of a channel only then).
+    pub joining: AtomicU64,
 }
 
 impl LinkStats {
@@ -176,7 +194,7 @@ impl LinkStats {
         let text = format!(
             "\"node\": \"{node}\", \"connected\": {}, \"shards\": {}, \"shards_up\": {up}, \
              \"latency_us\": {}, \"reconnects\": {}, \"pending_commands\": {}, \
-             \"messages_in\": {}, \"resyncs\": {}, \"gaps\": {}",
+             \"messages_in\": {}, \"resyncs\": {}, \"gaps\": {}, \"joining\": {}",
             self.connected(),
             self.up.len(),
             n(&self.latency_us),
@@ -185,6 +203,7 @@ impl LinkStats {
             n(&self.messages_in),
             n(&self.resyncs),
             n(&self.gaps),
+            n(&self.joining),
         );
         out.extend_from_slice(text.as_bytes());
     }

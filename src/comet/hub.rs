@@ -878,7 +878,7 @@ mod local_keys;
 mod mirror;
 #[path = "mirror_log.rs"]
 mod mirror_log;
-pub use mirror::{Gapped, MirrorState};
+pub use mirror::{Gapped, MirrorState, MirrorStep, Resynced};
 
 #[cfg(test)]
 #[path = "hub_tests.rs"]

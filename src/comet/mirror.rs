@@ -1,9 +1,15 @@
 //! Cluster mode: a hub as the *mirror* of channels whose authoritative state lives in a shared
 //! store (Redis). The store assigns seqs and keeps the buffer; the hub is told the state once
-//! (`mirror_sync`), then each message in seq order (`mirror_message`), and on a reconnect that
-//! found history missing, the new state (`mirror_gap`). Subscriptions, catch-ups and fan-out
-//! then work exactly as in single-node mode. An idle mirror expires like any channel, and its
-//! name is reported (`take_expired`) so the node stops listening to it.
+//! (`mirror_sync`), then each message the store published (`mirror_message`), and, when the
+//! node read the state again (after a seq jumped, or its link came back), that state
+//! (`mirror_resync`). Subscriptions, catch-ups and fan-out then work exactly as in single-node
+//! mode. An idle mirror expires like any channel, and its name is reported (`take_expired`) so
+//! the node stops listening to it.
+//!
+//! The mirror is where a channel's order is kept: its seq and epoch are the store's, so a message
+//! with the next seq of this incarnation is delivered, an older one is a duplicate (it was in a
+//! state read, or came twice), and anything else means something was missed: the caller has the
+//! state read again. The node's thread keeps nothing per live channel.
 //!
 //! A child of `hub` (it sets the hub's private state). Depends on `comet::{auth, message, seq}`
 //! and its sibling `mirror_log`.
@@ -13,6 +19,7 @@ use super::{Hub, Published};
 use crate::comet::auth::AuthToken;
 use crate::comet::message::{Message, MsgType};
 use crate::comet::name::Name;
+use crate::comet::seq::seq_before;
 
 /// A channel's state in the store.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +39,33 @@ pub struct Gapped {
     pub epoch: u32,
     /// Workers with subscribers.
     pub workers: u64,
+}
+
+/// What a message the store published does to its mirror.
+#[derive(Debug)]
+pub enum MirrorStep {
+    /// The next message of this incarnation: deliver it.
+    Deliver(Published),
+    /// Older than the mirror's next seq: it is held already.
+    Duplicate,
+    /// A later seq, or another incarnation: something was missed, read the state again.
+    Jump,
+    /// This hub mirrors no such channel (it expired, or was let go).
+    Unknown,
+}
+
+/// What a new read of the store's state does to a mirror.
+#[derive(Debug)]
+pub enum Resynced {
+    /// This hub mirrors no such channel.
+    Unknown,
+    /// The mirror held everything already.
+    Current,
+    /// The store held what the mirror missed: deliver these, in order.
+    Filled(Vec<Published>),
+    /// History the mirror missed is gone from the store, or the channel is another
+    /// incarnation: subscribers are told (`Gapped`), then get the stored messages.
+    Gap(Gapped, Vec<Published>),
 }
 
 impl Hub {
@@ -58,6 +92,16 @@ impl Hub {
             .iter()
             .filter(|(_, ch)| ch.subscribers > 0)
             .map(|(name, ch)| (Name::clone(name), ch.subscribers))
+            .collect()
+    }
+
+    /// The names of the mirrors `keep` selects (the node joins them again after a reconnect,
+    /// and keeps them alive in the store).
+    pub fn mirror_names(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<Name> {
+        self.channels
+            .iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(name, _)| Name::clone(name))
             .collect()
     }
 
@@ -95,30 +139,84 @@ impl Hub {
         true
     }
 
-    /// The store's next message of a mirrored channel (seqs arrive in order, without gaps).
+    /// The epoch of the mirror of `cname`, if this hub has one.
+    pub fn mirror_epoch(&self, cname: &[u8]) -> Option<u32> {
+        self.channels.get(cname).map(|ch| ch.epoch())
+    }
+
+    /// A message the store published on `cname`, in incarnation `epoch`: delivered when it is
+    /// the next one (see the module doc).
     pub fn mirror_message(
         &mut self,
         cname: &[u8],
+        epoch: u32,
         seq: u32,
         kind: MsgType,
         content: &[u8],
-    ) -> Option<Published> {
+    ) -> MirrorStep {
         let buffer = self.config.buffer();
-        let index = self.channels.index_of(cname)?;
-        let (name, ch) = self.channels.entry_at_mut(index)?;
+        let Some(index) = self.channels.index_of(cname) else {
+            return MirrorStep::Unknown;
+        };
+        let Some((name, ch)) = self.channels.entry_at_mut(index) else {
+            return MirrorStep::Unknown;
+        };
+        if epoch != ch.epoch() {
+            return MirrorStep::Jump;
+        }
+        if seq != ch.seq_next() {
+            return if seq_before(seq, ch.seq_next()) {
+                MirrorStep::Duplicate
+            } else {
+                MirrorStep::Jump
+            };
+        }
         ch.stored(seq);
         let msg = Message::new(kind, name, seq, content);
         ch.ring.push(msg.clone(), buffer);
-        Some(Published {
+        MirrorStep::Deliver(Published {
             name: Name::clone(name),
             msg,
             workers: ch.workers,
         })
     }
 
+    /// The store's state of `cname`, read again: the mirror takes what it missed, or, when the
+    /// store no longer reaches back that far or holds another incarnation, the whole new state.
+    pub fn mirror_resync(&mut self, cname: &[u8], state: MirrorState<'_>) -> Resynced {
+        let Some(ch) = self.channels.get(cname) else {
+            return Resynced::Unknown;
+        };
+        let (epoch, next) = (ch.epoch(), ch.seq_next());
+        if state.epoch == epoch && state.seq_next == next {
+            return Resynced::Current;
+        }
+        let mut missing = state
+            .entries
+            .iter()
+            .filter(|(seq, ..)| !seq_before(*seq, next))
+            .peekable();
+        let same = state.epoch == epoch && !seq_before(state.seq_next, next);
+        if same && missing.peek().is_some_and(|(seq, ..)| *seq == next) {
+            let mut filled = Vec::new();
+            for &(seq, kind, content) in missing {
+                match self.mirror_message(cname, epoch, seq, kind, content) {
+                    MirrorStep::Deliver(p) => filled.push(p),
+                    // The store's entries are consecutive; a hole ends what can be taken.
+                    _ => break,
+                }
+            }
+            return Resynced::Filled(filled);
+        }
+        match self.mirror_gap(cname, state) {
+            Some((gap, stored)) => Resynced::Gap(gap, stored),
+            None => Resynced::Unknown,
+        }
+    }
+
     /// History was lost, or the channel is another incarnation: the mirror takes the new state;
     /// returns where its subscribers continue and the stored messages to deliver after that.
-    pub fn mirror_gap(
+    fn mirror_gap(
         &mut self,
         cname: &[u8],
         state: MirrorState<'_>,
@@ -191,13 +289,124 @@ mod tests {
             CatchUp::Replay(m) => assert_eq!(m.iter().map(|m| m.seq).collect::<Vec<_>>(), [42]),
             other => panic!("{other:?}"),
         }
-        let p = hub.mirror_message(b"c", 43, MsgType::Data, b"x").unwrap();
+        let p = delivered(hub.mirror_message(b"c", 9, 43, MsgType::Data, b"x"));
         assert_eq!((p.msg.seq, p.workers), (43, 1));
         assert_eq!(hub.channel(b"c").unwrap().seq_next(), 44);
         assert_eq!(hub.channel(b"c").unwrap().epoch(), 9);
-        assert!(hub
-            .mirror_message(b"other", 1, MsgType::Data, b"x")
-            .is_none());
+        assert!(matches!(
+            hub.mirror_message(b"other", 9, 1, MsgType::Data, b"x"),
+            MirrorStep::Unknown
+        ));
+    }
+
+    fn delivered(step: MirrorStep) -> Published {
+        match step {
+            MirrorStep::Deliver(p) => p,
+            other => panic!("not delivered: {other:?}"),
+        }
+    }
+
+    fn seqs(list: &[Published]) -> Vec<u32> {
+        list.iter().map(|p| p.msg.seq).collect()
+    }
+
+    fn state_of<'a>(
+        epoch: u32,
+        next: u32,
+        entries: &'a [(u32, MsgType, &'a [u8])],
+    ) -> MirrorState<'a> {
+        MirrorState {
+            epoch,
+            seq_next: next,
+            token: [1; 16],
+            entries,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_skipped_and_a_jump_or_another_incarnation_asks_for_the_state() {
+        let mut hub = hub();
+        let entries: [(u32, MsgType, &[u8]); 2] =
+            [(2, MsgType::Data, b"b"), (3, MsgType::Data, b"c")];
+        hub.mirror_sync(&Name::from(&b"c"[..]), state_of(5, 4, &entries));
+        // A payload published before the state was read arrives after it: held already.
+        let step = hub.mirror_message(b"c", 5, 3, MsgType::Data, b"c");
+        assert!(matches!(step, MirrorStep::Duplicate), "{step:?}");
+        assert_eq!(
+            delivered(hub.mirror_message(b"c", 5, 4, MsgType::Data, b"d"))
+                .msg
+                .seq,
+            4
+        );
+        let step = hub.mirror_message(b"c", 5, 4, MsgType::Data, b"d");
+        assert!(matches!(step, MirrorStep::Duplicate), "twice: {step:?}");
+        let step = hub.mirror_message(b"c", 5, 7, MsgType::Data, b"g");
+        assert!(
+            matches!(step, MirrorStep::Jump),
+            "5 and 6 were missed: {step:?}"
+        );
+        let step = hub.mirror_message(b"c", 6, 5, MsgType::Data, b"e");
+        assert!(
+            matches!(step, MirrorStep::Jump),
+            "another incarnation: {step:?}"
+        );
+        assert_eq!(
+            hub.channel(b"c").unwrap().seq_next(),
+            5,
+            "nothing taken after 4"
+        );
+    }
+
+    #[test]
+    fn a_resync_fills_the_hole_when_the_store_still_holds_it() {
+        let mut hub = hub();
+        hub.mirror_sync(&Name::from(&b"c"[..]), state_of(5, 3, &[]));
+        let same = hub.mirror_resync(b"c", state_of(5, 3, &[]));
+        assert!(matches!(same, Resynced::Current), "{same:?}");
+        let entries: [(u32, MsgType, &[u8]); 3] = [
+            (3, MsgType::Data, b"c"),
+            (4, MsgType::Data, b"d"),
+            (5, MsgType::Data, b"e"),
+        ];
+        match hub.mirror_resync(b"c", state_of(5, 6, &entries)) {
+            Resynced::Filled(p) => assert_eq!(seqs(&p), [3, 4, 5]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(hub.channel(b"c").unwrap().seq_next(), 6);
+        assert!(matches!(
+            hub.mirror_resync(b"other", state_of(5, 6, &entries)),
+            Resynced::Unknown
+        ));
+    }
+
+    #[test]
+    fn history_lost_or_another_incarnation_is_a_gap() {
+        let mut hub = hub();
+        hub.mirror_sync(&Name::from(&b"c"[..]), state_of(5, 3, &[]));
+        // 3..7 fell off the store's buffer while this mirror was not listening.
+        let entries: [(u32, MsgType, &[u8]); 2] =
+            [(8, MsgType::Data, b"h"), (9, MsgType::Data, b"i")];
+        match hub.mirror_resync(b"c", state_of(5, 10, &entries)) {
+            Resynced::Gap(gap, stored) => {
+                assert_eq!((gap.seq, gap.epoch), (8, 5));
+                assert_eq!(seqs(&stored), [8, 9]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The store came back empty: a new incarnation.
+        match hub.mirror_resync(b"c", state_of(77, 1, &[])) {
+            Resynced::Gap(gap, stored) => {
+                assert_eq!((gap.seq, gap.epoch), (1, 77));
+                assert!(stored.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            delivered(hub.mirror_message(b"c", 77, 1, MsgType::Data, b"a"))
+                .msg
+                .seq,
+            1
+        );
     }
 
     #[test]
@@ -218,7 +427,9 @@ mod tests {
             token: [2; 16],
             entries: &entries,
         };
-        let (gap, stored) = hub.mirror_gap(b"c", fresh).unwrap();
+        let Resynced::Gap(gap, stored) = hub.mirror_resync(b"c", fresh) else {
+            panic!("a new incarnation is a gap");
+        };
         assert_eq!((gap.seq, gap.epoch, gap.workers), (1, 10, 1));
         assert_eq!(stored.len(), 1);
         hub.unsubscribe_many(b"c", 10, 0, 1, true);

@@ -4,9 +4,13 @@
 //! subscribed to it and sent its state — or is refused (`503` in its transport's framing) when
 //! the channel's Redis is down, at once or as soon as the link is seen down while it waits, and
 //! after `polling_timeout` seconds of waiting; the thread's events then feed the hub's mirror, and
-//! deliveries, catch-ups and fan-out run exactly as in single-node mode. Once a second each home
-//! reports the subscriber counts that changed (for `/info` over all nodes; every count when the
-//! node asks, after Redis lost them) and the mirrors that expired.
+//! deliveries, catch-ups and fan-out run exactly as in single-node mode. The mirror keeps the
+//! channel's order: a message Redis published that does not follow it (one was missed) makes the
+//! home ask for the state again (`Request::Resync`, once per gap), and after a reconnect the home
+//! asks again for every mirror of that shard. Once a second each home reports the subscriber
+//! counts that changed (for `/info` over all nodes; every count when the node asks, after Redis
+//! lost them) and the mirrors that expired; every third of `channel_timeout` it names its mirrors
+//! so their keys in Redis live on.
 //!
 //! Nothing here runs in single-node mode (`Worker::cluster` is `None`), and nothing is added to
 //! connections or subscriptions.
@@ -21,9 +25,9 @@ use super::ws_channels::sub_for;
 use super::Worker;
 use crate::api::home::Effect;
 use crate::api::{admin, subscribe, HomeOp, HomeRequest};
-use crate::cluster::{Entry, Event, Op, OpResult, Request, State};
+use crate::cluster::{wire, Entry, Event, Op, OpResult, Request, State};
 use crate::comet::auth::Credential;
-use crate::comet::hub::{Gapped, MirrorState, SubscribeError};
+use crate::comet::hub::{Gapped, MirrorState, MirrorStep, Resynced, SubscribeError};
 use crate::comet::message::MsgType;
 use crate::comet::name::Name;
 use crate::engine::Token;
@@ -218,7 +222,9 @@ impl Worker {
             // A burst of subscriptions or signs waiting for Redis grew these (`ShrinkIdle`).
             side.parked.shrink_idle();
             side.tickets.shrink_idle();
+            side.resyncing.shrink_idle();
         }
+        self.cluster_refresh();
         let expired = self.hub.take_expired();
         let full = self.side().is_some_and(|side| side.counts_wanted);
         let counts = if full {
@@ -231,6 +237,7 @@ impl Worker {
             return;
         };
         for name in expired {
+            side.resyncing.remove(&name);
             side.out.push(Request::Unwatch { name });
         }
         if full || !counts.is_empty() {
@@ -249,17 +256,17 @@ impl Worker {
             match event {
                 Event::Done { ticket, result } => self.cluster_done(ticket, &result),
                 Event::Synced { name, state } => self.cluster_synced(&name, state.as_ref()),
-                Event::Message { name, entry } => self.cluster_message(&name, &entry),
-                Event::Closed { name } => {
-                    if let Some(closed) = self.hub.close(&name) {
-                        self.apply(Effect::Closed(closed));
+                Event::Message { name, epoch, entry } => {
+                    self.cluster_message(&name, epoch, &entry);
+                }
+                Event::Closed { name, epoch } => self.cluster_closed(&name, epoch),
+                Event::Cleared { name, epoch } => {
+                    if self.hub.mirror_epoch(&name) == Some(epoch) {
+                        self.hub.clear(&name);
                     }
-                    self.announce_presence();
                 }
-                Event::Cleared { name } => {
-                    self.hub.clear(&name);
-                }
-                Event::Gap { name, state } => self.cluster_gap(&name, &state),
+                Event::Resync { name, state } => self.cluster_resync(&name, &state),
+                Event::Resubscribe { shard, shards } => self.cluster_resubscribe(shard, shards),
                 Event::CountsWanted => {
                     if let Some(side) = self.side() {
                         side.counts_wanted = true;
@@ -287,6 +294,10 @@ impl Worker {
     }
 
     fn cluster_synced(&mut self, name: &Name, state: Option<&State>) {
+        // A new mirror: whatever an earlier one of this name asked for is answered.
+        if let Some(side) = self.side() {
+            side.resyncing.remove(name);
+        }
         if let Some(state) = state {
             let entries = entries_of(state);
             let mirror = MirrorState {
@@ -307,16 +318,85 @@ impl Worker {
         self.announce_presence();
     }
 
-    fn cluster_message(&mut self, name: &[u8], entry: &Entry) {
-        let p = self
+    /// Whether a channel this home asks Redis for again is to be created when absent: under
+    /// `auth: token` channels exist only through `/sign`, so one gone from Redis is closed.
+    fn create_on_resync(&self) -> bool {
+        !self.hub.config().auth_token
+    }
+
+    /// A message Redis published: the mirror takes it if it is the next one.
+    fn cluster_message(&mut self, name: &Name, epoch: u32, entry: &Entry) {
+        match self
             .hub
-            .mirror_message(name, entry.seq, entry.kind, &entry.content);
-        if let Some(p) = p {
-            self.apply(Effect::Deliver(p));
+            .mirror_message(name, epoch, entry.seq, entry.kind, &entry.content)
+        {
+            MirrorStep::Deliver(p) => {
+                self.count_messages_in(1);
+                self.apply(Effect::Deliver(p));
+            }
+            MirrorStep::Jump => self.ask_resync(name),
+            MirrorStep::Duplicate | MirrorStep::Unknown => {}
         }
     }
 
-    fn cluster_gap(&mut self, name: &[u8], state: &State) {
+    fn count_messages_in(&mut self, n: u64) {
+        if let Some(side) = self.side() {
+            side.handle
+                .stats
+                .messages_in
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The mirror missed something: the state is asked for once, until it comes.
+    fn ask_resync(&mut self, name: &Name) {
+        let create = self.create_on_resync();
+        let Some(side) = self.side() else {
+            return;
+        };
+        if side.resyncing.insert(Name::clone(name)) {
+            side.out.push(Request::Resync {
+                name: Name::clone(name),
+                create,
+            });
+        }
+    }
+
+    /// The channel was closed in Redis (in `epoch`; `None`: it is gone whatever the
+    /// incarnation): the mirror goes, and the node stops listening to it.
+    fn cluster_closed(&mut self, name: &Name, epoch: Option<u32>) {
+        if epoch.is_none() {
+            if let Some(side) = self.side() {
+                side.resyncing.remove(name);
+            }
+        }
+        let Some(mine) = self.hub.mirror_epoch(name) else {
+            return;
+        };
+        if epoch.is_some_and(|e| e != mine) {
+            return;
+        }
+        if let Some(closed) = self.hub.close(name) {
+            self.apply(Effect::Closed(closed));
+        }
+        self.announce_presence();
+        if let Some(side) = self.side() {
+            side.resyncing.remove(name);
+            if epoch.is_some() {
+                // (Without an epoch the node let it go already.)
+                side.out.push(Request::Unwatch {
+                    name: Name::clone(name),
+                });
+            }
+        }
+    }
+
+    /// The state a resync asked for: the mirror takes what it missed, or its subscribers are
+    /// told of a gap.
+    fn cluster_resync(&mut self, name: &Name, state: &State) {
+        if let Some(side) = self.side() {
+            side.resyncing.remove(name);
+        }
         let entries = entries_of(state);
         let mirror = MirrorState {
             epoch: state.epoch,
@@ -324,9 +404,28 @@ impl Worker {
             token: state.token,
             entries: &entries,
         };
-        let Some((gap, stored)) = self.hub.mirror_gap(name, mirror) else {
-            return;
-        };
+        match self.hub.mirror_resync(name, mirror) {
+            Resynced::Unknown | Resynced::Current => {}
+            Resynced::Filled(missed) => {
+                self.count_messages_in(missed.len() as u64);
+                for p in missed {
+                    self.apply(Effect::Deliver(p));
+                }
+            }
+            Resynced::Gap(gap, stored) => {
+                if let Some(side) = self.side() {
+                    side.handle
+                        .stats
+                        .gaps
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                self.cluster_gap(gap, stored);
+            }
+        }
+    }
+
+    /// Subscribers on every worker are told that delivery jumps; then the stored messages.
+    fn cluster_gap(&mut self, gap: Gapped, stored: Vec<crate::comet::Published>) {
         let Gapped {
             name,
             seq,
@@ -340,6 +439,39 @@ impl Worker {
         });
         for p in stored {
             self.apply(Effect::Deliver(p));
+        }
+    }
+
+    /// Shard `shard` reconnected: every mirror of it is joined again.
+    fn cluster_resubscribe(&mut self, shard: usize, shards: usize) {
+        let names = self
+            .hub
+            .mirror_names(|name| wire::shard_of(name, shards) == shard);
+        let create = self.create_on_resync();
+        let Some(side) = self.side() else {
+            return;
+        };
+        for name in names {
+            side.resyncing.insert(Name::clone(&name));
+            side.out.push(Request::Resync { name, create });
+        }
+    }
+
+    /// Every third of `channel_timeout`: the names of this home's mirrors go to the node, which
+    /// keeps their keys in Redis alive.
+    fn cluster_refresh(&mut self) {
+        let now = self.date.unix_secs();
+        let every = u64::from(self.config.front.channel_timeout.max(3) / 3);
+        if self.side().is_none_or(|side| now < side.refresh_at) {
+            return;
+        }
+        let names = self.hub.mirror_names(|_| true);
+        let Some(side) = self.side() else {
+            return;
+        };
+        side.refresh_at = now + every;
+        if !names.is_empty() {
+            side.out.push(Request::Refresh { names });
         }
     }
 

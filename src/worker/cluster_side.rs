@@ -1,6 +1,7 @@
 //! A worker's cluster-mode state (`Worker::cluster`; see `cluster` for what is done with it):
-//! the requests of this turn, admin requests waiting for Redis, parked subscriptions, whether
-//! the node wants every subscriber count again.
+//! the requests of this turn, admin requests waiting for Redis, parked subscriptions, mirrors
+//! whose state was asked for again, whether the node wants every subscriber count again, and
+//! when the mirrors' keys in Redis are next kept alive.
 //!
 //! Depends on: worker (SubscribeMsg), cluster (Handle, Request), api (HomeRequest), engine (Token).
 
@@ -9,7 +10,7 @@ use crate::api::HomeRequest;
 use crate::cluster::{Handle, Request};
 use crate::comet::name::Name;
 use crate::engine::Token;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// A worker's cluster state.
 pub struct ClusterSide {
@@ -24,6 +25,11 @@ pub struct ClusterSide {
     /// The node asked for every subscriber count (Redis lost what was reported): the next
     /// report is the whole list, not the changes.
     pub(super) counts_wanted: bool,
+    /// Mirrors that missed a message and asked for the state again (`Request::Resync`), until
+    /// it comes: one request per gap, however many later messages show it.
+    pub(super) resyncing: HashSet<Name>,
+    /// The second the names of this worker's mirrors next go to the node for a TTL refresh.
+    pub(super) refresh_at: u64,
 }
 
 impl ClusterSide {
@@ -35,6 +41,8 @@ impl ClusterSide {
             next_ticket: 0,
             parked: HashMap::new(),
             counts_wanted: true,
+            resyncing: HashSet::new(),
+            refresh_at: 0,
         }
     }
 }
