@@ -1,8 +1,8 @@
 //! One channel's authoritative state, held by its home hub, and the subscription catch-up rule.
 //! Depends on `comet::{auth, keys, message, ring, seq, snapshot}`.
 //!
-//! Kept to 64 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
-//! pointer, the home's own subscribers are 16 bytes inline (`Keys`: none or one without an
+//! Kept to 56 bytes: the name is the hub's map key (not repeated here), the ring is one nullable
+//! pointer, the home's own subscribers are 8 bytes inline (`Keys`: none or one without an
 //! allocation), and the presence re-announcement needs no counter (the hub derives each
 //! channel's announcement tick from its `epoch`; see `hub`).
 
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn size_is_pinned() {
-        assert_eq!(std::mem::size_of::<Channel>(), 64);
+        assert_eq!(std::mem::size_of::<Channel>(), 56);
     }
 
     #[test]

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn entry_sizes() {
-        assert_eq!(std::mem::size_of::<(Name, Keys)>(), 24);
+        assert_eq!(std::mem::size_of::<(Name, Keys)>(), 16);
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn config() -> HubConfig {
 
 #[test]
 fn channel_size_is_pinned() {
-    assert_eq!(size_of::<Channel>(), 64);
+    assert_eq!(size_of::<Channel>(), 56);
 }
 
 #[test]
