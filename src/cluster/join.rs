@@ -24,6 +24,9 @@ pub struct Join {
     /// The home mirrors the channel already: its state goes as `Event::Resync` (the mirror
     /// takes what it missed), not `Event::Synced` (the mirror is built).
     pub resync: bool,
+    /// The number of the state read now awaited; a reply to an earlier read (one sent before
+    /// the latest UNSUBSCRIBE was confirmed, or before the link was lost) is not taken.
+    read: u8,
 }
 
 impl Join {
@@ -32,6 +35,7 @@ impl Join {
             phase: Phase::Subscribing,
             create,
             resync,
+            read: 0,
         }
     }
 
@@ -42,18 +46,29 @@ impl Join {
         self.resync = resync;
     }
 
-    /// The confirmation of a SUBSCRIBE: true when the state is to be read now.
-    pub fn subscribed(&mut self) -> bool {
-        let read = self.phase == Phase::Subscribing;
+    /// The confirmation of a SUBSCRIBE: the number of the state read to send now, if one is
+    /// due (none while a read is in flight).
+    pub fn subscribed(&mut self) -> Option<u8> {
+        if self.phase != Phase::Subscribing {
+            return None;
+        }
         self.phase = Phase::Fetching;
-        read
+        self.read = self.read.wrapping_add(1);
+        Some(self.read)
     }
 
-    /// The link was lost, or an UNSUBSCRIBE sent before the SUBSCRIBE now awaited was confirmed
-    /// while the state was being read: that read may miss what was published before the new
-    /// subscription, so the state is read again after its confirmation.
+    /// True when a state reply to read `read` is the one awaited.
+    pub fn answers(&self, read: u8) -> bool {
+        self.phase == Phase::Fetching && self.read == read
+    }
+
+    /// The link was lost, or an UNSUBSCRIBE of this channel was confirmed, or the state read
+    /// failed: whatever read is in flight is void (it may miss what was published while the
+    /// channel was not subscribed), and the state is read after the next SUBSCRIBE's
+    /// confirmation.
     pub fn unsubscribed(&mut self) {
         self.phase = Phase::Subscribing;
+        self.read = self.read.wrapping_add(1);
     }
 }
 
@@ -64,17 +79,23 @@ mod tests {
     #[test]
     fn a_join_reads_the_state_once_per_confirmed_subscription() {
         let mut j = Join::new(true, false);
-        assert!(j.subscribed(), "the first confirmation reads the state");
-        assert!(
-            !j.subscribed(),
-            "a second confirmation while reading does not read again"
+        let first = j
+            .subscribed()
+            .expect("the first confirmation reads the state");
+        assert!(j.answers(first));
+        assert_eq!(
+            j.subscribed(),
+            None,
+            "a confirmation while reading does not read again"
         );
         j.unsubscribed();
         assert_eq!(j.phase, Phase::Subscribing);
         assert!(
-            j.subscribed(),
-            "after the link was lost, the next confirmation reads again"
+            !j.answers(first),
+            "a read from before the unsubscription is void"
         );
+        let second = j.subscribed().expect("the next confirmation reads again");
+        assert!(j.answers(second) && !j.answers(first));
         j.update(false, true);
         assert_eq!((j.create, j.resync), (false, true));
     }
@@ -82,6 +103,6 @@ mod tests {
     #[test]
     fn a_join_is_tiny() {
         // Only channels being joined have one; still, a reconnect joins every channel at once.
-        assert!(std::mem::size_of::<Join>() <= 3);
+        assert!(std::mem::size_of::<Join>() <= 4);
     }
 }

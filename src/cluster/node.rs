@@ -17,7 +17,7 @@
 //! Depends on: cluster (links, replies, scripts, keys, joins), comet (routing, tokens, names),
 //! memory (giving freed memory back).
 
-use super::join::{Join, Phase};
+use super::join::Join;
 use super::link::Link;
 use super::resp::{self, Reply};
 use super::scripts::{self, Script};
@@ -61,8 +61,10 @@ enum Pending {
         ticket: u64,
         op: OpKind,
     },
+    /// State read number `read` of a channel being joined.
     State {
         name: Name,
+        read: u8,
     },
     /// One shard's part of an operation over every shard.
     Part {
@@ -103,6 +105,8 @@ struct Shard {
     backoff: Duration,
     ping_at: Instant,
     to_subscribe: Vec<Name>,
+    /// Joins whose state read Redis refused: subscribed again (and read again) a second later.
+    to_retry: Vec<Name>,
     to_unsubscribe: Vec<Name>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
@@ -141,6 +145,8 @@ pub struct Node {
     digests: Vec<String>,
     tokens: AuthTokenSource,
     counts: Vec<Counts>,
+    /// When the homes are next asked to name their mirrors (`Event::RefreshWanted`).
+    ttl_refresh_at: Instant,
     scratch: Vec<Reply>,
     /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
     pub counters: Arc<Counters>,
@@ -171,6 +177,7 @@ impl Node {
                 backoff: BACKOFF_MIN,
                 ping_at: now,
                 to_subscribe: Vec::new(),
+                to_retry: Vec::new(),
                 to_unsubscribe: Vec::new(),
                 connected_before: false,
                 presence_pending: false,
@@ -186,6 +193,7 @@ impl Node {
             digests: scripts::digests(),
             tokens: AuthTokenSource::new(),
             scratch: Vec::new(),
+            ttl_refresh_at: now,
             joining: HashMap::new(),
             held: HashMap::new(),
             counters: Counters::new(),
@@ -208,6 +216,7 @@ impl Node {
             // The counts reports and replies of thousands of channels are transients: give what
             // they freed back once a second (see `memory`).
             if released_at.elapsed() >= Duration::from_secs(1) {
+                self.retry_refused();
                 self.shrink_idle();
                 crate::memory::release_all_freed();
                 released_at = Instant::now();
@@ -224,6 +233,14 @@ impl Node {
             self.timers();
             self.flush_all();
             self.send_events();
+        }
+    }
+
+    /// Joins whose state read Redis refused subscribe (and read) again.
+    fn retry_refused(&mut self) {
+        for sh in &mut self.shards {
+            let retry = std::mem::take(&mut sh.to_retry);
+            sh.to_subscribe.extend(retry);
         }
     }
 
@@ -385,7 +402,7 @@ impl Node {
                 let result = OpResult::Unavailable;
                 self.emit(worker, Event::Done { ticket, result });
             }
-            Pending::State { name } => {
+            Pending::State { name, .. } => {
                 if let Some(j) = self.joining.get_mut(&name) {
                     j.unsubscribed();
                     self.held.remove(&name);
@@ -577,8 +594,9 @@ impl Node {
         self.shards[shard].to_unsubscribe.push(Name::clone(name));
     }
 
-    /// Reads the state of a channel being joined (after its subscription was confirmed).
-    fn fetch(&mut self, name: &Name) {
+    /// Read number `read` of the state of a channel being joined (after its subscription was
+    /// confirmed).
+    fn fetch(&mut self, name: &Name, read: u8) {
         let Some(j) = self.joining.get(name) else {
             return;
         };
@@ -597,6 +615,7 @@ impl Node {
         ];
         let p = Pending::State {
             name: Name::clone(name),
+            read,
         };
         self.eval(shard, Script::State, &[&meta, &buf, &set], &args, p);
     }
@@ -654,6 +673,7 @@ impl Node {
         }
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
+        sh.to_retry.clear();
         sh.to_subscribe = names;
         sh.presence_pending = true;
         sh.presence_ok = false;
@@ -726,6 +746,11 @@ impl Node {
         }
         match p {
             Pending::Ignore => {}
+            Pending::Ping(_) if matches!(reply, Reply::Error(_)) => {
+                // Not ready (a Redis loading its data answers -LOADING, and would refuse the
+                // scripts too): connect again after the backoff, scripts and all.
+                self.down(i, "PING refused");
+            }
             Pending::Ping(sent) => {
                 let us = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 self.stats.latency_us.store(us, Ordering::Relaxed);
@@ -736,7 +761,7 @@ impl Node {
                 let result = op_result(op, &reply);
                 self.emit(worker, Event::Done { ticket, result });
             }
-            Pending::State { name } => self.on_state(&name, &reply),
+            Pending::State { name, read } => self.on_state(i, &name, read, &reply),
             Pending::Part { gather } => self.part_done(gather, Some(&reply)),
             Pending::Counts { worker } => {
                 // 0: Redis lost what was reported; an error: this report may be lost or half
@@ -775,14 +800,21 @@ impl Node {
 
     /// The state read of a channel being joined: it goes to the home, then what was published
     /// meanwhile (the home's mirror skips what the state holds already), and the join ends.
-    fn on_state(&mut self, name: &Name, reply: &Reply) {
+    fn on_state(&mut self, shard: usize, name: &Name, read: u8, reply: &Reply) {
         let home = self.home(name);
-        if self
-            .joining
-            .get(name)
-            .is_none_or(|j| j.phase != Phase::Fetching)
-        {
-            // Lost, or to be read again after a newer subscription: not this read's turn.
+        if !self.joining.get(name).is_some_and(|j| j.answers(read)) {
+            // Lost, or void (an UNSUBSCRIBE was confirmed since it was sent): not this read.
+            return;
+        }
+        if let Reply::Error(e) = reply {
+            // Redis refused the read (still loading its data, or a key of the wrong type): the
+            // join starts over in a second rather than taking the channel for absent.
+            log::debug!("cluster: state read refused: {e}");
+            if let Some(j) = self.joining.get_mut(name) {
+                j.unsubscribed();
+            }
+            self.held.remove(name);
+            self.shards[shard].to_retry.push(Name::clone(name));
             return;
         }
         let Some(join) = self.joined(name) else {
@@ -860,17 +892,23 @@ impl Node {
                     return;
                 };
                 let key = Name::clone(key);
-                if self.joining.get_mut(&key).is_some_and(Join::subscribed) {
-                    self.fetch(&key);
+                if let Some(read) = self.joining.get_mut(&key).and_then(Join::subscribed) {
+                    self.fetch(&key, read);
                 }
             }
             b"unsubscribe" => {
-                if let Some(j) = self.joining.get_mut(name) {
-                    if j.phase == Phase::Fetching {
-                        j.unsubscribed();
-                        self.held.remove(name);
-                    }
+                // An UNSUBSCRIBE of a channel let go before this join began: whatever the join
+                // saw confirmed may have come before it, so it subscribes once more and reads
+                // the state after that confirmation.
+                let Some((key, _)) = self.joining.get_key_value(name) else {
+                    return;
+                };
+                let key = Name::clone(key);
+                if let Some(j) = self.joining.get_mut(&key) {
+                    j.unsubscribed();
                 }
+                self.held.remove(&key);
+                self.shards[i].to_subscribe.push(key);
             }
             b"message" => {
                 let payload = items.get(2).and_then(resp::bytes);
@@ -925,6 +963,14 @@ impl Node {
             }
         }
         self.send_counts(now);
+        if now >= self.ttl_refresh_at {
+            // Every third of the keys' life, the homes name the channels they mirror.
+            let every = u64::from(self.s.channel_timeout.max(3) / 3);
+            self.ttl_refresh_at = now + Duration::from_secs(every);
+            for w in 0..self.outbox.len() {
+                self.emit(w, Event::RefreshWanted);
+            }
+        }
     }
 
     /// Asks shard `i` for its presence sweep.
@@ -986,8 +1032,8 @@ impl Node {
         }
     }
 
-    /// Channels a home still mirrors live on in Redis (it sends their names every third of
-    /// `channel_timeout`).
+    /// Channels a home still mirrors live on in Redis (it names them when asked,
+    /// `Event::RefreshWanted`).
     fn refresh_ttls(&mut self, names: &[Name]) {
         let ttl = self.s.channel_timeout.max(1).to_string();
         for name in names {
@@ -1014,13 +1060,10 @@ impl Node {
             if std::mem::take(&mut sh.presence_pending) {
                 sub.command(&[b"SUBSCRIBE", &self.presence_subject]);
             }
-            // A channel let go after its join was asked for is not subscribed.
+            // A channel let go after its join was asked for is not subscribed. (One subscribed
+            // twice is harmless: its second confirmation is ignored.)
             let mut to_subscribe = std::mem::take(&mut sh.to_subscribe);
-            to_subscribe.retain(|n| {
-                self.joining
-                    .get(n)
-                    .is_some_and(|j| j.phase == Phase::Subscribing)
-            });
+            to_subscribe.retain(|n| self.joining.contains_key(n));
             for (verb, names) in [
                 (&b"UNSUBSCRIBE"[..], std::mem::take(&mut sh.to_unsubscribe)),
                 (&b"SUBSCRIBE"[..], to_subscribe),
@@ -1117,28 +1160,5 @@ fn fold_counts(mut pending: Vec<(Name, u32)>, full: bool) -> Vec<(Name, u32)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::fold_counts;
-    use crate::comet::name::Name;
-
-    #[test]
-    fn a_report_carries_each_channel_once_with_its_latest_count() {
-        let n = |s: &str| -> Name { Name::from(s) };
-        let sent = vec![
-            (n("a"), 5),
-            (n("b"), 1),
-            (n("a"), 6),
-            (n("c"), 2),
-            (n("c"), 0),
-        ];
-        let names = |v: Vec<(Name, u32)>| -> Vec<(String, u32)> {
-            v.into_iter()
-                .map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c))
-                .collect()
-        };
-        let want_full = vec![("a".to_string(), 6), ("b".into(), 1)];
-        assert_eq!(names(fold_counts(sent.clone(), true)), want_full);
-        let want_delta = vec![("a".to_string(), 6), ("b".into(), 1), ("c".into(), 0)];
-        assert_eq!(names(fold_counts(sent, false)), want_delta);
-    }
-}
+#[path = "node_tests.rs"]
+mod tests;

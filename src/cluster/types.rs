@@ -64,7 +64,8 @@ pub enum Request {
     Resync { name: Name, create: bool },
     /// The home worker stopped mirroring the channel.
     Unwatch { name: Name },
-    /// The home worker still mirrors these channels: their Redis keys live on (TTL refresh).
+    /// The answer to `Event::RefreshWanted`: the home worker still mirrors these channels, so
+    /// their Redis keys live on (TTL refresh).
     Refresh { names: Vec<Name> },
     /// Worker `worker`'s subscriber counts of channels it is home of: with `full`, every channel
     /// with subscribers (what Redis held for the worker is replaced); otherwise the channels
@@ -149,6 +150,8 @@ pub enum Event {
     /// Shard `shard` of `shards` is connected again: send `Request::Resync` for every channel of
     /// that shard this worker mirrors.
     Resubscribe { shard: usize, shards: usize },
+    /// Name every mirrored channel (`Request::Refresh`): sent every third of `channel_timeout`.
+    RefreshWanted,
     /// Redis does not hold this worker's subscriber counts (it restarted, or they expired):
     /// the next report must be the whole list.
     CountsWanted,

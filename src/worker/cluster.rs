@@ -9,8 +9,9 @@
 //! home ask for the state again (`Request::Resync`, once per gap), and after a reconnect the home
 //! asks again for every mirror of that shard. Once a second each home reports the subscriber
 //! counts that changed (for `/info` over all nodes; every count when the node asks, after Redis
-//! lost them) and the mirrors that expired; every third of `channel_timeout` it names its mirrors
-//! so their keys in Redis live on.
+//! lost them) and the mirrors that expired (at once, too, before it asks for a channel again);
+//! when the node asks (every third of `channel_timeout`) it names its mirrors so their keys in
+//! Redis live on.
 //!
 //! Nothing here runs in single-node mode (`Worker::cluster` is `None`), and nothing is added to
 //! connections or subscriptions.
@@ -161,10 +162,14 @@ impl Worker {
             .entry(Name::clone(&m.name))
             .or_insert_with(|| (now, Vec::new()));
         let first = waiting.is_empty();
+        let name = Name::clone(&m.name);
         waiting.push(m);
         if first {
-            let name = Name::clone(&waiting[0].name);
-            side.out.push(Request::Watch { name, create });
+            // An earlier mirror of this name that expired is let go first.
+            self.cluster_unwatch_expired();
+            if let Some(side) = self.side() {
+                side.out.push(Request::Watch { name, create });
+            }
         }
         None
     }
@@ -224,8 +229,7 @@ impl Worker {
             side.tickets.shrink_idle();
             side.resyncing.shrink_idle();
         }
-        self.cluster_refresh();
-        let expired = self.hub.take_expired();
+        self.cluster_unwatch_expired();
         let full = self.side().is_some_and(|side| side.counts_wanted);
         let counts = if full {
             self.hub.subscriber_counts()
@@ -236,10 +240,6 @@ impl Worker {
         let Some(side) = self.side() else {
             return;
         };
-        for name in expired {
-            side.resyncing.remove(&name);
-            side.out.push(Request::Unwatch { name });
-        }
         if full || !counts.is_empty() {
             side.counts_wanted = false;
             side.out.push(Request::Counts {
@@ -267,6 +267,7 @@ impl Worker {
                 }
                 Event::Resync { name, state } => self.cluster_resync(&name, &state),
                 Event::Resubscribe { shard, shards } => self.cluster_resubscribe(shard, shards),
+                Event::RefreshWanted => self.cluster_refresh(),
                 Event::CountsWanted => {
                     if let Some(side) = self.side() {
                         side.counts_wanted = true;
@@ -306,7 +307,15 @@ impl Worker {
                 token: state.token,
                 entries: &entries,
             };
-            self.hub.mirror_sync(name, mirror);
+            if !self.hub.mirror_sync(name, mirror) {
+                // No room (`max_channels`): the node stops listening; the parked subscriptions
+                // are refused below as any beyond the limit.
+                if let Some(side) = self.side() {
+                    side.out.push(Request::Unwatch {
+                        name: Name::clone(name),
+                    });
+                }
+            }
         }
         let (_, parked) = self
             .side()
@@ -319,9 +328,11 @@ impl Worker {
     }
 
     /// Whether a channel this home asks Redis for again is to be created when absent: under
-    /// `auth: token` channels exist only through `/sign`, so one gone from Redis is closed.
+    /// `auth: token` without stateless tokens channels exist only through `/sign`, so one gone
+    /// from Redis is closed; with stateless tokens a subscriber may have created it, and it is
+    /// created again (its subscribers are told of the gap).
     fn create_on_resync(&self) -> bool {
-        !self.hub.config().auth_token
+        !self.hub.config().auth_token || self.config.front.auth_secret.is_some()
     }
 
     /// A message Redis published: the mirror takes it if it is the next one.
@@ -457,21 +468,24 @@ impl Worker {
         }
     }
 
-    /// Every third of `channel_timeout`: the names of this home's mirrors go to the node, which
-    /// keeps their keys in Redis alive.
+    /// The node asks: the names of this home's mirrors, whose keys in Redis it keeps alive.
     fn cluster_refresh(&mut self) {
-        let now = self.date.unix_secs();
-        let every = u64::from(self.config.front.channel_timeout.max(3) / 3);
-        if self.side().is_none_or(|side| now < side.refresh_at) {
-            return;
-        }
         let names = self.hub.mirror_names(|_| true);
+        if let Some(side) = self.side().filter(|_| !names.is_empty()) {
+            side.out.push(Request::Refresh { names });
+        }
+    }
+
+    /// Mirrors that expired are let go: the node stops listening to them. Also before a
+    /// channel is asked for again, so that its `Unwatch` never follows the new `Watch`.
+    fn cluster_unwatch_expired(&mut self) {
+        let expired = self.hub.take_expired();
         let Some(side) = self.side() else {
             return;
         };
-        side.refresh_at = now + every;
-        if !names.is_empty() {
-            side.out.push(Request::Refresh { names });
+        for name in expired {
+            side.resyncing.remove(&name);
+            side.out.push(Request::Unwatch { name });
         }
     }
 

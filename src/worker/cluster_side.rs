@@ -1,7 +1,6 @@
 //! A worker's cluster-mode state (`Worker::cluster`; see `cluster` for what is done with it):
 //! the requests of this turn, admin requests waiting for Redis, parked subscriptions, mirrors
-//! whose state was asked for again, whether the node wants every subscriber count again, and
-//! when the mirrors' keys in Redis are next kept alive.
+//! whose state was asked for again, whether the node wants every subscriber count again.
 //!
 //! Depends on: worker (SubscribeMsg), cluster (Handle, Request), api (HomeRequest), engine (Token).
 
@@ -28,8 +27,6 @@ pub struct ClusterSide {
     /// Mirrors that missed a message and asked for the state again (`Request::Resync`), until
     /// it comes: one request per gap, however many later messages show it.
     pub(super) resyncing: HashSet<Name>,
-    /// The second the names of this worker's mirrors next go to the node for a TTL refresh.
-    pub(super) refresh_at: u64,
 }
 
 impl ClusterSide {
@@ -42,7 +39,6 @@ impl ClusterSide {
             parked: HashMap::new(),
             counts_wanted: true,
             resyncing: HashSet::new(),
-            refresh_at: 0,
         }
     }
 }

@@ -1,0 +1,253 @@
+//! The cluster thread's joins against a stand-in for Redis: a loopback listener whose accepted
+//! sockets show what the thread wrote, while the test hands the thread the replies and pub/sub
+//! messages a Redis would send, in the orders that race in practice.
+
+use super::*;
+use crossbeam_channel::unbounded;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::sync::Mutex;
+
+struct Rig {
+    node: Node,
+    _cmd: TcpStream,
+    sub: TcpStream,
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+fn rig() -> Rig {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let settings = Settings {
+        redis: vec![listener.local_addr().unwrap().to_string()],
+        prefix: "rcomet".into(),
+        node: "n".into(),
+        workers: 1,
+        buffer: 10,
+        channel_timeout: 60,
+    };
+    let (tx, rx) = unbounded();
+    // The workers' side stays open for the test's length.
+    std::mem::forget(tx);
+    let stats = Arc::new(LinkStats {
+        up: vec![AtomicBool::new(false)],
+        settled: vec![AtomicBool::new(false)],
+        ..LinkStats::default()
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    let sink: Sink = Box::new(move |_, batch| seen.lock().unwrap().extend(batch));
+    let waker = Arc::new(EventFd::new().unwrap());
+    let mut node = Node::new(settings, rx, waker, stats, sink);
+    node.connect_due();
+    let (cmd, _) = listener.accept().unwrap();
+    let (sub, _) = listener.accept().unwrap();
+    sub.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut rig = Rig {
+        node,
+        _cmd: cmd,
+        sub,
+        events,
+    };
+    rig.node.flush_all();
+    rig.sub_commands();
+    rig
+}
+
+impl Rig {
+    /// What the thread wrote on its pub/sub link since the last call, CRLFs as spaces.
+    fn sub_commands(&mut self) -> String {
+        let mut buf = vec![0u8; 65536];
+        let mut out = Vec::new();
+        while let Ok(n) = self.sub.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).replace("\r\n", " ")
+    }
+
+    /// The number of the newest state read in flight for `name`.
+    fn read_of(&self, name: &str) -> u8 {
+        self.node.shards[0]
+            .pending
+            .iter()
+            .rev()
+            .find_map(|(p, _)| match p {
+                Pending::State { name: n, read } if &n[..] == name.as_bytes() => Some(*read),
+                _ => None,
+            })
+            .expect("a state read in flight")
+    }
+
+    fn synced(&mut self) -> usize {
+        self.node.send_events();
+        let events = self.events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| matches!(e, Event::Synced { .. } | Event::Resync { .. }))
+            .count()
+    }
+}
+
+/// A pub/sub confirmation (`subscribe` / `unsubscribe`) of channel `name`.
+fn confirmation(kind: &str, name: &str) -> Reply {
+    Reply::Array(vec![
+        Reply::BulkString(kind.as_bytes().to_vec()),
+        Reply::BulkString(format!("rcomet:sub:{name}").into_bytes()),
+        Reply::Integer(1),
+    ])
+}
+
+/// The state script's reply: epoch 7, last seq 3, a token, no stored message.
+fn state() -> Reply {
+    Reply::Array(vec![
+        Reply::Integer(7),
+        Reply::Integer(3),
+        Reply::BulkString(vec![b'a'; 32]),
+        Reply::Array(vec![]),
+    ])
+}
+
+fn name(s: &str) -> Name {
+    Name::from(s)
+}
+
+/// The last subscription command naming `subject` in `wire` (`SUBSCRIBE` or `UNSUBSCRIBE`).
+fn last_command_for(wire: &str, subject: &str) -> Option<&'static str> {
+    let mut last = None;
+    let mut verb = None;
+    for word in wire.split(' ') {
+        match word {
+            "SUBSCRIBE" => verb = Some("SUBSCRIBE"),
+            "UNSUBSCRIBE" => verb = Some("UNSUBSCRIBE"),
+            w if w == subject => last = verb,
+            _ => {}
+        }
+    }
+    last
+}
+
+#[test]
+fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_unsubscribed() {
+    let mut r = rig();
+    // The home's mirror of A asks for its state again (after a reconnect): SUBSCRIBE #1.
+    r.node.request(Request::Resync {
+        name: name("A"),
+        create: true,
+    });
+    r.node.flush_all();
+    let mut wire = r.sub_commands();
+    // The mirror expires and a new subscriber comes at once: UNSUBSCRIBE, and a new join whose
+    // SUBSCRIBE #2 is queued when SUBSCRIBE #1's confirmation is read.
+    r.node.request(Request::Unwatch { name: name("A") });
+    r.node.request(Request::Watch {
+        name: name("A"),
+        create: true,
+    });
+    r.node.on_push(0, confirmation("subscribe", "A"));
+    let stale = r.read_of("A");
+    r.node.flush_all();
+    wire += &r.sub_commands();
+    assert_eq!(
+        last_command_for(&wire, "rcomet:sub:A"),
+        Some("SUBSCRIBE"),
+        "a SUBSCRIBE follows the UNSUBSCRIBE: {wire}"
+    );
+    // The UNSUBSCRIBE is confirmed: the read sent before it is void, whenever it answers.
+    r.node.on_push(0, confirmation("unsubscribe", "A"));
+    r.node.on_state(0, &name("A"), stale, &state());
+    assert_eq!(
+        r.synced(),
+        0,
+        "a read from before the UNSUBSCRIBE is not taken"
+    );
+    r.node.flush_all();
+    wire += &r.sub_commands();
+    assert_eq!(last_command_for(&wire, "rcomet:sub:A"), Some("SUBSCRIBE"));
+    // SUBSCRIBE #2 confirmed: the state is read again, and that read is taken.
+    r.node.on_push(0, confirmation("subscribe", "A"));
+    let fresh = r.read_of("A");
+    assert_ne!(fresh, stale);
+    r.node.on_state(0, &name("A"), fresh, &state());
+    assert_eq!(r.synced(), 1);
+    assert!(r.node.joining.is_empty(), "the join ended");
+    assert_eq!(r.node.stats.joining.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_state_read_redis_refuses_is_tried_again_not_taken_for_absent() {
+    let mut r = rig();
+    r.node.request(Request::Watch {
+        name: name("B"),
+        create: false,
+    });
+    r.node.flush_all();
+    r.sub_commands();
+    r.node.on_push(0, confirmation("subscribe", "B"));
+    let read = r.read_of("B");
+    let loading = Reply::Error("LOADING Redis is loading the dataset in memory".into());
+    r.node.on_state(0, &name("B"), read, &loading);
+    assert_eq!(r.synced(), 0, "no mirror from a refused read");
+    let closed = r
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Closed { .. }));
+    assert!(!closed, "and no close: the channel is not taken for absent");
+    assert!(r.node.joining.contains_key(&b"B"[..]), "still joining");
+    r.node.retry_refused();
+    r.node.flush_all();
+    let wire = r.sub_commands();
+    assert_eq!(
+        last_command_for(&wire, "rcomet:sub:B"),
+        Some("SUBSCRIBE"),
+        "{wire}"
+    );
+    r.node.on_push(0, confirmation("subscribe", "B"));
+    let again = r.read_of("B");
+    r.node.on_state(0, &name("B"), again, &state());
+    assert_eq!(r.synced(), 1);
+}
+
+#[test]
+fn a_refused_ping_takes_the_shard_down_to_connect_again() {
+    let mut r = rig();
+    let p = r.node.shards[0]
+        .pending
+        .iter()
+        .position(|(p, _)| matches!(p, Pending::Ping(_)))
+        .expect("a PING in flight");
+    // Every reply before the PING's (the scripts' loads), then the PING's: an error.
+    for _ in 0..p {
+        r.node.on_reply(0, Reply::SimpleString(b"OK".to_vec()));
+    }
+    r.node
+        .on_reply(0, Reply::Error("LOADING Redis is loading".into()));
+    assert!(r.node.shards[0].cmd.is_none(), "the links are dropped");
+    assert!(!r.node.shards[0].up);
+}
+
+#[test]
+fn a_report_carries_each_channel_once_with_its_latest_count() {
+    let n = |s: &str| -> Name { Name::from(s) };
+    let sent = vec![
+        (n("a"), 5),
+        (n("b"), 1),
+        (n("a"), 6),
+        (n("c"), 2),
+        (n("c"), 0),
+    ];
+    let names = |v: Vec<(Name, u32)>| -> Vec<(String, u32)> {
+        v.into_iter()
+            .map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c))
+            .collect()
+    };
+    let want_full = vec![("a".to_string(), 6), ("b".into(), 1)];
+    assert_eq!(names(fold_counts(sent.clone(), true)), want_full);
+    let want_delta = vec![("a".to_string(), 6), ("b".into(), 1), ("c".into(), 0)];
+    assert_eq!(names(fold_counts(sent, false)), want_delta);
+}
