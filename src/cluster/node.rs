@@ -64,7 +64,7 @@ enum Pending {
     /// State read number `read` of a channel being joined.
     State {
         name: Name,
-        read: u8,
+        read: u32,
     },
     /// One shard's part of an operation over every shard.
     Part {
@@ -107,6 +107,12 @@ struct Shard {
     to_subscribe: Vec<Name>,
     /// Joins whose state read Redis refused: subscribed again (and read again) a second later.
     to_retry: Vec<Name>,
+    /// A mirror may rely on this shard's subscriptions (the shard was up, or a state was
+    /// handed to a home, since the workers were last asked to join their mirrors again).
+    served: bool,
+    /// The links were lost while `served`: on the next connection the workers are asked to
+    /// join their mirrors of this shard again (`Event::Resubscribe`), once per outage.
+    resubscribe: bool,
     to_unsubscribe: Vec<Name>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
@@ -147,6 +153,8 @@ pub struct Node {
     counts: Vec<Counts>,
     /// When the homes are next asked to name their mirrors (`Event::RefreshWanted`).
     ttl_refresh_at: Instant,
+    /// The last state read number given (`next_read`).
+    reads: u32,
     scratch: Vec<Reply>,
     /// The node's shared counters: presence events are forwarded while `/psub` listeners exist.
     pub counters: Arc<Counters>,
@@ -178,6 +186,8 @@ impl Node {
                 ping_at: now,
                 to_subscribe: Vec::new(),
                 to_retry: Vec::new(),
+                served: false,
+                resubscribe: false,
                 to_unsubscribe: Vec::new(),
                 connected_before: false,
                 presence_pending: false,
@@ -194,6 +204,7 @@ impl Node {
             tokens: AuthTokenSource::new(),
             scratch: Vec::new(),
             ttl_refresh_at: now,
+            reads: 0,
             joining: HashMap::new(),
             held: HashMap::new(),
             counters: Counters::new(),
@@ -596,7 +607,7 @@ impl Node {
 
     /// Read number `read` of the state of a channel being joined (after its subscription was
     /// confirmed).
-    fn fetch(&mut self, name: &Name, read: u8) {
+    fn fetch(&mut self, name: &Name, read: u32) {
         let Some(j) = self.joining.get(name) else {
             return;
         };
@@ -668,8 +679,11 @@ impl Node {
         for n in &names {
             self.held.remove(n);
         }
-        for w in 0..self.outbox.len() {
-            self.emit(w, Event::Resubscribe { shard: i, shards });
+        if std::mem::take(&mut self.shards[i].resubscribe) {
+            self.shards[i].served = false;
+            for w in 0..self.outbox.len() {
+                self.emit(w, Event::Resubscribe { shard: i, shards });
+            }
         }
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
@@ -689,6 +703,9 @@ impl Node {
         sh.cmd = None;
         sh.sub = None;
         sh.up = false;
+        if sh.served {
+            sh.resubscribe = true;
+        }
         self.stats.up[i].store(false, Ordering::Relaxed);
         self.stats.settled[i].store(true, Ordering::Relaxed);
         sh.retry_at = Instant::now() + sh.backoff;
@@ -709,26 +726,29 @@ impl Node {
         self.held.retain(|n, _| wire::shard_of(n, shards) != i);
     }
 
+    /// The pub/sub link first: a confirmed UNSUBSCRIBE must void a state read before that
+    /// read's reply, read in the same round, is taken (payloads held meanwhile follow the state
+    /// either way).
     fn read_shard(&mut self, i: usize) {
         let mut replies = std::mem::take(&mut self.scratch);
         replies.clear();
-        let read = match &mut self.shards[i].cmd {
-            Some(link) => link.read(&mut replies),
-            None => Ok(()),
-        };
-        for r in replies.drain(..) {
-            self.on_reply(i, r);
-        }
-        if let Err(e) = read {
-            self.scratch = replies;
-            return self.down(i, &e.to_string());
-        }
         let read = match &mut self.shards[i].sub {
             Some(link) => link.read(&mut replies),
             None => Ok(()),
         };
         for r in replies.drain(..) {
             self.on_push(i, r);
+        }
+        if let Err(e) = read {
+            self.scratch = replies;
+            return self.down(i, &e.to_string());
+        }
+        let read = match &mut self.shards[i].cmd {
+            Some(link) => link.read(&mut replies),
+            None => Ok(()),
+        };
+        for r in replies.drain(..) {
+            self.on_reply(i, r);
         }
         self.scratch = replies;
         if let Err(e) = read {
@@ -783,6 +803,7 @@ impl Node {
             return;
         }
         sh.up = true;
+        sh.served = true;
         sh.backoff = BACKOFF_MIN;
         if sh.connected_before {
             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -800,22 +821,14 @@ impl Node {
 
     /// The state read of a channel being joined: it goes to the home, then what was published
     /// meanwhile (the home's mirror skips what the state holds already), and the join ends.
-    fn on_state(&mut self, shard: usize, name: &Name, read: u8, reply: &Reply) {
+    fn on_state(&mut self, shard: usize, name: &Name, read: u32, reply: &Reply) {
         let home = self.home(name);
         if !self.joining.get(name).is_some_and(|j| j.answers(read)) {
             // Lost, or void (an UNSUBSCRIBE was confirmed since it was sent): not this read.
             return;
         }
         if let Reply::Error(e) = reply {
-            // Redis refused the read (still loading its data, or a key of the wrong type): the
-            // join starts over in a second rather than taking the channel for absent.
-            log::debug!("cluster: state read refused: {e}");
-            if let Some(j) = self.joining.get_mut(name) {
-                j.unsubscribed();
-            }
-            self.held.remove(name);
-            self.shards[shard].to_retry.push(Name::clone(name));
-            return;
+            return self.state_refused(shard, name, e);
         }
         let Some(join) = self.joined(name) else {
             return;
@@ -844,10 +857,63 @@ impl Node {
                 state: Some(state),
             }
         };
+        self.shards[shard].served = true;
         self.emit(home, event);
         for p in held {
             self.forward(home, Name::clone(name), p);
         }
+    }
+
+    /// Redis refused a state read. A refusal of the whole instance (loading its data, a
+    /// replica, scripts flushed, busy) takes the shard down: it is connected again, scripts and
+    /// all, and every join starts over. Any other (a key of the wrong type, out of memory) is
+    /// tried again a second later, `MAX_REFUSALS` times in all; then the join ends and the home
+    /// is told (`Event::Refused`), with the payloads held meanwhile.
+    fn state_refused(&mut self, shard: usize, name: &Name, e: &str) {
+        const SHARD_WIDE: [&str; 7] = [
+            "LOADING",
+            "NOSCRIPT",
+            "READONLY",
+            "MASTERDOWN",
+            "BUSY",
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+        ];
+        if SHARD_WIDE.iter().any(|p| e.starts_with(p)) {
+            return self.down(shard, &format!("state read refused: {e}"));
+        }
+        log::warn!("cluster: Redis refused the state of a channel: {e}");
+        let again = self.joining.get_mut(name).is_some_and(Join::refused);
+        if again {
+            self.held.remove(name);
+            self.shards[shard].to_retry.push(Name::clone(name));
+            return;
+        }
+        let home = self.home(name);
+        let Some(join) = self.joined(name) else {
+            return;
+        };
+        let held = self.held.remove(name).unwrap_or_default();
+        self.emit(
+            home,
+            Event::Refused {
+                name: Name::clone(name),
+            },
+        );
+        if join.resync {
+            // The mirror lives on: what came meanwhile goes to it (a missed seq asks again).
+            for p in held {
+                self.forward(home, Name::clone(name), p);
+            }
+        } else {
+            self.unwatch(name);
+        }
+    }
+
+    /// A state read number never used before (0 means none).
+    fn next_read(&mut self) -> u32 {
+        self.reads = self.reads.wrapping_add(1).max(1);
+        self.reads
     }
 
     /// A payload of a live channel, to its home as published.
@@ -892,7 +958,12 @@ impl Node {
                     return;
                 };
                 let key = Name::clone(key);
-                if let Some(read) = self.joining.get_mut(&key).and_then(Join::subscribed) {
+                let read = self.next_read();
+                if self
+                    .joining
+                    .get_mut(&key)
+                    .is_some_and(|j| j.subscribed(read))
+                {
                     self.fetch(&key, read);
                 }
             }

@@ -2,6 +2,7 @@
 //! sockets show what the thread wrote, while the test hands the thread the replies and pub/sub
 //! messages a Redis would send, in the orders that race in practice.
 
+use super::super::join::MAX_REFUSALS;
 use super::*;
 use crossbeam_channel::unbounded;
 use std::io::Read;
@@ -70,7 +71,7 @@ impl Rig {
     }
 
     /// The number of the newest state read in flight for `name`.
-    fn read_of(&self, name: &str) -> u8 {
+    fn read_of(&self, name: &str) -> u32 {
         self.node.shards[0]
             .pending
             .iter()
@@ -178,7 +179,34 @@ fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_uns
 }
 
 #[test]
-fn a_state_read_redis_refuses_is_tried_again_not_taken_for_absent() {
+fn a_read_of_an_ended_join_is_not_taken_by_the_next_join_of_the_name() {
+    let mut r = rig();
+    r.node.request(Request::Resync {
+        name: name("C"),
+        create: true,
+    });
+    r.node.flush_all();
+    r.node.on_push(0, confirmation("subscribe", "C"));
+    let old = r.read_of("C");
+    // The mirror expires and a subscriber comes back before that read is answered; a spare
+    // SUBSCRIBE confirmed now starts the new join's read.
+    r.node.request(Request::Unwatch { name: name("C") });
+    r.node.request(Request::Watch {
+        name: name("C"),
+        create: true,
+    });
+    r.node.flush_all();
+    r.node.on_push(0, confirmation("subscribe", "C"));
+    let new = r.read_of("C");
+    assert_ne!(old, new);
+    r.node.on_state(0, &name("C"), old, &state());
+    assert_eq!(r.synced(), 0, "the ended join's read is not the new join's");
+    r.node.on_state(0, &name("C"), new, &state());
+    assert_eq!(r.synced(), 1);
+}
+
+#[test]
+fn a_state_read_redis_refuses_is_tried_again_then_the_home_is_told() {
     let mut r = rig();
     r.node.request(Request::Watch {
         name: name("B"),
@@ -186,31 +214,73 @@ fn a_state_read_redis_refuses_is_tried_again_not_taken_for_absent() {
     });
     r.node.flush_all();
     r.sub_commands();
-    r.node.on_push(0, confirmation("subscribe", "B"));
-    let read = r.read_of("B");
-    let loading = Reply::Error("LOADING Redis is loading the dataset in memory".into());
-    r.node.on_state(0, &name("B"), read, &loading);
-    assert_eq!(r.synced(), 0, "no mirror from a refused read");
-    let closed = r
-        .events
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|e| matches!(e, Event::Closed { .. }));
-    assert!(!closed, "and no close: the channel is not taken for absent");
-    assert!(r.node.joining.contains_key(&b"B"[..]), "still joining");
-    r.node.retry_refused();
+    let wrong = || Reply::Error("WRONGTYPE Operation against a key holding the wrong kind".into());
+    for attempt in 1..=MAX_REFUSALS {
+        r.node.on_push(0, confirmation("subscribe", "B"));
+        let read = r.read_of("B");
+        r.node.on_state(0, &name("B"), read, &wrong());
+        assert_eq!(r.synced(), 0, "no mirror from a refused read");
+        let told = r
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Refused { .. }));
+        let closed = r
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Closed { .. }));
+        assert!(!closed, "a refused read is not taken for an absent channel");
+        if attempt < MAX_REFUSALS {
+            assert!(
+                !told && r.node.joining.contains_key(&b"B"[..]),
+                "tried again"
+            );
+            r.node.retry_refused();
+            r.node.flush_all();
+            let wire = r.sub_commands();
+            assert_eq!(
+                last_command_for(&wire, "rcomet:sub:B"),
+                Some("SUBSCRIBE"),
+                "{wire}"
+            );
+        } else {
+            assert!(told, "the home is told once the join gives up");
+            assert!(r.node.joining.is_empty());
+            r.node.flush_all();
+            let wire = r.sub_commands();
+            assert_eq!(
+                last_command_for(&wire, "rcomet:sub:B"),
+                Some("UNSUBSCRIBE"),
+                "{wire}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_redis_still_loading_takes_the_shard_down_and_joins_start_over() {
+    let mut r = rig();
+    r.node.request(Request::Watch {
+        name: name("L"),
+        create: true,
+    });
     r.node.flush_all();
-    let wire = r.sub_commands();
-    assert_eq!(
-        last_command_for(&wire, "rcomet:sub:B"),
-        Some("SUBSCRIBE"),
-        "{wire}"
+    r.node.on_push(0, confirmation("subscribe", "L"));
+    let read = r.read_of("L");
+    let loading = Reply::Error("LOADING Redis is loading the dataset in memory".into());
+    r.node.on_state(0, &name("L"), read, &loading);
+    assert!(
+        r.node.shards[0].cmd.is_none(),
+        "the links are dropped, to connect again"
     );
-    r.node.on_push(0, confirmation("subscribe", "B"));
-    let again = r.read_of("B");
-    r.node.on_state(0, &name("B"), again, &state());
-    assert_eq!(r.synced(), 1);
+    assert_eq!(r.synced(), 0);
+    assert!(
+        r.node.joining.contains_key(&b"L"[..]),
+        "the join waits for the new links"
+    );
 }
 
 #[test]

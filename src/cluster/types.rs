@@ -147,6 +147,10 @@ pub enum Event {
     /// The state a `Request::Resync` asked for: the mirror takes what it missed, or tells its
     /// subscribers of a gap (history fell off the buffer, or Redis came back empty).
     Resync { name: Name, state: State },
+    /// Redis refused the state of a channel being joined, again and again (a key of the wrong
+    /// type, out of memory): subscriptions waiting for it are refused (503); a mirror of it lives
+    /// on and asks again at its next missed seq.
+    Refused { name: Name },
     /// Shard `shard` of `shards` is connected again: send `Request::Resync` for every channel of
     /// that shard this worker mirrors.
     Resubscribe { shard: usize, shards: usize },

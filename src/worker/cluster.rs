@@ -147,8 +147,7 @@ impl Worker {
         if self.cluster.is_none() || self.hub.exists(&m.name) {
             return Some(m);
         }
-        let auth = self.hub.config().auth_token;
-        let create = !(auth && matches!(m.credential, Credential::Signed(_)));
+        let create = self.creates(&m.credential);
         let now = self.date.unix_secs();
         let side = self.side()?;
         if side.handle.down_for(&m.name) {
@@ -268,6 +267,15 @@ impl Worker {
                 Event::Resync { name, state } => self.cluster_resync(&name, &state),
                 Event::Resubscribe { shard, shards } => self.cluster_resubscribe(shard, shards),
                 Event::RefreshWanted => self.cluster_refresh(),
+                Event::Refused { name } => {
+                    let parked = self.side().and_then(|side| {
+                        side.resyncing.remove(&name);
+                        side.parked.remove(&name)
+                    });
+                    if let Some((_, subs)) = parked {
+                        self.refuse_unavailable(subs);
+                    }
+                }
                 Event::CountsWanted => {
                     if let Some(side) = self.side() {
                         side.counts_wanted = true;
@@ -294,33 +302,59 @@ impl Worker {
         self.on_home_reply(token, number, reply);
     }
 
+    /// Whether a subscription with `credential` may create its channel in Redis: always
+    /// without `auth: token`; under it only with a valid stateless token (a `/sign` channel
+    /// exists only through `/sign`, and a refused token creates nothing).
+    fn creates(&self, credential: &Credential) -> bool {
+        !self.hub.config().auth_token || matches!(credential, Credential::Stateless { valid: true })
+    }
+
     fn cluster_synced(&mut self, name: &Name, state: Option<&State>) {
         // A new mirror: whatever an earlier one of this name asked for is answered.
-        if let Some(side) = self.side() {
+        let parked = self.side().and_then(|side| {
             side.resyncing.remove(name);
-        }
-        if let Some(state) = state {
-            let entries = entries_of(state);
-            let mirror = MirrorState {
-                epoch: state.epoch,
-                seq_next: state.seq_next,
-                token: state.token,
-                entries: &entries,
-            };
-            if !self.hub.mirror_sync(name, mirror) {
-                // No room (`max_channels`): the node stops listening; the parked subscriptions
-                // are refused below as any beyond the limit.
-                if let Some(side) = self.side() {
-                    side.out.push(Request::Unwatch {
-                        name: Name::clone(name),
-                    });
-                }
+            side.parked.remove(name)
+        });
+        let (since, parked) = parked.unwrap_or_default();
+        let Some(state) = state else {
+            // Absent, and the first waiting subscription could not create it (`auth: token`):
+            // those that can (a valid stateless token) ask again with creation; the rest are
+            // refused as on a single node, and nothing is created here.
+            let (create, refuse): (Vec<_>, Vec<_>) = parked
+                .into_iter()
+                .partition(|m| self.creates(&m.credential));
+            for m in refuse {
+                self.answer_subscribe(m, Err(SubscribeError::TokenError));
             }
+            if let Some(side) = self.side().filter(|_| !create.is_empty()) {
+                side.out.push(Request::Watch {
+                    name: Name::clone(name),
+                    create: true,
+                });
+                side.parked.insert(Name::clone(name), (since, create));
+            }
+            return;
+        };
+        let entries = entries_of(state);
+        let mirror = MirrorState {
+            epoch: state.epoch,
+            seq_next: state.seq_next,
+            token: state.token,
+            entries: &entries,
+        };
+        if !self.hub.mirror_sync(name, mirror) {
+            // No room (`max_channels`): the node stops listening, and the waiting subscriptions
+            // are refused here (none may create a channel nobody listens for).
+            if let Some(side) = self.side() {
+                side.out.push(Request::Unwatch {
+                    name: Name::clone(name),
+                });
+            }
+            for m in parked {
+                self.answer_subscribe(m, Err(SubscribeError::TooManyChannels));
+            }
+            return;
         }
-        let (_, parked) = self
-            .side()
-            .and_then(|s| s.parked.remove(name))
-            .unwrap_or_default();
         for m in parked {
             self.home_subscribe_now(m);
         }
