@@ -113,6 +113,14 @@ struct Shard {
     /// The links were lost while `served`: on the next connection the workers are asked to
     /// join their mirrors of this shard again (`Event::Resubscribe`), once per outage.
     resubscribe: bool,
+    /// The instance refused to serve (loading, a replica, scripts gone): set when its links are
+    /// taken down for that, cleared by the next state read it answers. While set, coming up
+    /// neither resets the backoff nor counts as serving, so a replica is tried every 2 s and
+    /// not every 50 ms with the mirrors asked again each time.
+    refusing: bool,
+    /// Why the links are to be taken down once the replies already read are handled (a reply
+    /// refused by the whole instance): replies that follow it in the same read still count.
+    down_after: Option<String>,
     to_unsubscribe: Vec<Name>,
     /// Links connected once already (a new connection counts as a reconnect).
     connected_before: bool,
@@ -188,6 +196,8 @@ impl Node {
                 to_retry: Vec::new(),
                 served: false,
                 resubscribe: false,
+                refusing: false,
+                down_after: None,
                 to_unsubscribe: Vec::new(),
                 connected_before: false,
                 presence_pending: false,
@@ -703,6 +713,7 @@ impl Node {
         sh.cmd = None;
         sh.sub = None;
         sh.up = false;
+        sh.down_after = None;
         if sh.served {
             sh.resubscribe = true;
         }
@@ -728,22 +739,29 @@ impl Node {
 
     /// The pub/sub link first: a confirmed UNSUBSCRIBE must void a state read before that
     /// read's reply, read in the same round, is taken (payloads held meanwhile follow the state
-    /// either way).
+    /// either way). Then the command link, even when the pub/sub link failed (its replies are
+    /// answers Redis gave: a push it stored is not to be answered 503); the shard is taken down
+    /// last.
     fn read_shard(&mut self, i: usize) {
         let mut replies = std::mem::take(&mut self.scratch);
         replies.clear();
-        let read = match &mut self.shards[i].sub {
+        let sub_read = match &mut self.shards[i].sub {
             Some(link) => link.read(&mut replies),
             None => Ok(()),
         };
         for r in replies.drain(..) {
             self.on_push(i, r);
         }
-        if let Err(e) = read {
-            self.scratch = replies;
-            return self.down(i, &e.to_string());
+        if sub_read.is_err() {
+            // The subscriptions went with the link: a state reply read below is void.
+            let shards = self.shards.len();
+            for (n, j) in self.joining.iter_mut() {
+                if wire::shard_of(n, shards) == i {
+                    j.unsubscribed();
+                }
+            }
         }
-        let read = match &mut self.shards[i].cmd {
+        let cmd_read = match &mut self.shards[i].cmd {
             Some(link) => link.read(&mut replies),
             None => Ok(()),
         };
@@ -751,8 +769,12 @@ impl Node {
             self.on_reply(i, r);
         }
         self.scratch = replies;
-        if let Err(e) = read {
-            self.down(i, &e.to_string());
+        let why = match (sub_read, cmd_read) {
+            (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+            _ => self.shards[i].down_after.take(),
+        };
+        if let Some(why) = why {
+            self.down(i, &why);
         }
     }
 
@@ -763,14 +785,17 @@ impl Node {
         self.stats.pending.fetch_sub(1, Ordering::Relaxed);
         if let Reply::Error(e) = &reply {
             log::warn!("cluster: Redis {} error: {e}", self.shards[i].addr);
+            if refused_by_the_instance(e) || matches!(p, Pending::Ping(_)) {
+                // Not serving (loading its data, a replica, its scripts flushed, busy): connect
+                // again after the backoff, scripts and all, once this read is handled.
+                let sh = &mut self.shards[i];
+                sh.refusing = true;
+                sh.down_after = Some(format!("refused: {e}"));
+            }
         }
         match p {
             Pending::Ignore => {}
-            Pending::Ping(_) if matches!(reply, Reply::Error(_)) => {
-                // Not ready (a Redis loading its data answers -LOADING, and would refuse the
-                // scripts too): connect again after the backoff, scripts and all.
-                self.down(i, "PING refused");
-            }
+            Pending::Ping(_) if matches!(reply, Reply::Error(_)) => {}
             Pending::Ping(sent) => {
                 let us = sent.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
                 self.stats.latency_us.store(us, Ordering::Relaxed);
@@ -803,8 +828,10 @@ impl Node {
             return;
         }
         sh.up = true;
-        sh.served = true;
-        sh.backoff = BACKOFF_MIN;
+        if !sh.refusing {
+            sh.served = true;
+            sh.backoff = BACKOFF_MIN;
+        }
         if sh.connected_before {
             self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
             log::warn!("cluster: Redis {} reconnected", sh.addr);
@@ -834,7 +861,20 @@ impl Node {
             return;
         };
         let held = self.held.remove(name).unwrap_or_default();
+        let sh = &mut self.shards[shard];
+        if std::mem::take(&mut sh.refusing) {
+            // Serving again: the next loss reconnects at once.
+            sh.backoff = BACKOFF_MIN;
+        }
         let Some(state) = parse_state(reply) else {
+            if join.create && !join.resync {
+                // To be created, yet no state: the channel's keys in Redis are not ours to
+                // read (altered by hand). The waiting subscriptions are refused.
+                log::warn!("cluster: a channel's state in Redis cannot be read");
+                self.unwatch(name);
+                let name = Name::clone(name);
+                return self.emit(home, Event::Refused { name });
+            }
             // Absent and not to be created, or gone from Redis: the mirror goes.
             self.unwatch(name);
             let name = Name::clone(name);
@@ -870,22 +910,16 @@ impl Node {
     /// tried again a second later, `MAX_REFUSALS` times in all; then the join ends and the home
     /// is told (`Event::Refused`), with the payloads held meanwhile.
     fn state_refused(&mut self, shard: usize, name: &Name, e: &str) {
-        const SHARD_WIDE: [&str; 7] = [
-            "LOADING",
-            "NOSCRIPT",
-            "READONLY",
-            "MASTERDOWN",
-            "BUSY",
-            "TRYAGAIN",
-            "CLUSTERDOWN",
-        ];
-        if SHARD_WIDE.iter().any(|p| e.starts_with(p)) {
-            return self.down(shard, &format!("state read refused: {e}"));
+        if refused_by_the_instance(e) {
+            // The shard goes down after this read (`on_reply`); the join starts over then.
+            if let Some(j) = self.joining.get_mut(name) {
+                j.unsubscribed();
+            }
+            return;
         }
-        log::warn!("cluster: Redis refused the state of a channel: {e}");
         let again = self.joining.get_mut(name).is_some_and(Join::refused);
         if again {
-            self.held.remove(name);
+            // What was held stays held: the next state covers it or it follows that state.
             self.shards[shard].to_retry.push(Name::clone(name));
             return;
         }
@@ -1194,6 +1228,21 @@ fn sign_result(reply: &Reply, expires: i32) -> Option<OpResult> {
 }
 
 /// A `STATE` script's reply.
+/// An error reply that says the instance, not the command, is the trouble: it is loading its
+/// data, is a replica, lost our scripts, is busy with another script, or its cluster is down.
+fn refused_by_the_instance(e: &str) -> bool {
+    const PREFIXES: [&str; 7] = [
+        "LOADING",
+        "NOSCRIPT",
+        "READONLY",
+        "MASTERDOWN",
+        "BUSY",
+        "TRYAGAIN",
+        "CLUSTERDOWN",
+    ];
+    PREFIXES.iter().any(|p| e.starts_with(p))
+}
+
 fn parse_state(reply: &Reply) -> Option<State> {
     let items = resp::items(reply)?;
     let epoch = resp::int(items.first()?)? as u32;

@@ -83,6 +83,29 @@ impl Rig {
             .expect("a state read in flight")
     }
 
+    /// Answers what is in flight on the command link in order, `OK`, up to the newest state
+    /// read, which gets `reply`.
+    fn answer_until_state(&mut self, reply: Reply) {
+        let at = self.node.shards[0]
+            .pending
+            .iter()
+            .rposition(|(p, _)| matches!(p, Pending::State { .. }))
+            .expect("a state read in flight");
+        for _ in 0..at {
+            self.node.on_reply(0, Reply::SimpleString(b"OK".to_vec()));
+        }
+        self.node.on_reply(0, reply);
+    }
+
+    /// The shard as up: its PING answered and the presence subject confirmed.
+    fn up(&mut self) {
+        let sh = &mut self.node.shards[0];
+        sh.ping_ok = true;
+        sh.presence_ok = true;
+        self.node.shard_up(0);
+        assert!(self.node.shards[0].up);
+    }
+
     fn synced(&mut self) -> usize {
         self.node.send_events();
         let events = self.events.lock().unwrap();
@@ -261,7 +284,7 @@ fn a_state_read_redis_refuses_is_tried_again_then_the_home_is_told() {
 }
 
 #[test]
-fn a_redis_still_loading_takes_the_shard_down_and_joins_start_over() {
+fn a_redis_still_loading_takes_the_shard_down_after_the_read_and_joins_start_over() {
     let mut r = rig();
     r.node.request(Request::Watch {
         name: name("L"),
@@ -269,12 +292,16 @@ fn a_redis_still_loading_takes_the_shard_down_and_joins_start_over() {
     });
     r.node.flush_all();
     r.node.on_push(0, confirmation("subscribe", "L"));
-    let read = r.read_of("L");
     let loading = Reply::Error("LOADING Redis is loading the dataset in memory".into());
-    r.node.on_state(0, &name("L"), read, &loading);
+    r.answer_until_state(loading);
+    assert!(
+        r.node.shards[0].cmd.is_some(),
+        "not before the read is handled"
+    );
+    r.node.read_shard(0);
     assert!(
         r.node.shards[0].cmd.is_none(),
-        "the links are dropped, to connect again"
+        "then the links are dropped, to connect again"
     );
     assert_eq!(r.synced(), 0);
     assert!(
@@ -297,8 +324,46 @@ fn a_refused_ping_takes_the_shard_down_to_connect_again() {
     }
     r.node
         .on_reply(0, Reply::Error("LOADING Redis is loading".into()));
+    r.node.read_shard(0);
     assert!(r.node.shards[0].cmd.is_none(), "the links are dropped");
     assert!(!r.node.shards[0].up);
+}
+
+#[test]
+fn a_replica_is_retried_with_backoff_and_the_mirrors_asked_again_once() {
+    let mut r = rig();
+    r.up();
+    r.node.request(Request::Watch {
+        name: name("R"),
+        create: true,
+    });
+    r.node.flush_all();
+    r.node.on_push(0, confirmation("subscribe", "R"));
+    let readonly = || Reply::Error("READONLY You can't write against a read only replica.".into());
+    r.answer_until_state(readonly());
+    r.node.read_shard(0);
+    let sh = &r.node.shards[0];
+    assert!(sh.cmd.is_none() && sh.refusing, "down, refusing");
+    assert!(
+        sh.resubscribe,
+        "the mirrors are asked again after this outage"
+    );
+    // The next connection comes up (PING answered) and the next read is refused again.
+    r.node.shards[0].resubscribe = false;
+    r.node.shards[0].served = false;
+    let before = r.node.shards[0].backoff;
+    r.node.shard_up(0);
+    let sh = &r.node.shards[0];
+    assert!(
+        sh.backoff >= before && sh.backoff > BACKOFF_MIN,
+        "no reset to 50 ms"
+    );
+    assert!(!sh.served, "a refusing instance serves no mirror");
+    r.node.down(0, "refused again");
+    assert!(
+        !r.node.shards[0].resubscribe,
+        "not asked again for this outage"
+    );
 }
 
 #[test]

@@ -335,6 +335,15 @@ impl Worker {
             }
             return;
         };
+        if self.hub.exists(name) {
+            // A second first state (the channel was asked for again while its first state was
+            // on its way): the live mirror takes it as a re-read, so nothing it holds is lost.
+            self.cluster_resync(name, state);
+            for m in parked {
+                self.home_subscribe_now(m);
+            }
+            return;
+        }
         let entries = entries_of(state);
         let mirror = MirrorState {
             epoch: state.epoch,
