@@ -88,6 +88,16 @@ fn write_reply(req: &HomeRequest, result: &OpResult, date: &[u8], sub_timeout: u
     out
 }
 
+/// A state as the hub's mirror takes it, with its `entries_of`.
+fn mirror_of<'a>(state: &State, entries: &'a [(u32, MsgType, &'a [u8])]) -> MirrorState<'a> {
+    MirrorState {
+        epoch: state.epoch,
+        seq_next: state.seq_next,
+        token: state.token,
+        entries,
+    }
+}
+
 /// The entries of a state as the hub's mirror takes them.
 fn entries_of(state: &State) -> Vec<(u32, MsgType, &[u8])> {
     state
@@ -345,12 +355,7 @@ impl Worker {
             return;
         }
         let entries = entries_of(state);
-        let mirror = MirrorState {
-            epoch: state.epoch,
-            seq_next: state.seq_next,
-            token: state.token,
-            entries: &entries,
-        };
+        let mirror = mirror_of(state, &entries);
         if !self.hub.mirror_sync(name, mirror) {
             // No room (`max_channels`): the node stops listening, and the waiting subscriptions
             // are refused here (none may create a channel nobody listens for).
@@ -452,12 +457,7 @@ impl Worker {
             side.resyncing.remove(name);
         }
         let entries = entries_of(state);
-        let mirror = MirrorState {
-            epoch: state.epoch,
-            seq_next: state.seq_next,
-            token: state.token,
-            entries: &entries,
-        };
+        let mirror = mirror_of(state, &entries);
         match self.hub.mirror_resync(name, mirror) {
             Resynced::Unknown | Resynced::Current => {}
             Resynced::Filled(missed) => {
