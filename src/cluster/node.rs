@@ -108,11 +108,9 @@ struct Shard {
     /// Joins whose state read Redis refused: subscribed again (and read again) a second later.
     to_retry: Vec<Name>,
     /// A mirror may rely on this shard's subscriptions (the shard was up, or a state was
-    /// handed to a home, since the workers were last asked to join their mirrors again).
+    /// handed to a home, since the workers were last asked to join their mirrors again): the
+    /// next connection asks them (`Event::Resubscribe`), once per outage.
     served: bool,
-    /// The links were lost while `served`: on the next connection the workers are asked to
-    /// join their mirrors of this shard again (`Event::Resubscribe`), once per outage.
-    resubscribe: bool,
     /// The instance refused to serve (loading, a replica, scripts gone): set when its links are
     /// taken down for that, cleared by the next state read it answers. While set, coming up
     /// neither resets the backoff nor counts as serving, so a replica is tried every 2 s and
@@ -195,7 +193,6 @@ impl Node {
                 to_subscribe: Vec::new(),
                 to_retry: Vec::new(),
                 served: false,
-                resubscribe: false,
                 refusing: false,
                 down_after: None,
                 to_unsubscribe: Vec::new(),
@@ -291,6 +288,13 @@ impl Node {
     fn emit(&mut self, worker: usize, event: Event) {
         if let Some(batch) = self.outbox.get_mut(worker) {
             batch.push(event);
+        }
+    }
+
+    /// One event to every worker.
+    fn emit_all(&mut self, event: impl Fn() -> Event) {
+        for w in 0..self.outbox.len() {
+            self.emit(w, event());
         }
     }
 
@@ -601,6 +605,20 @@ impl Node {
         self.shards[shard].to_subscribe.push(name);
     }
 
+    /// The joins of shard `i` start over (its subscriptions are gone, or going): a state read
+    /// in flight is void. Returns their names.
+    fn void_joins(&mut self, i: usize) -> Vec<Name> {
+        let shards = self.shards.len();
+        self.joining
+            .iter_mut()
+            .filter(|(n, _)| wire::shard_of(n, shards) == i)
+            .map(|(n, j)| {
+                j.unsubscribed();
+                Name::clone(n)
+            })
+            .collect()
+    }
+
     /// The join of `name` ended (its state went to the home, or it was let go).
     fn joined(&mut self, name: &[u8]) -> Option<Join> {
         let (_, j) = self.joining.remove_entry(name)?;
@@ -676,24 +694,13 @@ impl Node {
             self.queue(i, &args, Pending::Ignore, REPLY_TIMEOUT);
         }
         self.queue(i, &[b"PING"], Pending::Ping(Instant::now()), REPLY_TIMEOUT);
-        let shards = self.shards.len();
-        let names: Vec<Name> = self
-            .joining
-            .iter_mut()
-            .filter(|(n, _)| wire::shard_of(n, shards) == i)
-            .map(|(n, j)| {
-                j.unsubscribed();
-                Name::clone(n)
-            })
-            .collect();
+        let names = self.void_joins(i);
         for n in &names {
             self.held.remove(n);
         }
-        if std::mem::take(&mut self.shards[i].resubscribe) {
-            self.shards[i].served = false;
-            for w in 0..self.outbox.len() {
-                self.emit(w, Event::Resubscribe { shard: i, shards });
-            }
+        if std::mem::take(&mut self.shards[i].served) {
+            let shards = self.shards.len();
+            self.emit_all(|| Event::Resubscribe { shard: i, shards });
         }
         let sh = &mut self.shards[i];
         sh.to_unsubscribe.clear();
@@ -714,9 +721,6 @@ impl Node {
         sh.sub = None;
         sh.up = false;
         sh.down_after = None;
-        if sh.served {
-            sh.resubscribe = true;
-        }
         self.stats.up[i].store(false, Ordering::Relaxed);
         self.stats.settled[i].store(true, Ordering::Relaxed);
         sh.retry_at = Instant::now() + sh.backoff;
@@ -728,12 +732,8 @@ impl Node {
         for (p, _) in pending {
             self.fail(p);
         }
+        self.void_joins(i);
         let shards = self.shards.len();
-        for (n, j) in self.joining.iter_mut() {
-            if wire::shard_of(n, shards) == i {
-                j.unsubscribed();
-            }
-        }
         self.held.retain(|n, _| wire::shard_of(n, shards) != i);
     }
 
@@ -754,12 +754,7 @@ impl Node {
         }
         if sub_read.is_err() {
             // The subscriptions went with the link: a state reply read below is void.
-            let shards = self.shards.len();
-            for (n, j) in self.joining.iter_mut() {
-                if wire::shard_of(n, shards) == i {
-                    j.unsubscribed();
-                }
-            }
+            self.void_joins(i);
         }
         let cmd_read = match &mut self.shards[i].cmd {
             Some(link) => link.read(&mut replies),
@@ -1036,10 +1031,9 @@ impl Node {
     /// Presence lines from Redis, to every worker (each sends them to its own `/psub` readers).
     fn presence(&mut self, lines: &[u8]) {
         let lines: Arc<[u8]> = Arc::from(lines);
-        for w in 0..self.outbox.len() {
-            let lines = Arc::clone(&lines);
-            self.emit(w, Event::Presence { lines });
-        }
+        self.emit_all(|| Event::Presence {
+            lines: Arc::clone(&lines),
+        });
     }
 
     fn timers(&mut self) {
@@ -1072,9 +1066,7 @@ impl Node {
             // Every third of the keys' life, the homes name the channels they mirror.
             let every = u64::from(self.s.channel_timeout.max(3) / 3);
             self.ttl_refresh_at = now + Duration::from_secs(every);
-            for w in 0..self.outbox.len() {
-                self.emit(w, Event::RefreshWanted);
-            }
+            self.emit_all(|| Event::RefreshWanted);
         }
     }
 

@@ -97,6 +97,30 @@ impl Rig {
         self.node.on_reply(0, reply);
     }
 
+    /// The home asks to join `n` (a first mirror, or a re-read with `resync`), and the thread
+    /// writes what that takes.
+    fn join(&mut self, n: &str, create: bool, resync: bool) {
+        let name = name(n);
+        let r = if resync {
+            Request::Resync { name, create }
+        } else {
+            Request::Watch { name, create }
+        };
+        self.node.request(r);
+        self.node.flush_all();
+    }
+
+    /// True when an event the thread sent so far matches.
+    fn emitted(&mut self, matches: impl Fn(&Event) -> bool) -> bool {
+        self.node.send_events();
+        self.events.lock().unwrap().iter().any(matches)
+    }
+
+    /// Redis confirms a SUBSCRIBE of `n`.
+    fn confirm(&mut self, n: &str) {
+        self.node.on_push(0, confirmation("subscribe", n));
+    }
+
     /// The shard as up: its PING answered and the presence subject confirmed.
     fn up(&mut self) {
         let sh = &mut self.node.shards[0];
@@ -158,11 +182,7 @@ fn last_command_for(wire: &str, subject: &str) -> Option<&'static str> {
 fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_unsubscribed() {
     let mut r = rig();
     // The home's mirror of A asks for its state again (after a reconnect): SUBSCRIBE #1.
-    r.node.request(Request::Resync {
-        name: name("A"),
-        create: true,
-    });
-    r.node.flush_all();
+    r.join("A", true, true);
     let mut wire = r.sub_commands();
     // The mirror expires and a new subscriber comes at once: UNSUBSCRIBE, and a new join whose
     // SUBSCRIBE #2 is queued when SUBSCRIBE #1's confirmation is read.
@@ -171,7 +191,7 @@ fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_uns
         name: name("A"),
         create: true,
     });
-    r.node.on_push(0, confirmation("subscribe", "A"));
+    r.confirm("A");
     let stale = r.read_of("A");
     r.node.flush_all();
     wire += &r.sub_commands();
@@ -192,7 +212,7 @@ fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_uns
     wire += &r.sub_commands();
     assert_eq!(last_command_for(&wire, "rcomet:sub:A"), Some("SUBSCRIBE"));
     // SUBSCRIBE #2 confirmed: the state is read again, and that read is taken.
-    r.node.on_push(0, confirmation("subscribe", "A"));
+    r.confirm("A");
     let fresh = r.read_of("A");
     assert_ne!(fresh, stale);
     r.node.on_state(0, &name("A"), fresh, &state());
@@ -204,22 +224,14 @@ fn a_stale_subscribe_confirmation_neither_strands_a_join_nor_leaves_a_mirror_uns
 #[test]
 fn a_read_of_an_ended_join_is_not_taken_by_the_next_join_of_the_name() {
     let mut r = rig();
-    r.node.request(Request::Resync {
-        name: name("C"),
-        create: true,
-    });
-    r.node.flush_all();
-    r.node.on_push(0, confirmation("subscribe", "C"));
+    r.join("C", true, true);
+    r.confirm("C");
     let old = r.read_of("C");
     // The mirror expires and a subscriber comes back before that read is answered; a spare
     // SUBSCRIBE confirmed now starts the new join's read.
     r.node.request(Request::Unwatch { name: name("C") });
-    r.node.request(Request::Watch {
-        name: name("C"),
-        create: true,
-    });
-    r.node.flush_all();
-    r.node.on_push(0, confirmation("subscribe", "C"));
+    r.join("C", true, false);
+    r.confirm("C");
     let new = r.read_of("C");
     assert_ne!(old, new);
     r.node.on_state(0, &name("C"), old, &state());
@@ -231,30 +243,16 @@ fn a_read_of_an_ended_join_is_not_taken_by_the_next_join_of_the_name() {
 #[test]
 fn a_state_read_redis_refuses_is_tried_again_then_the_home_is_told() {
     let mut r = rig();
-    r.node.request(Request::Watch {
-        name: name("B"),
-        create: false,
-    });
-    r.node.flush_all();
+    r.join("B", false, false);
     r.sub_commands();
     let wrong = || Reply::Error("WRONGTYPE Operation against a key holding the wrong kind".into());
     for attempt in 1..=MAX_REFUSALS {
-        r.node.on_push(0, confirmation("subscribe", "B"));
+        r.confirm("B");
         let read = r.read_of("B");
         r.node.on_state(0, &name("B"), read, &wrong());
         assert_eq!(r.synced(), 0, "no mirror from a refused read");
-        let told = r
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| matches!(e, Event::Refused { .. }));
-        let closed = r
-            .events
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|e| matches!(e, Event::Closed { .. }));
+        let told = r.emitted(|e| matches!(e, Event::Refused { .. }));
+        let closed = r.emitted(|e| matches!(e, Event::Closed { .. }));
         assert!(!closed, "a refused read is not taken for an absent channel");
         if attempt < MAX_REFUSALS {
             assert!(
@@ -286,12 +284,8 @@ fn a_state_read_redis_refuses_is_tried_again_then_the_home_is_told() {
 #[test]
 fn a_redis_still_loading_takes_the_shard_down_after_the_read_and_joins_start_over() {
     let mut r = rig();
-    r.node.request(Request::Watch {
-        name: name("L"),
-        create: true,
-    });
-    r.node.flush_all();
-    r.node.on_push(0, confirmation("subscribe", "L"));
+    r.join("L", true, false);
+    r.confirm("L");
     let loading = Reply::Error("LOADING Redis is loading the dataset in memory".into());
     r.answer_until_state(loading);
     assert!(
@@ -333,23 +327,16 @@ fn a_refused_ping_takes_the_shard_down_to_connect_again() {
 fn a_replica_is_retried_with_backoff_and_the_mirrors_asked_again_once() {
     let mut r = rig();
     r.up();
-    r.node.request(Request::Watch {
-        name: name("R"),
-        create: true,
-    });
-    r.node.flush_all();
-    r.node.on_push(0, confirmation("subscribe", "R"));
+    r.join("R", true, false);
+    r.confirm("R");
     let readonly = || Reply::Error("READONLY You can't write against a read only replica.".into());
     r.answer_until_state(readonly());
     r.node.read_shard(0);
     let sh = &r.node.shards[0];
     assert!(sh.cmd.is_none() && sh.refusing, "down, refusing");
-    assert!(
-        sh.resubscribe,
-        "the mirrors are asked again after this outage"
-    );
-    // The next connection comes up (PING answered) and the next read is refused again.
-    r.node.shards[0].resubscribe = false;
+    assert!(sh.served, "the mirrors are asked again after this outage");
+    // The next connection asks them (and forgets it) and comes up (PING answered); the next
+    // read is refused again.
     r.node.shards[0].served = false;
     let before = r.node.shards[0].backoff;
     r.node.shard_up(0);
@@ -360,10 +347,7 @@ fn a_replica_is_retried_with_backoff_and_the_mirrors_asked_again_once() {
     );
     assert!(!sh.served, "a refusing instance serves no mirror");
     r.node.down(0, "refused again");
-    assert!(
-        !r.node.shards[0].resubscribe,
-        "not asked again for this outage"
-    );
+    assert!(!r.node.shards[0].served, "not asked again for this outage");
 }
 
 #[test]

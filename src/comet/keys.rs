@@ -98,14 +98,19 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
+    /// The address of the boxed form, when the word holds one.
+    fn boxed(&self) -> Option<usize> {
+        let addr = address(self.0);
+        (self.0 & TAG != 0 && addr != 0).then_some(addr)
+    }
+
     fn view(&self) -> View<'_> {
         if self.0 & TAG == 0 {
             return View::One(self.0);
         }
-        let addr = address(self.0);
-        if addr == 0 {
+        let Some(addr) = self.boxed() else {
             return View::Empty;
-        }
+        };
         // SAFETY: a tagged word with a non-zero address was made by `encode` from a live
         // `Box<Many>` that this `Keys` owns alone (it is freed only by `take_many`, which resets
         // the word first); its provenance was exposed there. Shared for as long as `&self`.
@@ -113,20 +118,14 @@ impl Keys {
     }
 
     fn many_mut(&mut self) -> Option<&mut Many> {
-        let addr = address(self.0);
-        if self.0 & TAG == 0 || addr == 0 {
-            return None;
-        }
+        let addr = self.boxed()?;
         // SAFETY: as in `view`; `&mut self` makes this the only reference for its lifetime.
         Some(unsafe { &mut *std::ptr::with_exposed_provenance_mut::<Many>(addr) })
     }
 
     /// Takes the boxed form out, leaving no key; `None` when the keys were inline.
     fn take_many(&mut self) -> Option<Box<Many>> {
-        let addr = address(self.0);
-        if self.0 & TAG == 0 || addr == 0 {
-            return None;
-        }
+        let addr = self.boxed()?;
         self.0 = NONE;
         // SAFETY: the box `encode` leaked; the word no longer names it, so it is rebuilt once.
         Some(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut::<Many>(addr)) })

@@ -26,13 +26,14 @@ use super::ws_channels::sub_for;
 use super::Worker;
 use crate::api::home::Effect;
 use crate::api::{admin, subscribe, HomeOp, HomeRequest};
-use crate::cluster::{wire, Entry, Event, Op, OpResult, Request, State};
+use crate::cluster::{wire, Entry, Event, LinkStats, Op, OpResult, Request, State};
 use crate::comet::auth::Credential;
 use crate::comet::hub::{Gapped, MirrorState, MirrorStep, Resynced, SubscribeError};
 use crate::comet::message::MsgType;
 use crate::comet::name::Name;
 use crate::engine::Token;
 use crate::memory::ShrinkIdle;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The operation Redis runs for an admin request (its content moved out).
 fn op_of(request: &mut HomeRequest) -> Op {
@@ -302,9 +303,7 @@ impl Worker {
             return;
         };
         if *result == OpResult::Published {
-            self.stats()
-                .pushes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.stats().pushes.fetch_add(1, Ordering::Relaxed);
         }
         let date = self.date.get();
         let sub_timeout = self.config.front.polling_timeout;
@@ -390,7 +389,7 @@ impl Worker {
             .mirror_message(name, epoch, entry.seq, entry.kind, &entry.content)
         {
             MirrorStep::Deliver(p) => {
-                self.count_messages_in(1);
+                self.count(|s| &s.messages_in, 1);
                 self.apply(Effect::Deliver(p));
             }
             MirrorStep::Jump => self.ask_resync(name),
@@ -398,12 +397,10 @@ impl Worker {
         }
     }
 
-    fn count_messages_in(&mut self, n: u64) {
-        if let Some(side) = self.side() {
-            side.handle
-                .stats
-                .messages_in
-                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    /// Adds `n` to one of the node's link counters (`/stats`).
+    fn count(&self, counter: impl Fn(&LinkStats) -> &AtomicU64, n: u64) {
+        if let Some(side) = self.cluster.as_deref() {
+            counter(&side.handle.stats).fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -424,30 +421,26 @@ impl Worker {
     /// The channel was closed in Redis (in `epoch`; `None`: it is gone whatever the
     /// incarnation): the mirror goes, and the node stops listening to it.
     fn cluster_closed(&mut self, name: &Name, epoch: Option<u32>) {
-        if epoch.is_none() {
-            if let Some(side) = self.side() {
+        let mine = self.hub.mirror_epoch(name);
+        let closes = mine.is_some() && (epoch.is_none() || epoch == mine);
+        if let Some(side) = self.side() {
+            if closes || epoch.is_none() {
+                // Without an epoch the node ended the join (and let the channel go) already.
                 side.resyncing.remove(name);
             }
+            if closes && epoch.is_some() {
+                side.out.push(Request::Unwatch {
+                    name: Name::clone(name),
+                });
+            }
         }
-        let Some(mine) = self.hub.mirror_epoch(name) else {
-            return;
-        };
-        if epoch.is_some_and(|e| e != mine) {
+        if !closes {
             return;
         }
         if let Some(closed) = self.hub.close(name) {
             self.apply(Effect::Closed(closed));
         }
         self.announce_presence();
-        if let Some(side) = self.side() {
-            side.resyncing.remove(name);
-            if epoch.is_some() {
-                // (Without an epoch the node let it go already.)
-                side.out.push(Request::Unwatch {
-                    name: Name::clone(name),
-                });
-            }
-        }
     }
 
     /// The state a resync asked for: the mirror takes what it missed, or its subscribers are
@@ -461,18 +454,13 @@ impl Worker {
         match self.hub.mirror_resync(name, mirror) {
             Resynced::Unknown | Resynced::Current => {}
             Resynced::Filled(missed) => {
-                self.count_messages_in(missed.len() as u64);
+                self.count(|s| &s.messages_in, missed.len() as u64);
                 for p in missed {
                     self.apply(Effect::Deliver(p));
                 }
             }
             Resynced::Gap(gap, stored) => {
-                if let Some(side) = self.side() {
-                    side.handle
-                        .stats
-                        .gaps
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                self.count(|s| &s.gaps, 1);
                 self.cluster_gap(gap, stored);
             }
         }
