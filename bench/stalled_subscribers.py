@@ -4,12 +4,13 @@
 N /stream subscribers of one channel stop reading (a small receive buffer, never read), then
 M pushes of S bytes each go to the channel over one pipelined admin connection. The server's RSS
 is sampled throughout; printed: RSS before, the peak, the peak minus before against the bytes
-pushed while stalled (a frame shared by every subscriber should cost its bytes once plus a small
-reference each), how many subscribers the server cut at their output cap, and RSS once they are
-all gone. Bounded: every socket has a timeout and the run stops after --timeout seconds.
+pushed while stalled and against one copy of what a subscriber can hold queued (the bytes pushed,
+at most the server's output cap: a frame shared by every subscriber should cost its bytes once
+plus a small reference each), how many subscribers the server cut at their output cap, and RSS
+once they are all gone. Bounded: every socket has a timeout and the run stops after --timeout seconds.
 
 Usage: bench/stalled_subscribers.py --admin HOST:PORT --front HOST:PORT --pid PID
-           [--subscribers 100] [--pushes 20000] [--size 1024] [--json]
+           [--subscribers 100] [--pushes 20000] [--size 1024] [--output-cap BYTES] [--json]
 Depends on: python3 only (raw sockets, /proc/PID/status).
 """
 
@@ -89,6 +90,12 @@ def main():
     p.add_argument("--subscribers", type=int, default=100)
     p.add_argument("--pushes", type=int, default=20000)
     p.add_argument("--size", type=int, default=1024)
+    p.add_argument(
+        "--output-cap",
+        type=int,
+        default=8 << 20,
+        help="the server's limits.max_output_size (default: its default)",
+    )
     p.add_argument("--timeout", type=float, default=120)
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
@@ -122,6 +129,8 @@ def main():
         "rss_growth": peak - before,
         "growth_per_subscriber": (peak - before) / a.subscribers,
         "growth_over_bytes_pushed": (peak - before) / pushed if pushed else None,
+        "one_copy_queued": min(pushed, a.output_cap),
+        "growth_over_one_copy": (peak - before) / min(pushed, a.output_cap) if pushed else None,
         "slow_consumers_closed": cut,
         "rss_after_all_gone": after,
         "rss_kept_after": after - before,

@@ -429,6 +429,62 @@ fn long_poll_chains_never_miss_or_repeat(engine: &'static str) {
         == "{\"cname\": \"lp\", \"subscribers\": 0}\n"));
 }
 
+engine_tests!(a_publisher_ahead_of_the_home_waits_for_it_and_loses_nothing);
+/// Pushes answered on the publisher's worker run ahead of their channel's home by at most
+/// `limits.publish_ahead` bytes; past it, a push's reply waits for the home
+/// (`rcomet_push_waits_total`). With a window of 0 every push to a channel homed on the other
+/// worker waits; with a small one pushes switch between the two ways as the home keeps up or
+/// not. Either way every reply comes back in request order and every subscriber gets every
+/// message once, in order. The channel names are homed on both workers (the home hash is
+/// fixed), so whichever worker takes the admin connection, pushes go to a home elsewhere.
+fn a_publisher_ahead_of_the_home_waits_for_it_and_loses_nothing(engine: &'static str) {
+    const CHANNELS: usize = 8;
+    const PUSHES: usize = 400;
+    for window in ["0", "4096"] {
+        let server = Server::start(
+            Opts::new(engine)
+                .threads(2)
+                .arg("--publish-ahead")
+                .arg(window),
+        );
+        let subs: Vec<Conn> = (0..CHANNELS)
+            .map(|i| open_stream(server.front, &format!("w{i}")))
+            .collect();
+        let body = "x".repeat(2000);
+        let mut pipeline = Vec::new();
+        for k in 0..PUSHES {
+            let cname = format!("w{}", k % CHANNELS);
+            pipeline.extend_from_slice(
+                format!("GET /push?cname={cname}&content={k}-{body} HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+        let mut admin = Conn::open(server.admin);
+        admin.send(&pipeline);
+        for k in 0..PUSHES {
+            let r = admin.read_response();
+            assert_eq!(r.text(), "{\"type\":\"ok\"}\n", "window {window}: push {k}");
+        }
+        for (i, c) in subs.into_iter().enumerate() {
+            let (got, _open) = read_stream(c, (PUSHES / CHANNELS) as i64);
+            let want: Vec<(i64, String)> = (0..PUSHES)
+                .filter(|k| k % CHANNELS == i)
+                .enumerate()
+                .map(|(n, k)| (n as i64 + 1, format!("{k}-{body}")))
+                .collect();
+            assert!(
+                got == want,
+                "window {window}, channel w{i}: not every push once and in order"
+            );
+        }
+        let waited = server.metric("rcomet_push_waits_total");
+        assert!(waited < PUSHES as u64, "window {window}: every push waited");
+        if window == "0" {
+            assert!(waited > 0, "window 0: no push waited for its home");
+        }
+    }
+}
+
 engine_tests!(presence_and_tokens_cover_channels_on_both_workers);
 fn presence_and_tokens_cover_channels_on_both_workers(engine: &'static str) {
     const CHANNELS: usize = 20;

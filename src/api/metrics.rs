@@ -30,6 +30,8 @@ pub struct WorkerSnapshot {
     pub pushes: u64,
     pub deliveries: u64,
     pub replays: u64,
+    /// Pushes whose reply waited for their channel's home (its mailbox was full of them).
+    pub push_waits: u64,
     pub noops: u64,
     pub bytes_out: u64,
     pub requests: u64,
@@ -126,6 +128,10 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
         .sample("", sum(w, |w| w.deliveries));
     let help = "Stored messages sent in subscriptions' catch-up.";
     Family::new(&mut t, "rcomet_replays_total", "counter", help).sample("", sum(w, |w| w.replays));
+    let help = "Pushes answered only once their channel's home stored them, because the home was \
+                behind with the pushes answered before (a publisher faster than the fan-out).";
+    Family::new(&mut t, "rcomet_push_waits_total", "counter", help)
+        .sample("", sum(w, |w| w.push_waits));
     let help = "Heartbeats (noop) sent.";
     Family::new(&mut t, "rcomet_noops_total", "counter", help).sample("", sum(w, |w| w.noops));
     let help = "Bytes queued for clients.";

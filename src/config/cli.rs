@@ -158,6 +158,10 @@ struct Args {
     #[arg(long, value_name = "BYTES")]
     buffer_budget: Option<String>,
 
+    /// Bytes of pushes answered but not yet stored that one channel home may have waiting; beyond, a push's reply waits for its home [file: limits.publish_ahead] [default: 262144]
+    #[arg(long, value_name = "BYTES")]
+    publish_ahead: Option<String>,
+
     /// trace, debug, info, warn, error, fatal or none [file: logger.level] [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -188,7 +192,7 @@ struct Args {
 }
 
 /// Every override flag: its name, the config-file key it sets, and its value if given.
-fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 27] {
+fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 28] {
     [
         ("--threads", "server.threads", a.threads.as_deref()),
         ("--engine", "server.engine", a.engine.as_deref()),
@@ -269,6 +273,11 @@ fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 27] {
             "--buffer-budget",
             "limits.buffer_budget",
             a.buffer_budget.as_deref(),
+        ),
+        (
+            "--publish-ahead",
+            "limits.publish_ahead",
+            a.publish_ahead.as_deref(),
         ),
         ("--log-level", "logger.level", a.log_level.as_deref()),
         ("--log-output", "logger.output", a.log_output.as_deref()),
@@ -530,6 +539,7 @@ mod tests {
             "limits.max_cname_length" => d.limits.max_cname_bytes.to_string(),
             "limits.max_output_size" => d.limits.max_output_bytes.to_string(),
             "limits.buffer_budget" => d.limits.buffer_budget_bytes.to_string(),
+            "limits.publish_ahead" => d.limits.publish_ahead_bytes.to_string(),
             "logger.level" => d.logger.level.to_string().to_lowercase(),
             "logger.output" => "stdout".into(),
             "pidfile" | "server.snapshot" | "cluster.redis" => "none".into(),

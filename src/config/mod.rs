@@ -195,6 +195,10 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Per worker: sum of borrowed read/write buffers.
     pub buffer_budget_bytes: usize,
+    /// Per channel home: pushes answered on their publisher's worker and not stored yet
+    /// (bytes); beyond, a push's reply waits for its home (`worker::home`). 0: every push to a
+    /// channel homed elsewhere waits for its home.
+    pub publish_ahead_bytes: usize,
     /// A WebSocket client's message (all its fragments); beyond → close 1009. Clients send
     /// small commands, not data.
     pub max_ws_message_bytes: usize,
@@ -281,6 +285,7 @@ impl Default for Limits {
             max_cname_bytes: 1024,
             max_output_bytes: 8 * MIB,
             buffer_budget_bytes: 512 * MIB,
+            publish_ahead_bytes: 256 * KIB,
             max_ws_message_bytes: 4 * KIB,
             max_ws_channels: 16,
         }

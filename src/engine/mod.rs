@@ -10,6 +10,7 @@
 //!
 //! Depends on: libc, socket2, io-uring. Nothing else in the crate.
 
+pub mod append_buf;
 pub mod epoll;
 pub mod out;
 pub mod probe;

@@ -2,15 +2,15 @@
 //! between many connections (a pushed message is encoded once and every subscriber's queue points at
 //! the same bytes), some static. Sending removes bytes from the front.
 //!
-//! Frames of one turn shared by many subscribers: the worker appends the frames of a channel's
-//! messages to one buffer per turn (a *batch*) and each subscriber's queue takes a range of it
-//! (`push_batch`), consecutive frames growing the same range. Before its first send the queue
-//! swaps each range for a reference to the sealed, shared buffer (`seal`). So a subscriber that
-//! stops reading holds one segment per turn of frames it missed, not one per frame, and the
-//! frames themselves exist once.
+//! Frames shared by many subscribers: the worker appends the frames of a channel's messages to
+//! an append-only buffer (`append_buf`) and each subscriber's queue takes a range of it
+//! (`push_range`), consecutive frames growing the same range. So a subscriber that stops reading
+//! holds one segment per buffer of frames it missed (up to 64 KiB of them), not one per frame,
+//! and the frames themselves exist once.
 //!
-//! Depends on: std only.
+//! Depends on: engine::append_buf, std.
 
+use super::append_buf::SharedRange;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -38,19 +38,8 @@ enum Segment {
         body: Arc<[u8]>,
         tail: &'static [u8],
     },
-    /// Bytes `start..end` of batch `id` of turn `turn`, not sealed yet: never sent as such.
-    Batch {
-        turn: u32,
-        id: u32,
-        start: u32,
-        end: u32,
-    },
-    /// Bytes `start..end` of a sealed batch shared with other queues.
-    Slice {
-        bytes: Arc<[u8]>,
-        start: u32,
-        end: u32,
-    },
+    /// Frames written once in a shared append-only buffer.
+    Range(SharedRange),
 }
 
 impl Segment {
@@ -69,23 +58,12 @@ impl Segment {
                 body,
                 tail,
             ],
-            Segment::Slice { bytes, start, end } => [
-                bytes
-                    .get(*start as usize..*end as usize)
-                    .unwrap_or_default(),
-                &[],
-                &[],
-            ],
-            // `seal` runs before any send; an unsealed range has no bytes to show.
-            Segment::Batch { .. } => [&[], &[], &[]],
+            Segment::Range(range) => [range.bytes(), &[], &[]],
         }
     }
 
     fn len(&self) -> usize {
-        match self {
-            Segment::Batch { start, end, .. } => (end - start) as usize,
-            _ => self.parts().iter().map(|p| p.len()).sum(),
-        }
+        self.parts().iter().map(|p| p.len()).sum()
     }
 }
 
@@ -100,8 +78,6 @@ pub struct OutQueue {
     /// An emptied owned buffer kept for the next owned segment, so a queue that is reused (the
     /// worker pools them) appends without allocating.
     spare: Vec<u8>,
-    /// Batch ranges not sealed yet (`push_batch`, `seal`).
-    unsealed: u32,
 }
 
 /// A drained queue kept for reuse keeps a segment list of at most this capacity.
@@ -181,73 +157,19 @@ impl OutQueue {
         });
     }
 
-    /// Appends bytes `start..end` of this turn's batch `id` (see the module doc): the last
-    /// segment grows when it is the range just before in the same batch. False (nothing queued)
-    /// when the range cannot be one: empty, or past `u32` offsets.
-    pub fn push_batch(&mut self, turn: u32, id: u32, start: usize, end: usize) -> bool {
-        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
-            return false;
-        };
-        if end <= start {
-            return false;
+    /// Appends frames written in a shared append-only buffer: the last segment grows when it is
+    /// the range just before in the same buffer.
+    pub fn push_range(&mut self, range: SharedRange) {
+        if range.is_empty() {
+            return;
         }
-        self.queued += (end - start) as usize;
-        if let Some(Segment::Batch {
-            turn: t,
-            id: i,
-            end: e,
-            ..
-        }) = self.segments.back_mut()
-        {
-            if *t == turn && *i == id && *e == start {
-                *e = end;
-                return true;
+        self.queued += range.len();
+        if let Some(Segment::Range(last)) = self.segments.back_mut() {
+            if last.extend(&range) {
+                return;
             }
         }
-        self.unsealed += 1;
-        self.segments.push_back(Segment::Batch {
-            turn,
-            id,
-            start,
-            end,
-        });
-        true
-    }
-
-    /// Replaces every batch range with a reference to its sealed buffer (`batches[id]` of
-    /// `turn`). False when a range belongs to another turn or an unknown batch: its bytes are
-    /// gone, and the connection must be closed rather than sent a broken stream.
-    pub fn seal(&mut self, turn: u32, batches: &[Arc<[u8]>]) -> bool {
-        if self.unsealed == 0 {
-            return true;
-        }
-        let mut whole = true;
-        for seg in self.segments.iter_mut().rev() {
-            if self.unsealed == 0 {
-                break;
-            }
-            let Segment::Batch {
-                turn: t,
-                id,
-                start,
-                end,
-            } = *seg
-            else {
-                continue;
-            };
-            self.unsealed -= 1;
-            match batches.get(id as usize).filter(|_| t == turn) {
-                Some(bytes) if end as usize <= bytes.len() => {
-                    *seg = Segment::Slice {
-                        bytes: Arc::clone(bytes),
-                        start,
-                        end,
-                    };
-                }
-                _ => whole = false,
-            }
-        }
-        whole && self.unsealed == 0
+        self.segments.push_back(Segment::Range(range));
     }
 
     /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
@@ -332,9 +254,6 @@ impl OutQueue {
 
     /// Keeps a drained owned buffer as the spare if there is none yet and it is not large.
     fn keep_spare(&mut self, seg: Segment) {
-        if let Segment::Batch { .. } = seg {
-            self.unsealed = self.unsealed.saturating_sub(1);
-        }
         if let Segment::Owned(mut v) = seg {
             if self.spare.capacity() == 0 && v.capacity() <= SPARE_MAX_CAPACITY {
                 v.clear();
@@ -355,7 +274,6 @@ impl OutQueue {
             sent_in_front: self.sent_in_front,
             queued: 0,
             spare: Vec::new(),
-            unsealed: 0,
         };
         let mut moved = 0;
         for _ in 0..max_segments {
@@ -465,44 +383,36 @@ mod tests {
     }
 
     #[test]
-    fn batch_ranges_grow_then_become_shared_references_when_sealed() {
+    fn ranges_of_one_buffer_grow_one_segment_and_hold_the_buffer_until_sent() {
+        use crate::engine::append_buf::AppendBuf;
+        let mut a = AppendBuf::with_capacity(64);
+        let mut b = AppendBuf::with_capacity(64);
         let mut q = OutQueue::default();
         q.push_bytes(b"head|");
-        q.push_batch(7, 0, 0, 4);
-        q.push_batch(7, 0, 4, 9);
-        q.push_batch(7, 1, 0, 3);
+        q.push_range(a.append(&[b"aaaa"]).expect("fits"));
+        q.push_range(a.append(&[b"bbbbb"]).expect("fits"));
+        q.push_range(b.append(&[b"xyz"]).expect("fits"));
         q.push_bytes(b"|noop|");
-        q.push_batch(7, 0, 9, 12);
+        q.push_range(a.append(&[b"ccc"]).expect("fits"));
         assert_eq!(
             q.segments.len(),
             5,
-            "consecutive ranges of one batch are one segment"
+            "consecutive ranges of one buffer are one segment"
         );
         assert_eq!(q.queued(), 5 + 9 + 3 + 6 + 3);
-        let batches: Vec<Arc<[u8]>> = vec![Arc::from(&b"aaaabbbbbccc"[..]), Arc::from(&b"xyz"[..])];
-        assert!(q.seal(7, &batches));
         assert_eq!(q.to_vec(), b"head|aaaabbbbbxyz|noop|ccc");
-        assert_eq!(Arc::strong_count(&batches[0]), 3, "referenced, not copied");
-        q.advance(5 + 9);
-        assert_eq!(Arc::strong_count(&batches[0]), 2);
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        assert_eq!(q.iovecs(&mut iov), 5);
+        assert!(a.is_shared() && b.is_shared(), "referenced, not copied");
+        q.advance(5 + 9 + 3);
+        assert!(!b.is_shared(), "sent: let go");
+        assert!(a.is_shared(), "its last range is still queued");
         q.advance(usize::MAX);
         assert!(q.is_empty());
-        assert_eq!(Arc::strong_count(&batches[0]), 1);
-    }
-
-    #[test]
-    fn a_range_of_another_turn_is_refused() {
-        let mut q = OutQueue::default();
-        q.push_batch(1, 0, 0, 3);
-        q.push_batch(2, 0, 0, 3);
-        let batches: Vec<Arc<[u8]>> = vec![Arc::from(&b"abc"[..])];
-        assert!(!q.seal(2, &batches), "turn 1's bytes are gone");
-        let mut q = OutQueue::default();
-        q.push_batch(2, 5, 0, 3);
-        assert!(!q.seal(2, &batches), "no batch 5");
-        let mut q = OutQueue::default();
-        q.push_batch(2, 0, 0, 4);
-        assert!(!q.seal(2, &batches), "past the batch's end");
+        assert!(!a.is_shared());
     }
 
     #[test]

@@ -1,99 +1,130 @@
-//! `FrameBatches`: this turn's delivered frames of channels with several subscribers on this
-//! worker, each frame stored once. Frames of one channel and one framing class (transport,
-//! chunking, ids: whatever makes the bytes of a frame the same for every subscriber) go into one
-//! buffer per turn; each subscriber's queue takes the range of its frames (`OutQueue::push_batch`),
-//! which consecutive frames extend. At flush time the buffers are sealed into shared ones and
-//! every queue swaps its ranges for references (`OutQueue::seal`).
+//! `FrameBatches`: the delivered frames of channels with several subscribers on this worker,
+//! each frame written once. Frames of one channel and one framing class (transport, chunking,
+//! ids: whatever makes the bytes of a frame the same for every subscriber) go into one
+//! append-only buffer, a *batch* (`engine::append_buf`); each subscriber's queue takes the range
+//! of its frames (`OutQueue::push_range`), which consecutive frames extend.
 //!
-//! Why: 100 subscribers of a channel that stop reading used to hold one 64-byte segment per
-//! frame each (and the frame's JSON once): for 1 KiB messages that is six more copies' worth of
-//! segments. Now each holds one segment per turn of frames it missed, and the frames exist once.
+//! A batch whose bytes some queue still holds when the turn ends stays open, so the frames of
+//! the next turns follow on in the same buffer: a subscriber that stops reading holds one range
+//! per buffer (up to `BATCH_MAX` bytes of frames) however many turns it misses, and the frames
+//! exist once on this worker. A batch nobody holds any more is let go when its turn ends.
 //!
-//! Depends on: std only.
+//! Across workers: a message for a channel with subscribers on several workers travels with a
+//! `FirstFrame`, which the first worker to write the message's frame fills in; the other workers
+//! take that range for their subscribers of the same framing instead of writing a copy of their
+//! own. So the frames of a channel spread over the workers exist once in the process.
+//!
+//! Depends on: engine (append_buf), comet (Name), std.
 
 use crate::comet::name::Name;
+use crate::engine::append_buf::{AppendBuf, SharedRange};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// A batch takes no more frames once it holds this many bytes; the next frame of its channel
-/// and class starts another one. A subscriber's range keeps the whole buffer alive while its
-/// queue counts only the range, so this bounds what a range can hold beyond what it counts (a
-/// subscriber that joined late in a turn, or skipped frames).
+/// Most bytes one buffer holds (a bigger frame gets a buffer of its own). A subscriber's range
+/// keeps its whole buffer alive while its queue counts only the range, so this bounds what a
+/// range can hold beyond what it counts (a subscriber that joined late, or skipped frames).
 const BATCH_MAX: usize = 64 * 1024;
 
-/// Batches a turn may leave its tables sized for; a larger turn's tables are let go.
-const KEEP_BATCHES: usize = 64;
+/// The first buffer of a batch holds at least this many bytes; each next one of the same batch
+/// twice its predecessor, up to `BATCH_MAX`.
+const FIRST_CAPACITY: usize = 1024;
 
-/// A frame already stored in a batch this turn: which message (held, so its address cannot be
-/// reused by another message within the turn), with which tail, and where its bytes are.
+/// Batches kept open past their turn, at most; others start a new buffer on their next frame.
+const KEEP_OPEN: usize = 1024;
+
+/// A batch table this many times larger than what it holds is shrunk at the end of a turn.
+const SHRINK_FACTOR: usize = 4;
+
+/// The frame stored last in a batch: which message (held, so its address cannot be reused by
+/// another message meanwhile), with which head length and tail, and its bytes.
 struct Stored {
     json: Arc<[u8]>,
     tail: &'static [u8],
-    start: usize,
-    end: usize,
+    head_len: usize,
+    range: SharedRange,
 }
 
-/// One batch being filled this turn.
-#[derive(Default)]
+/// One batch.
 struct Open {
-    bytes: Vec<u8>,
-    /// The last frame stored: the next subscriber of the same message takes the same range.
+    key: Key,
+    buf: AppendBuf,
+    /// The last frame stored this turn: the next subscriber of the same message takes the same
+    /// range.
     last: Option<Stored>,
 }
 
 /// (channel name's address, framing class). The address only groups frames: a channel freed and
-/// created again within the turn may share a batch, which changes no byte.
+/// another created at the same address may share a batch, which changes no byte.
 type Key = (usize, u8);
 
-/// The batches of the current turn.
+/// One message's frame, written by the first worker that framed it for a batch, for the other
+/// workers delivering the same message (see the module doc). Shared between the workers a
+/// message goes to; it is filled at most once.
+#[derive(Debug, Default)]
+pub struct FirstFrame(OnceLock<(u8, SharedRange)>);
+
+impl FirstFrame {
+    /// Offers the frame of class `class` just written; kept when none was before.
+    pub fn offer(&self, class: u8, range: &SharedRange) {
+        let _ = self.0.set((class, range.clone()));
+    }
+
+    /// The frame written for `class`, if it is `head + json + tail` for a JSON of `json_len`
+    /// bytes (the JSON is this message's: the frame belongs to the same message).
+    pub fn matching(
+        &self,
+        class: u8,
+        head: &[u8],
+        json_len: usize,
+        tail: &[u8],
+    ) -> Option<&SharedRange> {
+        let (c, range) = self.0.get()?;
+        let bytes = range.bytes();
+        let fits = *c == class
+            && bytes.len() == head.len() + json_len + tail.len()
+            && bytes.starts_with(head)
+            && bytes.ends_with(tail);
+        fits.then_some(range)
+    }
+}
+
+/// The open batches.
 #[derive(Default)]
 pub struct FrameBatches {
-    /// Counts turns, so a range left unsealed from an earlier turn is never read as this one's.
-    turn: u32,
-    /// Batch id by key.
+    /// Batch index by key.
     ids: HashMap<Key, u32>,
-    /// The key and id of the last store: one delivery's subscribers share them, so the map is
+    /// The key and index of the last store: one delivery's subscribers share them, so the map is
     /// consulted once per message and channel, not once per subscriber.
     recent: Option<(Key, u32)>,
-    /// The open batches, by id.
     open: Vec<Open>,
-    /// The sealed batches of this turn, by id (filled by `seal`).
-    sealed: Vec<Arc<[u8]>>,
 }
 
 impl FrameBatches {
-    /// The turn the stored ranges belong to.
-    pub fn turn(&self) -> u32 {
-        self.turn
-    }
-
-    /// The id of the batch of `key` that takes a frame of `len` more bytes: a new one when there
-    /// is none or it is full.
+    /// The index of the batch of `key`, opened with room for a first frame of `len` bytes when
+    /// there is none.
     fn batch_for(&mut self, key: Key, len: usize) -> u32 {
         let found = match self.recent {
             Some((k, id)) if k == key => Some(id),
             _ => self.ids.get(&key).copied(),
         };
-        let full = |id: u32, open: &[Open]| {
-            open.get(id as usize)
-                .is_some_and(|b| !b.bytes.is_empty() && b.bytes.len() + len > BATCH_MAX)
-        };
-        let id = match found {
-            Some(id) if !full(id, &self.open) => id,
-            _ => {
-                let id = self.open.len() as u32;
-                self.open.push(Open::default());
-                self.ids.insert(key, id);
-                id
-            }
-        };
+        let id = found.unwrap_or_else(|| {
+            let id = self.open.len() as u32;
+            self.open.push(Open {
+                key,
+                buf: AppendBuf::with_capacity(len.max(FIRST_CAPACITY)),
+                last: None,
+            });
+            self.ids.insert(key, id);
+            id
+        });
         self.recent = Some((key, id));
         id
     }
 
     /// Stores `head + json + tail` in the batch of (`channel`, `class`) unless the previous
-    /// frame stored there is the same one (same message, head and tail); returns the batch id and
-    /// the frame's range in it.
+    /// frame stored there is the same one (same message, head and tail); returns the frame's
+    /// bytes. `None` for an empty frame.
     pub fn store(
         &mut self,
         channel: &Name,
@@ -101,69 +132,70 @@ impl FrameBatches {
         head: &[u8],
         json: &Arc<[u8]>,
         tail: &'static [u8],
-    ) -> (u32, usize, usize) {
-        let key = (channel.addr(), class);
-        let id = self.batch_for(key, json.len());
-        let Some(batch) = self.open.get_mut(id as usize) else {
-            return (id, 0, 0);
-        };
+    ) -> Option<SharedRange> {
+        let len = head.len() + json.len() + tail.len();
+        let id = self.batch_for((channel.addr(), class), len);
+        let batch = self.open.get_mut(id as usize)?;
         if let Some(s) = &batch.last {
             let same = Arc::ptr_eq(&s.json, json)
                 && std::ptr::eq(s.tail, tail)
-                && batch.bytes.get(s.start..s.start + head.len()) == Some(head)
-                && s.end - s.start == head.len() + json.len() + tail.len();
+                && s.head_len == head.len()
+                && s.range.bytes().get(..head.len()) == Some(head);
             if same {
-                return (id, s.start, s.end);
+                return Some(s.range.clone());
             }
         }
-        let start = batch.bytes.len();
-        batch.bytes.extend_from_slice(head);
-        batch.bytes.extend_from_slice(json);
-        batch.bytes.extend_from_slice(tail);
-        let end = batch.bytes.len();
+        if batch.buf.room() < len {
+            let grown = batch.buf.capacity().saturating_mul(2).min(BATCH_MAX);
+            batch.buf = AppendBuf::with_capacity(grown.max(len));
+        }
+        let range = batch.buf.append(&[head, json, tail])?;
         batch.last = Some(Stored {
             json: Arc::clone(json),
             tail,
-            start,
-            end,
+            head_len: head.len(),
+            range: range.clone(),
         });
-        (id, start, end)
+        Some(range)
     }
 
-    /// True when nothing was stored this turn.
+    /// Open batches.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty()
+    pub fn len(&self) -> usize {
+        self.open.len()
     }
 
-    /// Seals this turn's batches (each becomes one shared buffer, sized to its bytes).
-    pub fn seal(&mut self) -> &[Arc<[u8]>] {
-        let done = self.sealed.len();
-        for batch in self.open.iter_mut().skip(done) {
-            self.sealed
-                .push(Arc::from(std::mem::take(&mut batch.bytes)));
-        }
-        &self.sealed
-    }
-
-    /// Ends the turn: the batches are let go (the queues that reference them keep them alive).
+    /// Ends the turn, after its flush: a batch some queue still holds stays open for the next
+    /// turns' frames (at most `KEEP_OPEN` of them); the others are let go (the queues that
+    /// reference them keep their buffers alive).
     pub fn finish_turn(&mut self) {
-        let turn = self.turn.wrapping_add(1);
-        if self.open.capacity() > KEEP_BATCHES {
-            *self = FrameBatches::default();
-        } else {
-            self.ids.clear();
-            self.recent = None;
-            self.open.clear();
-            self.sealed.clear();
+        self.recent = None;
+        if self.open.is_empty() {
+            return;
         }
-        self.turn = turn;
+        let mut kept = 0;
+        self.open.retain_mut(|batch| {
+            batch.last = None;
+            let keep = kept < KEEP_OPEN && batch.buf.is_shared() && batch.buf.room() > 0;
+            kept += usize::from(keep);
+            keep
+        });
+        self.ids.clear();
+        for (id, batch) in self.open.iter().enumerate() {
+            self.ids.insert(batch.key, id as u32);
+        }
+        let floor = KEEP_OPEN / 16;
+        if self.open.capacity() > (self.open.len() * SHRINK_FACTOR).max(floor) {
+            self.open.shrink_to(self.open.len().max(floor));
+            self.ids.shrink_to(self.open.len().max(floor));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::OutQueue;
 
     #[test]
     fn a_frame_is_stored_once_for_every_subscriber_and_frames_follow_each_other() {
@@ -171,54 +203,138 @@ mod tests {
         let channel: Name = Name::from(&b"c"[..]);
         let m1: Arc<[u8]> = Arc::from(&b"{\"seq\":1}"[..]);
         let m2: Arc<[u8]> = Arc::from(&b"{\"seq\":2}"[..]);
-        let first = b.store(&channel, 1, b"9\r\n", &m1, b"\r\n");
-        assert_eq!(first, (0, 0, 14));
-        assert_eq!(
-            b.store(&channel, 1, b"9\r\n", &m1, b"\r\n"),
-            first,
-            "shared"
-        );
-        let second = b.store(&channel, 1, b"9\r\n", &m2, b"\r\n");
-        assert_eq!(second, (0, 14, 28), "right after the first");
+        let mut first = b
+            .store(&channel, 1, b"9\r\n", &m1, b"\r\n")
+            .expect("stored");
+        assert_eq!(first.bytes(), b"9\r\n{\"seq\":1}\r\n");
+        let again = b
+            .store(&channel, 1, b"9\r\n", &m1, b"\r\n")
+            .expect("stored");
+        assert_eq!(first.bytes().as_ptr(), again.bytes().as_ptr(), "shared");
+        assert_eq!(again.len(), first.len());
+        let second = b
+            .store(&channel, 1, b"9\r\n", &m2, b"\r\n")
+            .expect("stored");
+        assert!(first.extend(&second), "right after the first");
+        assert_eq!(first.bytes(), b"9\r\n{\"seq\":1}\r\n9\r\n{\"seq\":2}\r\n");
         // Another framing class of the same channel is its own batch.
-        assert_eq!(b.store(&channel, 2, b"", &m1, b"\n").0, 1);
-        let sealed = b.seal().to_vec();
-        assert_eq!(&sealed[0][..], b"9\r\n{\"seq\":1}\r\n9\r\n{\"seq\":2}\r\n");
-        assert_eq!(&sealed[1][..], b"{\"seq\":1}\n");
-        let turn = b.turn();
-        b.finish_turn();
-        assert!(b.is_empty());
-        assert_ne!(b.turn(), turn);
-        assert_eq!(b.store(&channel, 1, b"9\r\n", &m1, b"\r\n"), (0, 0, 14));
+        let other = b.store(&channel, 2, b"", &m1, b"\n").expect("stored");
+        assert_eq!(other.bytes(), b"{\"seq\":1}\n");
+        assert!(!first.clone().extend(&other));
+        assert_eq!(b.len(), 2);
+        assert!(b
+            .store(&channel, 1, b"", &Arc::from(&b""[..]), b"")
+            .is_none());
     }
 
     #[test]
-    fn a_full_batch_gives_way_to_a_new_one_and_a_big_turn_lets_its_tables_go() {
+    fn a_batch_a_queue_still_holds_goes_on_in_the_next_turn_and_the_others_are_let_go() {
+        let mut b = FrameBatches::default();
+        let held: Name = Name::from(&b"held"[..]);
+        let sent: Name = Name::from(&b"sent"[..]);
+        let m1: Arc<[u8]> = Arc::from(&b"one"[..]);
+        let m2: Arc<[u8]> = Arc::from(&b"two"[..]);
+        // A stalled subscriber's queue: frames of two turns end up in one segment.
+        let mut stalled = OutQueue::default();
+        stalled.push_range(b.store(&held, 0, b"", &m1, b"\n").expect("stored"));
+        drop(b.store(&sent, 0, b"", &m1, b"\n"));
+        b.finish_turn();
+        assert_eq!(b.len(), 1, "only the batch a queue holds stays open");
+        stalled.push_range(b.store(&held, 0, b"", &m2, b"\n").expect("stored"));
+        assert_eq!(stalled.to_vec(), b"one\ntwo\n");
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; crate::engine::out::MAX_IOVECS];
+        assert_eq!(stalled.iovecs(&mut iov), 1, "one range across turns");
+        stalled.advance(usize::MAX);
+        b.finish_turn();
+        assert_eq!(b.len(), 0, "written: let go");
+    }
+
+    #[test]
+    fn a_full_buffer_gives_way_to_a_bigger_one_up_to_the_most_a_buffer_holds() {
         let mut b = FrameBatches::default();
         let channel: Name = Name::from(&b"c"[..]);
-        let big: Arc<[u8]> = vec![b'x'; BATCH_MAX / 2].into();
-        let other: Arc<[u8]> = vec![b'y'; BATCH_MAX / 2].into();
-        let third: Arc<[u8]> = vec![b'z'; 10].into();
-        assert_eq!(b.store(&channel, 0, b"", &big, b"").0, 0);
-        assert_eq!(b.store(&channel, 0, b"", &other, b"").0, 0);
-        assert_eq!(
-            b.store(&channel, 0, b"", &third, b""),
-            (1, 0, 10),
-            "batch 0 is full"
+        let frame: Arc<[u8]> = vec![b'x'; 1000].into();
+        let mut caps: Vec<usize> = Vec::new();
+        let mut kept = Vec::new();
+        for _ in 0..400 {
+            let m: Arc<[u8]> = Arc::from(&frame[..]);
+            kept.push(b.store(&channel, 0, b"", &m, b"").expect("stored"));
+            let cap = b.open[0].buf.capacity();
+            if caps.last() != Some(&cap) {
+                caps.push(cap);
+            }
+        }
+        assert_eq!(caps.first(), Some(&FIRST_CAPACITY));
+        assert!(caps.windows(2).all(|w| w[1] == (w[0] * 2).min(BATCH_MAX)));
+        assert_eq!(caps.last(), Some(&BATCH_MAX));
+        let big: Arc<[u8]> = vec![b'y'; BATCH_MAX * 2].into();
+        let range = b.store(&channel, 0, b"", &big, b"").expect("stored");
+        assert_eq!(range.len(), BATCH_MAX * 2, "a bigger frame alone");
+        assert!(
+            kept.iter().all(|r| r.bytes() == &frame[..]),
+            "earlier frames intact"
         );
-        b.finish_turn();
-        let names: Vec<Name> = (0..KEEP_BATCHES * 2)
+    }
+
+    #[test]
+    fn a_first_frame_is_taken_only_for_the_same_framing() {
+        let mut b = FrameBatches::default();
+        let channel: Name = Name::from(&b"c"[..]);
+        let m: Arc<[u8]> = Arc::from(&b"{\"seq\":1}"[..]);
+        let first = FirstFrame::default();
+        assert!(
+            first.matching(1, b"9\r\n", m.len(), b"\r\n").is_none(),
+            "empty"
+        );
+        let range = b.store(&channel, 1, b"9\r\n", &m, b"\r\n").expect("stored");
+        first.offer(1, &range);
+        let other = b.store(&channel, 2, b"", &m, b"\n").expect("stored");
+        first.offer(2, &other);
+        let taken = first
+            .matching(1, b"9\r\n", m.len(), b"\r\n")
+            .expect("same framing");
+        assert_eq!(taken.bytes(), range.bytes(), "the first offer is kept");
+        assert!(
+            first.matching(2, b"", m.len(), b"\n").is_none(),
+            "another class"
+        );
+        assert!(
+            first.matching(1, b"a\r\n", m.len(), b"\r\n").is_none(),
+            "another head"
+        );
+        assert!(
+            first.matching(1, b"9\r\n", m.len() + 1, b"\r\n").is_none(),
+            "longer"
+        );
+        assert!(
+            first.matching(1, b"9\r\n", m.len(), b"\n\n").is_none(),
+            "another tail"
+        );
+    }
+
+    #[test]
+    fn a_big_turn_lets_its_table_go_and_only_so_many_batches_stay_open() {
+        let mut b = FrameBatches::default();
+        let m: Arc<[u8]> = Arc::from(&b"m"[..]);
+        let names: Vec<Name> = (0..KEEP_OPEN * 2)
             .map(|i| Name::from(format!("c{i}").as_bytes()))
             .collect();
-        for name in &names {
-            b.store(name, 0, b"", &third, b"");
-        }
-        let turn = b.turn();
+        let held: Vec<SharedRange> = names
+            .iter()
+            .filter_map(|name| b.store(name, 0, b"", &m, b""))
+            .collect();
+        assert_eq!(held.len(), KEEP_OPEN * 2);
         b.finish_turn();
-        assert_eq!(b.turn(), turn.wrapping_add(1), "the turn count goes on");
+        assert_eq!(b.len(), KEEP_OPEN, "at most KEEP_OPEN stay open");
+        drop(held);
+        b.finish_turn();
+        assert_eq!(b.len(), 0);
         assert!(
-            b.open.capacity() <= KEEP_BATCHES,
-            "the big turn's tables are gone"
+            b.open.capacity() <= KEEP_OPEN / 16,
+            "the big turn's table is gone"
         );
     }
 }

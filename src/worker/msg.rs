@@ -57,7 +57,13 @@ pub enum Msg {
     /// channel's creation, if it must be created, was reserved.
     Publish { cname: Vec<u8>, content: Vec<u8> },
     /// To every worker with subscribers of the channel: a new message (encoded once, shared).
-    Deliver { name: Name, msg: Message },
+    /// `first`, when the channel has subscribers on several workers: its frame written once for
+    /// all of them (`frame_batch::FirstFrame`).
+    Deliver {
+        name: Name,
+        msg: Message,
+        first: Option<Arc<super::frame_batch::FirstFrame>>,
+    },
     /// To every worker with subscribers of the channel: the channel was closed.
     Closed { name: Name, json: Arc<[u8]> },
     /// To every worker: broadcast this content on every channel you are home of.

@@ -4,6 +4,7 @@
 //! Depends on: worker (Worker, Conn), engine (Backend, OutQueue), http (error pages).
 
 use super::conn::{flags, Conn, Conns, Phase, Port};
+use super::frame_batch::FirstFrame;
 use super::out_pool::OutPool;
 use super::Worker;
 use crate::comet::name::Name;
@@ -52,24 +53,33 @@ impl Worker {
         self.count_queued(token, head.len() + shared.len() + tail.len())
     }
 
-    /// Queues one delivered frame of a channel with several subscribers here: stored once in
-    /// this turn's batch of (`channel`, `class`), the subscriber's queue taking its range
+    /// Queues one delivered frame of a channel with several subscribers: the subscriber's queue
+    /// takes the range of the frame another worker wrote (`first`) or, when there is none for
+    /// its framing, of the frame stored once in this worker's batch of (`channel`, `class`)
     /// (`frame_batch`). `class` must tell apart framings whose frames of one message differ.
     pub(crate) fn queue_batched(
         &mut self,
         token: Token,
-        channel: &Name,
-        class: u8,
+        (channel, class, first): (&Name, u8, Option<&FirstFrame>),
         frame: (&[u8], &Arc<[u8]>, &'static [u8]),
     ) -> bool {
         let Some(out) = open_queue(&mut self.conns, &mut self.out_pool, token) else {
             return false;
         };
         let (head, json, tail) = frame;
-        let (id, start, end) = self.batches.store(channel, class, head, json, tail);
-        if !out.push_batch(self.batches.turn(), id, start, end) {
-            // Not expressible as a range: queued on its own, as for one subscriber.
-            out.push_frame(head, json, tail);
+        let written = first.and_then(|f| f.matching(class, head, json.len(), tail));
+        if let Some(range) = written {
+            out.push_range(range.clone());
+        } else {
+            match self.batches.store(channel, class, head, json, tail) {
+                Some(range) => {
+                    if let Some(f) = first {
+                        f.offer(class, &range);
+                    }
+                    out.push_range(range);
+                }
+                None => out.push_frame(head, json, tail),
+            }
         }
         self.count_queued(token, head.len() + json.len() + tail.len())
     }
@@ -171,9 +181,6 @@ impl Worker {
     /// Flushes every connection that got output this turn.
     pub(super) fn flush_dirty<B: Backend>(&mut self, backend: &mut B) {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut batches = std::mem::take(&mut self.batches);
-        let turn = batches.turn();
-        let sealed = batches.seal();
         for token in &dirty {
             let Some(conn) = self.conns.at(*token) else {
                 continue;
@@ -185,12 +192,6 @@ impl Worker {
             let Some(mut out) = conn.out.take() else {
                 continue;
             };
-            if !out.seal(turn, sealed) {
-                log::error!("output of a connection lost its shared frames; closing it");
-                self.buffered = self.buffered.saturating_sub(out.queued());
-                self.close(*token);
-                continue;
-            }
             let before = out.queued();
             let result = backend.flush(conn.id, *token, &mut out);
             self.buffered = self.buffered.saturating_sub(before - out.queued());
@@ -214,8 +215,8 @@ impl Worker {
                 }
             }
         }
-        batches.finish_turn();
-        self.batches = batches;
+        // After the sends: a batch whose bytes were all written is let go.
+        self.batches.finish_turn();
         // Reuse the list's allocation.
         let mut dirty = dirty;
         dirty.clear();

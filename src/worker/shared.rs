@@ -35,6 +35,9 @@ pub struct WorkerStats {
     pub deliveries: AtomicU64,
     /// Stored messages sent in catch-ups.
     pub replays: AtomicU64,
+    /// Pushes of this worker's publishers whose reply waited for the channel's home
+    /// (`Shared::reserve_publish` said no).
+    pub push_waits: AtomicU64,
     /// Heartbeats sent.
     pub noops: AtomicU64,
     /// Bytes queued for clients.
@@ -90,6 +93,7 @@ impl WorkerStats {
             pushes: n64(&self.pushes),
             deliveries: n64(&self.deliveries),
             replays: n64(&self.replays),
+            push_waits: n64(&self.push_waits),
             noops: n64(&self.noops),
             bytes_out: n64(&self.bytes_out),
             requests: n64(&self.requests),
@@ -122,7 +126,16 @@ pub struct Shared {
     pub budget_refusals: AtomicU64,
     /// Cluster mode: the way to the cluster thread (`None`: single-node, no Redis).
     pub cluster: Option<crate::cluster::Handle>,
+    /// Per worker: bytes of publishes answered on their publisher's worker and on their way to
+    /// this worker as their channels' home, not stored yet (`reserve_publish`).
+    publish_ahead: Vec<PublishAhead>,
 }
+
+/// One worker's `Shared::publish_ahead` count, on its own cache line (every worker may add to
+/// it; the home takes off what it stored).
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct PublishAhead(AtomicUsize);
 
 /// The hub settings a configuration gives.
 pub fn hub_config(config: &Config) -> HubConfig {
@@ -166,7 +179,40 @@ impl Shared {
             slow_consumers_closed: AtomicU64::new(0),
             budget_refusals: AtomicU64::new(0),
             cluster: None,
+            publish_ahead: (0..workers).map(|_| PublishAhead::default()).collect(),
         }
+    }
+
+    /// Counts `bytes` of a publish sent ahead to `home` before it is stored there; false (nothing
+    /// counted) when `home` already has `window` bytes or more of them waiting, or is unknown.
+    pub fn reserve_publish(&self, home: usize, bytes: usize, window: usize) -> bool {
+        self.publish_ahead.get(home).is_some_and(|ahead| {
+            ahead
+                .0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    (n < window).then_some(n.saturating_add(bytes))
+                })
+                .is_ok()
+        })
+    }
+
+    /// `home` stored (or dropped) a publish of `bytes` that `reserve_publish` counted.
+    pub fn publish_stored(&self, home: usize, bytes: usize) {
+        if let Some(ahead) = self.publish_ahead.get(home) {
+            let _ = ahead
+                .0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(bytes))
+                });
+        }
+    }
+
+    /// Bytes of publishes on their way to `home` (`reserve_publish`).
+    #[cfg(test)]
+    pub fn publish_ahead(&self, home: usize) -> usize {
+        self.publish_ahead
+            .get(home)
+            .map_or(0, |a| a.0.load(Ordering::Relaxed))
     }
 
     /// Connection slots of each worker (see `connections_per_worker`).
@@ -290,5 +336,36 @@ impl crate::api::Metrics for Shared {
         }
         s.push_str("}\n");
         out.extend_from_slice(s.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishes_go_ahead_until_the_window_is_reached_and_again_once_stored() {
+        let shared = Shared::new(Config::default(), 2);
+        assert!(shared.reserve_publish(1, 300, 1000));
+        assert!(
+            shared.reserve_publish(1, 800, 1000),
+            "below the window before it"
+        );
+        assert_eq!(shared.publish_ahead(1), 1100);
+        assert!(!shared.reserve_publish(1, 1, 1000), "at the window: wait");
+        assert!(
+            shared.reserve_publish(0, 1, 1000),
+            "another home has its own window"
+        );
+        shared.publish_stored(1, 800);
+        assert!(shared.reserve_publish(1, 10, 1000));
+        assert_eq!(shared.publish_ahead(1), 310);
+        shared.publish_stored(1, 10_000);
+        assert_eq!(shared.publish_ahead(1), 0, "never below zero");
+        assert!(
+            !shared.reserve_publish(1, 1, 0),
+            "a window of 0: every push waits"
+        );
+        assert!(!shared.reserve_publish(7, 1, 1000), "no such worker");
     }
 }

@@ -6,6 +6,7 @@
 //! Depends on: worker (Worker, Conn, Msg), comet (messages, local index), api (subscriptions).
 
 use super::conn::{flags, Conns, Ext, Phase};
+use super::frame_batch::FirstFrame;
 use super::msg::{Msg, SubscribeMsg};
 use super::ws_channels::sub_for;
 use super::Worker;
@@ -270,8 +271,9 @@ impl Worker {
     }
 
     /// A new message for a channel with subscribers on this worker: each gets the frame
-    /// `api::subscribe::deliver` decides, the message's JSON shared by reference.
-    pub(super) fn on_deliver(&mut self, name: &Name, msg: &Message) {
+    /// `api::subscribe::deliver` decides, the message's JSON shared by reference. `first`: the
+    /// frame written once for every worker, when the channel has subscribers on several.
+    pub(super) fn on_deliver(&mut self, name: &Name, msg: &Message, first: Option<&FirstFrame>) {
         let mut keys = std::mem::take(&mut self.fanout);
         keys.clear();
         self.hub.local_keys_into(name, &mut keys);
@@ -293,7 +295,7 @@ impl Worker {
         for &key in &keys {
             if self.deliver_one(
                 Token::unpack(key),
-                (name, batch),
+                (name, batch, first),
                 msg,
                 next.as_deref(),
                 &mut head,
@@ -313,12 +315,12 @@ impl Worker {
         self.fanout = keys;
     }
 
-    /// Queues one subscriber's frame (stored in the turn's batch of the channel when `batch`);
-    /// true when something was queued.
+    /// Queues one subscriber's frame (stored once in the channel's batch when `batch`); true when
+    /// something was queued.
     fn deliver_one(
         &mut self,
         token: Token,
-        (name, batch): (&Name, bool),
+        (name, batch, first): (&Name, bool, Option<&FirstFrame>),
         msg: &Message,
         next: Option<&[u8]>,
         head: &mut Vec<u8>,
@@ -340,7 +342,7 @@ impl Worker {
             Delivery::Skip => return false,
             Delivery::Shared { tail, ends } if batch && !ends => {
                 conn.deadline = deadline;
-                self.queue_batched(token, name, class, (head, &msg.json, tail));
+                self.queue_batched(token, (name, class, first), (head, &msg.json, tail));
                 ends
             }
             Delivery::Shared { tail, ends } => {
