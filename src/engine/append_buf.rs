@@ -82,13 +82,16 @@ impl AppendBuf {
     /// Appends `parts` one after another and returns the range they fill; `None` (nothing
     /// written) when they are empty or do not fit in the room left.
     pub fn append(&mut self, parts: &[&[u8]]) -> Option<SharedRange> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let total = parts
+            .iter()
+            .try_fold(0usize, |sum, p| sum.checked_add(p.len()))?;
         if total == 0 || total > self.room() {
             return None;
         }
         let start = self.len;
         for part in parts {
-            // SAFETY: `len + part.len() <= cap` (the total fits in the room), so the destination
+            // SAFETY: `len + part.len() <= cap` (the total, summed without overflow, fits in the
+            // room), so the destination
             // lies inside the block, which this buffer's `Arc` keeps alive; it is past every
             // range handed out (they end at or before `len`), so no reference to these bytes
             // exists anywhere; source and destination are different allocations.

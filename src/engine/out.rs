@@ -159,17 +159,19 @@ impl OutQueue {
 
     /// Appends frames written in a shared append-only buffer: the last segment grows when it is
     /// the range just before in the same buffer.
-    pub fn push_range(&mut self, range: SharedRange) {
+    /// Only a new segment takes a reference (a stalled subscriber's growing range costs no
+    /// atomic operation per frame).
+    pub fn push_range(&mut self, range: &SharedRange) {
         if range.is_empty() {
             return;
         }
         self.queued += range.len();
         if let Some(Segment::Range(last)) = self.segments.back_mut() {
-            if last.extend(&range) {
+            if last.extend(range) {
                 return;
             }
         }
-        self.segments.push_back(Segment::Range(range));
+        self.segments.push_back(Segment::Range(range.clone()));
     }
 
     /// Fills `iov` with the unsent bytes, front first; returns how many entries were filled.
@@ -389,11 +391,11 @@ mod tests {
         let mut b = AppendBuf::with_capacity(64);
         let mut q = OutQueue::default();
         q.push_bytes(b"head|");
-        q.push_range(a.append(&[b"aaaa"]).expect("fits"));
-        q.push_range(a.append(&[b"bbbbb"]).expect("fits"));
-        q.push_range(b.append(&[b"xyz"]).expect("fits"));
+        q.push_range(&a.append(&[b"aaaa"]).expect("fits"));
+        q.push_range(&a.append(&[b"bbbbb"]).expect("fits"));
+        q.push_range(&b.append(&[b"xyz"]).expect("fits"));
         q.push_bytes(b"|noop|");
-        q.push_range(a.append(&[b"ccc"]).expect("fits"));
+        q.push_range(&a.append(&[b"ccc"]).expect("fits"));
         assert_eq!(
             q.segments.len(),
             5,

@@ -10,9 +10,12 @@
 //! exist once on this worker. A batch nobody holds any more is let go when its turn ends.
 //!
 //! Across workers: a message for a channel with subscribers on several workers travels with a
-//! `FirstFrame`, which the first worker to write the message's frame fills in; the other workers
-//! take that range for their subscribers of the same framing instead of writing a copy of their
-//! own. So the frames of a channel spread over the workers exist once in the process.
+//! `FirstFrame`, which the channel's home fills in when it writes the message's frame; the other
+//! workers take that range for their subscribers of the same framing instead of writing a copy of
+//! their own. So the frames of a channel spread over the workers exist once in the process, in
+//! the home's batch, and a stalled subscriber's range on another worker grows like one on the
+//! home. (The home delivers first: its own delivery runs before the turn's mail leaves. When it
+//! did not, or it has no batch of that framing, a worker writes its own copy.)
 //!
 //! Depends on: engine (append_buf), comet (Name), std.
 
@@ -26,12 +29,14 @@ use std::sync::{Arc, OnceLock};
 /// range can hold beyond what it counts (a subscriber that joined late, or skipped frames).
 const BATCH_MAX: usize = 64 * 1024;
 
-/// The first buffer of a batch holds at least this many bytes; each next one of the same batch
-/// twice its predecessor, up to `BATCH_MAX`.
-const FIRST_CAPACITY: usize = 1024;
+/// A batch's first buffer holds twice its first frame, and at least this many bytes; each next
+/// buffer of a batch kept open twice its predecessor, up to `BATCH_MAX`. So a buffer that one
+/// small frame keeps alive is small, and a stalled subscriber's frames soon fill big ones.
+const FIRST_MIN: usize = 256;
 
-/// Batches kept open past their turn, at most; others start a new buffer on their next frame.
-const KEEP_OPEN: usize = 1024;
+/// Batches kept open past their turn, at most (each holds at most `BATCH_MAX` bytes no queue
+/// counts); others start a new buffer on their next frame.
+const KEEP_OPEN: usize = 256;
 
 /// A batch table this many times larger than what it holds is shrunk at the end of a turn.
 const SHRINK_FACTOR: usize = 4;
@@ -58,16 +63,42 @@ struct Open {
 /// another created at the same address may share a batch, which changes no byte.
 type Key = (usize, u8);
 
-/// One message's frame, written by the first worker that framed it for a batch, for the other
-/// workers delivering the same message (see the module doc). Shared between the workers a
-/// message goes to; it is filled at most once.
-#[derive(Debug, Default)]
-pub struct FirstFrame(OnceLock<(u8, SharedRange)>);
+/// One message's frame, written by the channel's home for its batch, for the other workers
+/// delivering the same message (see the module doc). Shared between the workers a message goes
+/// to; filled at most once, by `writer` only.
+#[derive(Debug)]
+pub struct FirstFrame {
+    writer: usize,
+    frame: OnceLock<Written>,
+}
+
+/// What `FirstFrame` holds: the framing class, the head's length, the frame's bytes.
+#[derive(Debug)]
+struct Written {
+    class: u8,
+    head_len: usize,
+    range: SharedRange,
+}
 
 impl FirstFrame {
-    /// Offers the frame of class `class` just written; kept when none was before.
-    pub fn offer(&self, class: u8, range: &SharedRange) {
-        let _ = self.0.set((class, range.clone()));
+    /// An empty one that worker `writer` (the channel's home) fills.
+    pub fn new(writer: usize) -> FirstFrame {
+        FirstFrame {
+            writer,
+            frame: OnceLock::new(),
+        }
+    }
+
+    /// Worker `by` offers the frame of class `class` (head `head_len` bytes) it just wrote;
+    /// kept when `by` is the writer and none was kept before.
+    pub fn offer(&self, by: usize, class: u8, head_len: usize, range: &SharedRange) {
+        if by == self.writer {
+            let _ = self.frame.set(Written {
+                class,
+                head_len,
+                range: range.clone(),
+            });
+        }
     }
 
     /// The frame written for `class`, if it is `head + json + tail` for a JSON of `json_len`
@@ -79,13 +110,14 @@ impl FirstFrame {
         json_len: usize,
         tail: &[u8],
     ) -> Option<&SharedRange> {
-        let (c, range) = self.0.get()?;
-        let bytes = range.bytes();
-        let fits = *c == class
+        let w = self.frame.get()?;
+        let bytes = w.range.bytes();
+        let fits = w.class == class
+            && w.head_len == head.len()
             && bytes.len() == head.len() + json_len + tail.len()
             && bytes.starts_with(head)
             && bytes.ends_with(tail);
-        fits.then_some(range)
+        fits.then_some(&w.range)
     }
 }
 
@@ -110,9 +142,10 @@ impl FrameBatches {
         };
         let id = found.unwrap_or_else(|| {
             let id = self.open.len() as u32;
+            let first = len.saturating_mul(2).clamp(FIRST_MIN, BATCH_MAX).max(len);
             self.open.push(Open {
                 key,
-                buf: AppendBuf::with_capacity(len.max(FIRST_CAPACITY)),
+                buf: AppendBuf::with_capacity(first),
                 last: None,
             });
             self.ids.insert(key, id);
@@ -132,31 +165,30 @@ impl FrameBatches {
         head: &[u8],
         json: &Arc<[u8]>,
         tail: &'static [u8],
-    ) -> Option<SharedRange> {
+    ) -> Option<&SharedRange> {
         let len = head.len() + json.len() + tail.len();
         let id = self.batch_for((channel.addr(), class), len);
         let batch = self.open.get_mut(id as usize)?;
-        if let Some(s) = &batch.last {
-            let same = Arc::ptr_eq(&s.json, json)
+        let same = batch.last.as_ref().is_some_and(|s| {
+            Arc::ptr_eq(&s.json, json)
                 && std::ptr::eq(s.tail, tail)
                 && s.head_len == head.len()
-                && s.range.bytes().get(..head.len()) == Some(head);
-            if same {
-                return Some(s.range.clone());
-            }
-        }
-        if batch.buf.room() < len {
-            let grown = batch.buf.capacity().saturating_mul(2).min(BATCH_MAX);
-            batch.buf = AppendBuf::with_capacity(grown.max(len));
-        }
-        let range = batch.buf.append(&[head, json, tail])?;
-        batch.last = Some(Stored {
-            json: Arc::clone(json),
-            tail,
-            head_len: head.len(),
-            range: range.clone(),
+                && s.range.bytes().get(..head.len()) == Some(head)
         });
-        Some(range)
+        if !same {
+            if batch.buf.room() < len {
+                let grown = batch.buf.capacity().saturating_mul(2).min(BATCH_MAX);
+                batch.buf = AppendBuf::with_capacity(grown.max(len));
+            }
+            let range = batch.buf.append(&[head, json, tail])?;
+            batch.last = Some(Stored {
+                json: Arc::clone(json),
+                tail,
+                head_len: head.len(),
+                range,
+            });
+        }
+        batch.last.as_ref().map(|s| &s.range)
     }
 
     /// Open batches.
@@ -165,24 +197,28 @@ impl FrameBatches {
         self.open.len()
     }
 
-    /// Ends the turn, after its flush: a batch some queue still holds stays open for the next
-    /// turns' frames (at most `KEEP_OPEN` of them); the others are let go (the queues that
-    /// reference them keep their buffers alive).
+    /// Ends the turn, after its flush: a batch some queue (or a send in flight) still holds
+    /// stays open for the next turns' frames (at most `KEEP_OPEN` of them; a full one too, so
+    /// its next buffer is a bigger one); the others are let go (the queues that reference them
+    /// keep their buffers alive).
     pub fn finish_turn(&mut self) {
         self.recent = None;
         if self.open.is_empty() {
             return;
         }
+        let before = self.open.len();
         let mut kept = 0;
         self.open.retain_mut(|batch| {
             batch.last = None;
-            let keep = kept < KEEP_OPEN && batch.buf.is_shared() && batch.buf.room() > 0;
+            let keep = kept < KEEP_OPEN && batch.buf.is_shared();
             kept += usize::from(keep);
             keep
         });
-        self.ids.clear();
-        for (id, batch) in self.open.iter().enumerate() {
-            self.ids.insert(batch.key, id as u32);
+        if self.open.len() != before {
+            self.ids.clear();
+            for (id, batch) in self.open.iter().enumerate() {
+                self.ids.insert(batch.key, id as u32);
+            }
         }
         let floor = KEEP_OPEN / 16;
         if self.open.capacity() > (self.open.len() * SHRINK_FACTOR).max(floor) {
@@ -205,20 +241,26 @@ mod tests {
         let m2: Arc<[u8]> = Arc::from(&b"{\"seq\":2}"[..]);
         let mut first = b
             .store(&channel, 1, b"9\r\n", &m1, b"\r\n")
+            .cloned()
             .expect("stored");
         assert_eq!(first.bytes(), b"9\r\n{\"seq\":1}\r\n");
         let again = b
             .store(&channel, 1, b"9\r\n", &m1, b"\r\n")
+            .cloned()
             .expect("stored");
         assert_eq!(first.bytes().as_ptr(), again.bytes().as_ptr(), "shared");
         assert_eq!(again.len(), first.len());
         let second = b
             .store(&channel, 1, b"9\r\n", &m2, b"\r\n")
+            .cloned()
             .expect("stored");
         assert!(first.extend(&second), "right after the first");
         assert_eq!(first.bytes(), b"9\r\n{\"seq\":1}\r\n9\r\n{\"seq\":2}\r\n");
         // Another framing class of the same channel is its own batch.
-        let other = b.store(&channel, 2, b"", &m1, b"\n").expect("stored");
+        let other = b
+            .store(&channel, 2, b"", &m1, b"\n")
+            .cloned()
+            .expect("stored");
         assert_eq!(other.bytes(), b"{\"seq\":1}\n");
         assert!(!first.clone().extend(&other));
         assert_eq!(b.len(), 2);
@@ -237,7 +279,7 @@ mod tests {
         // A stalled subscriber's queue: frames of two turns end up in one segment.
         let mut stalled = OutQueue::default();
         stalled.push_range(b.store(&held, 0, b"", &m1, b"\n").expect("stored"));
-        drop(b.store(&sent, 0, b"", &m1, b"\n"));
+        let _ = b.store(&sent, 0, b"", &m1, b"\n");
         b.finish_turn();
         assert_eq!(b.len(), 1, "only the batch a queue holds stays open");
         stalled.push_range(b.store(&held, 0, b"", &m2, b"\n").expect("stored"));
@@ -253,6 +295,28 @@ mod tests {
     }
 
     #[test]
+    fn a_full_batch_a_queue_holds_stays_open_and_grows_in_the_next_turn() {
+        let mut b = FrameBatches::default();
+        let channel: Name = Name::from(&b"c"[..]);
+        let mut stalled = OutQueue::default();
+        for _ in 0..2 {
+            let m: Arc<[u8]> = vec![b'x'; 2000].into();
+            stalled.push_range(b.store(&channel, 0, b"", &m, b"").expect("stored"));
+        }
+        assert_eq!(b.open[0].buf.room(), 0, "twice the first frame: full");
+        b.finish_turn();
+        assert_eq!(b.len(), 1, "held, so open although full");
+        let m: Arc<[u8]> = vec![b'y'; 2000].into();
+        stalled.push_range(b.store(&channel, 0, b"", &m, b"").expect("stored"));
+        assert_eq!(
+            b.open[0].buf.capacity(),
+            8000,
+            "the next buffer is twice as big"
+        );
+        assert_eq!(stalled.queued(), 6000);
+    }
+
+    #[test]
     fn a_full_buffer_gives_way_to_a_bigger_one_up_to_the_most_a_buffer_holds() {
         let mut b = FrameBatches::default();
         let channel: Name = Name::from(&b"c"[..]);
@@ -261,17 +325,20 @@ mod tests {
         let mut kept = Vec::new();
         for _ in 0..400 {
             let m: Arc<[u8]> = Arc::from(&frame[..]);
-            kept.push(b.store(&channel, 0, b"", &m, b"").expect("stored"));
+            kept.push(b.store(&channel, 0, b"", &m, b"").cloned().expect("stored"));
             let cap = b.open[0].buf.capacity();
             if caps.last() != Some(&cap) {
                 caps.push(cap);
             }
         }
-        assert_eq!(caps.first(), Some(&FIRST_CAPACITY));
+        assert_eq!(caps.first(), Some(&2000), "twice the first frame");
         assert!(caps.windows(2).all(|w| w[1] == (w[0] * 2).min(BATCH_MAX)));
         assert_eq!(caps.last(), Some(&BATCH_MAX));
         let big: Arc<[u8]> = vec![b'y'; BATCH_MAX * 2].into();
-        let range = b.store(&channel, 0, b"", &big, b"").expect("stored");
+        let range = b
+            .store(&channel, 0, b"", &big, b"")
+            .cloned()
+            .expect("stored");
         assert_eq!(range.len(), BATCH_MAX * 2, "a bigger frame alone");
         assert!(
             kept.iter().all(|r| r.bytes() == &frame[..]),
@@ -284,15 +351,31 @@ mod tests {
         let mut b = FrameBatches::default();
         let channel: Name = Name::from(&b"c"[..]);
         let m: Arc<[u8]> = Arc::from(&b"{\"seq\":1}"[..]);
-        let first = FirstFrame::default();
+        let first = FirstFrame::new(0);
         assert!(
             first.matching(1, b"9\r\n", m.len(), b"\r\n").is_none(),
             "empty"
         );
-        let range = b.store(&channel, 1, b"9\r\n", &m, b"\r\n").expect("stored");
-        first.offer(1, &range);
-        let other = b.store(&channel, 2, b"", &m, b"\n").expect("stored");
-        first.offer(2, &other);
+        let range = b
+            .store(&channel, 1, b"9\r\n", &m, b"\r\n")
+            .cloned()
+            .expect("stored");
+        let mut elsewhere = FrameBatches::default();
+        let copy = elsewhere
+            .store(&channel, 1, b"9\r\n", &m, b"\r\n")
+            .cloned()
+            .expect("stored");
+        first.offer(1, 1, 3, &copy);
+        assert!(
+            first.matching(1, b"9\r\n", m.len(), b"\r\n").is_none(),
+            "only the writer's offer is kept"
+        );
+        first.offer(0, 1, 3, &range);
+        let other = b
+            .store(&channel, 2, b"", &m, b"\n")
+            .cloned()
+            .expect("stored");
+        first.offer(0, 2, 0, &other);
         let taken = first
             .matching(1, b"9\r\n", m.len(), b"\r\n")
             .expect("same framing");
@@ -324,7 +407,7 @@ mod tests {
             .collect();
         let held: Vec<SharedRange> = names
             .iter()
-            .filter_map(|name| b.store(name, 0, b"", &m, b""))
+            .filter_map(|name| b.store(name, 0, b"", &m, b"").cloned())
             .collect();
         assert_eq!(held.len(), KEEP_OPEN * 2);
         b.finish_turn();

@@ -303,7 +303,7 @@ impl Worker {
 
     /// A stored message to every worker with subscribers of its channel.
     fn mail_delivery(&mut self, p: &Published) {
-        let first = (p.workers.count_ones() > 1).then(|| Arc::new(FirstFrame::default()));
+        let first = (p.workers.count_ones() > 1).then(|| Arc::new(FirstFrame::new(self.id)));
         self.mail_workers(p.workers, || Msg::Deliver {
             name: Name::clone(&p.name),
             msg: p.msg.clone(),

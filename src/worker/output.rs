@@ -54,9 +54,9 @@ impl Worker {
     }
 
     /// Queues one delivered frame of a channel with several subscribers: the subscriber's queue
-    /// takes the range of the frame another worker wrote (`first`) or, when there is none for
+    /// takes the range of the frame the channel's home wrote (`first`) or, when there is none for
     /// its framing, of the frame stored once in this worker's batch of (`channel`, `class`)
-    /// (`frame_batch`). `class` must tell apart framings whose frames of one message differ.
+    /// (`frame_batch`; on the home, the frame it offers the others). `class` must tell apart framings whose frames of one message differ.
     pub(crate) fn queue_batched(
         &mut self,
         token: Token,
@@ -69,12 +69,12 @@ impl Worker {
         let (head, json, tail) = frame;
         let written = first.and_then(|f| f.matching(class, head, json.len(), tail));
         if let Some(range) = written {
-            out.push_range(range.clone());
+            out.push_range(range);
         } else {
             match self.batches.store(channel, class, head, json, tail) {
                 Some(range) => {
                     if let Some(f) = first {
-                        f.offer(class, &range);
+                        f.offer(self.id, class, head.len(), range);
                     }
                     out.push_range(range);
                 }

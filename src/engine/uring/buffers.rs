@@ -200,8 +200,10 @@ pub(crate) struct SendRecord {
     msg: libc::msghdr,
 }
 
-// SAFETY: the raw pointers in `iov` and `msg` point only into memory this record owns (`chunk`'s
-// segments and `iov` itself); moving the record to another thread moves that memory with it.
+// SAFETY: the raw pointers in `iov` and `msg` point only into memory this record owns or keeps
+// alive (`chunk`'s segments, `iov` itself): owned buffers move with the record; shared ones
+// (`Arc`s, `SharedRange`s of an `AppendBuf`) stay alive while the record holds them, and the bytes
+// a range covers are never written again, even while the buffer's owner appends after them.
 unsafe impl Send for SendRecord {}
 
 impl SendRecord {
