@@ -88,6 +88,9 @@ pub mod flags {
     pub const AWAITING_PONG: u16 = 1 << 9;
     /// The endless admin stream (phase `Presence`) is a `/stats/stream`, not a `/psub`.
     pub const STATS_STREAM: u16 = 1 << 10;
+    /// A push of this admin connection found its channel's home `limits.publish_ahead` behind
+    /// and waits for the home's reply; the connection's next requests wait for it too.
+    pub const WINDOW_WAIT: u16 = 1 << 11;
 }
 
 /// What a busy connection owns beyond its slot.

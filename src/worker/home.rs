@@ -89,7 +89,7 @@ impl Worker {
         // A publish to a channel homed elsewhere is answered here when it may go ahead.
         let ahead = match &request.op {
             HomeOp::Publish { content } if home != self.id => {
-                self.publish_ahead(home, publish_ahead_bytes(&request.cname, content))
+                self.publish_ahead(token, home, publish_ahead_bytes(&request.cname, content))
             }
             _ => false,
         };
@@ -173,6 +173,7 @@ impl Worker {
             return;
         };
         conn.ext = None;
+        conn.clear(flags::WINDOW_WAIT);
         let last = conn.has(flags::PEER_CLOSED) || !conn.has(flags::KEEP_ALIVE);
         if last && conn.phase != Phase::Closing {
             self.close_after_flush(token);
@@ -238,17 +239,22 @@ impl Worker {
         self.announce_presence();
     }
 
-    /// May a publish of `bytes` (`publish_ahead_bytes`) to a channel homed on `home` be
-    /// answered here and sent on? Only while `home` has less than `limits.publish_ahead` of them
-    /// waiting, and when the channel's creation, if it needs one, fits under `max_channels`.
-    /// Otherwise the publish waits for the home's own reply: a publisher faster than the home's
-    /// fan-out is slowed to it rather than piling its messages up in the home's mailbox (100
-    /// stalled subscribers, 20,000 pushes of 1 KiB: without the window the home's mailbox held
-    /// ~16 MB of them, bench/RESULTS.md).
-    fn publish_ahead(&mut self, home: usize, bytes: usize) -> bool {
+    /// May a publish of `bytes` (`publish_ahead_bytes`) from connection `token` to a channel
+    /// homed on `home` be answered here and sent on? Only while `home` has less than
+    /// `limits.publish_ahead` of them waiting, and when the channel's creation, if it needs one,
+    /// fits under `max_channels`. Otherwise the publish waits for the home's own reply; past the
+    /// window the connection's next requests wait for that reply too (`flags::WINDOW_WAIT`), so a
+    /// publisher faster than the home's fan-out is slowed to it, one round trip per window,
+    /// rather than piling its messages up in the home's mailbox (100 stalled subscribers, 20,000
+    /// pushes of 1 KiB: without the window the home's mailbox held ~16 MB of them,
+    /// bench/RESULTS.md).
+    fn publish_ahead(&mut self, token: Token, home: usize, bytes: usize) -> bool {
         let window = self.config.limits.publish_ahead_bytes;
         if !self.shared.reserve_publish(home, bytes, window) {
             self.stats().push_waits.fetch_add(1, Ordering::Relaxed);
+            if let Some(conn) = self.conns.at(token) {
+                conn.set(flags::WINDOW_WAIT);
+            }
             return false;
         }
         let max = self.config.front.max_channels;

@@ -24,12 +24,14 @@ const PAUSE_OUTPUT_BYTES: usize = 256 * 1024;
 const MAX_REPLIES_OWED: usize = 1024;
 
 /// Whether a complete admin request must wait until the replies its connection owes are sent:
-/// the last one was the connection's final request, too many are owed, or this one ends the
-/// connection or is not an operation whose reply can queue behind them.
+/// the last one was the connection's final request, too many are owed, a push waits for a home
+/// that is behind (`flags::WINDOW_WAIT`), or this one ends the connection or is not an operation
+/// whose reply can queue behind them.
 fn must_wait_for_replies(conn: &super::conn::Conn, req: &http::Request<'_>) -> bool {
     let owed = conn.replies_owed();
     owed > 0
         && (!conn.has(flags::KEEP_ALIVE)
+            || conn.has(flags::WINDOW_WAIT)
             || owed >= MAX_REPLIES_OWED
             || !req.keep_alive
             || !api::admin::pipelines(&req.path))
