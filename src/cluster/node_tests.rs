@@ -254,30 +254,25 @@ fn a_state_read_redis_refuses_is_tried_again_then_the_home_is_told() {
         let told = r.emitted(|e| matches!(e, Event::Refused { .. }));
         let closed = r.emitted(|e| matches!(e, Event::Closed { .. }));
         assert!(!closed, "a refused read is not taken for an absent channel");
-        if attempt < MAX_REFUSALS {
+        let next = if attempt < MAX_REFUSALS {
             assert!(
                 !told && r.node.joining.contains_key(&b"B"[..]),
                 "tried again"
             );
             r.node.retry_refused();
-            r.node.flush_all();
-            let wire = r.sub_commands();
-            assert_eq!(
-                last_command_for(&wire, "rcomet:sub:B"),
-                Some("SUBSCRIBE"),
-                "{wire}"
-            );
+            "SUBSCRIBE"
         } else {
             assert!(told, "the home is told once the join gives up");
             assert!(r.node.joining.is_empty());
-            r.node.flush_all();
-            let wire = r.sub_commands();
-            assert_eq!(
-                last_command_for(&wire, "rcomet:sub:B"),
-                Some("UNSUBSCRIBE"),
-                "{wire}"
-            );
-        }
+            "UNSUBSCRIBE"
+        };
+        r.node.flush_all();
+        let wire = r.sub_commands();
+        assert_eq!(
+            last_command_for(&wire, "rcomet:sub:B"),
+            Some(next),
+            "{wire}"
+        );
     }
 }
 

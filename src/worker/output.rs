@@ -56,7 +56,8 @@ impl Worker {
     /// Queues one delivered frame of a channel with several subscribers: the subscriber's queue
     /// takes the range of the frame the channel's home wrote (`first`) or, when there is none for
     /// its framing, of the frame stored once in this worker's batch of (`channel`, `class`)
-    /// (`frame_batch`; on the home, the frame it offers the others). `class` must tell apart framings whose frames of one message differ.
+    /// (`frame_batch`; on the home, the frame it offers the others). `class` must tell apart
+    /// framings whose frames of one message differ.
     pub(crate) fn queue_batched(
         &mut self,
         token: Token,
@@ -67,19 +68,19 @@ impl Worker {
             return false;
         };
         let (head, json, tail) = frame;
-        let written = first.and_then(|f| f.matching(class, head, json.len(), tail));
-        if let Some(range) = written {
-            out.push_range(range);
-        } else {
-            match self.batches.store(channel, class, head, json, tail) {
-                Some(range) => {
-                    if let Some(f) = first {
-                        f.offer(self.id, class, head.len(), range);
-                    }
-                    out.push_range(range);
+        let range = match first.and_then(|f| f.matching(class, head, json.len(), tail)) {
+            Some(written) => Some(written),
+            None => {
+                let stored = self.batches.store(channel, class, head, json, tail);
+                if let (Some(f), Some(range)) = (first, stored) {
+                    f.offer(self.id, class, head.len(), range);
                 }
-                None => out.push_frame(head, json, tail),
+                stored
             }
+        };
+        match range {
+            Some(range) => out.push_range(range),
+            None => out.push_frame(head, json, tail),
         }
         self.count_queued(token, head.len() + json.len() + tail.len())
     }
