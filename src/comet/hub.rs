@@ -1,8 +1,9 @@
 //! `Hub`: the home table of one worker — the authoritative state of every channel whose name
 //! hashes to this worker (see `route`). Plain data in, plain data out: operations return what must
 //! be sent where (a message and a bitmask of workers with subscribers) and never touch I/O.
-//! Work over every channel is bounded per call where the server asks for it: expired channels are
-//! freed by `sweep_expired` after the walk of `begin_tick`, and a `/broadcast` is stored by
+//! Work over every channel is bounded per call where the server asks for it: the once-a-second
+//! tick (presence re-announcements, countdowns, freeing expired channels) is walked by
+//! `tick_step` after `begin_tick` (child `tick_walk`), and a `/broadcast` is stored by
 //! `broadcast_step` (children `broadcast_run`, `broadcast_state`). The hub also keeps this
 //! worker's index of its own subscribers (child `local_keys`): for its own channels inside their
 //! records, so a channel and the subscriber living with it are one entry.
@@ -36,6 +37,7 @@ use std::sync::Arc;
 
 use self::broadcast_state::{BroadcastOut, BroadcastRun};
 use self::mirror_log::MirrorLog;
+use self::tick_state::TickWalk;
 use super::auth::{AuthTokenSource, Credential};
 use super::channel::{CatchUp, Channel, Resume};
 use super::local::LocalSubs;
@@ -329,9 +331,8 @@ pub struct Hub {
     /// Cluster mode (`mirror`): what the node is told at the next report (expiries, changed
     /// subscriber counts).
     mirror: Option<MirrorLog>,
-    /// A sweep of expired channels is under way: the entries below this index are still to be
-    /// looked at (see `sweep_expired`).
-    sweep_below: Option<usize>,
+    /// The once-a-second tick being walked (`tick_walk`).
+    tick_walk: Option<TickWalk>,
     /// A `/broadcast` being stored channel by channel (`broadcast_run`).
     broadcast_run: Option<BroadcastRun>,
     broadcast_out: BroadcastOut,
@@ -368,7 +369,7 @@ impl Hub {
             now: 0,
             next_epoch: first_epoch(),
             mirror: None,
-            sweep_below: None,
+            tick_walk: None,
             broadcast_run: None,
             broadcast_out: BroadcastOut::default(),
         }
@@ -559,6 +560,7 @@ impl Hub {
         let index = self.channels.index_of(cname)?;
         self.broadcast_settle_at(index);
         self.broadcast_before_remove(index);
+        self.tick_before_remove(index);
         let (name, mut ch) = self.channels.remove_at(index)?;
         self.channel_freed(&name, &mut ch);
         if let Some(log) = self.mirror.as_mut().filter(|_| ch.subscribers > 0) {
@@ -705,86 +707,32 @@ impl Hub {
         }
     }
 
-    /// Once per second: presence re-announcements, then countdown and expiry of channels without
+    /// Once per second: presence re-announcements, countdown and expiry of channels without
     /// subscribers (freed when the countdown drops below zero, i.e. N..N+1 ticks after the last
     /// activity for countdown N); channels with subscribers are held at `channel_timeout`.
     /// Returns every presence event queued since the last drain, in order. All at once: the
-    /// server uses `begin_tick` and a bounded `sweep_expired` per loop turn instead.
+    /// server uses `begin_tick` and a bounded `tick_step` per loop turn instead (`tick_walk`).
     pub fn tick(&mut self) -> Vec<Presence> {
         self.begin_tick();
-        self.sweep_expired(usize::MAX);
+        self.tick_step(usize::MAX);
         self.drain_presence()
     }
 
-    /// The once-a-second walk over every channel (a few nanoseconds each): re-announcements,
-    /// countdowns. Channels whose countdown dropped below zero are not freed here but by the
-    /// sweep it starts (`sweep_expired`), a bounded number per call, so that freeing hundreds of
-    /// thousands of channels that expire together never makes one long loop turn.
-    pub fn begin_tick(&mut self) {
-        self.now = self.now.wrapping_add(1);
-        let now = self.now;
-        let period = self.config.presence_period();
-        let timeout = self.config.channel_timeout;
-        let presence = self.recording();
-        let events = &mut self.events;
-        let mut any_expired = false;
-        for (name, ch) in self.channels.iter_mut() {
-            if presence && now.wrapping_add(ch.epoch()) % period == 0 {
-                events.push(Presence::Online(Name::clone(name)));
-            }
-            if ch.subscribers > 0 {
-                ch.raise_countdown(timeout);
-            } else {
-                ch.countdown = ch.countdown.saturating_sub(1);
-                any_expired |= ch.countdown < 0;
-            }
-        }
-        if any_expired {
-            // From the end down: a removal moves the last entry into the hole, and the last
-            // entry has been looked at already (or was created since, and is not expired).
-            self.sweep_below = Some(self.channels.len());
-        }
-    }
-
-    /// Frees up to `limit` entries' worth of the sweep `begin_tick` started: each channel still
-    /// without subscribers and with its countdown below zero (one that was used since keeps its
-    /// raised countdown and stays). Returns true while the sweep has more to look at.
-    pub fn sweep_expired(&mut self, limit: usize) -> bool {
-        let Some(below) = self.sweep_below else {
-            return false;
+    /// Frees the expired channel at `index` for the tick's walk (`tick_walk`): the last entry
+    /// takes its index.
+    fn free_expired_at(&mut self, index: usize) {
+        self.broadcast_before_remove(index);
+        let Some((name, mut ch)) = self.channels.remove_at(index) else {
+            return;
         };
-        let mut index = below.min(self.channels.len());
-        let stop = index.saturating_sub(limit);
-        let presence = self.recording();
-        while index > stop {
-            index -= 1;
-            let expired = self
-                .channels
-                .entry_at(index)
-                .is_some_and(|(_, ch)| ch.subscribers == 0 && ch.countdown < 0);
-            if !expired {
-                continue;
-            }
-            self.broadcast_before_remove(index);
-            let Some((name, mut ch)) = self.channels.remove_at(index) else {
-                continue;
-            };
-            self.channel_freed(&name, &mut ch);
-            if presence {
-                self.events.push(Presence::Offline(Name::clone(&name)));
-            }
-            if let Some(log) = self.mirror.as_mut() {
-                log.expired.push(name);
-            }
-            self.counters.remove_channel();
+        self.channel_freed(&name, &mut ch);
+        if self.recording() {
+            self.events.push(Presence::Offline(Name::clone(&name)));
         }
-        self.sweep_below = (index > 0).then_some(index);
-        self.sweep_below.is_some()
-    }
-
-    /// True while a sweep of expired channels is under way.
-    pub fn sweeping(&self) -> bool {
-        self.sweep_below.is_some()
+        if let Some(log) = self.mirror.as_mut() {
+            log.expired.push(name);
+        }
+        self.counters.remove_channel();
     }
 
     /// Presence events queued since the last drain (creations happen outside `tick`).
@@ -878,6 +826,10 @@ mod local_keys;
 mod mirror;
 #[path = "mirror_log.rs"]
 mod mirror_log;
+#[path = "tick_state.rs"]
+mod tick_state;
+#[path = "tick_walk.rs"]
+mod tick_walk;
 pub use mirror::{Gapped, MirrorState, MirrorStep, Resynced};
 
 #[cfg(test)]

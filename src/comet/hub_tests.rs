@@ -424,7 +424,7 @@ fn expiry_timing_after_sign() {
 }
 
 #[test]
-fn channels_expiring_together_are_freed_a_bounded_number_per_sweep() {
+fn channels_expiring_together_are_freed_a_bounded_number_per_step() {
     let mut hub = hub();
     for i in 0..10 {
         hub.sign(format!("c{i}").as_bytes(), 1).unwrap();
@@ -432,18 +432,21 @@ fn channels_expiring_together_are_freed_a_bounded_number_per_sweep() {
     hub.sign(b"kept", 3).unwrap();
     hub.drain_presence();
     hub.begin_tick();
+    // The second tick finishes the first walk (countdowns 1 → 0) and starts its own.
     hub.begin_tick();
-    assert!(hub.sweeping());
-    assert_eq!(hub.len(), 11, "the walk itself frees nothing");
-    // Used between the tick and the sweep: its countdown is raised, it stays.
+    assert!(hub.ticking());
+    assert_eq!(hub.len(), 11, "beginning a tick frees nothing");
+    // Used before the walk reached it: its countdown is raised, it stays.
     hub.publish(b"c3", b"x", MsgType::Data).unwrap();
     let mut steps = 0;
-    while hub.sweep_expired(4) {
+    let mut len = hub.len();
+    while hub.tick_step(2 * tick_walk::FREE_COST) {
         steps += 1;
-        assert!(hub.len() >= 2, "at most 4 looked at per step");
+        assert!(len - hub.len() <= 2, "at most 2 freed per step");
+        len = hub.len();
     }
-    assert!(steps >= 2, "{steps}");
-    assert!(!hub.sweeping());
+    assert!(steps >= 4, "{steps}");
+    assert!(!hub.ticking());
     let mut left: Vec<_> = (0..11)
         .filter_map(|i| {
             let name = if i == 10 {
@@ -469,7 +472,33 @@ fn channels_expiring_together_are_freed_a_bounded_number_per_sweep() {
 }
 
 #[test]
-fn a_sweep_finds_every_expired_channel_while_others_are_closed_meanwhile() {
+fn a_tick_step_visits_at_most_its_budget() {
+    let mut hub = hub_with(HubConfig {
+        max_channels: 1000,
+        ..config()
+    });
+    for i in 0..100 {
+        hub.sign(format!("c{i:03}").as_bytes(), 50).unwrap();
+    }
+    hub.begin_tick();
+    let countdowns = |hub: &Hub| -> Vec<i32> {
+        (0..100)
+            .filter_map(|i| hub.channels.get(format!("c{i:03}").as_bytes()))
+            .map(|ch| ch.countdown())
+            .collect()
+    };
+    assert!(
+        countdowns(&hub).iter().all(|&c| c == 50),
+        "begin_tick visits nothing"
+    );
+    assert!(hub.tick_step(30));
+    assert_eq!(countdowns(&hub).iter().filter(|&&c| c == 49).count(), 30);
+    while hub.tick_step(30) {}
+    assert!(countdowns(&hub).iter().all(|&c| c == 49));
+}
+
+#[test]
+fn a_tick_finds_every_expired_channel_while_others_are_closed_meanwhile() {
     let mut hub = hub();
     for i in 0..50 {
         hub.sign(format!("c{i:02}").as_bytes(), 1).unwrap();
@@ -477,7 +506,7 @@ fn a_sweep_finds_every_expired_channel_while_others_are_closed_meanwhile() {
     hub.begin_tick();
     hub.begin_tick();
     let mut closed = 0;
-    while hub.sweep_expired(3) {
+    while hub.tick_step(3 * tick_walk::FREE_COST) {
         // A /close between steps moves the last entry into the hole it leaves.
         let victim = (0..50)
             .map(|i| format!("c{i:02}"))
@@ -490,6 +519,71 @@ fn a_sweep_finds_every_expired_channel_while_others_are_closed_meanwhile() {
     assert!(closed > 0);
     assert_eq!(hub.len(), 0, "every expired channel was found");
     assert_eq!(hub.counters().channels(), 0);
+}
+
+/// Closes and creations between the steps of a walk move entries around (a removal moves the
+/// last entry into the hole, a creation appends): still, each channel that existed when a tick
+/// began is counted down and re-announced exactly once by it, and one created during the walk
+/// not at all.
+#[test]
+fn every_channel_is_ticked_exactly_once_per_tick_whatever_moves_it() {
+    let mut hub = hub_with(HubConfig {
+        max_channels: 10_000,
+        ..config()
+    });
+    let period = hub.config().channel_timeout as usize;
+    for i in 0..200 {
+        hub.sign(format!("old{i:03}").as_bytes(), 100).unwrap();
+    }
+    hub.drain_presence();
+    let mut created = 0;
+    let mut online: std::collections::HashMap<String, usize> = Default::default();
+    for tick in 1..=period as i32 {
+        hub.begin_tick();
+        let mut new_this_tick = Vec::new();
+        // Between the tick's beginning and its first step too, then between every two steps.
+        loop {
+            // Close a channel somewhere (often below the walk: the last entry moves there).
+            let index = (created * 37) % hub.len().max(1);
+            if let Some((name, _)) = hub.channels.entry_at(index) {
+                let name = name.to_vec();
+                hub.close(&name);
+            }
+            let name = format!("new{created:04}");
+            created += 1;
+            hub.sign(name.as_bytes(), 100).unwrap();
+            new_this_tick.push(name);
+            if !hub.tick_step(7) {
+                break;
+            }
+        }
+        for (name, ch) in hub.channels.iter() {
+            let name = String::from_utf8_lossy(name).into_owned();
+            if name.starts_with("old") {
+                assert_eq!(ch.countdown(), 100 - tick, "{name} after tick {tick}");
+            }
+        }
+        for name in &new_this_tick {
+            if let Some(ch) = hub.channels.get(name.as_bytes()) {
+                assert_eq!(ch.countdown(), 100, "{name}, created during tick {tick}");
+            }
+        }
+        for event in hub.drain_presence() {
+            if let Presence::Online(name) = event {
+                *online
+                    .entry(String::from_utf8_lossy(&name).into_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+    let survivors: Vec<String> = (0..200)
+        .map(|i| format!("old{i:03}"))
+        .filter(|n| hub.exists(n.as_bytes()))
+        .collect();
+    assert!(survivors.len() > 50, "{}", survivors.len());
+    for name in &survivors {
+        assert_eq!(online.get(name), Some(&1), "{name}: once per period");
+    }
 }
 
 #[test]

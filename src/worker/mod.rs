@@ -239,7 +239,7 @@ impl Worker {
         let may_sleep = self.mail.is_empty()
             && self.to_resume.is_empty()
             && self.closing.is_empty()
-            && !self.hub.sweeping()
+            && !self.hub.ticking()
             && !self.hub.broadcasting()
             && !self.deadlines.in_progress()
             && self.inbox.prepare_sleep();
@@ -266,8 +266,8 @@ impl Worker {
         if self.deadlines.in_progress() {
             self.sweep_deadlines();
         }
-        if self.hub.sweeping() {
-            self.sweep_channels();
+        if self.hub.ticking() {
+            self.tick_some_channels();
         }
         if self.hub.broadcasting() {
             self.broadcast_some();
