@@ -432,7 +432,7 @@ fn channels_expiring_together_are_freed_a_bounded_number_per_step() {
     hub.sign(b"kept", 3).unwrap();
     hub.drain_presence();
     hub.begin_tick();
-    // The second tick finishes the first walk (countdowns 1 → 0) and starts its own.
+    // The second tick is queued behind the first: the steps walk both (countdowns 1 → 0 → -1).
     hub.begin_tick();
     assert!(hub.ticking());
     assert_eq!(hub.len(), 11, "beginning a tick frees nothing");
@@ -495,6 +495,32 @@ fn a_tick_step_visits_at_most_its_budget() {
     assert_eq!(countdowns(&hub).iter().filter(|&&c| c == 49).count(), 30);
     while hub.tick_step(30) {}
     assert!(countdowns(&hub).iter().all(|&c| c == 49));
+}
+
+/// A tick that begins while the last one is still being walked is queued, not walked at once:
+/// no call does more than its budget, and every countdown still moves by one per tick.
+#[test]
+fn a_tick_that_begins_during_a_walk_is_walked_after_it() {
+    let mut hub = hub_with(HubConfig {
+        max_channels: 1000,
+        ..config()
+    });
+    for i in 0..100 {
+        hub.sign(format!("c{i:03}").as_bytes(), 50).unwrap();
+    }
+    let total = |hub: &Hub| -> i32 { hub.channels.iter().map(|(_, ch)| ch.countdown()).sum() };
+    hub.begin_tick();
+    assert!(hub.tick_step(30));
+    hub.begin_tick();
+    hub.begin_tick();
+    assert_eq!(total(&hub), 100 * 50 - 30, "beginning a tick walks nothing");
+    let mut before = total(&hub);
+    while hub.tick_step(30) {
+        let now = total(&hub);
+        assert!(before - now <= 30, "{before} -> {now}");
+        before = now;
+    }
+    assert!(hub.channels.iter().all(|(_, ch)| ch.countdown() == 47));
 }
 
 #[test]

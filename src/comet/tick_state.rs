@@ -11,4 +11,6 @@ pub struct TickWalk {
     pub(super) below: usize,
     /// Entries below `below` that were visited already (moved there by a removal).
     pub(super) skip: HashSet<Name>,
+    /// Ticks that began while this one was being walked; each is walked after it.
+    pub(super) behind: u32,
 }

@@ -15,8 +15,9 @@
 //!   passes over it once (`tick_before_remove`);
 //! * new channels are appended at the end, above the position.
 //!
-//! A tick that begins while the previous one is still being walked first finishes that one, so
-//! countdowns always move by one per tick.
+//! A tick that begins while the previous one is still being walked waits for it (`behind`
+//! counts such ticks) and is walked right after it: countdowns always move by one per tick, and
+//! a walk that fell behind never makes one long turn to catch up.
 //!
 //! Depends on `comet::name`, its sibling `tick_state` and std.
 
@@ -25,34 +26,60 @@ use super::{Hub, Presence};
 use crate::comet::name::Name;
 use std::collections::HashSet;
 
+/// What `walk_some` leaves: the rest of the walk, or, when it is done, how many ticks are queued
+/// behind it.
+enum Walked {
+    Part(TickWalk),
+    Done { behind: u32 },
+}
+
 /// What freeing a channel counts against a step's budget, where a visit counts 1: freeing (its
 /// ring, its name, a presence line) costs about that many visits.
 pub(super) const FREE_COST: usize = 16;
 
 impl Hub {
-    /// Starts the once-a-second tick (finishing the previous one first if it is still being
-    /// walked). The work is done by `tick_step`, a bounded amount per call.
+    /// Starts the once-a-second tick, or queues it behind the tick still being walked. The work
+    /// is done by `tick_step`, a bounded amount per call.
     pub fn begin_tick(&mut self) {
-        if self.tick_walk.is_some() {
-            self.tick_step(usize::MAX);
-        }
-        self.now = self.now.wrapping_add(1);
-        if !self.channels.is_empty() {
-            self.tick_walk = Some(TickWalk {
-                below: self.channels.len(),
-                skip: HashSet::new(),
-            });
+        match self.tick_walk.as_mut() {
+            Some(walk) => walk.behind = walk.behind.saturating_add(1),
+            None => self.start_walk(0),
         }
     }
 
-    /// Walks the tick `begin_tick` started for up to `budget` (a visit counts 1, freeing a channel
-    /// `FREE_COST`): each visited channel is re-announced on its tick of the presence period; a
-    /// channel with subscribers has its countdown held at `channel_timeout`, one without counts
-    /// down and is freed once below zero. Returns true while the tick has more to walk.
+    fn start_walk(&mut self, behind: u32) {
+        self.now = self.now.wrapping_add(1);
+        self.tick_walk = (!self.channels.is_empty() || behind > 0).then(|| TickWalk {
+            below: self.channels.len(),
+            skip: HashSet::new(),
+            behind,
+        });
+    }
+
+    /// Walks the tick `begin_tick` started (and those queued behind it) for up to `budget` (a
+    /// visit counts 1, freeing a channel `FREE_COST`). Returns true while there is more to walk.
     pub fn tick_step(&mut self, budget: usize) -> bool {
-        let Some(mut walk) = self.tick_walk.take() else {
-            return false;
-        };
+        let mut spent = 0usize;
+        while spent < budget {
+            let Some(walk) = self.tick_walk.take() else {
+                break;
+            };
+            let (walked, used) = self.walk_some(walk, budget - spent);
+            spent = spent.saturating_add(used.max(1));
+            match walked {
+                Walked::Part(walk) => self.tick_walk = Some(walk),
+                Walked::Done { behind: 0 } => {}
+                Walked::Done { behind } => self.start_walk(behind - 1),
+            }
+        }
+        self.tick_walk.is_some()
+    }
+
+    /// Walks `walk` for up to `budget`: each visited channel is re-announced on its tick of the
+    /// presence period; a channel with subscribers has its countdown held at `channel_timeout`,
+    /// one without counts down and is freed once below zero. Returns what is left, and what it
+    /// spent.
+    fn walk_some(&mut self, mut walk: TickWalk, budget: usize) -> (Walked, usize) {
         let now = self.now;
         let period = self.config.presence_period();
         let timeout = self.config.channel_timeout;
@@ -84,9 +111,14 @@ impl Hub {
         }
         if index > 0 {
             walk.below = index;
-            self.tick_walk = Some(walk);
+            return (Walked::Part(walk), spent);
         }
-        self.tick_walk.is_some()
+        (
+            Walked::Done {
+                behind: walk.behind,
+            },
+            spent,
+        )
     }
 
     /// True while a tick is being walked.

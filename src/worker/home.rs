@@ -27,22 +27,33 @@ use crate::comet::route::home_worker;
 use crate::engine::Token;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What one publish counts against `limits.publish_ahead`: its bytes and the mail around them.
 fn publish_ahead_bytes(cname: &[u8], content: &[u8]) -> usize {
     64 + cname.len() + content.len()
 }
 
-/// Channels one loop turn stores a broadcast in at most (≈ 0.1–0.25 µs each).
-const BROADCAST_PER_TURN: usize = 8192;
+/// Wall time one loop turn gives a bulk operation over the channels (the once-a-second tick, a
+/// `/broadcast`) at most. It works in slices of a fixed amount and stops after the slice that
+/// passes this: the cost per channel grows with the hub (cache misses: in a tight loop freeing
+/// one costs 80 ns at 100,000 channels and 170 ns at 500,000, more with the rest of a server's
+/// data around), so a count alone does not bound the turn.
+const BULK_TIME_PER_TURN: Duration = Duration::from_millis(1);
 
-/// What one loop turn spends at most on the once-a-second tick of the channels (`Hub::tick_step`:
-/// a visit counts 1, ≈ 10–50 ns; freeing an expired channel 16, ≈ 0.3 µs with its ring, its name
-/// and a presence line for `/psub` readers): at most 16,384 channels visited or 1,024 freed per
-/// turn, so neither the walk over half a million channels nor a few hundred thousand expiring
-/// together makes one long turn. Freeing 1,024 a turn rather than 4,096: `make bulk` at 200,000
-/// channels had 2–5 turns over 5 ms during the expiry instead of 13–15 (bench/RESULTS.md).
-const TICK_BUDGET_PER_TURN: usize = 16 * 1024;
+/// Channels one slice of a broadcast stores it in (≈ 0.1–0.25 µs each).
+const BROADCAST_SLICE: usize = 1024;
+
+/// One slice of the channels' tick (`Hub::tick_step`: a visit counts 1, ≈ 10–50 ns; freeing an
+/// expired channel 16, ≈ 0.3 µs with its ring, its name and a presence line for `/psub`
+/// readers): 1,024 visits or 64 frees.
+const TICK_SLICE: usize = 1024;
+
+/// Runs `slice` until it reports nothing left or `BULK_TIME_PER_TURN` has passed.
+fn for_a_turn(mut slice: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while slice() && start.elapsed() < BULK_TIME_PER_TURN {}
+}
 
 impl Worker {
     /// The worker that is home of `cname`.
@@ -278,8 +289,8 @@ impl Worker {
         self.announce_presence();
     }
 
-    /// Broadcasts `content` on every channel this worker is home of: the first
-    /// `BROADCAST_PER_TURN` channels now, the rest in the next turns (`broadcast_some`).
+    /// Broadcasts `content` on every channel this worker is home of: what `BULK_TIME_PER_TURN`
+    /// allows now, the rest in the next turns (`broadcast_some`).
     fn home_broadcast(&mut self, content: &[u8]) {
         self.hub.broadcast_start(content);
         self.broadcast_some();
@@ -288,7 +299,8 @@ impl Worker {
     /// Stores the broadcast under way in a bounded number of channels and sends what they
     /// deliver (each turn until it is done).
     pub(super) fn broadcast_some(&mut self) {
-        self.hub.broadcast_step(BROADCAST_PER_TURN);
+        let hub = &mut self.hub;
+        for_a_turn(|| hub.broadcast_step(BROADCAST_SLICE));
         self.send_broadcast_deliveries();
     }
 
@@ -338,7 +350,8 @@ impl Worker {
     /// A bounded part of the tick's walk over the channels (each turn until it is done), with
     /// the presence events it produced.
     pub(super) fn tick_some_channels(&mut self) {
-        self.hub.tick_step(TICK_BUDGET_PER_TURN);
+        let hub = &mut self.hub;
+        for_a_turn(|| hub.tick_step(TICK_SLICE));
         self.announce_presence();
     }
 
