@@ -9,7 +9,10 @@ seconds have passed or the file named by --stop exists. A round trip that takes 
 --timeout seconds is recorded as an error with its elapsed time, so stalls are never dropped.
 
 `--summary CSV PHASES` prints p50 / p99 / max per phase instead, where PHASES is a file of
-`<wall-clock seconds> <phase name>` lines (each phase runs until the next line). With
+`<wall-clock seconds> <phase name>` lines (each phase runs until the next line), and the p99 of
+two parts of the round trip: the push on the probe's established keep-alive admin connection
+(`push p99`: a client that is not part of the burst) and the new connection's reply after it
+(`reply p99`: how long until the server read the new connection's request). With
 `--metrics-dir DIR`, where DIR holds the server's /metrics taken as each phase began
 (`metrics-<phase>.txt`), it adds the server's own view: the loop turns of the phase longer than
 5 ms and than 50 ms, and the bucket of its longest turn (rcomet_loop_turn_seconds).
@@ -211,10 +214,16 @@ def summary(csv_path, phases_path, metrics_dir=None):
                 phases.append((float(t), name))
     rows = {name: [] for _, name in phases}
     errors = {name: 0 for _, name in phases}
+    # The parts of the successful round trips: the push on the probe's established keep-alive
+    # admin connection, and the new connection's reply after it (the server reading the new
+    # connection's request: queued behind the other new connections during a connect burst).
+    pushes = {name: [] for _, name in phases}
+    replies = {name: [] for _, name in phases}
     with open(csv_path) as f:
         next(f)
         for line in f:
-            wall, rtt, result = line.strip().split(",")[:3]
+            fields = line.strip().split(",")
+            wall, rtt, result = fields[:3]
             wall, rtt = float(wall), float(rtt)
             current = None
             for t, name in phases:
@@ -225,9 +234,13 @@ def summary(csv_path, phases_path, metrics_dir=None):
             rows[current].append(rtt)
             if result != "ok":
                 errors[current] += 1
+            elif len(fields) >= 6 and fields[4] and fields[5]:
+                pushes[current].append(float(fields[4]))
+                replies[current].append(float(fields[5]))
     head = f"{'phase':<10} {'samples':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'errors':>7}"
     if metrics_dir:
         head += f" {'turns>5ms':>10} {'turns>50ms':>10} {'longest<=ms':>11}"
+    head += f" {'push p99':>9} {'reply p99':>9}"
     print(head)
     for i, (_, name) in enumerate(phases):
         v = sorted(rows[name])
@@ -238,6 +251,10 @@ def summary(csv_path, phases_path, metrics_dir=None):
         turns = turn_columns(metrics_dir, phases, i)
         if turns:
             line += f" {turns[0]:>10} {turns[1]:>10} {turns[2]:>11g}"
+        elif metrics_dir:
+            line += f" {'-':>10} {'-':>10} {'-':>11}"
+        push, reply = sorted(pushes[name]), sorted(replies[name])
+        line += f" {percentile(push, 99):>9.2f} {percentile(reply, 99):>9.2f}"
         print(line)
 
 
