@@ -952,3 +952,40 @@ fn keys_outlive_a_closed_or_expired_channel_until_removed() {
     assert!(hub.elsewhere.is_empty());
     assert_eq!(keys_of(&hub, b"idle"), vec![2]);
 }
+
+/// The tick frees expired channels from the top of the table down while a broadcast is being
+/// stored from the bottom up: each free moves the last entry (one the broadcast may not have
+/// reached) into the hole below the broadcast's position. Every surviving channel still gets the
+/// broadcast exactly once, and every expired one is freed.
+#[test]
+fn expiries_freed_while_a_broadcast_is_stored_neither_skip_nor_repeat_a_channel() {
+    let mut hub = hub_with(HubConfig {
+        max_channels: 1000,
+        ..config()
+    });
+    let expiring: Vec<String> = (0..20).map(|i| format!("old{i:02}")).collect();
+    let kept: Vec<String> = (0..40).map(|i| format!("keep{i:02}")).collect();
+    for name in &expiring {
+        hub.sign(name.as_bytes(), 1).unwrap();
+    }
+    for name in &kept {
+        hub.sign(name.as_bytes(), 100).unwrap();
+    }
+    hub.tick(); // countdowns 1 → 0: the expiring channels go at the next tick
+    hub.broadcast_start(b"all");
+    hub.broadcast_step(45);
+    hub.begin_tick();
+    loop {
+        let ticking = hub.tick_step(8);
+        let broadcasting = hub.broadcast_step(1);
+        if !ticking && !broadcasting {
+            break;
+        }
+    }
+    for name in &expiring {
+        assert!(!hub.exists(name.as_bytes()), "{name} expired");
+    }
+    for name in &kept {
+        assert_eq!(broadcasts_in(&hub, name), [1], "{name}: once");
+    }
+}

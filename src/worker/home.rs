@@ -289,11 +289,11 @@ impl Worker {
         self.announce_presence();
     }
 
-    /// Broadcasts `content` on every channel this worker is home of: what `BULK_TIME_PER_TURN`
-    /// allows now, the rest in the next turns (`broadcast_some`).
+    /// Broadcasts `content` on every channel this worker is home of: the turn stores it in what
+    /// `BULK_TIME_PER_TURN` allows (`broadcast_some`, later in this turn), the rest in the next
+    /// turns.
     fn home_broadcast(&mut self, content: &[u8]) {
         self.hub.broadcast_start(content);
-        self.broadcast_some();
     }
 
     /// Stores the broadcast under way in a bounded number of channels and sends what they
@@ -340,10 +340,10 @@ impl Worker {
         }
     }
 
-    /// The channels' once-a-second tick: expiry and presence re-announcements.
+    /// The channels' once-a-second tick: expiry and presence re-announcements, walked by the
+    /// turn (`tick_some_channels`, later in this turn and the next ones).
     pub(super) fn tick_channels(&mut self) {
         self.hub.begin_tick();
-        self.tick_some_channels();
         self.cluster_tick();
     }
 
