@@ -14,7 +14,9 @@
 //! * channels created after the broadcast started sit at `end` or above and do not get it
 //!   (unless a removal moves one below `end`, which gives it the broadcast too).
 //!
-//! A second broadcast while one is being stored first finishes the first. What the walk stores is
+//! A second broadcast while one is being stored waits behind it (`MAX_WAITING` may wait; past
+//! that the oldest is finished at once): its walk starts when the first is done, and settling a
+//! channel stores every broadcast under way that has not reached it, oldest first. What the walk stores is
 //! delivered by the worker (`take_broadcast_deliveries`), in the order it was stored.
 //!
 //! Depends on `comet::{channel, message}`, its sibling `broadcast_state` and std.
@@ -36,15 +38,24 @@ fn store(buffer: usize, name: &Name, ch: &mut Channel, content: &[u8], out: &mut
     }
 }
 
+/// Broadcasts that may wait behind the one being stored; a further one first finishes the
+/// oldest at once (so a flood of `/broadcast`s holds bounded memory).
+const MAX_WAITING: usize = 16;
+
 impl Hub {
-    /// Starts storing a broadcast in every channel of this hub (after finishing the one under
-    /// way, if any). Countdowns are left alone (see the module doc of `hub`).
+    /// Starts storing a broadcast in every channel of this hub, behind the ones under way, if
+    /// any. Countdowns are left alone (see the module doc of `hub`).
     pub fn broadcast_start(&mut self, content_inner: &[u8]) {
-        self.broadcast_step(usize::MAX);
+        while self.broadcast_runs.len() > MAX_WAITING {
+            let Some(first) = self.broadcast_runs.front().map(|run| run.end) else {
+                break;
+            };
+            self.broadcast_step(first);
+        }
         if self.channels.is_empty() {
             return;
         }
-        self.broadcast_run = Some(BroadcastRun {
+        self.broadcast_runs.push_back(BroadcastRun {
             content: content_inner.into(),
             next: 0,
             end: self.channels.len(),
@@ -52,32 +63,38 @@ impl Hub {
         });
     }
 
-    /// Stores the broadcast under way in up to `limit` more channels. True while some are left.
+    /// Stores the broadcasts under way, oldest first, in up to `limit` more channels. True while
+    /// some are left.
     pub fn broadcast_step(&mut self, limit: usize) -> bool {
-        let Some(run) = self.broadcast_run.as_mut() else {
-            return false;
-        };
         let buffer = self.config.buffer();
-        let end = run.end.min(self.channels.len());
-        let stop = run.next.saturating_add(limit).min(end);
-        while run.next < stop {
-            let index = run.next;
-            run.next += 1;
-            let Some((name, ch)) = self.channels.entry_at_mut(index) else {
-                continue;
+        let mut left = limit;
+        while left > 0 {
+            let Some(run) = self.broadcast_runs.front_mut() else {
+                break;
             };
-            if !run.ahead.remove(name) {
-                store(buffer, name, ch, &run.content, &mut self.broadcast_out);
+            let end = run.end.min(self.channels.len());
+            let stop = run.next.saturating_add(left).min(end);
+            left -= stop.saturating_sub(run.next).min(left);
+            while run.next < stop {
+                let index = run.next;
+                run.next += 1;
+                let Some((name, ch)) = self.channels.entry_at_mut(index) else {
+                    continue;
+                };
+                if !run.ahead.remove(name) {
+                    store(buffer, name, ch, &run.content, &mut self.broadcast_out);
+                }
             }
+            if run.next < end {
+                break;
+            }
+            self.broadcast_runs.pop_front();
         }
-        if run.next >= end {
-            self.broadcast_run = None;
-        }
-        self.broadcast_run.is_some()
+        !self.broadcast_runs.is_empty()
     }
 
-    /// Before an operation on `cname`: stores the broadcast under way there if the walk has not
-    /// reached it yet, so the operation comes after it, as it would have.
+    /// Before an operation on `cname`: stores the broadcasts under way there that have not
+    /// reached it yet, oldest first, so the operation comes after them, as it would have.
     pub fn broadcast_settle(&mut self, cname: &[u8]) {
         let Some(index) = self.channels.index_of(cname) else {
             return;
@@ -86,35 +103,39 @@ impl Hub {
     }
 
     pub(super) fn broadcast_settle_at(&mut self, index: usize) {
-        let Some(run) = self.broadcast_run.as_mut() else {
-            return;
-        };
-        if index < run.next || index >= run.end {
+        if self.broadcast_runs.is_empty() {
             return;
         }
         let buffer = self.config.buffer();
         let Some((name, ch)) = self.channels.entry_at_mut(index) else {
             return;
         };
-        if run.ahead.insert(Name::clone(name)) {
-            store(buffer, name, ch, &run.content, &mut self.broadcast_out);
+        for run in self.broadcast_runs.iter_mut() {
+            if index < run.next || index >= run.end {
+                continue;
+            }
+            if run.ahead.insert(Name::clone(name)) {
+                store(buffer, name, ch, &run.content, &mut self.broadcast_out);
+            }
         }
     }
 
     /// Before the entry at `index` is removed (the last entry then takes its index): a channel
-    /// the walk has not reached must not move below `next` without the broadcast.
+    /// a walk has not reached must not move below its `next` without the broadcast. (Only the
+    /// oldest broadcast has started walking; the others have `next` 0.)
     pub(super) fn broadcast_before_remove(&mut self, index: usize) {
-        let Some(run) = self.broadcast_run.as_ref() else {
+        let Some(first) = self.broadcast_runs.front() else {
             return;
         };
         let last = self.channels.len().saturating_sub(1);
-        if index < run.next && last != index {
+        if index < first.next && last != index {
             self.broadcast_settle_at(last);
         }
-        if let Some(run) = self.broadcast_run.as_mut() {
+        let removed = self.channels.entry_at(index).map(|(name, _)| name);
+        for run in self.broadcast_runs.iter_mut() {
             // The removed entry's own name no longer needs skipping (the moved one keeps its
             // place in `ahead` if it had one: its name is what is remembered).
-            if let Some((name, _)) = self.channels.entry_at(index) {
+            if let Some(name) = removed {
                 run.ahead.remove(name);
             }
             // The last index goes away.
@@ -124,7 +145,7 @@ impl Hub {
 
     /// True while a broadcast is being stored.
     pub fn broadcasting(&self) -> bool {
-        self.broadcast_run.is_some()
+        !self.broadcast_runs.is_empty()
     }
 
     /// What broadcasts stored since the last call: how many channels, and the messages to

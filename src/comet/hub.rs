@@ -31,6 +31,7 @@
 //!   creation (never later than iComet, sometimes earlier).
 
 use crate::comet::name::Name;
+use std::collections::VecDeque;
 use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -333,8 +334,8 @@ pub struct Hub {
     mirror: Option<MirrorLog>,
     /// The once-a-second tick being walked (`tick_walk`).
     tick_walk: Option<TickWalk>,
-    /// A `/broadcast` being stored channel by channel (`broadcast_run`).
-    broadcast_run: Option<BroadcastRun>,
+    /// The `/broadcast`s being stored channel by channel, oldest first (`broadcast_run`).
+    broadcast_runs: VecDeque<BroadcastRun>,
     broadcast_out: BroadcastOut,
 }
 
@@ -370,7 +371,7 @@ impl Hub {
             next_epoch: first_epoch(),
             mirror: None,
             tick_walk: None,
-            broadcast_run: None,
+            broadcast_runs: VecDeque::new(),
             broadcast_out: BroadcastOut::default(),
         }
     }

@@ -989,3 +989,62 @@ fn expiries_freed_while_a_broadcast_is_stored_neither_skip_nor_repeat_a_channel(
         assert_eq!(broadcasts_in(&hub, name), [1], "{name}: once");
     }
 }
+
+/// A second broadcast waits behind the first instead of finishing it at once: starting it stores
+/// nothing, a channel the walks have not reached gets both (in order) before an operation on it,
+/// and every channel ends with both, once each, in order.
+#[test]
+fn a_second_broadcast_waits_behind_the_first_without_finishing_it() {
+    let mut hub = hub_with_channels(10);
+    hub.broadcast_start(b"one");
+    hub.broadcast_step(3);
+    hub.broadcast_start(b"two");
+    let stored = hub.take_broadcast_deliveries().0;
+    assert_eq!(stored, 3, "starting the second stored nothing");
+    hub.broadcast_settle(b"c08");
+    hub.publish(b"c08", b"after", MsgType::Data).unwrap();
+    let kinds: Vec<_> = hub
+        .channel(b"c08")
+        .unwrap()
+        .ring()
+        .iter()
+        .map(|m| (m.kind, m.seq))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (MsgType::Broadcast, 1),
+            (MsgType::Broadcast, 2),
+            (MsgType::Data, 3)
+        ]
+    );
+    let mut steps = 0;
+    while hub.broadcast_step(4) {
+        steps += 1;
+    }
+    assert!(steps >= 3, "{steps}");
+    for n in names(10).iter().filter(|n| *n != "c08") {
+        assert_eq!(broadcasts_in(&hub, n), [1, 2], "{n}: both, once, in order");
+    }
+}
+
+/// A flood of broadcasts holds bounded state: past the waiting limit the oldest is finished at
+/// once, and every channel still gets every broadcast in order.
+#[test]
+fn a_flood_of_broadcasts_keeps_a_bounded_queue_and_loses_none() {
+    let mut hub = hub_with_channels(10);
+    for i in 0..40 {
+        hub.broadcast_start(format!("b{i}").as_bytes());
+        assert!(
+            hub.broadcast_runs.len() <= 17,
+            "{}",
+            hub.broadcast_runs.len()
+        );
+    }
+    while hub.broadcast_step(7) {}
+    for n in names(10) {
+        let seqs = broadcasts_in(&hub, &n);
+        // The ring keeps the last 10 (channel_buffer_size).
+        assert_eq!(seqs, (31..=40).collect::<Vec<u32>>(), "{n}");
+    }
+}
