@@ -10,7 +10,9 @@
 # turns; exits 1 when the probe's p99 in any phase is above P99_MS (default 5) or its worst
 # above MAX_MS (default 50), or when the channels were not all created or did not all expire.
 #
-# Environment: CHANNELS (default 200000), BROADCASTS (3), CHANNEL_TIMEOUT (seconds, 12),
+# Environment: CHANNELS (default 200000), BROADCASTS (3), BROADCAST_GAP_S (seconds between two
+# broadcasts, 1; 0 sends them back to back, so each arrives while the last is being stored),
+# CHANNEL_TIMEOUT (seconds, 12),
 # ENGINE (epoll | io_uring, default epoll), THREADS (2), PHASE_S (seconds of the before, held
 # and after phases, 3), P99_MS, MAX_MS, PROBE_RT=1 (the probe at real-time priority),
 # BULK_OUT (default bench/results/bulk-ENGINE-CHANNELS-DATE: probe.csv, phases.txt,
@@ -24,6 +26,7 @@ source "$BENCH_DIR/probe_lib.sh"
 bench_parse_args 18 "$@"
 CHANNELS=${CHANNELS:-200000}
 BROADCASTS=${BROADCASTS:-3}
+BROADCAST_GAP_S=${BROADCAST_GAP_S:-1}
 CHANNEL_TIMEOUT=${CHANNEL_TIMEOUT:-12}
 ENGINE=${ENGINE:-epoll}
 THREADS=${THREADS:-2}
@@ -58,8 +61,10 @@ sleep "$PHASE_S"
 probe_phase broadcast
 for ((i = 1; i <= BROADCASTS; i++)); do
     curl -s --max-time 30 "http://$BENCH_ADMIN/broadcast?content=bulk-$i" >/dev/null || ok=0
-    sleep 1
+    sleep "$BROADCAST_GAP_S"
 done
+# Back to back: the phase lasts while they are being stored.
+[[ $BROADCAST_GAP_S == 0 ]] && sleep "$PHASE_S"
 probe_phase expire
 wait_stats channels le 1 $((CHANNEL_TIMEOUT + 60)) || { log "$(stats_value channels) channels left"; ok=0; }
 probe_phase after
@@ -70,7 +75,7 @@ rate=$(python3 -c "print(round($CHANNELS / ($t1 - $t0)))")
 events=$(grep -c . "$BENCH_TMP/psub.out" 2>/dev/null || echo 0)
 {
     echo
-    echo "command:   ENGINE=$ENGINE CHANNELS=$CHANNELS BROADCASTS=$BROADCASTS CHANNEL_TIMEOUT=$CHANNEL_TIMEOUT THREADS=$THREADS PROBE_RT=${PROBE_RT:-0} bash bench/bulk.sh"
+    echo "command:   ENGINE=$ENGINE CHANNELS=$CHANNELS BROADCASTS=$BROADCASTS BROADCAST_GAP_S=$BROADCAST_GAP_S CHANNEL_TIMEOUT=$CHANNEL_TIMEOUT THREADS=$THREADS PROBE_RT=${PROBE_RT:-0} bash bench/bulk.sh"
     echo "bulk:      $created channels created by /sign at $rate/s, $BROADCASTS broadcasts to all, all expired together; $events presence lines read by /psub (${ENGINE}, $THREADS workers)"
     probe_report
 } | tee -a "$BULK_OUT/summary.txt"
