@@ -20,6 +20,8 @@
 #                 are held and are all killed at once; exits non-zero past p99 5 ms / max 50 ms
 #   make bulk     the same probe while CHANNELS (200000) channels are created, broadcast to and
 #                 all expire together, a /psub reader connected; the same bound (bench/bulk.sh)
+#   make big-channel  the same probe while one channel of N (18000) /stream subscribers gets
+#                 pushes (each N sends); the same bound (bench/big_channel.sh)
 #   make c1000k   the million-connection benchmark (C=... to change the target; ICOMET_BIN=... adds
 #                 an iComet 0.2.5 column); exits non-zero when a server misses its target
 #   make messenger  rcomet vs iComet 0.2.5 side by side (ICOMET_BIN=/path/to/icomet-server)
@@ -36,7 +38,7 @@
 
 CARGO ?= cargo
 
-.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst bulk c1000k messenger ws-bench cluster-bench ws-conformance fuzz install uninstall deb clean
+.PHONY: all build run test fmt lint unit browser-deps js-deps js-test demo bench microbench soak burst bulk big-channel c1000k messenger ws-bench cluster-bench ws-conformance fuzz install uninstall deb clean
 
 all: build
 
@@ -113,6 +115,9 @@ burst: build
 
 bulk: build
 	bash bench/bulk.sh
+
+big-channel: build
+	bash bench/big_channel.sh
 
 c1000k: build
 	bash bench/c1000k.sh
