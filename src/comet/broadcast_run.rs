@@ -11,13 +11,14 @@
 //! * a removal moves the last entry into the hole (`NameMap`): when that moves a channel the
 //!   walk has not reached to below `next`, the broadcast is stored there first
 //!   (`broadcast_before_remove`);
-//! * channels created after the broadcast started sit at `end` or above and do not get it
-//!   (unless a removal moves one below `end`, which gives it the broadcast too).
+//! * channels created after the broadcast started sit at `end` or above and do not get it; when a
+//!   removal moves one below `end`, where the walk has not been yet, its name goes into `ahead`
+//!   so that neither the walk nor a settle stores it there.
 //!
 //! A second broadcast while one is being stored waits behind it (`MAX_WAITING` may wait; past
 //! that the oldest is finished at once): its walk starts when the first is done, and settling a
-//! channel stores every broadcast under way that has not reached it, oldest first. What the walk stores is
-//! delivered by the worker (`take_broadcast_deliveries`), in the order it was stored.
+//! channel stores every broadcast under way that has not reached it, oldest first. What the walk
+//! stores is delivered by the worker (`take_broadcast_deliveries`), in the order it was stored.
 //!
 //! Depends on `comet::{channel, message}`, its sibling `broadcast_state` and std.
 
@@ -47,10 +48,20 @@ impl Hub {
     /// any. Countdowns are left alone (see the module doc of `hub`).
     pub fn broadcast_start(&mut self, content_inner: &[u8]) {
         while self.broadcast_runs.len() > MAX_WAITING {
-            let Some(first) = self.broadcast_runs.front().map(|run| run.end) else {
+            let len = self.channels.len();
+            let Some(left) = self
+                .broadcast_runs
+                .front()
+                .map(|run| run.end.min(len).saturating_sub(run.next))
+            else {
                 break;
             };
-            self.broadcast_step(first);
+            if left == 0 {
+                self.broadcast_runs.pop_front();
+            } else {
+                // Exactly what the oldest has left: it is done and popped, the next not begun.
+                self.broadcast_step(left);
+            }
         }
         if self.channels.is_empty() {
             return;
@@ -121,8 +132,9 @@ impl Hub {
     }
 
     /// Before the entry at `index` is removed (the last entry then takes its index): a channel
-    /// a walk has not reached must not move below its `next` without the broadcast. (Only the
-    /// oldest broadcast has started walking; the others have `next` 0.)
+    /// a walk has not reached must not move below its `next` without the broadcast, and one
+    /// created after a broadcast started must not move to where that walk will store it. (Only
+    /// the oldest broadcast has started walking; the others have `next` 0.)
     pub(super) fn broadcast_before_remove(&mut self, index: usize) {
         let Some(first) = self.broadcast_runs.front() else {
             return;
@@ -132,7 +144,17 @@ impl Hub {
             self.broadcast_settle_at(last);
         }
         let removed = self.channels.entry_at(index).map(|(name, _)| name);
+        let moved = (last != index)
+            .then(|| self.channels.entry_at(last).map(|(name, _)| name))
+            .flatten();
         for run in self.broadcast_runs.iter_mut() {
+            // A channel created after this broadcast started, moved to where its walk has not
+            // been yet: it must not get it there.
+            if let Some(name) = moved.filter(|_| last >= run.end && index >= run.next) {
+                if index < run.end {
+                    run.ahead.insert(Name::clone(name));
+                }
+            }
             // The removed entry's own name no longer needs skipping (the moved one keeps its
             // place in `ahead` if it had one: its name is what is remembered).
             if let Some(name) = removed {

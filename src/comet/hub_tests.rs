@@ -1048,3 +1048,78 @@ fn a_flood_of_broadcasts_keeps_a_bounded_queue_and_loses_none() {
         assert_eq!(seqs, (31..=40).collect::<Vec<u32>>(), "{n}");
     }
 }
+
+/// The contents stored in a channel, in ring order.
+fn contents_in(hub: &Hub, cname: &str) -> Vec<String> {
+    let ring = hub.channel(cname.as_bytes()).unwrap().ring();
+    ring.iter()
+        .map(|m| {
+            let json = String::from_utf8_lossy(&m.json).into_owned();
+            let content = json.split("\"content\":\"").nth(1).unwrap_or("");
+            content.split('"').next().unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+/// A channel created between two broadcasts, given the second (settled by a push), then moved
+/// by a close to where the first one's walk has not been yet: it must not get the first (which
+/// was started before it existed) after the second and the push.
+#[test]
+fn a_channel_created_between_two_broadcasts_never_gets_the_first_even_when_moved() {
+    let mut hub = hub_with_channels(4);
+    hub.broadcast_start(b"M1");
+    hub.broadcast_step(1);
+    hub.sign(b"x", 0).unwrap();
+    hub.broadcast_start(b"M2");
+    hub.broadcast_settle(b"x");
+    hub.publish(b"x", b"p", MsgType::Data).unwrap();
+    // c01 is at index 1, where the first walk has not been yet: x (the last) moves there.
+    hub.broadcast_settle(b"c01");
+    hub.close(b"c01");
+    while hub.broadcast_step(1) {}
+    assert_eq!(contents_in(&hub, "x"), ["M2", "p"]);
+    for n in ["c00", "c02", "c03"] {
+        assert_eq!(contents_in(&hub, n), ["M1", "M2"], "{n}");
+    }
+}
+
+/// The cap on waiting broadcasts finishes exactly the oldest, and never spins on one whose
+/// channels were all removed.
+#[test]
+fn the_waiting_cap_finishes_only_the_oldest_and_never_spins() {
+    let mut hub = hub_with_channels(10);
+    hub.broadcast_start(b"b0");
+    hub.broadcast_step(4);
+    for i in 1..=16 {
+        hub.broadcast_start(format!("b{i}").as_bytes());
+    }
+    assert_eq!(hub.broadcast_runs.len(), 17);
+    hub.broadcast_start(b"b17");
+    assert_eq!(hub.broadcast_runs.len(), 17, "the oldest was finished");
+    assert_eq!(
+        hub.broadcast_runs.front().map(|r| r.next),
+        Some(0),
+        "the next not begun"
+    );
+    assert_eq!(contents_in(&hub, "c09"), ["b0"]);
+
+    // On its own thread, so that a cap that spins fails this test instead of hanging the suite.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut one = hub_with_channels(1);
+        for i in 0..17 {
+            one.broadcast_start(format!("b{i}").as_bytes());
+        }
+        one.close(b"c00");
+        one.sign(b"again", 0).unwrap();
+        one.broadcast_start(b"last"); // every waiting run's end is 0 now: popped, not stepped
+        while one.broadcast_step(8) {}
+        let _ = done.send(contents_in(&one, "again"));
+    });
+    let got = finished.recv_timeout(std::time::Duration::from_secs(20));
+    assert_eq!(
+        got.ok(),
+        Some(vec!["last".to_string()]),
+        "the cap spun or failed"
+    );
+}

@@ -296,16 +296,16 @@ impl Worker {
         self.hub.broadcast_start(content);
     }
 
-    /// Stores the broadcast under way in a bounded number of channels and sends what they
-    /// deliver (each turn until it is done).
+    /// Stores the broadcasts under way, oldest first, in a bounded number of channels and sends
+    /// what they deliver (each turn until they are done).
     pub(super) fn broadcast_some(&mut self) {
         let hub = &mut self.hub;
         for_a_turn(|| hub.broadcast_step(BROADCAST_SLICE));
         self.send_broadcast_deliveries();
     }
 
-    /// Before an operation on a channel: the broadcast under way reaches it first (and its
-    /// subscribers get it first), as if it had been stored everywhere at once.
+    /// Before an operation on a channel: the broadcasts under way reach it first, oldest first
+    /// (and its subscribers get them first), as if they had been stored everywhere at once.
     fn settle_broadcast(&mut self, cname: &[u8]) {
         if self.hub.broadcasting() {
             self.hub.broadcast_settle(cname);
