@@ -1123,3 +1123,77 @@ fn the_waiting_cap_finishes_only_the_oldest_and_never_spins() {
         "the cap spun or failed"
     );
 }
+
+/// A model check of broadcasts "as if stored everywhere at once", under everything that moves
+/// channels around: several broadcasts queued, steps of both walks with small budgets, pushes
+/// (settled first, as the worker does), closes, creations, re-creations and expiries freed by
+/// the tick. Each surviving channel's ring must hold exactly the broadcasts started after its
+/// creation and its own pushes, in the order they happened.
+#[test]
+fn broadcasts_keep_their_order_whatever_moves_the_channels() {
+    let mut hub = hub_with(HubConfig {
+        max_channels: 1000,
+        channel_buffer_size: 1000,
+        ..config()
+    });
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: u64| {
+        rng = rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) % n
+    };
+    // What each live channel must hold, in order.
+    let mut expected: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let mut broadcasts = 0;
+    let mut pushes = 0;
+    for _ in 0..4000 {
+        let name = format!("ch{}", next(40));
+        match next(100) {
+            0..=14 => {
+                let expires = if next(2) == 0 { 1 } else { 100 };
+                if !hub.exists(name.as_bytes()) {
+                    expected.insert(name.clone(), Vec::new());
+                }
+                hub.broadcast_settle(name.as_bytes());
+                hub.sign(name.as_bytes(), expires).unwrap();
+            }
+            15..=19 => {
+                let content = format!("B{broadcasts}");
+                broadcasts += 1;
+                hub.broadcast_start(content.as_bytes());
+                for ring in expected.values_mut() {
+                    ring.push(content.clone());
+                }
+            }
+            20..=39 => {
+                hub.broadcast_step(1 + next(4) as usize);
+            }
+            40..=59 if hub.exists(name.as_bytes()) => {
+                let content = format!("p{pushes}");
+                pushes += 1;
+                hub.broadcast_settle(name.as_bytes());
+                hub.publish(name.as_bytes(), content.as_bytes(), MsgType::Data)
+                    .unwrap();
+                expected.get_mut(&name).unwrap().push(content);
+            }
+            60..=69 => {
+                if hub.close(name.as_bytes()).is_some() {
+                    expected.remove(&name);
+                }
+            }
+            70..=74 => hub.begin_tick(),
+            _ => {
+                hub.tick_step(1 + next(6) as usize);
+            }
+        }
+        // Channels the tick freed.
+        expected.retain(|name, _| hub.exists(name.as_bytes()));
+    }
+    while hub.broadcast_step(5) {}
+    assert!(broadcasts > 100 && pushes > 200, "{broadcasts} {pushes}");
+    assert!(expected.len() > 5, "{}", expected.len());
+    for (name, want) in &expected {
+        assert_eq!(&contents_in(&hub, name), want, "{name}");
+    }
+}
