@@ -150,10 +150,9 @@ impl Hub {
         for run in self.broadcast_runs.iter_mut() {
             // A channel created after this broadcast started, moved to where its walk has not
             // been yet: it must not get it there.
-            if let Some(name) = moved.filter(|_| last >= run.end && index >= run.next) {
-                if index < run.end {
-                    run.ahead.insert(Name::clone(name));
-                }
+            let unreached = run.next <= index && index < run.end;
+            if let Some(name) = moved.filter(|_| unreached && last >= run.end) {
+                run.ahead.insert(Name::clone(name));
             }
             // The removed entry's own name no longer needs skipping (the moved one keeps its
             // place in `ahead` if it had one: its name is what is remembered).

@@ -560,9 +560,7 @@ impl Hub {
     pub fn close(&mut self, cname: &[u8]) -> Option<Closed> {
         let index = self.channels.index_of(cname)?;
         self.broadcast_settle_at(index);
-        self.broadcast_before_remove(index);
-        self.tick_before_remove(index);
-        let (name, mut ch) = self.channels.remove_at(index)?;
+        let (name, mut ch) = self.remove_channel_at(index)?;
         self.channel_freed(&name, &mut ch);
         if let Some(log) = self.mirror.as_mut().filter(|_| ch.subscribers > 0) {
             log.count_changed(&name);
@@ -719,11 +717,18 @@ impl Hub {
         self.drain_presence()
     }
 
+    /// Removes the channel at `index` (the last entry takes its index), after telling the walks
+    /// under way (the broadcasts', the tick's) what moves: every removal goes through here.
+    fn remove_channel_at(&mut self, index: usize) -> Option<(Name, Channel)> {
+        self.broadcast_before_remove(index);
+        self.tick_before_remove(index);
+        self.channels.remove_at(index)
+    }
+
     /// Frees the expired channel at `index` for the tick's walk (`tick_walk`): the last entry
     /// takes its index.
     fn free_expired_at(&mut self, index: usize) {
-        self.broadcast_before_remove(index);
-        let Some((name, mut ch)) = self.channels.remove_at(index) else {
+        let Some((name, mut ch)) = self.remove_channel_at(index) else {
             return;
         };
         self.channel_freed(&name, &mut ch);

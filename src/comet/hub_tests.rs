@@ -36,6 +36,23 @@ fn hub_with(config: HubConfig) -> Hub {
     Hub::new(config, counters)
 }
 
+/// A hub with room for `max_channels` channels (the tests' default is 100).
+fn hub_for(max_channels: usize) -> Hub {
+    hub_with(HubConfig {
+        max_channels,
+        ..config()
+    })
+}
+
+/// A hub with the channels `c000`.. `c{n-1}`, each signed with idle countdown `expires`.
+fn hub_with_signed(n: usize, expires: i32) -> Hub {
+    let mut hub = hub_for(1000);
+    for i in 0..n {
+        hub.sign(format!("c{i:03}").as_bytes(), expires).unwrap();
+    }
+    hub
+}
+
 fn hub() -> Hub {
     hub_with(config())
 }
@@ -473,13 +490,7 @@ fn channels_expiring_together_are_freed_a_bounded_number_per_step() {
 
 #[test]
 fn a_tick_step_visits_at_most_its_budget() {
-    let mut hub = hub_with(HubConfig {
-        max_channels: 1000,
-        ..config()
-    });
-    for i in 0..100 {
-        hub.sign(format!("c{i:03}").as_bytes(), 50).unwrap();
-    }
+    let mut hub = hub_with_signed(100, 50);
     hub.begin_tick();
     let countdowns = |hub: &Hub| -> Vec<i32> {
         (0..100)
@@ -501,13 +512,7 @@ fn a_tick_step_visits_at_most_its_budget() {
 /// no call does more than its budget, and every countdown still moves by one per tick.
 #[test]
 fn a_tick_that_begins_during_a_walk_is_walked_after_it() {
-    let mut hub = hub_with(HubConfig {
-        max_channels: 1000,
-        ..config()
-    });
-    for i in 0..100 {
-        hub.sign(format!("c{i:03}").as_bytes(), 50).unwrap();
-    }
+    let mut hub = hub_with_signed(100, 50);
     let total = |hub: &Hub| -> i32 { hub.channels.iter().map(|(_, ch)| ch.countdown()).sum() };
     hub.begin_tick();
     assert!(hub.tick_step(30));
@@ -553,10 +558,7 @@ fn a_tick_finds_every_expired_channel_while_others_are_closed_meanwhile() {
 /// not at all.
 #[test]
 fn every_channel_is_ticked_exactly_once_per_tick_whatever_moves_it() {
-    let mut hub = hub_with(HubConfig {
-        max_channels: 10_000,
-        ..config()
-    });
+    let mut hub = hub_for(10_000);
     let period = hub.config().channel_timeout as usize;
     for i in 0..200 {
         hub.sign(format!("old{i:03}").as_bytes(), 100).unwrap();
@@ -959,10 +961,7 @@ fn keys_outlive_a_closed_or_expired_channel_until_removed() {
 /// broadcast exactly once, and every expired one is freed.
 #[test]
 fn expiries_freed_while_a_broadcast_is_stored_neither_skip_nor_repeat_a_channel() {
-    let mut hub = hub_with(HubConfig {
-        max_channels: 1000,
-        ..config()
-    });
+    let mut hub = hub_for(1000);
     let expiring: Vec<String> = (0..20).map(|i| format!("old{i:02}")).collect();
     let kept: Vec<String> = (0..40).map(|i| format!("keep{i:02}")).collect();
     for name in &expiring {

@@ -12,7 +12,7 @@
 //!   entry is at or above the position already (visited, or created since);
 //! * a removal between steps (`/close`) below the walk's position moves the last entry into the
 //!   hole: when that entry was visited (or created since), its name goes into `skip`, and the walk
-//!   passes over it once (`tick_before_remove`);
+//!   passes over it once (`tick_before_remove`, which every removal runs: `remove_channel_at`);
 //! * new channels are appended at the end, above the position.
 //!
 //! A tick that begins while the previous one is still being walked waits for it (`behind`
@@ -126,8 +126,10 @@ impl Hub {
         self.tick_walk.is_some()
     }
 
-    /// Before the entry at `index` is removed other than by the walk (the last entry then takes
-    /// its index): a visited entry moved below the walk's position must not be visited again.
+    /// Before the entry at `index` is removed (the last entry then takes its index): a visited
+    /// entry moved below the walk's position must not be visited again. (During the walk's own
+    /// frees the walk is out of `tick_walk`, and this does nothing: the entry moved there is at
+    /// or above the position already.)
     pub(super) fn tick_before_remove(&mut self, index: usize) {
         let Some(walk) = self.tick_walk.as_mut() else {
             return;
