@@ -70,6 +70,7 @@ fn metrics_parse_and_move(engine: &'static str) {
         "rcomet_responses_total",
         "rcomet_timers",
         "rcomet_mailbox_depth",
+        "rcomet_fanout_backlog",
     ] {
         assert!(
             before.keys().any(|k| k.starts_with(&format!("{family}{{"))),

@@ -32,6 +32,8 @@ pub struct WorkerSnapshot {
     pub replays: u64,
     /// Pushes whose reply waited for their channel's home (its mailbox was full of them).
     pub push_waits: u64,
+    /// Publishes to big channels that waited for the channel's fan-out to catch up.
+    pub pushes_held: u64,
     pub noops: u64,
     pub bytes_out: u64,
     pub requests: u64,
@@ -39,6 +41,10 @@ pub struct WorkerSnapshot {
     pub responses: [u64; 5],
     pub timers: u64,
     pub mail: u64,
+    /// Connections waiting in the fan-out backlog (a big channel's frames not written yet).
+    pub backlog: u64,
+    /// Deliveries (and closes) of big channels waiting in the fan-out lane.
+    pub lane: u64,
     /// Loop turns per bucket of [`TURN_BUCKETS_US`] (not cumulative), the last one `+Inf`.
     pub turn_buckets: [u64; 13],
     pub turn_seconds_sum: f64,
@@ -132,6 +138,10 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
                 behind with the pushes answered before (a publisher faster than the fan-out).";
     Family::new(&mut t, "rcomet_push_waits_total", "counter", help)
         .sample("", sum(w, |w| w.push_waits));
+    let help = "Operations on a channel with many subscribers that waited at its home until the \
+                channel's fan-out caught up (a publisher faster than the fan-out).";
+    Family::new(&mut t, "rcomet_pushes_held_total", "counter", help)
+        .sample("", sum(w, |w| w.pushes_held));
     let help = "Heartbeats (noop) sent.";
     Family::new(&mut t, "rcomet_noops_total", "counter", help).sample("", sum(w, |w| w.noops));
     let help = "Bytes queued for clients.";
@@ -159,6 +169,10 @@ pub fn write(s: &Snapshot, out: &mut Vec<u8>) {
     let help =
         "Messages between workers waiting to be handled, at the end of each worker's last turn.";
     Family::new(&mut t, "rcomet_mailbox_depth", "gauge", help).sample("", sum(w, |w| w.mail));
+    let help = "Connections whose frames of a big fan-out (a channel with many subscribers on one worker, a broadcast) wait to be written, a bounded number per loop turn.";
+    Family::new(&mut t, "rcomet_fanout_backlog", "gauge", help).sample("", sum(w, |w| w.backlog));
+    let help = "Deliveries to channels with many subscribers on a worker waiting to be queued, a bounded part per loop turn.";
+    Family::new(&mut t, "rcomet_fanout_lane_depth", "gauge", help).sample("", sum(w, |w| w.lane));
     write_turns(&mut t, w);
     let help = "Seconds since the server started.";
     Family::new(&mut t, "rcomet_uptime_seconds", "gauge", help).sample("", s.uptime_seconds);

@@ -35,7 +35,8 @@ fn store(buffer: usize, name: &Name, ch: &mut Channel, content: &[u8], out: &mut
     ch.ring.push(msg.clone(), buffer);
     out.stored += 1;
     if ch.workers != 0 {
-        out.deliveries.push((Name::clone(name), msg, ch.workers));
+        out.deliveries
+            .push((Name::clone(name), msg, ch.workers, Some(ch.epoch())));
     }
 }
 
@@ -174,7 +175,13 @@ impl Hub {
     pub fn take_broadcast_deliveries(&mut self) -> (u64, Vec<Published>) {
         let out = std::mem::take(&mut self.broadcast_out);
         let deliveries = out.deliveries.into_iter();
-        let deliveries = deliveries.map(|(name, msg, workers)| Published { name, msg, workers });
+        let deliveries = deliveries.map(|(name, msg, workers, epoch)| Published {
+            name,
+            msg,
+            workers,
+            subscribers: 0,
+            epoch,
+        });
         (out.stored, deliveries.collect())
     }
 }

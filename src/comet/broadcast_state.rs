@@ -25,5 +25,6 @@ pub struct BroadcastOut {
     pub(super) stored: u64,
     /// The stored messages of channels with subscribers (name, message, workers with
     /// subscribers), in the order stored.
-    pub(super) deliveries: Vec<(Name, Message, u64)>,
+    /// (channel, message, workers with subscribers, the channel's epoch).
+    pub(super) deliveries: Vec<(Name, Message, u64, Option<u32>)>,
 }

@@ -204,6 +204,13 @@ pub struct Published {
     pub msg: Message,
     /// Workers that have subscribers of the channel (bit per worker).
     pub workers: u64,
+    /// The channel's subscribers on all workers when the message was stored (0 where not
+    /// counted: broadcasts, cluster mirrors).
+    pub subscribers: u32,
+    /// The channel's incarnation: the message reaches only subscriptions of the same one
+    /// (`None`: any, for a cluster mirror, whose subscriptions learn a new incarnation from a
+    /// gap in order with its messages).
+    pub epoch: Option<u32>,
 }
 
 /// A closed channel: every subscriber on `workers` gets `json` and its response ends.
@@ -217,6 +224,9 @@ pub struct Closed {
     pub workers: u64,
     /// The encoded `close` message.
     pub json: Arc<[u8]>,
+    /// The incarnation closed: subscriptions of a later one of the same name stay (`None`: a
+    /// cluster mirror's, closing every subscription of the name).
+    pub epoch: Option<u32>,
 }
 
 /// Why a subscription was refused; each maps to an error message sent with HTTP 200.
@@ -525,6 +535,8 @@ impl Hub {
             name: Name::clone(name),
             msg,
             workers: ch.workers,
+            subscribers: ch.subscribers,
+            epoch: Some(ch.epoch()),
         })
     }
 
@@ -574,6 +586,7 @@ impl Hub {
             workers: ch.workers,
             json,
             name,
+            epoch: self.mirror.is_none().then(|| ch.epoch()),
         })
     }
 

@@ -178,6 +178,8 @@ impl Hub {
             name: Name::clone(name),
             msg,
             workers: ch.workers,
+            subscribers: 0,
+            epoch: None,
         })
     }
 
@@ -238,6 +240,8 @@ impl Hub {
                 name: Name::clone(name),
                 msg: msg.clone(),
                 workers: ch.workers,
+                subscribers: 0,
+                epoch: None,
             })
             .collect();
         Some((gapped, stored))

@@ -522,7 +522,7 @@ impl Worker {
 
     /// Delivery jumps for this worker's subscribers of `name`: each is told (`reset` or
     /// `next_seq`); a long-poll ends with it.
-    pub(super) fn on_gap(&mut self, name: &Name, seq: u32, epoch: u32) {
+    pub(super) fn gap_now(&mut self, name: &Name, seq: u32, epoch: u32) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
         let mut out = Vec::with_capacity(128);

@@ -17,6 +17,7 @@
 
 use super::conn::{flags, Conns, Phase};
 use super::frame_batch::FirstFrame;
+use super::held::HeldOp;
 use super::msg::{Msg, SubscribeMsg};
 use super::Worker;
 use crate::api::home::{self, Effect};
@@ -77,12 +78,14 @@ impl Worker {
             Effect::None => {}
             Effect::Deliver(p) => {
                 self.stats().pushes.fetch_add(1, Ordering::Relaxed);
+                self.count_big_publish(&p);
                 self.mail_delivery(&p);
             }
             Effect::Closed(c) => {
                 self.mail_workers(c.workers, || Msg::Closed {
                     name: Name::clone(&c.name),
                     json: Arc::clone(&c.json),
+                    epoch: c.epoch,
                 });
             }
         }
@@ -106,6 +109,12 @@ impl Worker {
             }
             _ => false,
         };
+        if home == self.id {
+            let publishes = matches!(request.op, HomeOp::Publish { .. });
+            if self.must_hold(&request.cname, publishes) {
+                return self.hold_local(token, request);
+            }
+        }
         let date = self.date.get();
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
@@ -233,8 +242,29 @@ impl Worker {
         );
     }
 
-    /// An admin operation from another worker's connection.
-    fn home_request(&mut self, from: usize, token: Token, number: u32, req: &HomeRequest) {
+    /// An admin operation from another worker's connection (or a held one of this worker's).
+    fn home_request(&mut self, from: usize, token: Token, number: u32, request: Box<HomeRequest>) {
+        let publishes = matches!(request.op, HomeOp::Publish { .. });
+        if self.must_hold(&request.cname, publishes) {
+            let op = HeldOp::Home {
+                from,
+                token,
+                number,
+                request,
+            };
+            return self.hold(op);
+        }
+        self.home_request_now(from, token, number, &request);
+    }
+
+    /// Runs an admin operation for connection `token` of worker `from` and mails the reply.
+    pub(super) fn home_request_now(
+        &mut self,
+        from: usize,
+        token: Token,
+        number: u32,
+        req: &HomeRequest,
+    ) {
         self.settle_broadcast(&req.cname);
         let mut reply = Vec::with_capacity(256);
         let date = self.date.get();
@@ -279,7 +309,15 @@ impl Worker {
     }
 
     /// A publish whose publisher was answered on its own worker.
-    fn home_publish(&mut self, cname: &[u8], content: &[u8]) {
+    fn home_publish(&mut self, cname: Vec<u8>, content: Vec<u8>) {
+        if self.must_hold(&cname, true) {
+            return self.hold(HeldOp::Publish { cname, content });
+        }
+        self.home_publish_now(&cname, &content);
+    }
+
+    /// Stores a publish whose publisher was answered, and lets its window go.
+    pub(super) fn home_publish_now(&mut self, cname: &[u8], content: &[u8]) {
         self.shared
             .publish_stored(self.id, publish_ahead_bytes(cname, content));
         self.settle_broadcast(cname);
@@ -328,6 +366,7 @@ impl Worker {
             name: Name::clone(&p.name),
             msg: p.msg.clone(),
             first: first.clone(),
+            epoch: p.epoch,
         });
     }
 
@@ -409,16 +448,25 @@ impl Worker {
                 token,
                 number,
                 request,
-            } => self.home_request(from, token, number, &request),
+            } => self.home_request(from, token, number, request),
             Msg::HomeReply {
                 token,
                 number,
                 reply,
             } => self.on_home_reply(token, number, reply),
-            Msg::Publish { cname, content } => self.home_publish(&cname, &content),
-            Msg::Deliver { name, msg, first } => self.on_deliver(&name, &msg, first.as_deref()),
-            Msg::Closed { name, json } => self.on_closed(&name, &json),
-            Msg::Broadcast { content } => self.home_broadcast(&content),
+            Msg::Publish { cname, content } => self.home_publish(cname, content),
+            Msg::Deliver {
+                name,
+                msg,
+                first,
+                epoch,
+            } => self.on_deliver(&name, msg, first, epoch),
+            Msg::Closed { name, json, epoch } => self.on_closed(&name, &json, epoch),
+            Msg::Broadcast { content } => {
+                // What was published before the broadcast reaches its channels first.
+                self.release_held(true);
+                self.home_broadcast(&content);
+            }
             Msg::Presence { lines, chunks } => self.on_presence(&lines, Some(&chunks)),
             Msg::Spread { name } => self.on_spread(name),
             Msg::Cluster(events) => self.on_cluster(events),

@@ -7,6 +7,9 @@
 //! results between cores. Protocol decisions live in `api` and `comet`.
 //!
 //! Files: `conn` (the slot), `input` (bytes → requests), `output` (queueing, flushing, closing),
+//! `fanout_lane` (deliveries to big channels, queued a bounded part a turn), `backlog` (big
+//! fan-outs' output, written a bounded number of connections a turn), `hold` (publishes to a
+//! big channel wait at its home while its fan-out is behind),
 //! `subs` (the subscriber side), `home` (the channel-home side and admin operations), `handoff`
 //! (subscribers moving to their channel's home), `cluster` (cluster mode: the way through Redis),
 //! `admin_streams` (`/stats/stream` readers), `replies`
@@ -14,15 +17,20 @@
 //! between cores), `shared` (what all workers share).
 
 mod admin_streams;
+mod backlog;
 mod cluster;
 mod cluster_side;
 pub mod conn;
 mod deadline_sweep;
 mod deadlines;
+mod fanout_lane;
 mod frame_batch;
 mod handoff;
+mod held;
+mod hold;
 mod home;
 mod input;
+mod lane;
 pub mod mailbox;
 pub mod msg;
 mod out_pool;
@@ -131,6 +139,19 @@ pub struct Worker {
     to_attach: Vec<(ConnId, Option<Token>)>,
     /// Connections with new output this turn.
     dirty: Vec<Token>,
+    /// Connections with output from big fan-outs, oldest first, written a bounded number a turn
+    /// after `dirty` (`backlog`).
+    backlog: VecDeque<Token>,
+    /// Output queued now goes to `backlog` (a big fan-out is being queued).
+    marking_backlog: bool,
+    /// Deliveries to channels with many subscribers here, carried out a bounded part a turn
+    /// (`fanout_lane`).
+    lane: lane::FanoutLane,
+    /// Operations on big channels waiting for their fan-out to catch up (`hold`).
+    held: held::HeldOps,
+    /// Subscribers of the big channels published to whose deliveries to this worker may still be
+    /// in its own mail, not in its lane yet (`hold`).
+    big_published: usize,
     /// This turn's frames of channels with several subscribers here, each stored once.
     batches: frame_batch::FrameBatches,
     /// Connections whose buffered requests should be processed again (a reply arrived, a
@@ -191,6 +212,11 @@ impl Worker {
             now: shared.tick(),
             to_attach: Vec::new(),
             dirty: Vec::new(),
+            backlog: VecDeque::new(),
+            marking_backlog: false,
+            lane: lane::FanoutLane::default(),
+            held: held::HeldOps::default(),
+            big_published: 0,
             batches: frame_batch::FrameBatches::default(),
             to_resume: Vec::new(),
             closing: VecDeque::new(),
@@ -242,10 +268,13 @@ impl Worker {
             && !self.hub.ticking()
             && !self.hub.broadcasting()
             && !self.deadlines.in_progress()
+            && !self.backlogged()
+            && !self.lane_busy()
             && self.inbox.prepare_sleep();
         let timeout = if may_sleep {
             let tick = self.shared.until_next_tick();
-            self.stats_wait().map_or(tick, |stats| stats.min(tick))
+            let timeout = self.stats_wait().map_or(tick, |stats| stats.min(tick));
+            self.hold_wait(timeout)
         } else {
             Duration::ZERO
         };
@@ -272,6 +301,12 @@ impl Worker {
         if self.hub.broadcasting() {
             self.broadcast_some();
         }
+        if self.lane_busy() {
+            self.deliver_some();
+        }
+        if self.holding() {
+            self.release_held(false);
+        }
         self.send_stats_when_due();
         self.move_out(backend);
         self.cluster_flush();
@@ -290,6 +325,7 @@ impl Worker {
             .timers
             .store(self.deadlines.armed(), Ordering::Relaxed);
         stats.mail.store(self.mail.len(), Ordering::Relaxed);
+        stats.lane.store(self.lane.len(), Ordering::Relaxed);
         stats
             .accept_errors
             .store(backend.accept_errors(), Ordering::Relaxed);
@@ -431,7 +467,11 @@ impl Worker {
             if self.mail.is_empty() {
                 match self.inbox.try_recv() {
                     Some(batch) => self.mail.extend(batch),
-                    None => return,
+                    None => {
+                        // Every delivery this worker mailed itself is in its lane now.
+                        self.big_published = 0;
+                        return;
+                    }
                 }
             }
             let Some(msg) = self.mail.pop_front() else {
@@ -459,6 +499,8 @@ impl Worker {
             return;
         }
         backend.stop_listening();
+        // Held operations run now: their replies are owed before the connections may end.
+        self.release_held(true);
         let grace = Duration::from_secs(u64::from(self.config.server.shutdown_timeout));
         self.shutting_down = Some(Instant::now() + grace);
         // Idle connections and open streams end now; requests in progress get the grace period.

@@ -63,9 +63,16 @@ pub enum Msg {
         name: Name,
         msg: Message,
         first: Option<Arc<super::frame_batch::FirstFrame>>,
+        /// The channel's incarnation (only its subscriptions get the message; `None`: any).
+        epoch: Option<u32>,
     },
-    /// To every worker with subscribers of the channel: the channel was closed.
-    Closed { name: Name, json: Arc<[u8]> },
+    /// To every worker with subscribers of the channel: incarnation `epoch` of the channel was
+    /// closed (`None`: whichever its subscriptions have).
+    Closed {
+        name: Name,
+        json: Arc<[u8]>,
+        epoch: Option<u32>,
+    },
     /// To every worker: broadcast this content on every channel you are home of.
     Broadcast { content: Arc<[u8]> },
     /// To every worker with /psub clients: presence lines (`1 name\n` / `0 name\n`), all the

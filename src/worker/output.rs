@@ -17,12 +17,17 @@ use std::sync::Arc;
 const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
 
 impl Worker {
-    /// Marks the connection for the end-of-turn flush.
+    /// Marks the connection for the end-of-turn flush (in the fan-out backlog while a big
+    /// fan-out is being queued: `backlog`).
     pub(super) fn mark_dirty(&mut self, token: Token) {
         if let Some(conn) = self.conns.at(token) {
             if !conn.has(flags::DIRTY) {
                 conn.set(flags::DIRTY);
-                self.dirty.push(token);
+                if self.marking_backlog {
+                    self.backlog.push_back(token);
+                } else {
+                    self.dirty.push(token);
+                }
             }
         }
     }
@@ -179,51 +184,61 @@ impl Worker {
         }
     }
 
-    /// Flushes every connection that got output this turn.
+    /// Flushes every connection that got output this turn, then a bounded part of the fan-out
+    /// backlog (`backlog`).
     pub(super) fn flush_dirty<B: Backend>(&mut self, backend: &mut B) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for token in &dirty {
-            let Some(conn) = self.conns.at(*token) else {
-                continue;
-            };
-            conn.clear(flags::DIRTY);
-            if conn.phase == Phase::Closing {
-                continue;
-            }
-            let Some(mut out) = conn.out.take() else {
-                continue;
-            };
-            let before = out.queued();
-            let result = backend.flush(conn.id, *token, &mut out);
-            self.buffered = self.buffered.saturating_sub(before - out.queued());
-            match result {
-                Ok(Flush::Done) => {
-                    // The connection gives its queue back: an idle connection owns no output
-                    // buffer, and the next one to write reuses it without allocating.
-                    self.out_pool.give(out);
-                    let close = conn.has(flags::CLOSE_AFTER_FLUSH);
-                    let resume = conn.has(flags::PAUSED);
-                    if close {
-                        self.close(*token);
-                    } else if resume {
-                        self.to_resume.push(*token);
-                    }
-                }
-                Ok(Flush::Pending) => conn.out = Some(out),
-                Err(_) => {
-                    self.buffered = self.buffered.saturating_sub(out.queued());
-                    self.close(*token);
-                }
-            }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &token in &dirty {
+            self.flush_one(backend, token);
+        }
+        if self.backlogged() {
+            self.flush_backlog(backend);
         }
         // After the sends: a batch whose bytes were all written is let go.
         self.batches.finish_turn();
         // Reuse the list's allocation.
-        let mut dirty = dirty;
         dirty.clear();
         if self.dirty.is_empty() {
             self.dirty = dirty;
         }
+    }
+
+    /// Writes what the connection has queued (it leaves the flush lists); true when a write was
+    /// attempted.
+    pub(super) fn flush_one<B: Backend>(&mut self, backend: &mut B, token: Token) -> bool {
+        let Some(conn) = self.conns.at(token) else {
+            return false;
+        };
+        conn.clear(flags::DIRTY);
+        if conn.phase == Phase::Closing {
+            return false;
+        }
+        let Some(mut out) = conn.out.take() else {
+            return false;
+        };
+        let before = out.queued();
+        let result = backend.flush(conn.id, token, &mut out);
+        self.buffered = self.buffered.saturating_sub(before - out.queued());
+        match result {
+            Ok(Flush::Done) => {
+                // The connection gives its queue back: an idle connection owns no output
+                // buffer, and the next one to write reuses it without allocating.
+                self.out_pool.give(out);
+                let close = conn.has(flags::CLOSE_AFTER_FLUSH);
+                let resume = conn.has(flags::PAUSED);
+                if close {
+                    self.close(token);
+                } else if resume {
+                    self.to_resume.push(token);
+                }
+            }
+            Ok(Flush::Pending) => conn.out = Some(out),
+            Err(_) => {
+                self.buffered = self.buffered.saturating_sub(out.queued());
+                self.close(token);
+            }
+        }
+        true
     }
 
     /// Frees the slots of the `limit` connections closed longest ago. Closing a socket is the

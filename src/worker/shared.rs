@@ -38,6 +38,9 @@ pub struct WorkerStats {
     /// Pushes of this worker's publishers whose reply waited for the channel's home
     /// (`Shared::reserve_publish` said no).
     pub push_waits: AtomicU64,
+    /// Publishes to a big channel that waited at its home for the channel's fan-out
+    /// (`worker::hold`).
+    pub pushes_held: AtomicU64,
     /// Heartbeats sent.
     pub noops: AtomicU64,
     /// Bytes queued for clients.
@@ -49,6 +52,11 @@ pub struct WorkerStats {
     /// Connections with a timer armed (last sweep) and unhandled mail at the end of the last turn.
     pub timers: AtomicUsize,
     pub mail: AtomicUsize,
+    /// Connections waiting in the fan-out backlog at the end of the last turn (`worker::backlog`).
+    pub backlog: AtomicUsize,
+    /// Items in the fan-out lane at the end of the last turn (`worker::fanout_lane`); a channel's
+    /// home reads the other workers' to hold publishes their fan-out is behind on.
+    pub lane: AtomicUsize,
     /// Loop turns per duration bucket (`api::metrics::TURN_BUCKETS_US`, then +Inf).
     pub turn_buckets: [AtomicU64; 13],
     pub turn_nanos: AtomicU64,
@@ -94,12 +102,15 @@ impl WorkerStats {
             deliveries: n64(&self.deliveries),
             replays: n64(&self.replays),
             push_waits: n64(&self.push_waits),
+            pushes_held: n64(&self.pushes_held),
             noops: n64(&self.noops),
             bytes_out: n64(&self.bytes_out),
             requests: n64(&self.requests),
             responses: self.responses.each_ref().map(n64),
             timers: n(&self.timers),
             mail: n(&self.mail),
+            backlog: n(&self.backlog),
+            lane: n(&self.lane),
             turn_buckets: self.turn_buckets.each_ref().map(n64),
             turn_seconds_sum: n64(&self.turn_nanos) as f64 / 1e9,
         }

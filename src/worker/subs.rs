@@ -1,12 +1,15 @@
 //! The subscriber side: opening a subscription (ask the channel's home, then queue what
-//! `api::subscribe` writes for its answer), live deliveries fanned out to this worker's subscribers
-//! with the encoded message shared by reference, heartbeats (noop), /close, and /psub presence
-//! streams. Which bytes each subscriber gets is decided in `api::subscribe`.
+//! `api::subscribe` writes for its answer), one subscriber's frame of a live delivery with the
+//! encoded message shared by reference (the fan-out over a channel's subscribers is
+//! `fanout_lane`'s), heartbeats (noop), /close, and /psub presence streams. Which bytes each
+//! subscriber gets is decided in `api::subscribe`.
 //!
 //! Depends on: worker (Worker, Conn, Msg), comet (messages, local index), api (subscriptions).
 
+use super::backlog::BIG_FANOUT;
 use super::conn::{flags, Conns, Ext, Phase};
 use super::frame_batch::FirstFrame;
+use super::lane::Ended;
 use super::msg::{Msg, SubscribeMsg};
 use super::ws_channels::sub_for;
 use super::Worker;
@@ -14,7 +17,7 @@ use crate::api::frame::{Framing, Transport};
 use crate::api::subscribe::{self, Delivery, HeadStyle, Subscription};
 use crate::api::SubscribeRequest;
 use crate::comet::hub::{SubscribeError, Subscribed};
-use crate::comet::message::{follow_up, Message, MsgType};
+use crate::comet::message::Message;
 use crate::comet::name::Name;
 use crate::engine::Token;
 use crate::http::Version;
@@ -167,7 +170,13 @@ impl Worker {
     }
 
     /// Tells the home that `count` of this worker's subscribers of `name` left.
-    fn unsubscribe_home(&mut self, name: &Name, epoch: u32, count: u32, none_left: bool) {
+    pub(super) fn unsubscribe_home(
+        &mut self,
+        name: &Name,
+        epoch: u32,
+        count: u32,
+        none_left: bool,
+    ) {
         let home = self.home_of(name);
         let from = self.id;
         self.mail(
@@ -270,58 +279,13 @@ impl Worker {
         }
     }
 
-    /// A new message for a channel with subscribers on this worker: each gets the frame
-    /// `api::subscribe::deliver` decides, the message's JSON shared by reference. `first`: the
-    /// frame written once for every worker, when the channel has subscribers on several.
-    pub(super) fn on_deliver(&mut self, name: &Name, msg: &Message, first: Option<&FirstFrame>) {
-        let mut keys = std::mem::take(&mut self.fanout);
-        keys.clear();
-        self.hub.local_keys_into(name, &mut keys);
-        if keys.is_empty() {
-            // The home still thinks this worker has subscribers: correct it.
-            self.unsubscribe_home(name, 0, 0, true);
-            self.fanout = keys;
-            return;
-        }
-        let next = (msg.kind == MsgType::Broadcast)
-            .then(|| follow_up(name, msg))
-            .flatten();
-        let mut ended = Ended::default();
-        let mut delivered = 0u64;
-        // Several subscribers here: their frames are stored once for the turn (`frame_batch`).
-        let batch = keys.len() >= 2;
-        // The worker's reusable buffer: a delivery allocates nothing for its heads.
-        let mut head = std::mem::take(&mut self.scratch);
-        for &key in &keys {
-            if self.deliver_one(
-                Token::unpack(key),
-                (name, batch, first),
-                msg,
-                next.as_deref(),
-                &mut head,
-                &mut ended,
-            ) {
-                delivered += 1;
-            }
-        }
-        self.scratch = head;
-        self.stats()
-            .deliveries
-            .fetch_add(delivered, Ordering::Relaxed);
-        if ended.registered > 0 {
-            let none_left = self.hub.local_count(name) == 0;
-            self.unsubscribe_home(name, ended.epoch, ended.registered, none_left);
-        }
-        self.fanout = keys;
-    }
-
     /// Queues one subscriber's frame (stored once in the channel's batch when `batch`); true when
     /// something was queued.
-    fn deliver_one(
+    pub(super) fn deliver_one(
         &mut self,
         token: Token,
         (name, batch, first): (&Name, bool, Option<&FirstFrame>),
-        msg: &Message,
+        (msg, epoch): (&Message, Option<u32>),
         next: Option<&[u8]>,
         head: &mut Vec<u8>,
         ended: &mut Ended,
@@ -336,6 +300,10 @@ impl Worker {
         let Some(sub) = sub_for(conn, &mut self.ws.channels, token, name) else {
             return false;
         };
+        if epoch.is_some_and(|e| e != sub.epoch) {
+            // A later incarnation of the channel (closed and opened again meanwhile).
+            return false;
+        }
         head.clear();
         let class = batch_class(&sub.framing);
         let ends = match subscribe::deliver(sub, msg, next, head) {
@@ -367,10 +335,23 @@ impl Worker {
         true
     }
 
-    /// The channel was closed: every subscriber gets `close` and its response ends.
-    pub(super) fn on_closed(&mut self, name: &Name, json: &Arc<[u8]>) {
+    /// Incarnation `epoch` of the channel was closed: each of its subscribers gets `close` and
+    /// its response ends.
+    pub(super) fn closed_now(&mut self, name: &Name, json: &Arc<[u8]>, epoch: Option<u32>) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
+        let big = keys.len() >= BIG_FANOUT;
+        self.queue_in_backlog(big, |w| w.close_each(name, (json, epoch), keys));
+    }
+
+    /// Sends each of `keys` (subscribers of the closed channel `name`) of incarnation `epoch`
+    /// its `close`.
+    fn close_each(
+        &mut self,
+        name: &Name,
+        (json, epoch): (&Arc<[u8]>, Option<u32>),
+        keys: Vec<u64>,
+    ) {
         let mut out = Vec::with_capacity(128);
         for key in keys {
             let token = Token::unpack(key);
@@ -382,7 +363,8 @@ impl Worker {
             else {
                 continue;
             };
-            if sub.pending {
+            // Pending: the home answers it after the close (a later incarnation, or an error).
+            if sub.pending || epoch.is_some_and(|e| e != sub.epoch) {
                 continue;
             }
             if sub.framing.transport == Transport::WebSocket {
@@ -494,11 +476,4 @@ fn presence_chunks(lines: &[u8]) -> Arc<[u8]> {
         crate::api::frame::write_chunk(true, line, &mut out);
     }
     out.into()
-}
-
-/// Long-polls a fan-out ended, for the one unsubscribe message that covers them.
-#[derive(Default)]
-struct Ended {
-    registered: u32,
-    epoch: u32,
 }

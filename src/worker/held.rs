@@ -1,0 +1,77 @@
+//! The operations a channel's home holds back while the channel's fan-out is behind (`hold`
+//! decides and releases them), in arrival order, with how many each channel has.
+//!
+//! Depends on: engine (Token), api (HomeRequest).
+
+use crate::api::{HomeOp, HomeRequest};
+use crate::engine::Token;
+use std::collections::{HashMap, VecDeque};
+
+/// One held operation.
+pub(super) enum HeldOp {
+    /// A publish whose publisher was answered on its own worker (`Msg::Publish`); it still counts
+    /// against that worker's `limits.publish_ahead` window, which is what slows the publisher.
+    Publish { cname: Vec<u8>, content: Vec<u8> },
+    /// An admin operation whose reply `number` goes to connection `token` of worker `from` (this
+    /// worker too: a publisher on the home waits for its reply like one elsewhere).
+    Home {
+        from: usize,
+        token: Token,
+        number: u32,
+        request: Box<HomeRequest>,
+    },
+}
+
+impl HeldOp {
+    pub(super) fn cname(&self) -> &[u8] {
+        match self {
+            HeldOp::Publish { cname, .. } => cname,
+            HeldOp::Home { request, .. } => &request.cname,
+        }
+    }
+
+    /// Whether running it adds a message to the channel's fan-out.
+    pub(super) fn publishes(&self) -> bool {
+        match self {
+            HeldOp::Publish { .. } => true,
+            HeldOp::Home { request, .. } => matches!(request.op, HomeOp::Publish { .. }),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct HeldOps {
+    ops: VecDeque<HeldOp>,
+    channels: HashMap<Vec<u8>, u32>,
+}
+
+impl HeldOps {
+    pub(super) fn push(&mut self, op: HeldOp) {
+        *self.channels.entry(op.cname().to_vec()).or_insert(0) += 1;
+        self.ops.push_back(op);
+    }
+
+    pub(super) fn pop(&mut self) -> Option<HeldOp> {
+        let op = self.ops.pop_front()?;
+        if let Some(n) = self.channels.get_mut(op.cname()) {
+            *n -= 1;
+            if *n == 0 {
+                self.channels.remove(op.cname());
+            }
+        }
+        Some(op)
+    }
+
+    pub(super) fn front(&self) -> Option<&HeldOp> {
+        self.ops.front()
+    }
+
+    /// Whether operations on `cname` are held (later ones must wait behind them).
+    pub(super) fn holds(&self, cname: &[u8]) -> bool {
+        !self.channels.is_empty() && self.channels.contains_key(cname)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}

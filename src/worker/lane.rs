@@ -1,0 +1,114 @@
+//! The fan-out lane's state (`fanout_lane` carries it out): deliveries, closes and cluster gaps
+//! of big channels waiting in arrival order, and how many of them each channel has.
+//!
+//! Depends on: worker (FirstFrame), comet (Name, Message).
+
+use super::frame_batch::FirstFrame;
+use crate::comet::message::Message;
+use crate::comet::name::Name;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// What waits in the lane, in arrival order.
+pub(super) enum Item {
+    Deliver(Box<Fanout>),
+    /// Incarnation `epoch` of the channel was closed (`Msg::Closed`).
+    Closed {
+        name: Name,
+        json: Arc<[u8]>,
+        epoch: Option<u32>,
+    },
+    /// Cluster mode: delivery jumps to `seq` of incarnation `epoch` (`Msg::Gap`).
+    Gap {
+        name: Name,
+        seq: u32,
+        epoch: u32,
+    },
+}
+
+impl Item {
+    fn name(&self) -> &Name {
+        match self {
+            Item::Deliver(f) => &f.name,
+            Item::Closed { name, .. } | Item::Gap { name, .. } => name,
+        }
+    }
+}
+
+/// One message's fan-out to this worker's subscribers, carried out over one or more turns.
+pub(super) struct Fanout {
+    pub(super) name: Name,
+    pub(super) msg: Message,
+    pub(super) first: Option<Arc<FirstFrame>>,
+    /// The channel's incarnation the message was published in (`None`: any).
+    pub(super) epoch: Option<u32>,
+    /// The channel's subscribers here when the lane started this delivery (`None`: not yet).
+    pub(super) keys: Option<Vec<u64>>,
+    /// Subscribers of `keys` done so far.
+    pub(super) at: usize,
+    pub(super) ended: Ended,
+}
+
+/// Long-polls a fan-out ended, for the one unsubscribe message that covers them.
+#[derive(Default)]
+pub(super) struct Ended {
+    pub(super) registered: u32,
+    pub(super) epoch: u32,
+}
+
+/// The lane: its items and how many of them each channel has.
+#[derive(Default)]
+pub(super) struct FanoutLane {
+    items: VecDeque<Item>,
+    channels: HashMap<Name, u32>,
+}
+
+impl FanoutLane {
+    pub(super) fn push(&mut self, item: Item) {
+        *self.channels.entry(Name::clone(item.name())).or_insert(0) += 1;
+        self.items.push_back(item);
+    }
+
+    pub(super) fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        if let Some(n) = self.channels.get_mut(item.name().as_ref()) {
+            *n -= 1;
+            if *n == 0 {
+                self.channels.remove(item.name().as_ref());
+            }
+        }
+        if self.items.is_empty() && self.channels.capacity() > 64 {
+            self.channels.shrink_to(64);
+        }
+        Some(item)
+    }
+
+    pub(super) fn holds(&self, name: &[u8]) -> bool {
+        !self.channels.is_empty() && self.channels.contains_key(name)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Items waiting in all.
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Items of channel `name` waiting.
+    pub(super) fn depth(&self, name: &[u8]) -> usize {
+        if self.channels.is_empty() {
+            return 0;
+        }
+        self.channels.get(name).map_or(0, |&n| n as usize)
+    }
+
+    pub(super) fn front(&self) -> Option<&Item> {
+        self.items.front()
+    }
+
+    pub(super) fn front_mut(&mut self) -> Option<&mut Item> {
+        self.items.front_mut()
+    }
+}
