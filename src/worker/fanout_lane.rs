@@ -9,7 +9,8 @@
 //! everyone else's output.
 //!
 //! Order: once a channel has an item in the lane, every later delivery, close and cluster gap of
-//! that channel on this worker goes into the lane behind it, so each subscriber still sees its
+//! that channel on this worker goes into the lane behind it (a close or a gap is then carried out
+//! whole when its turn comes: they are rare, one per channel incarnation), so each subscriber still sees its
 //! channel's messages in seq order with nothing in between. A subscription answered while a
 //! message waits here already had that message in its catch-up (the home stored it before it
 //! answered), and `api::subscribe::deliver` skips what a subscriber has seen, so nothing arrives

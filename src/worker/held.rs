@@ -75,3 +75,41 @@ impl HeldOps {
         self.ops.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(cname: &str) -> HeldOp {
+        HeldOp::Publish {
+            cname: cname.as_bytes().to_vec(),
+            content: b"x".to_vec(),
+        }
+    }
+
+    #[test]
+    fn held_operations_leave_in_order_and_free_their_channel() {
+        let mut held = HeldOps::default();
+        assert!(held.is_empty() && !held.holds(b"a"));
+        held.push(publish("a"));
+        held.push(publish("b"));
+        held.push(publish("a"));
+        assert!(held.holds(b"a") && held.holds(b"b") && !held.holds(b"c"));
+        assert!(held
+            .front()
+            .is_some_and(|op| op.cname() == b"a" && op.publishes()));
+        let first = held.pop().map(|op| op.cname().to_vec());
+        assert_eq!(first.as_deref(), Some(&b"a"[..]));
+        assert!(held.holds(b"a"), "one more of a is held");
+        assert_eq!(
+            held.pop().map(|op| op.cname().to_vec()),
+            Some(b"b".to_vec())
+        );
+        assert!(!held.holds(b"b"));
+        assert_eq!(
+            held.pop().map(|op| op.cname().to_vec()),
+            Some(b"a".to_vec())
+        );
+        assert!(held.is_empty() && !held.holds(b"a") && held.pop().is_none());
+    }
+}

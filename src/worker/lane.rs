@@ -112,3 +112,50 @@ impl FanoutLane {
         self.items.front_mut()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::comet::message::MsgType;
+
+    fn delivery(name: &str, seq: u32) -> Item {
+        Item::Deliver(Box::new(Fanout {
+            name: Name::from(name),
+            msg: Message::new(MsgType::Data, name.as_bytes(), seq, b"x"),
+            first: None,
+            epoch: Some(1),
+            keys: None,
+            at: 0,
+            ended: Ended::default(),
+        }))
+    }
+
+    #[test]
+    fn the_lane_counts_each_channels_items_until_they_leave() {
+        let mut lane = FanoutLane::default();
+        assert!(lane.is_empty() && !lane.holds(b"a") && lane.depth(b"a") == 0);
+        lane.push(delivery("a", 1));
+        lane.push(delivery("b", 1));
+        lane.push(delivery("a", 2));
+        let json: Arc<[u8]> = Arc::from(&b"{}"[..]);
+        let (name, epoch) = (Name::from("a"), Some(1));
+        lane.push(Item::Closed { name, json, epoch });
+        assert_eq!((lane.len(), lane.depth(b"a"), lane.depth(b"b")), (4, 3, 1));
+        let mut order = Vec::new();
+        while let Some(item) = lane.pop() {
+            let seq = match &item {
+                Item::Deliver(f) => f.msg.seq,
+                _ => 0,
+            };
+            order.push((item.name().to_vec(), seq));
+            if order.len() == 2 {
+                assert!(!lane.holds(b"b"), "b left with its only item");
+                assert_eq!(lane.depth(b"a"), 2);
+            }
+        }
+        let a = b"a".to_vec();
+        let b = b"b".to_vec();
+        assert_eq!(order, [(a.clone(), 1), (b, 1), (a.clone(), 2), (a, 0)]);
+        assert!(lane.is_empty() && !lane.holds(b"a") && lane.depth(b"a") == 0);
+    }
+}
