@@ -13,7 +13,8 @@
 //! that join while the fan-out is under way, then the channel's close, on both workers.
 //!
 //! And publishers faster than a big channel's fan-out wait at its home (`worker::hold`): the
-//! lane never holds more than its bound, and nothing is lost or reordered.
+//! lane never holds more than its bound, and nothing is lost or reordered. Subscribers that
+//! vanish while their frames wait leave nothing behind.
 //!
 //! Depends on tests/support only (the real binary over raw sockets).
 mod support;
@@ -35,7 +36,8 @@ const CHECKED: usize = 64;
 engine_tests!(
     big_fanout_waits_behind_other_clients,
     big_channel_keeps_order,
-    fast_publishers_wait_for_a_big_fanout
+    fast_publishers_wait_for_a_big_fanout,
+    subscribers_leaving_mid_fanout_leave_nothing_behind
 );
 
 /// Opens `n` `/stream` subscribers of `cname` (all requests sent before any answer is read)
@@ -391,4 +393,68 @@ fn fast_publishers_wait_for_a_big_fanout(engine: &'static str) {
             }
         }
     }
+}
+
+/// Half of a big channel's subscribers reset their connections while a fast publisher's pushes
+/// are being fanned out to them; the others keep reading. Once the pushes are done and the rest
+/// leave too, the server holds no subscriber, no connection but the admin one, nothing in the
+/// lane or the backlog, and the descriptors it had before (epoll: one per connection).
+fn subscribers_leaving_mid_fanout_leave_nothing_behind(engine: &'static str) {
+    const SUBSCRIBERS: usize = 400;
+    const PUSHES: usize = 600;
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--max-subscribers-per-channel")
+            .arg("1000"),
+    );
+    let fds_before = server.open_fds();
+    let mut subs = streams(&server, "big", SUBSCRIBERS);
+    wait_subscribers(&server, "big", SUBSCRIBERS);
+    let admin = server.admin;
+    let publisher = std::thread::spawn(move || pipelined_pushes(admin, "p", PUSHES));
+    // Every other subscriber vanishes with a reset as soon as its first frame arrives.
+    let mut kept = Vec::new();
+    for (i, mut c) in subs.drain(..).enumerate() {
+        if i % 2 == 0 {
+            kept.push(c);
+            continue;
+        }
+        assert!(c.read_chunk().is_some(), "a first frame");
+        let sock = socket2::SockRef::from(&c.stream);
+        sock.set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(c);
+    }
+    assert_eq!(publisher.join().expect("publisher"), PUSHES);
+    for (i, c) in kept.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        while got.len() < PUSHES {
+            let frame = c.read_chunk().expect("stream ended");
+            got.extend(objects(&String::from_utf8_lossy(&frame)));
+        }
+        let seqs: Vec<i64> = got.iter().map(|(_, seq, _)| *seq).collect();
+        let all: Vec<i64> = (1..=PUSHES as i64).collect();
+        assert_eq!(seqs, all, "[{engine}] kept subscriber {i}");
+    }
+    drop(kept);
+    let settled = || {
+        let text = get(server.admin, "/metrics").text();
+        let sum = |family| metric_sum(&text, family);
+        (
+            sum("rcomet_subscribers"),
+            sum("rcomet_fanout_backlog"),
+            sum("rcomet_fanout_lane_depth"),
+            sum("rcomet_connections"),
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || settled() == (0, 0, 0, 1)),
+        "[{engine}] (subscribers, backlog, lane, connections) = {:?}, want (0, 0, 0, 1)",
+        settled()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || server.open_fds() <= fds_before),
+        "[{engine}] descriptors: {} after, {fds_before} before",
+        server.open_fds()
+    );
 }
