@@ -14,7 +14,8 @@
 //!
 //! And publishers faster than a big channel's fan-out wait at its home (`worker::hold`): the
 //! lane never holds more than its bound, and nothing is lost or reordered. Subscribers that
-//! vanish while their frames wait leave nothing behind.
+//! vanish while their frames wait leave nothing behind, and a channel closed and opened again
+//! while its old messages wait in the lane gets none of them.
 //!
 //! Depends on tests/support only (the real binary over raw sockets).
 mod support;
@@ -37,7 +38,8 @@ engine_tests!(
     big_fanout_waits_behind_other_clients,
     big_channel_keeps_order,
     fast_publishers_wait_for_a_big_fanout,
-    subscribers_leaving_mid_fanout_leave_nothing_behind
+    subscribers_leaving_mid_fanout_leave_nothing_behind,
+    a_reopened_channel_gets_nothing_of_the_old_one
 );
 
 /// Opens `n` `/stream` subscribers of `cname` (all requests sent before any answer is read)
@@ -457,4 +459,54 @@ fn subscribers_leaving_mid_fanout_leave_nothing_behind(engine: &'static str) {
         "[{engine}] descriptors: {} after, {fds_before} before",
         server.open_fds()
     );
+}
+
+/// A big channel gets pushes and its `/close` in one write, so the worker's lane still holds
+/// the old messages when a long-poll opens the channel anew (one worker: the lane takes tens of
+/// turns). The new subscription must get only the new incarnation's first message, not one of
+/// the old ones (the epoch on each delivery tells them apart).
+fn a_reopened_channel_gets_nothing_of_the_old_one(engine: &'static str) {
+    const SUBSCRIBERS: usize = 1000;
+    const PUSHES: usize = 60;
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(1)
+            .arg("--max-subscribers-per-channel")
+            .arg("2000"),
+    );
+    let mut subs = streams(&server, "big", SUBSCRIBERS);
+    wait_subscribers(&server, "big", SUBSCRIBERS);
+    let mut admin = Conn::open(server.admin);
+    let mut batch: String = (1..=PUSHES)
+        .map(|i| format!("GET /push?cname=big&content=m{i} HTTP/1.1\r\nHost: t\r\n\r\n"))
+        .collect();
+    batch.push_str("GET /close?cname=big HTTP/1.1\r\nHost: t\r\n\r\n");
+    admin.send(batch.as_bytes());
+    for _ in 0..=PUSHES {
+        assert_eq!(admin.read_response().status, 200, "push or close");
+    }
+    // The close is answered: the channel is gone at its home, its old messages may still be
+    // on their way to the subscribers. A long-poll opens it again.
+    let mut poll = Conn::open(server.front);
+    poll.get("/sub?cname=big&seq=1");
+    assert_eq!(poll.read_head().0, 200, "the new long-poll");
+    wait_subscribers(&server, "big", 1);
+    admin.get("/push?cname=big&content=fresh");
+    assert_eq!(admin.read_response().status, 200, "the new channel's push");
+    let frame = poll.read_chunk().expect("the long-poll's answer");
+    let got = objects(&String::from_utf8_lossy(&frame));
+    assert_eq!(
+        got,
+        [("data".to_string(), 1, "fresh".to_string())],
+        "[{engine}] the reopened channel's long-poll got {got:?}"
+    );
+    // And the old subscribers got every old message, then the close.
+    let all: Vec<i64> = (1..=PUSHES as i64).collect();
+    for (i, c) in subs.iter_mut().enumerate() {
+        assert_eq!(
+            read_until_close(c, &format!("stream {i}")),
+            all,
+            "[{engine}] stream {i}"
+        );
+    }
 }
