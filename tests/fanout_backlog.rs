@@ -39,7 +39,8 @@ engine_tests!(
     big_channel_keeps_order,
     fast_publishers_wait_for_a_big_fanout,
     subscribers_leaving_mid_fanout_leave_nothing_behind,
-    a_reopened_channel_gets_nothing_of_the_old_one
+    a_reopened_channel_gets_nothing_of_the_old_one,
+    closing_a_big_idle_channel_ends_every_subscription
 );
 
 /// Opens `n` `/stream` subscribers of `cname` (all requests sent before any answer is read)
@@ -509,4 +510,70 @@ fn a_reopened_channel_gets_nothing_of_the_old_one(engine: &'static str) {
             "[{engine}] stream {i}"
         );
     }
+}
+
+/// `/close` of an idle channel with 600 `/stream` subscribers and 40 long-polls, on two workers:
+/// the close goes through the lane a part per turn (`worker::fanout_lane`); every subscriber gets
+/// its `close` and the end of its response, nobody is left subscribed, and the name can be
+/// subscribed to again at once.
+fn closing_a_big_idle_channel_ends_every_subscription(engine: &'static str) {
+    const STREAMS: usize = 600;
+    const POLLS: usize = 40;
+    let server = Server::start(
+        Opts::new(engine)
+            .threads(2)
+            .arg("--max-subscribers-per-channel")
+            .arg("1000"),
+    );
+    let mut subs = streams(&server, "big", STREAMS);
+    let mut polls: Vec<Conn> = (0..POLLS)
+        .map(|_| {
+            let mut c = Conn::open(server.front);
+            c.get("/sub?cname=big&seq=1");
+            assert_eq!(c.read_head().0, 200, "long-poll");
+            c
+        })
+        .collect();
+    wait_subscribers(&server, "big", STREAMS + POLLS);
+    let r = get(server.admin, "/close?cname=big");
+    assert_eq!(r.status, 200, "close: {}", r.text());
+    for (i, c) in subs.iter_mut().enumerate() {
+        assert_eq!(
+            read_until_close(c, &format!("stream {i}")),
+            Vec::<i64>::new()
+        );
+    }
+    for (i, c) in polls.iter_mut().enumerate() {
+        let frame = c.read_chunk().expect("the long-poll's close");
+        let got = objects(&String::from_utf8_lossy(&frame));
+        assert!(
+            got.iter().any(|(kind, _, _)| kind == "close"),
+            "[{engine}] long-poll {i} got {got:?}"
+        );
+        assert!(c.read_chunk().is_none(), "[{engine}] long-poll {i} ends");
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || server
+            .metric("rcomet_subscribers")
+            == 0),
+        "[{engine}] nobody is left subscribed"
+    );
+    let mut again = streams(&server, "big", 1);
+    admin_push(&server, "big", "after");
+    let frame = again[0].read_chunk().expect("the new channel's message");
+    let got = objects(&String::from_utf8_lossy(&frame));
+    assert_eq!(
+        got,
+        [("data".to_string(), 1, "after".to_string())],
+        "[{engine}]"
+    );
+}
+
+/// One push on a fresh admin connection.
+fn admin_push(server: &Server, cname: &str, content: &str) {
+    let r = get(
+        server.admin,
+        &format!("/push?cname={cname}&content={content}"),
+    );
+    assert_eq!(r.status, 200, "push: {}", r.text());
 }

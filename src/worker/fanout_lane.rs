@@ -8,9 +8,12 @@
 //! big-channel`). The frames queued here go out through the backlog (`backlog`), behind
 //! everyone else's output.
 //!
+//! A channel's close is carried out the same way when the channel is big here (each subscriber
+//! gets its `close` frame and its response ends, a part per turn).
+//!
 //! Order: once a channel has an item in the lane, every later delivery, close and cluster gap of
-//! that channel on this worker goes into the lane behind it (a close or a gap is then carried out
-//! whole when its turn comes: they are rare, one per channel incarnation), so each subscriber still sees its
+//! that channel on this worker goes into the lane behind it (a cluster gap is carried out whole
+//! when its turn comes: it is rare), so each subscriber still sees its
 //! channel's messages in seq order with nothing in between. A subscription answered while a
 //! message waits here already had that message in its catch-up (the home stored it before it
 //! answered), and `api::subscribe::deliver` skips what a subscriber has seen, so nothing arrives
@@ -24,7 +27,7 @@
 
 use super::backlog::BIG_FANOUT;
 use super::frame_batch::FirstFrame;
-use super::lane::{Ended, Fanout, Item};
+use super::lane::{Closing, Ended, Fanout, Item, Progress};
 use super::Worker;
 use crate::comet::message::{follow_up, Message, MsgType};
 use crate::comet::name::Name;
@@ -32,6 +35,20 @@ use crate::engine::Token;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What the lane's front item does to each subscriber (`Worker::lane_step`).
+enum Work {
+    Deliver {
+        msg: Message,
+        first: Option<Arc<FirstFrame>>,
+        epoch: Option<u32>,
+        ended: Ended,
+    },
+    Close {
+        json: Arc<[u8]>,
+        epoch: Option<u32>,
+    },
+}
 
 /// Wall time the lane queues frames for in one turn at most.
 const LANE_TIME_PER_TURN: Duration = Duration::from_millis(1);
@@ -62,8 +79,7 @@ impl Worker {
                 msg,
                 first,
                 epoch,
-                keys: None,
-                at: 0,
+                progress: Progress::default(),
                 ended: Ended::default(),
             })));
         } else if keys.is_empty() {
@@ -81,11 +97,19 @@ impl Worker {
         self.fanout = keys;
     }
 
-    /// Incarnation `epoch` of the channel was closed: now, or behind its deliveries in the lane.
+    /// Incarnation `epoch` of the channel was closed: now, or in the lane when the channel is big
+    /// here or has items waiting there.
     pub(super) fn on_closed(&mut self, name: &Name, json: &Arc<[u8]>, epoch: Option<u32>) {
-        if self.lane.holds(name) {
+        if self.lane.holds(name) || self.hub.local_count(name) >= BIG_FANOUT {
             let (name, json) = (Name::clone(name), Arc::clone(json));
-            return self.lane.push(Item::Closed { name, json, epoch });
+            let progress = Progress::default();
+            let closing = Closing {
+                name,
+                json,
+                epoch,
+                progress,
+            };
+            return self.lane.push(Item::Closed(Box::new(closing)));
         }
         self.closed_now(name, json, epoch);
     }
@@ -108,64 +132,102 @@ impl Worker {
     pub(super) fn deliver_some(&mut self) {
         let start = Instant::now();
         while !self.lane.is_empty() && start.elapsed() < LANE_TIME_PER_TURN {
-            let fanout = matches!(self.lane.front(), Some(Item::Deliver(_)));
-            if fanout && !self.fanout_step(start) {
+            if !self.lane_step(start) {
                 return;
             }
             match self.lane.pop() {
                 Some(Item::Deliver(f)) => self.finish_fanout(*f),
-                Some(Item::Closed { name, json, epoch }) => self.closed_now(&name, &json, epoch),
+                Some(Item::Closed(c)) => self.give_keys_back(c.progress),
                 Some(Item::Gap { name, seq, epoch }) => self.gap_now(&name, seq, epoch),
                 None => return,
             }
         }
     }
 
-    /// Advances the lane's front delivery until it is done (true) or the turn's time is up.
-    fn fanout_step(&mut self, start: Instant) -> bool {
-        let Some(Item::Deliver(f)) = self.lane.front_mut() else {
+    /// Advances the lane's front item over the channel's subscribers until it is done (true) or
+    /// the turn's time is up. The subscribers are the channel's when the item started.
+    fn lane_step(&mut self, start: Instant) -> bool {
+        let Some(item) = self.lane.front_mut() else {
             return true;
         };
-        let keys = match f.keys.take() {
+        let name = Name::clone(item.name());
+        let mut work = match item {
+            Item::Deliver(f) => Work::Deliver {
+                msg: f.msg.clone(),
+                first: f.first.clone(),
+                epoch: f.epoch,
+                ended: std::mem::take(&mut f.ended),
+            },
+            Item::Closed(c) => Work::Close {
+                json: Arc::clone(&c.json),
+                epoch: c.epoch,
+            },
+            Item::Gap { .. } => return true,
+        };
+        let Some(progress) = item.progress_mut() else {
+            return true;
+        };
+        let mut at = progress.at;
+        let keys = match progress.keys.take() {
             Some(keys) => keys,
             None => {
                 let mut keys = std::mem::take(&mut self.fanout);
                 keys.clear();
-                self.hub.local_keys_into(&f.name, &mut keys);
+                self.hub.local_keys_into(&name, &mut keys);
                 keys
             }
         };
-        let (name, msg, first) = (Name::clone(&f.name), f.msg.clone(), f.first.clone());
-        let epoch = f.epoch;
-        let mut at = f.at;
-        let mut ended = std::mem::take(&mut f.ended);
         let mut done = false;
         while !done {
             let end = (at + SUBSCRIBERS_PER_CLOCK_READ).min(keys.len());
             let part = keys.get(at..end).unwrap_or_default();
-            let what = (&msg, epoch, first.as_deref());
-            self.deliver_to(&name, what, part, (true, true), &mut ended);
+            match &mut work {
+                Work::Deliver {
+                    msg,
+                    first,
+                    epoch,
+                    ended,
+                } => {
+                    let what = (&*msg, *epoch, first.as_deref());
+                    self.deliver_to(&name, what, part, (true, true), ended);
+                }
+                Work::Close { json, epoch } => {
+                    let close = (&*json, *epoch);
+                    self.queue_in_backlog(true, |w| w.close_each(&name, close, part));
+                }
+            }
             at = end;
             done = at >= keys.len();
             if start.elapsed() >= LANE_TIME_PER_TURN {
                 break;
             }
         }
-        if let Some(Item::Deliver(f)) = self.lane.front_mut() {
-            f.at = at;
-            f.ended = ended;
-            f.keys = Some(keys);
+        if let Some(item) = self.lane.front_mut() {
+            if let (Item::Deliver(f), Work::Deliver { ended, .. }) = (&mut *item, work) {
+                f.ended = ended;
+            }
+            if let Some(progress) = item.progress_mut() {
+                *progress = Progress {
+                    keys: Some(keys),
+                    at,
+                };
+            }
         }
         done
     }
 
     /// A delivery the lane finished: the unsubscribe it owes, its key list back for reuse.
-    fn finish_fanout(&mut self, mut f: Fanout) {
-        if f.keys.as_ref().is_some_and(|k| k.is_empty()) {
+    fn finish_fanout(&mut self, f: Fanout) {
+        if f.progress.keys.as_ref().is_some_and(|k| k.is_empty()) {
             self.unsubscribe_home(&f.name, 0, 0, true);
         }
         self.after_fanout(&f.name, &f.ended);
-        if let Some(keys) = f.keys.take() {
+        self.give_keys_back(f.progress);
+    }
+
+    /// A finished item's key list becomes the worker's reusable one when it is the larger.
+    fn give_keys_back(&mut self, progress: Progress) {
+        if let Some(keys) = progress.keys {
             if keys.capacity() >= self.fanout.capacity() {
                 self.fanout = keys;
             }

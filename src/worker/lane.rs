@@ -1,5 +1,6 @@
 //! The fan-out lane's state (`fanout_lane` carries it out): deliveries, closes and cluster gaps
-//! of big channels waiting in arrival order, and how many of them each channel has.
+//! of big channels waiting in arrival order, how far the first one got, and how many of them
+//! each channel has.
 //!
 //! Depends on: worker (FirstFrame), comet (Name, Message).
 
@@ -12,12 +13,7 @@ use std::sync::Arc;
 /// What waits in the lane, in arrival order.
 pub(super) enum Item {
     Deliver(Box<Fanout>),
-    /// Incarnation `epoch` of the channel was closed (`Msg::Closed`).
-    Closed {
-        name: Name,
-        json: Arc<[u8]>,
-        epoch: Option<u32>,
-    },
+    Closed(Box<Closing>),
     /// Cluster mode: delivery jumps to `seq` of incarnation `epoch` (`Msg::Gap`).
     Gap {
         name: Name,
@@ -27,12 +23,40 @@ pub(super) enum Item {
 }
 
 impl Item {
-    fn name(&self) -> &Name {
+    pub(super) fn name(&self) -> &Name {
         match self {
             Item::Deliver(f) => &f.name,
-            Item::Closed { name, .. } | Item::Gap { name, .. } => name,
+            Item::Closed(c) => &c.name,
+            Item::Gap { name, .. } => name,
         }
     }
+
+    /// How far the lane got over the channel's subscribers (`None`: done in one piece).
+    pub(super) fn progress_mut(&mut self) -> Option<&mut Progress> {
+        match self {
+            Item::Deliver(f) => Some(&mut f.progress),
+            Item::Closed(c) => Some(&mut c.progress),
+            Item::Gap { .. } => None,
+        }
+    }
+}
+
+/// An item carried out over the channel's subscribers a part per turn.
+#[derive(Default)]
+pub(super) struct Progress {
+    /// The channel's subscribers here when the lane started the item (`None`: not yet).
+    pub(super) keys: Option<Vec<u64>>,
+    /// Subscribers of `keys` done so far.
+    pub(super) at: usize,
+}
+
+/// Incarnation `epoch` of a channel was closed (`Msg::Closed`): each of its subscribers here
+/// gets `json` and its response ends.
+pub(super) struct Closing {
+    pub(super) name: Name,
+    pub(super) json: Arc<[u8]>,
+    pub(super) epoch: Option<u32>,
+    pub(super) progress: Progress,
 }
 
 /// One message's fan-out to this worker's subscribers, carried out over one or more turns.
@@ -42,10 +66,7 @@ pub(super) struct Fanout {
     pub(super) first: Option<Arc<FirstFrame>>,
     /// The channel's incarnation the message was published in (`None`: any).
     pub(super) epoch: Option<u32>,
-    /// The channel's subscribers here when the lane started this delivery (`None`: not yet).
-    pub(super) keys: Option<Vec<u64>>,
-    /// Subscribers of `keys` done so far.
-    pub(super) at: usize,
+    pub(super) progress: Progress,
     pub(super) ended: Ended,
 }
 
@@ -104,10 +125,6 @@ impl FanoutLane {
         self.channels.get(name).map_or(0, |&n| n as usize)
     }
 
-    pub(super) fn front(&self) -> Option<&Item> {
-        self.items.front()
-    }
-
     pub(super) fn front_mut(&mut self) -> Option<&mut Item> {
         self.items.front_mut()
     }
@@ -124,8 +141,7 @@ mod tests {
             msg: Message::new(MsgType::Data, name.as_bytes(), seq, b"x"),
             first: None,
             epoch: Some(1),
-            keys: None,
-            at: 0,
+            progress: Progress::default(),
             ended: Ended::default(),
         }))
     }
@@ -138,8 +154,13 @@ mod tests {
         lane.push(delivery("b", 1));
         lane.push(delivery("a", 2));
         let json: Arc<[u8]> = Arc::from(&b"{}"[..]);
-        let (name, epoch) = (Name::from("a"), Some(1));
-        lane.push(Item::Closed { name, json, epoch });
+        let (name, epoch, progress) = (Name::from("a"), Some(1), Progress::default());
+        lane.push(Item::Closed(Box::new(Closing {
+            name,
+            json,
+            epoch,
+            progress,
+        })));
         assert_eq!((lane.len(), lane.depth(b"a"), lane.depth(b"b")), (4, 3, 1));
         let mut order = Vec::new();
         while let Some(item) = lane.pop() {

@@ -336,24 +336,25 @@ impl Worker {
     }
 
     /// Incarnation `epoch` of the channel was closed: each of its subscribers gets `close` and
-    /// its response ends.
+    /// its response ends. (A channel with `BIG_FANOUT` subscribers here is closed a part per
+    /// turn instead: `fanout_lane`.)
     pub(super) fn closed_now(&mut self, name: &Name, json: &Arc<[u8]>, epoch: Option<u32>) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
         let big = keys.len() >= BIG_FANOUT;
-        self.queue_in_backlog(big, |w| w.close_each(name, (json, epoch), keys));
+        self.queue_in_backlog(big, |w| w.close_each(name, (json, epoch), &keys));
     }
 
     /// Sends each of `keys` (subscribers of the closed channel `name`) of incarnation `epoch`
     /// its `close`.
-    fn close_each(
+    pub(super) fn close_each(
         &mut self,
         name: &Name,
         (json, epoch): (&Arc<[u8]>, Option<u32>),
-        keys: Vec<u64>,
+        keys: &[u64],
     ) {
         let mut out = Vec::with_capacity(128);
-        for key in keys {
+        for &key in keys {
             let token = Token::unpack(key);
             let extra = &mut self.ws.channels;
             let Some(sub) = self
