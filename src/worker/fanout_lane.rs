@@ -13,8 +13,8 @@
 //!
 //! Order: once a channel has an item in the lane, every later delivery, close and cluster gap of
 //! that channel on this worker goes into the lane behind it (a cluster gap is carried out whole
-//! when its turn comes: it is rare), so each subscriber still sees its
-//! channel's messages in seq order with nothing in between. A subscription answered while a
+//! when its turn comes: it is rare), so each subscriber still sees its channel's messages in seq
+//! order with nothing in between. A subscription answered while a
 //! message waits here already had that message in its catch-up (the home stored it before it
 //! answered), and `api::subscribe::deliver` skips what a subscriber has seen, so nothing arrives
 //! twice. The subscribers of a delivery are the channel's at the moment the lane starts it, of
@@ -147,28 +147,11 @@ impl Worker {
     /// Advances the lane's front item over the channel's subscribers until it is done (true) or
     /// the turn's time is up. The subscribers are the channel's when the item started.
     fn lane_step(&mut self, start: Instant) -> bool {
-        let Some(item) = self.lane.front_mut() else {
-            return true;
-        };
-        let name = Name::clone(item.name());
-        let mut work = match item {
-            Item::Deliver(f) => Work::Deliver {
-                msg: f.msg.clone(),
-                first: f.first.clone(),
-                epoch: f.epoch,
-                ended: std::mem::take(&mut f.ended),
-            },
-            Item::Closed(c) => Work::Close {
-                json: Arc::clone(&c.json),
-                epoch: c.epoch,
-            },
-            Item::Gap { .. } => return true,
-        };
-        let Some(progress) = item.progress_mut() else {
+        let Some((name, mut work, progress)) = self.take_front_work() else {
             return true;
         };
         let mut at = progress.at;
-        let keys = match progress.keys.take() {
+        let keys = match progress.keys {
             Some(keys) => keys,
             None => {
                 let mut keys = std::mem::take(&mut self.fanout);
@@ -181,39 +164,73 @@ impl Worker {
         while !done {
             let end = (at + SUBSCRIBERS_PER_CLOCK_READ).min(keys.len());
             let part = keys.get(at..end).unwrap_or_default();
-            match &mut work {
-                Work::Deliver {
-                    msg,
-                    first,
-                    epoch,
-                    ended,
-                } => {
-                    let what = (&*msg, *epoch, first.as_deref());
-                    self.deliver_to(&name, what, part, (true, true), ended);
-                }
-                Work::Close { json, epoch } => {
-                    let close = (&*json, *epoch);
-                    self.queue_in_backlog(true, |w| w.close_each(&name, close, part));
-                }
-            }
+            self.work_on(&name, &mut work, part);
             at = end;
             done = at >= keys.len();
             if start.elapsed() >= LANE_TIME_PER_TURN {
                 break;
             }
         }
-        if let Some(item) = self.lane.front_mut() {
-            if let (Item::Deliver(f), Work::Deliver { ended, .. }) = (&mut *item, work) {
-                f.ended = ended;
+        let progress = Progress {
+            keys: Some(keys),
+            at,
+        };
+        self.put_front_work(work, progress);
+        done
+    }
+
+    /// What the lane's front item does, and how far it got (taken out while it runs; `None`:
+    /// nothing to step over).
+    fn take_front_work(&mut self) -> Option<(Name, Work, Progress)> {
+        let item = self.lane.front_mut()?;
+        let name = Name::clone(item.name());
+        let work = match item {
+            Item::Deliver(f) => Work::Deliver {
+                msg: f.msg.clone(),
+                first: f.first.clone(),
+                epoch: f.epoch,
+                ended: std::mem::take(&mut f.ended),
+            },
+            Item::Closed(c) => Work::Close {
+                json: Arc::clone(&c.json),
+                epoch: c.epoch,
+            },
+            Item::Gap { .. } => return None,
+        };
+        let progress = std::mem::take(item.progress_mut()?);
+        Some((name, work, progress))
+    }
+
+    /// Puts back what `take_front_work` took, with the progress made.
+    fn put_front_work(&mut self, work: Work, progress: Progress) {
+        let Some(item) = self.lane.front_mut() else {
+            return;
+        };
+        if let (Item::Deliver(f), Work::Deliver { ended, .. }) = (&mut *item, work) {
+            f.ended = ended;
+        }
+        if let Some(slot) = item.progress_mut() {
+            *slot = progress;
+        }
+    }
+
+    /// Carries out `work` for the subscribers `part` of channel `name`.
+    fn work_on(&mut self, name: &Name, work: &mut Work, part: &[u64]) {
+        match work {
+            Work::Deliver {
+                msg,
+                first,
+                epoch,
+                ended,
+            } => {
+                let what = (&*msg, *epoch, first.as_deref());
+                self.deliver_to(name, what, part, (true, true), ended);
             }
-            if let Some(progress) = item.progress_mut() {
-                *progress = Progress {
-                    keys: Some(keys),
-                    at,
-                };
+            Work::Close { json, epoch } => {
+                let close = (&*json, *epoch);
+                self.queue_in_backlog(true, |w| w.close_each(name, close, part));
             }
         }
-        done
     }
 
     /// A delivery the lane finished: the unsubscribe it owes, its key list back for reuse.
