@@ -332,12 +332,21 @@ fn fast_publishers_wait_for_a_big_fanout(engine: &'static str) {
     // `LANE_BEHIND` (64) items and what the home let through before it looked again. Without
     // the hold the lane reaches well over a thousand.
     let home_bound = 65_536 / SUBSCRIBERS as u64 + 2;
-    for (threads, bound) in [(1, home_bound), (2, 2 * home_bound + 128)] {
+    // And with `limits.fanout_ahead` set lower (3,000 deliveries: 10 messages here).
+    let small_bound = 3_000 / SUBSCRIBERS as u64 + 2;
+    let runs = [
+        (1, "65536", home_bound),
+        (2, "65536", 2 * home_bound + 128),
+        (1, "3000", small_bound),
+    ];
+    for (threads, ahead, bound) in runs {
         let server = Server::start(
             Opts::new(engine)
                 .threads(threads)
                 .arg("--max-subscribers-per-channel")
-                .arg("1000"),
+                .arg("1000")
+                .arg("--fanout-ahead")
+                .arg(ahead),
         );
         let mut subs = streams(&server, "big", SUBSCRIBERS);
         wait_subscribers(&server, "big", SUBSCRIBERS);
@@ -364,7 +373,8 @@ fn fast_publishers_wait_for_a_big_fanout(engine: &'static str) {
         assert!(samples > 0, "the lane was sampled");
         assert!(
             most <= bound,
-            "[{engine}, {threads} workers] the fan-out lane held {most} items (bound {bound})"
+            "[{engine}, {threads} workers, fanout_ahead {ahead}] the fan-out lane held {most} \
+             items (bound {bound})"
         );
         assert!(
             server.metric("rcomet_pushes_held_total") > 0,

@@ -162,6 +162,10 @@ struct Args {
     #[arg(long, value_name = "BYTES")]
     publish_ahead: Option<String>,
 
+    /// Deliveries (messages × subscribers) of one big channel waiting in its home's fan-out lane before publishes to it wait [file: limits.fanout_ahead] [default: 65536]
+    #[arg(long, value_name = "DELIVERIES")]
+    fanout_ahead: Option<String>,
+
     /// trace, debug, info, warn, error, fatal or none [file: logger.level] [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -192,7 +196,7 @@ struct Args {
 }
 
 /// Every override flag: its name, the config-file key it sets, and its value if given.
-fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 28] {
+fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 29] {
     [
         ("--threads", "server.threads", a.threads.as_deref()),
         ("--engine", "server.engine", a.engine.as_deref()),
@@ -278,6 +282,11 @@ fn overrides(a: &Args) -> [(&'static str, &'static str, Option<&str>); 28] {
             "--publish-ahead",
             "limits.publish_ahead",
             a.publish_ahead.as_deref(),
+        ),
+        (
+            "--fanout-ahead",
+            "limits.fanout_ahead",
+            a.fanout_ahead.as_deref(),
         ),
         ("--log-level", "logger.level", a.log_level.as_deref()),
         ("--log-output", "logger.output", a.log_output.as_deref()),
@@ -540,6 +549,7 @@ mod tests {
             "limits.max_output_size" => d.limits.max_output_bytes.to_string(),
             "limits.buffer_budget" => d.limits.buffer_budget_bytes.to_string(),
             "limits.publish_ahead" => d.limits.publish_ahead_bytes.to_string(),
+            "limits.fanout_ahead" => d.limits.fanout_ahead.to_string(),
             "logger.level" => d.logger.level.to_string().to_lowercase(),
             "logger.output" => "stdout".into(),
             "pidfile" | "server.snapshot" | "cluster.redis" => "none".into(),

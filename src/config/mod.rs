@@ -199,6 +199,9 @@ pub struct Limits {
     /// (bytes); beyond, a push's reply waits for its home (`worker::home`). 0: every push to a
     /// channel homed elsewhere waits for its home.
     pub publish_ahead_bytes: usize,
+    /// Per big channel (64 subscribers or more on a worker): deliveries (messages × subscribers)
+    /// its home's fan-out lane may hold before publishes to it wait (`worker::hold`).
+    pub fanout_ahead: usize,
     /// A WebSocket client's message (all its fragments); beyond → close 1009. Clients send
     /// small commands, not data.
     pub max_ws_message_bytes: usize,
@@ -286,6 +289,7 @@ impl Default for Limits {
             max_output_bytes: 8 * MIB,
             buffer_budget_bytes: 512 * MIB,
             publish_ahead_bytes: 256 * KIB,
+            fanout_ahead: 65_536,
             max_ws_message_bytes: 4 * KIB,
             max_ws_channels: 16,
         }

@@ -59,6 +59,7 @@ pub(crate) const KEYS: &[&str] = &[
     "limits.max_output_size",
     "limits.buffer_budget",
     "limits.publish_ahead",
+    "limits.fanout_ahead",
     "limits.max_ws_message_size",
     "limits.max_ws_channels",
     "cluster.redis",
@@ -212,6 +213,7 @@ impl Builder {
             "limits.max_output_size" => c.limits.max_output_bytes = number(value, 1)?,
             "limits.buffer_budget" => c.limits.buffer_budget_bytes = number(value, 1)?,
             "limits.publish_ahead" => c.limits.publish_ahead_bytes = number(value, 0)?,
+            "limits.fanout_ahead" => c.limits.fanout_ahead = number(value, 1)?,
             "limits.max_ws_message_size" => c.limits.max_ws_message_bytes = number(value, 125)?,
             "limits.max_ws_channels" => c.limits.max_ws_channels = number(value, 1)?,
             "cluster.redis" => {

@@ -7,8 +7,8 @@
 //! and sent. Without a hold, a fast publisher would grow the lanes without limit. Behind means:
 //! the channel's messages waiting in the home's lane times its subscribers, plus the
 //! subscribers of every big channel published to on this home whose deliveries are still in its
-//! own mail (they reach the lane when the turn handles its mail), reach `LANE_AHEAD`; or the lane of
-//! another worker with subscribers of the channel holds `LANE_BEHIND` items.
+//! own mail (they reach the lane when the turn handles its mail), reach `limits.fanout_ahead`;
+//! or the lane of another worker with subscribers of the channel holds `LANE_BEHIND` items.
 //!
 //! The lane's frames then wait in the backlog, which writes fewer subscribers a turn than the
 //! lane queues frames for; a subscriber's frames of the messages that arrive meanwhile extend
@@ -39,12 +39,6 @@ use crate::engine::Token;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Deliveries (messages × the channel's subscribers) of one channel its home's lane may hold,
-/// counting this turn's publishes to big channels, before publishes to it wait: ≈ 30 ms of
-/// queuing frames at this machine's 0.5 µs each. One publish always goes ahead when the lane has
-/// none of the channel's, however many subscribers it has.
-const LANE_AHEAD: usize = 65_536;
-
 /// Items another worker's lane may hold before publishes to its big channels wait.
 const LANE_BEHIND: usize = 64;
 
@@ -70,8 +64,11 @@ impl Worker {
         if subscribers < BIG_FANOUT {
             return false;
         }
+        // `limits.fanout_ahead` (65,536 by default: ≈ 30 ms of queuing frames at this machine's
+        // 0.5 µs each). One publish always goes ahead when the lane has none of the channel's,
+        // however many subscribers it has.
         let ahead = self.lane.depth(cname).saturating_mul(subscribers);
-        if ahead.saturating_add(self.big_published) >= LANE_AHEAD {
+        if ahead.saturating_add(self.big_published) >= self.config.limits.fanout_ahead {
             return true;
         }
         let workers = channel.workers();
@@ -88,7 +85,7 @@ impl Worker {
 
     /// Counts the deliveries of a publish to a big channel: they reach this worker's lane through
     /// its own mail (emptied once a turn, `Worker::handle_mail`), so they count against
-    /// `LANE_AHEAD` until then.
+    /// `limits.fanout_ahead` until then.
     pub(super) fn count_big_publish(&mut self, p: &crate::comet::hub::Published) {
         let subscribers = p.subscribers as usize;
         if subscribers >= BIG_FANOUT {
