@@ -75,9 +75,6 @@ impl Worker {
         if self.backlog.is_empty() && self.backlog.capacity() > BACKLOG_KEEP_CAPACITY {
             self.backlog.shrink_to(BACKLOG_KEEP_CAPACITY);
         }
-        self.stats()
-            .backlog
-            .store(self.backlog.len(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

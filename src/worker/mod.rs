@@ -326,6 +326,7 @@ impl Worker {
             .store(self.deadlines.armed(), Ordering::Relaxed);
         stats.mail.store(self.mail.len(), Ordering::Relaxed);
         stats.lane.store(self.lane.len(), Ordering::Relaxed);
+        stats.backlog.store(self.backlog.len(), Ordering::Relaxed);
         stats
             .accept_errors
             .store(backend.accept_errors(), Ordering::Relaxed);
