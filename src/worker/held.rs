@@ -1,11 +1,11 @@
 //! The operations a channel's home holds back while the channel's fan-out is behind (`hold`
 //! decides and releases them), in arrival order, with how many each channel has.
 //!
-//! Depends on: engine (Token), api (HomeRequest).
+//! Depends on: worker (ChannelQueue), engine (Token), api (HomeRequest).
 
+use super::channel_queue::{ChannelQueue, OfChannel};
 use crate::api::{HomeOp, HomeRequest};
 use crate::engine::Token;
-use std::collections::{HashMap, VecDeque};
 
 /// One held operation.
 pub(super) enum HeldOp {
@@ -39,42 +39,14 @@ impl HeldOp {
     }
 }
 
-#[derive(Default)]
-pub(super) struct HeldOps {
-    ops: VecDeque<HeldOp>,
-    channels: HashMap<Vec<u8>, u32>,
-}
-
-impl HeldOps {
-    pub(super) fn push(&mut self, op: HeldOp) {
-        *self.channels.entry(op.cname().to_vec()).or_insert(0) += 1;
-        self.ops.push_back(op);
-    }
-
-    pub(super) fn pop(&mut self) -> Option<HeldOp> {
-        let op = self.ops.pop_front()?;
-        if let Some(n) = self.channels.get_mut(op.cname()) {
-            *n -= 1;
-            if *n == 0 {
-                self.channels.remove(op.cname());
-            }
-        }
-        Some(op)
-    }
-
-    pub(super) fn front(&self) -> Option<&HeldOp> {
-        self.ops.front()
-    }
-
-    /// Whether operations on `cname` are held (later ones must wait behind them).
-    pub(super) fn holds(&self, cname: &[u8]) -> bool {
-        !self.channels.is_empty() && self.channels.contains_key(cname)
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+impl OfChannel for HeldOp {
+    fn channel(&self) -> &[u8] {
+        self.cname()
     }
 }
+
+/// The held operations in arrival order, and how many of them each channel has.
+pub(super) type HeldOps = ChannelQueue<HeldOp>;
 
 #[cfg(test)]
 mod tests {

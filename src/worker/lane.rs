@@ -2,12 +2,12 @@
 //! of big channels waiting in arrival order, how far the first one got, and how many of them
 //! each channel has.
 //!
-//! Depends on: worker (FirstFrame), comet (Name, Message).
+//! Depends on: worker (ChannelQueue, FirstFrame), comet (Name, Message).
 
+use super::channel_queue::{ChannelQueue, OfChannel};
 use super::frame_batch::FirstFrame;
 use crate::comet::message::Message;
 use crate::comet::name::Name;
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// What waits in the lane, in arrival order.
@@ -77,58 +77,14 @@ pub(super) struct Ended {
     pub(super) epoch: u32,
 }
 
-/// The lane: its items and how many of them each channel has.
-#[derive(Default)]
-pub(super) struct FanoutLane {
-    items: VecDeque<Item>,
-    channels: HashMap<Name, u32>,
-}
-
-impl FanoutLane {
-    pub(super) fn push(&mut self, item: Item) {
-        *self.channels.entry(Name::clone(item.name())).or_insert(0) += 1;
-        self.items.push_back(item);
-    }
-
-    pub(super) fn pop(&mut self) -> Option<Item> {
-        let item = self.items.pop_front()?;
-        if let Some(n) = self.channels.get_mut(item.name().as_ref()) {
-            *n -= 1;
-            if *n == 0 {
-                self.channels.remove(item.name().as_ref());
-            }
-        }
-        if self.items.is_empty() && self.channels.capacity() > 64 {
-            self.channels.shrink_to(64);
-        }
-        Some(item)
-    }
-
-    pub(super) fn holds(&self, name: &[u8]) -> bool {
-        !self.channels.is_empty() && self.channels.contains_key(name)
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// Items waiting in all.
-    pub(super) fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    /// Items of channel `name` waiting.
-    pub(super) fn depth(&self, name: &[u8]) -> usize {
-        if self.channels.is_empty() {
-            return 0;
-        }
-        self.channels.get(name).map_or(0, |&n| n as usize)
-    }
-
-    pub(super) fn front_mut(&mut self) -> Option<&mut Item> {
-        self.items.front_mut()
+impl OfChannel for Item {
+    fn channel(&self) -> &[u8] {
+        self.name()
     }
 }
+
+/// The lane: its items in arrival order, and how many of them each channel has.
+pub(super) type FanoutLane = ChannelQueue<Item>;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,7 @@
 
 mod admin_streams;
 mod backlog;
+mod channel_queue;
 mod cluster;
 mod cluster_side;
 pub mod conn;
