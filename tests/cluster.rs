@@ -17,6 +17,7 @@ engine_tests!(
     a_node_killed_and_restarted_loses_nothing,
     redis_paused_under_pushes_then_back,
     redis_restarted_empty_tells_the_clients,
+    a_gap_on_a_big_channel_reaches_every_subscriber_in_order,
     counts_redis_lost_are_reported_again,
     a_subscription_while_redis_is_down_is_a_prompt_503,
     a_subscription_waiting_when_redis_goes_away_is_refused,
@@ -302,6 +303,51 @@ fn redis_restarted_empty_tells_the_clients(engine: &'static str) {
     wait_info(&nodes[0], "r", 2);
     drop(ws);
     wait_info(&nodes[0], "r", 1);
+}
+
+/// The same gap on a channel with more than `BIG_FANOUT` (64) subscribers on each worker of the
+/// node: it is carried out a part per turn by the fan-out lane, and still every subscriber is told
+/// once, after the messages before it and before the message after it.
+fn a_gap_on_a_big_channel_reaches_every_subscriber_in_order(engine: &'static str) {
+    let mut redis = Redis::start();
+    let publisher = node(engine, &redis, "n1", &[]);
+    let far = node(engine, &redis, "n2", &[]);
+    let n = 200;
+    let mut subs: Vec<Sub> = (0..n)
+        .map(|_| Sub::open(far.front, Kind::Stream, "g", 1, ""))
+        .collect();
+    wait_info(&publisher, "g", n);
+    for i in 1..=3 {
+        push_ok(&publisher, "g", &format!("g{i}"));
+    }
+    for sub in &mut subs {
+        let got: Vec<i64> = sub.take(3).into_iter().map(|(_, seq, _)| seq).collect();
+        assert_eq!(got, [1, 2, 3]);
+    }
+    redis.restart_empty();
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let next = sub.next();
+        assert_eq!(
+            (next["type"].as_str(), next["seq"].as_i64()),
+            (Some("next_seq"), Some(1)),
+            "subscriber {i}: {next}"
+        );
+    }
+    assert!(eventually(Duration::from_secs(10), || push(
+        &publisher, "g", "after"
+    ) == 200));
+    for (i, sub) in subs.iter_mut().enumerate() {
+        let next = sub.next();
+        assert_eq!(
+            (
+                next["type"].as_str(),
+                next["seq"].as_i64(),
+                next["content"].as_str()
+            ),
+            (Some("data"), Some(1), Some("after")),
+            "subscriber {i}: {next}"
+        );
+    }
 }
 
 /// A node's subscriber counts that Redis no longer holds (as when a node stalls past their TTL)

@@ -299,9 +299,12 @@ pub fn deliver(
 
 /// Cluster mode: delivery jumps to `seq` of incarnation `epoch` (messages were lost while the
 /// store was unreachable, or the store came back empty). A resumable subscriber gets a `reset`
-/// marker, an iComet one a `next_seq`; a long-poll ends with it (true).
+/// marker, an iComet one a `next_seq`; a long-poll ends with it (true). A subscription already
+/// at or past `seq` of that incarnation subscribed after the gap (its catch-up came from the
+/// channel as the gap left it) and is not told: it missed nothing, and moving it back would
+/// give it again what it has.
 pub fn gap(sub: &mut Subscription, seq: u32, epoch: u32, out: &mut Vec<u8>) -> bool {
-    if sub.pending {
+    if sub.pending || (sub.epoch == epoch && !seq_before(sub.next_seq, seq)) {
         return false;
     }
     sub.epoch = epoch;

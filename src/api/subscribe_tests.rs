@@ -190,6 +190,30 @@ fn heartbeats_count_up_and_end_only_long_polls() {
 }
 
 #[test]
+fn a_gap_moves_a_subscriber_behind_it_and_leaves_one_past_it_alone() {
+    let mut behind = sub(Transport::Stream, None, 3);
+    (behind.pending, behind.epoch) = (false, 5);
+    let mut out = Vec::new();
+    assert!(!gap(&mut behind, 8, 5, &mut out));
+    assert!(
+        text(&out).contains(r#""type":"next_seq""#),
+        "{}",
+        text(&out)
+    );
+    assert_eq!((behind.next_seq, behind.epoch), (8, 5));
+    // Subscribed after the gap: at seq 9 of the same incarnation already.
+    let mut past = sub(Transport::LongPoll, None, 9);
+    (past.pending, past.epoch) = (false, 5);
+    out.clear();
+    assert!(!gap(&mut past, 8, 5, &mut out));
+    assert!(out.is_empty() && past.next_seq == 9);
+    // The store came back empty: a new incarnation tells everyone, whatever their seq.
+    assert!(gap(&mut past, 1, 6, &mut out));
+    assert!(text(&out).contains(r#""type":"next_seq""#));
+    assert_eq!((past.next_seq, past.epoch), (1, 6));
+}
+
+#[test]
 fn a_refused_iframe_gets_its_preamble_before_the_error() {
     for http11 in [true, false] {
         let framing = Framing::new(Transport::Iframe, http11, None);

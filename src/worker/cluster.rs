@@ -525,8 +525,13 @@ impl Worker {
     pub(super) fn gap_now(&mut self, name: &Name, seq: u32, epoch: u32) {
         let mut keys = Vec::new();
         self.hub.local_keys_into(name, &mut keys);
+        self.gap_each(name, seq, epoch, &keys);
+    }
+
+    /// The same for the subscribers `keys` of `name` here (a part of them, from the lane).
+    pub(super) fn gap_each(&mut self, name: &Name, seq: u32, epoch: u32, keys: &[u64]) {
         let mut out = Vec::with_capacity(128);
-        for key in keys {
+        for &key in keys {
             let token = Token::unpack(key);
             let extra = &mut self.ws.channels;
             let Some(sub) = self

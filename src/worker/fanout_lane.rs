@@ -8,13 +8,13 @@
 //! big-channel`). The frames queued here go out through the backlog (`backlog`), behind
 //! everyone else's output.
 //!
-//! A channel's close is carried out the same way when the channel is big here (each subscriber
-//! gets its `close` frame and its response ends, a part per turn).
+//! A channel's close, and in cluster mode a gap in its history, are carried out the same way
+//! when the channel is big here (each subscriber gets its `close`, or its `reset` / `next_seq`,
+//! and a long-poll's response ends, a part per turn).
 //!
 //! Order: once a channel has an item in the lane, every later delivery, close and cluster gap of
-//! that channel on this worker goes into the lane behind it (a cluster gap is carried out whole
-//! when its turn comes: it is rare), so each subscriber still sees its channel's messages in seq
-//! order with nothing in between. A subscription answered while a
+//! that channel on this worker goes into the lane behind it, so each subscriber still sees its
+//! channel's messages in seq order with nothing in between. A subscription answered while a
 //! message waits here already had that message in its catch-up (the home stored it before it
 //! answered), and `api::subscribe::deliver` skips what a subscriber has seen, so nothing arrives
 //! twice. The subscribers of a delivery are the channel's at the moment the lane starts it, of
@@ -27,7 +27,7 @@
 
 use super::backlog::BIG_FANOUT;
 use super::frame_batch::FirstFrame;
-use super::lane::{Closing, Ended, Fanout, Item, Progress};
+use super::lane::{Closing, Ended, Fanout, Gapping, Item, Progress};
 use super::Worker;
 use crate::comet::message::{follow_up, Message, MsgType};
 use crate::comet::name::Name;
@@ -47,6 +47,10 @@ enum Work {
     Close {
         json: Arc<[u8]>,
         epoch: Option<u32>,
+    },
+    Gap {
+        seq: u32,
+        epoch: u32,
     },
 }
 
@@ -114,11 +118,19 @@ impl Worker {
         self.closed_now(name, json, epoch);
     }
 
-    /// Cluster mode: a gap in the channel's history, now or behind its deliveries in the lane.
+    /// Cluster mode: a gap in the channel's history, now or in the lane when the channel is big
+    /// here or has items waiting there.
     pub(super) fn on_gap(&mut self, name: &Name, seq: u32, epoch: u32) {
-        if self.lane.holds(name) {
+        if self.lane.holds(name) || self.hub.local_count(name) >= BIG_FANOUT {
             let name = Name::clone(name);
-            return self.lane.push(Item::Gap { name, seq, epoch });
+            let progress = Progress::default();
+            let gap = Gapping {
+                name,
+                seq,
+                epoch,
+                progress,
+            };
+            return self.lane.push(Item::Gap(Box::new(gap)));
         }
         self.gap_now(name, seq, epoch);
     }
@@ -138,7 +150,7 @@ impl Worker {
             match self.lane.pop() {
                 Some(Item::Deliver(f)) => self.finish_fanout(*f),
                 Some(Item::Closed(c)) => self.give_keys_back(c.progress),
-                Some(Item::Gap { name, seq, epoch }) => self.gap_now(&name, seq, epoch),
+                Some(Item::Gap(g)) => self.give_keys_back(g.progress),
                 None => return,
             }
         }
@@ -195,9 +207,12 @@ impl Worker {
                 json: Arc::clone(&c.json),
                 epoch: c.epoch,
             },
-            Item::Gap { .. } => return None,
+            Item::Gap(g) => Work::Gap {
+                seq: g.seq,
+                epoch: g.epoch,
+            },
         };
-        let progress = std::mem::take(item.progress_mut()?);
+        let progress = std::mem::take(item.progress_mut());
         Some((name, work, progress))
     }
 
@@ -209,9 +224,7 @@ impl Worker {
         if let (Item::Deliver(f), Work::Deliver { ended, .. }) = (&mut *item, work) {
             f.ended = ended;
         }
-        if let Some(slot) = item.progress_mut() {
-            *slot = progress;
-        }
+        *item.progress_mut() = progress;
     }
 
     /// Carries out `work` for the subscribers `part` of channel `name`.
@@ -229,6 +242,10 @@ impl Worker {
             Work::Close { json, epoch } => {
                 let close = (&*json, *epoch);
                 self.queue_in_backlog(true, |w| w.close_each(name, close, part));
+            }
+            Work::Gap { seq, epoch } => {
+                let (seq, epoch) = (*seq, *epoch);
+                self.queue_in_backlog(true, |w| w.gap_each(name, seq, epoch, part));
             }
         }
     }

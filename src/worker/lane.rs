@@ -14,12 +14,7 @@ use std::sync::Arc;
 pub(super) enum Item {
     Deliver(Box<Fanout>),
     Closed(Box<Closing>),
-    /// Cluster mode: delivery jumps to `seq` of incarnation `epoch` (`Msg::Gap`).
-    Gap {
-        name: Name,
-        seq: u32,
-        epoch: u32,
-    },
+    Gap(Box<Gapping>),
 }
 
 impl Item {
@@ -27,16 +22,16 @@ impl Item {
         match self {
             Item::Deliver(f) => &f.name,
             Item::Closed(c) => &c.name,
-            Item::Gap { name, .. } => name,
+            Item::Gap(g) => &g.name,
         }
     }
 
-    /// How far the lane got over the channel's subscribers (`None`: done in one piece).
-    pub(super) fn progress_mut(&mut self) -> Option<&mut Progress> {
+    /// How far the lane got over the channel's subscribers.
+    pub(super) fn progress_mut(&mut self) -> &mut Progress {
         match self {
-            Item::Deliver(f) => Some(&mut f.progress),
-            Item::Closed(c) => Some(&mut c.progress),
-            Item::Gap { .. } => None,
+            Item::Deliver(f) => &mut f.progress,
+            Item::Closed(c) => &mut c.progress,
+            Item::Gap(g) => &mut g.progress,
         }
     }
 }
@@ -56,6 +51,15 @@ pub(super) struct Closing {
     pub(super) name: Name,
     pub(super) json: Arc<[u8]>,
     pub(super) epoch: Option<u32>,
+    pub(super) progress: Progress,
+}
+
+/// Cluster mode: delivery of a channel jumps to `seq` of incarnation `epoch` (`Msg::Gap`): each
+/// of its subscribers here is told (`reset` or `next_seq`), a long-poll ends with it.
+pub(super) struct Gapping {
+    pub(super) name: Name,
+    pub(super) seq: u32,
+    pub(super) epoch: u32,
     pub(super) progress: Progress,
 }
 
