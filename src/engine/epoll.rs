@@ -117,11 +117,13 @@ impl Epoll {
             accept_errors: 0,
             spare_fd: open_spare(),
         };
+        // Edge-triggered: every write to an eventfd is a new edge, so the counter need not be
+        // read back (one system call less per wake-up; `EventFd::wake` resets a full counter).
         let waker_fd = backend.waker.raw();
         backend.ctl(
             libc::EPOLL_CTL_ADD,
             waker_fd,
-            libc::EPOLLIN as u32,
+            (libc::EPOLLIN | libc::EPOLLET) as u32,
             Token::WAKER,
         )?;
         Ok(backend)
@@ -458,7 +460,6 @@ impl Backend for Epoll {
             let ev = self.events[i];
             let (bits, word) = (ev.events, ev.u64);
             if word == Token::WAKER {
-                self.waker.drain();
                 handler(Completion::Wake);
                 continue;
             }

@@ -169,15 +169,25 @@ impl EventFd {
         Ok(EventFd { fd })
     }
 
-    /// Makes the eventfd readable. Never blocks: a saturated counter already means "wake up".
+    /// Makes the eventfd readable, and is a new edge for an edge-triggered watcher. Never
+    /// blocks: a counter that is full (a watcher that never reads it, after 2^64 - 2 wakes) is
+    /// reset and written again, so the write still happens.
     pub fn wake(&self) {
+        if self.add_one().is_err() {
+            self.drain();
+            let _ = self.add_one();
+        }
+    }
+
+    fn add_one(&self) -> io::Result<()> {
         let one: u64 = 1;
         // SAFETY: the fd is a live eventfd and the buffer is 8 readable bytes.
-        let _ = syscall!(write(
+        syscall!(write(
             self.fd.as_raw_fd(),
             &one as *const u64 as *const libc::c_void,
             8
-        ));
+        ))
+        .map(drop)
     }
 
     /// Resets the counter so the next wake is seen again.
@@ -193,5 +203,40 @@ impl EventFd {
 
     pub fn raw(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(fd: &EventFd) -> u64 {
+        let mut value: u64 = 0;
+        // SAFETY: the fd is a live eventfd and the buffer is 8 writable bytes.
+        let _ = syscall!(read(
+            fd.raw(),
+            &mut value as *mut u64 as *mut libc::c_void,
+            8
+        ));
+        value
+    }
+
+    /// A wake always writes, even into a counter nobody read back until it was full.
+    #[test]
+    fn a_wake_writes_even_when_the_counter_is_full() {
+        let fd = EventFd::new().unwrap();
+        fd.wake();
+        fd.wake();
+        assert_eq!(count(&fd), 2);
+        let full: u64 = u64::MAX - 1;
+        // SAFETY: the fd is a live eventfd and the buffer is 8 readable bytes.
+        syscall!(write(
+            fd.raw(),
+            &full as *const u64 as *const libc::c_void,
+            8
+        ))
+        .unwrap();
+        fd.wake();
+        assert_eq!(count(&fd), 1, "reset, then written once");
     }
 }
