@@ -24,6 +24,13 @@ BENCH_ADMIN=${BENCH_ADMIN:-127.0.0.1:18000}
 BENCH_FRONT=${BENCH_FRONT:-127.0.0.1:18100}
 # Longest life of a server started here, even if the script itself is killed (timeout(1) wrapper).
 BENCH_SERVER_MAX_LIFE=${BENCH_SERVER_MAX_LIFE:-3600}
+# SERVER_NICE: every server started here (rcomet, and iComet through lib_icomet.sh) runs at this
+# nice value, e.g. -10: ahead of the load generator on a machine where the two share the CPUs,
+# the same for both servers. Unset: the default priority.
+BENCH_NICE=()
+if [[ -n ${SERVER_NICE:-} ]]; then
+    BENCH_NICE=(nice -n "$SERVER_NICE")
+fi
 
 RCOMET_PID=""     # the server process (from its ready line)
 RCOMET_WRAPPER="" # the timeout(1) process wrapping it
@@ -88,7 +95,7 @@ rcomet_start() {
     rcomet_stop
     bench_wait_ports_free "${BENCH_PORT_WAIT:-300}" || return 1
     RCOMET_LOG=$(mktemp "$BENCH_TMP/rcomet.XXXX.log")
-    timeout -s TERM -k 10 "$BENCH_SERVER_MAX_LIFE" "$RCOMET_BIN" \
+    timeout -s TERM -k 10 "$BENCH_SERVER_MAX_LIFE" "${BENCH_NICE[@]}" "$RCOMET_BIN" \
         --admin-listen "$BENCH_ADMIN" --front-listen "$BENCH_FRONT" --log-level info "$@" \
         </dev/null >"$RCOMET_LOG" 2>&1 &
     RCOMET_WRAPPER=$!

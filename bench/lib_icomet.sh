@@ -6,7 +6,8 @@
 # port answers /info, and stops it by PID. Build iComet outside this repository, as
 # bench/README.md ("iComet 0.2.5 for the comparison") describes.
 #
-# Depends on: bench/lib.sh (log, bench_wait_ports_free, BENCH_TMP, BENCH_ADMIN, BENCH_FRONT), curl.
+# Depends on: bench/lib.sh (log, bench_wait_ports_free, BENCH_TMP, BENCH_ADMIN, BENCH_FRONT,
+# BENCH_NICE), curl.
 # shellcheck disable=SC2034  # globals here are read by the scripts that source this file
 
 ICOMET_BIN=${ICOMET_BIN:-}
@@ -45,7 +46,8 @@ icomet_start() {
     ICOMET_DIR="$BENCH_TMP/icomet.$ICOMET_STARTS"
     mkdir -p "$ICOMET_DIR"
     icomet_write_config "$ICOMET_DIR/icomet.conf" "$ICOMET_DIR" "$@"
-    timeout -s TERM -k 10 "$BENCH_SERVER_MAX_LIFE" "$ICOMET_BIN" "$ICOMET_DIR/icomet.conf" \
+    timeout -s TERM -k 10 "$BENCH_SERVER_MAX_LIFE" "${BENCH_NICE[@]}" "$ICOMET_BIN" \
+        "$ICOMET_DIR/icomet.conf" \
         </dev/null >"$ICOMET_DIR/stdout.txt" 2>&1 &
     ICOMET_WRAPPER=$!
     ICOMET_PID=""

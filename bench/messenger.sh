@@ -21,7 +21,8 @@
 #        CL_PUSHES (200000), CL_DURATION (10) s cap of the closed loop; OL_RATE (10000),
 #        OL_PUSHES (50000); ADMIN_REQUESTS (100000), ADMIN_IN_FLIGHT (64);
 #        FAN1K_PUSHES (1000), FAN10K_PUSHES (100); RUN_TIMEOUT (240) s per load generator run;
-#        LOAD_MAX (1.5), WAIT_TRIES (6): wait for a quiet machine first.
+#        LOAD_MAX (1.5), WAIT_TRIES (6): wait for a quiet machine first; SERVER_NICE (unset):
+#        both servers at this nice value, ahead of the load generator (bench/lib.sh).
 #
 # Depends on: bench/lib.sh, bench/lib_icomet.sh, bench/messenger_table.py, python3, curl,
 #             the release rcomet and rcomet-loadgen (bench/target_dir.sh).
@@ -84,6 +85,7 @@ echo "== rcomet vs iComet, messenger layout =="
 } | tee "$BENCH_TMP/machine.txt"
 wait_quiet "${LOAD_MAX:-1.5}" "${WAIT_TRIES:-6}" 30
 echo "load at start: $(load_1min)$( ((BENCH_LOADED)) && echo ' (busy machine: numbers are from a loaded host)')"
+[[ -n ${SERVER_NICE:-} ]] && echo "servers:   both at nice $SERVER_NICE (SERVER_NICE), ahead of the load generator"
 start_s=$(date +%s)
 
 # The same front settings for both servers.
