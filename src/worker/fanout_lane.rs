@@ -104,7 +104,7 @@ impl Worker {
     /// Incarnation `epoch` of the channel was closed: now, or in the lane when the channel is big
     /// here or has items waiting there.
     pub(super) fn on_closed(&mut self, name: &Name, json: &Arc<[u8]>, epoch: Option<u32>) {
-        if self.lane.holds(name) || self.hub.local_count(name) >= BIG_FANOUT {
+        if self.lane_takes(name) {
             let (name, json) = (Name::clone(name), Arc::clone(json));
             let progress = Progress::default();
             let closing = Closing {
@@ -121,7 +121,7 @@ impl Worker {
     /// Cluster mode: a gap in the channel's history, now or in the lane when the channel is big
     /// here or has items waiting there.
     pub(super) fn on_gap(&mut self, name: &Name, seq: u32, epoch: u32) {
-        if self.lane.holds(name) || self.hub.local_count(name) >= BIG_FANOUT {
+        if self.lane_takes(name) {
             let name = Name::clone(name);
             let progress = Progress::default();
             let gap = Gapping {
@@ -133,6 +133,12 @@ impl Worker {
             return self.lane.push(Item::Gap(Box::new(gap)));
         }
         self.gap_now(name, seq, epoch);
+    }
+
+    /// Whether an item for channel `name` goes into the lane: the channel is big here, or has
+    /// items waiting there already (the new one must come after them).
+    fn lane_takes(&self, name: &Name) -> bool {
+        self.lane.holds(name) || self.hub.local_count(name) >= BIG_FANOUT
     }
 
     /// Whether the lane has work (the loop must not sleep).

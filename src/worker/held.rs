@@ -23,13 +23,6 @@ pub(super) enum HeldOp {
 }
 
 impl HeldOp {
-    pub(super) fn cname(&self) -> &[u8] {
-        match self {
-            HeldOp::Publish { cname, .. } => cname,
-            HeldOp::Home { request, .. } => &request.cname,
-        }
-    }
-
     /// Whether running it adds a message to the channel's fan-out.
     pub(super) fn publishes(&self) -> bool {
         match self {
@@ -41,7 +34,10 @@ impl HeldOp {
 
 impl OfChannel for HeldOp {
     fn channel(&self) -> &[u8] {
-        self.cname()
+        match self {
+            HeldOp::Publish { cname, .. } => cname,
+            HeldOp::Home { request, .. } => &request.cname,
+        }
     }
 }
 
@@ -69,17 +65,17 @@ mod tests {
         assert!(held.holds(b"a") && held.holds(b"b") && !held.holds(b"c"));
         assert!(held
             .front()
-            .is_some_and(|op| op.cname() == b"a" && op.publishes()));
-        let first = held.pop().map(|op| op.cname().to_vec());
+            .is_some_and(|op| op.channel() == b"a" && op.publishes()));
+        let first = held.pop().map(|op| op.channel().to_vec());
         assert_eq!(first.as_deref(), Some(&b"a"[..]));
         assert!(held.holds(b"a"), "one more of a is held");
         assert_eq!(
-            held.pop().map(|op| op.cname().to_vec()),
+            held.pop().map(|op| op.channel().to_vec()),
             Some(b"b".to_vec())
         );
         assert!(!held.holds(b"b"));
         assert_eq!(
-            held.pop().map(|op| op.cname().to_vec()),
+            held.pop().map(|op| op.channel().to_vec()),
             Some(b"a".to_vec())
         );
         assert!(held.is_empty() && !held.holds(b"a") && held.pop().is_none());

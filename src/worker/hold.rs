@@ -27,9 +27,11 @@
 //! shutdown. While operations are held the loop wakes every `HOLD_POLL` to look at the other
 //! workers' lanes.
 //!
-//! Depends on: worker (Worker, held, lane, home's operations, shared counters), comet (worker bits).
+//! Depends on: worker (Worker, held, lane, channel_queue, home's operations, shared counters),
+//! comet (worker bits).
 
 use super::backlog::BIG_FANOUT;
+use super::channel_queue::OfChannel;
 use super::conn::{flags, Conns};
 use super::held::HeldOp;
 use super::Worker;
@@ -139,7 +141,7 @@ impl Worker {
     /// Runs the held operations whose channel caught up, in order (`all`: every one, now).
     pub(super) fn release_held(&mut self, all: bool) {
         while let Some(front) = self.held.front() {
-            if !all && front.publishes() && self.fanout_behind(front.cname()) {
+            if !all && front.publishes() && self.fanout_behind(front.channel()) {
                 return;
             }
             match self.held.pop() {
