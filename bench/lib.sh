@@ -37,7 +37,7 @@ RCOMET_WRAPPER="" # the timeout(1) process wrapping it
 RCOMET_LOG=""     # its stdout + stderr
 RCOMET_ENGINE=""  # engine named in its start-up log line (epoll, io_uring) or "unknown"
 RCOMET_LAST_ENGINE="none" # the engine of the last server that started (kept after it stops)
-RCOMET_GUARD=""   # the port watcher of the running server
+RCOMET_GUARD=""   # the port watcher of the running rcomet
 RCOMET_FLAGS=""   # its flags, for messages
 BENCH_INTRUSIONS=() # "flags: pid ... (cmdline)" for each run where another process shared our ports
 BENCH_TMP=""
@@ -119,41 +119,58 @@ rcomet_start() {
     RCOMET_ENGINE=${RCOMET_ENGINE:-unknown}
     RCOMET_LAST_ENGINE=$RCOMET_ENGINE
     RCOMET_FLAGS="$*"
-    port_guard_start
+    port_guard_start "$RCOMET_PID" "$RCOMET_LOG.intruders" "${BENCH_ADMIN##*:}" "${BENCH_FRONT##*:}"
+    RCOMET_GUARD=$BENCH_GUARD
     log "rcomet pid $RCOMET_PID ready (engine $RCOMET_ENGINE): $*"
 }
 
-# port_guard_start: once a second, notes in $RCOMET_LOG.intruders every other process listening on
-# the benchmark ports. With SO_REUSEPORT the kernel would hand it part of our connections, so a
-# run during which that happened is not valid.
+# port_listener_count PORT...: the number of listening TCP sockets on PORT... (no process lookup,
+# so it costs a few ms whatever the number of connections open; `ss -p` reads every process's
+# descriptors, ~150 ms of CPU with 20,000 connections).
+port_listener_count() {
+    local filter="" port
+    for port in "$@"; do filter+="${filter:+ or }sport = :$port"; done
+    ss -ltnH "( $filter )" 2>/dev/null | wc -l
+}
+
+# port_guard_start PID FILE PORT...: once a second, counts the listening sockets on PORT... and,
+# when there are more than PID's own (counted at the start), notes in FILE every other process
+# listening there. With SO_REUSEPORT the kernel would hand such a process part of our
+# connections, so a run during which that happened is not valid. Every server a benchmark starts
+# gets the same watcher, so its small cost is the same for all of them. Sets BENCH_GUARD to the
+# watcher's PID.
 port_guard_start() {
-    local me=$RCOMET_PID out="$RCOMET_LOG.intruders" ports="${BENCH_ADMIN##*:} ${BENCH_FRONT##*:}"
+    local me=$1 out=$2
+    local -a ports=("${@:3}")
     (
+        own=$(port_listener_count "${ports[@]}")
         while kill -0 "$me" 2>/dev/null; do
-            for port in $ports; do
-                for p in $(port_listeners "$port"); do
-                    [[ $p == "$me" ]] && continue
-                    printf '%s port %s: pid %s (%s)\n' "$(date +%T)" "$port" "$p" \
-                        "$(tr '\0\n' '  ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)" >>"$out"
+            if (($(port_listener_count "${ports[@]}") > own)); then
+                for port in "${ports[@]}"; do
+                    for p in $(port_listeners "$port"); do
+                        [[ $p == "$me" ]] && continue
+                        printf '%s port %s: pid %s (%s)\n' "$(date +%T)" "$port" "$p" \
+                            "$(tr '\0\n' '  ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-100)" >>"$out"
+                    done
                 done
-            done
+            fi
             sleep 1
         done
     ) &
-    RCOMET_GUARD=$!
+    BENCH_GUARD=$!
 }
 
-# port_guard_stop: ends the watcher; records an intrusion in BENCH_INTRUSIONS and says so.
+# port_guard_stop GUARD FILE WHAT: ends the watcher GUARD (a PID, or empty); when FILE names an
+# intruder, records it in BENCH_INTRUSIONS (as WHAT: the intruder) and says so.
 port_guard_stop() {
-    local f="$RCOMET_LOG.intruders" first
-    if [[ -n $RCOMET_GUARD ]]; then
-        kill "$RCOMET_GUARD" 2>/dev/null
-        wait "$RCOMET_GUARD" 2>/dev/null
-        RCOMET_GUARD=""
+    local guard=$1 f=$2 what=$3 first
+    if [[ -n $guard ]]; then
+        kill "$guard" 2>/dev/null
+        wait "$guard" 2>/dev/null
     fi
-    if [[ -n $RCOMET_LOG && -s $f ]]; then
+    if [[ -n $f && -s $f ]]; then
         first=$(head -n 1 "$f")
-        BENCH_INTRUSIONS+=("rcomet $RCOMET_FLAGS: ${first#* }")
+        BENCH_INTRUSIONS+=("$what: ${first#* }")
         log "INVALID RUN: another process listened on the benchmark ports meanwhile: ${first#* }"
         rm -f "$f"
     fi
@@ -243,7 +260,8 @@ rcomet_stop() {
         kill -TERM "$RCOMET_WRAPPER" 2>/dev/null
         wait "$RCOMET_WRAPPER" 2>/dev/null
     fi
-    port_guard_stop
+    port_guard_stop "$RCOMET_GUARD" "${RCOMET_LOG:+$RCOMET_LOG.intruders}" "rcomet $RCOMET_FLAGS"
+    RCOMET_GUARD=""
     server_log_check
     RCOMET_PID=""
     RCOMET_WRAPPER=""

@@ -16,6 +16,7 @@ ICOMET_FRONT=${ICOMET_FRONT:-$BENCH_FRONT}
 ICOMET_PID=""     # the server process (from its pidfile)
 ICOMET_WRAPPER="" # the timeout(1) process wrapping it
 ICOMET_DIR=""     # config, pidfile and log (log.txt) of the running or last server
+ICOMET_GUARD=""    # the port watcher of the running iComet (bench/lib.sh port_guard_start)
 ICOMET_STARTS=0
 ICOMET_WARNINGS=() # "N error lines, first: ..." per run whose iComet logged ERROR/FATAL
 
@@ -65,12 +66,16 @@ icomet_start() {
         icomet_stop
         return 1
     fi
+    port_guard_start "$ICOMET_PID" "$ICOMET_DIR/intruders" "${ICOMET_ADMIN##*:}" "${ICOMET_FRONT##*:}"
+    ICOMET_GUARD=$BENCH_GUARD
     log "iComet pid $ICOMET_PID ready: $*"
 }
 
 # icomet_stop: stops the iComet started here (see stop_server). A no-op when none runs.
 icomet_stop() {
     stop_server iComet "$ICOMET_PID"
+    port_guard_stop "$ICOMET_GUARD" "${ICOMET_DIR:+$ICOMET_DIR/intruders}" "iComet"
+    ICOMET_GUARD=""
     if [[ -n $ICOMET_WRAPPER ]]; then
         kill -TERM "$ICOMET_WRAPPER" 2>/dev/null
         wait "$ICOMET_WRAPPER" 2>/dev/null
