@@ -46,9 +46,9 @@ impl Reject {
     }
 }
 
-/// Position of the first `needle` in `haystack`.
+/// Position of the first `needle` in `haystack` (SIMD).
 pub(super) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
+    memchr::memchr(needle, haystack)
 }
 
 /// `line` without one trailing CR.

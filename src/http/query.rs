@@ -57,10 +57,12 @@ fn find<'a>(pairs: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 /// Percent-decodes `input` (`%XX` → byte; `+` → space when `plus_as_space`). Invalid escapes are
 /// kept literally. Borrows when there is nothing to decode.
 pub fn percent_decode(input: &[u8], plus_as_space: bool) -> Cow<'_, [u8]> {
-    if !input
-        .iter()
-        .any(|&b| b == b'%' || (plus_as_space && b == b'+'))
-    {
+    let escaped = if plus_as_space {
+        memchr::memchr2(b'%', b'+', input)
+    } else {
+        memchr::memchr(b'%', input)
+    };
+    if escaped.is_none() {
         return Cow::Borrowed(input);
     }
     let mut out = Vec::with_capacity(input.len());

@@ -310,18 +310,24 @@ fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, R
 
 /// Checks the request line (without its line end): `METHOD SP target SP version`.
 fn request_line(line: &[u8]) -> Result<(Method, &[u8], Version), Reject> {
-    let mut fields = line.split(|&b| b == b' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (fields.next(), fields.next(), fields.next(), fields.next())
-    else {
+    // Exactly two spaces (SIMD search: the target is most of the line).
+    let mut spaces = memchr::memchr_iter(b' ', line);
+    let (Some(first), Some(second), None) = (spaces.next(), spaces.next(), spaces.next()) else {
         return Err(Reject::BadRequest);
     };
+    let method = line.get(..first).unwrap_or_default();
+    let uri = line.get(first + 1..second).unwrap_or_default();
+    let version = line.get(second + 1..).unwrap_or_default();
     let version = match version {
         b"HTTP/1.0" => Version::Http10,
         b"HTTP/1.1" => Version::Http11,
         _ => return Err(Reject::BadRequest),
     };
-    if uri.is_empty() || !uri.iter().all(|&b| b > b' ' && b != 0x7f) {
+    // No control byte, space or DEL (a reduction without early exit, so it vectorizes).
+    let controls = uri
+        .iter()
+        .fold(false, |seen, &b| seen | (b <= b' ') | (b == 0x7f));
+    if uri.is_empty() || controls {
         return Err(Reject::BadRequest);
     }
     // Raw bytes above 0x7f are accepted as UTF-8 (iComet clients send raw UTF-8); a byte that
@@ -434,14 +440,14 @@ fn origin_form(uri: &[u8]) -> &[u8] {
 /// not a wait for a line end that never comes). A CR as the last byte buffered may still be
 /// followed by its LF.
 fn has_bare_cr(head: &[u8]) -> bool {
-    // Only the head is examined: it ends at its first empty line (CRLF or LF line ends).
-    let end = head
-        .windows(3)
-        .position(|w| matches!(w, [b'\n', b'\n', _] | [b'\n', b'\r', b'\n']))
+    // Only the head is examined: it ends at its first empty line (CRLF or LF line ends), that is
+    // at an LF followed by LF or by CRLF (with a byte after it buffered).
+    let end = memchr::memchr_iter(b'\n', head)
+        .find(|&at| matches!(head.get(at + 1..at + 3), Some([b'\n', _] | [b'\r', b'\n'])))
         .map_or(head.len(), |at| at + 1);
     let head = head.get(..end).unwrap_or(head);
-    head.windows(2)
-        .any(|w| matches!(w, [b'\r', next] if *next != b'\n'))
+    // A CR as the head's last byte has nothing after it yet.
+    memchr::memchr_iter(b'\r', head).any(|at| head.get(at + 1).is_some_and(|&next| next != b'\n'))
 }
 
 /// Number of bytes taken by empty lines (CRLF or LF) at the start of `buf`.

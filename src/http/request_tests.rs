@@ -621,3 +621,34 @@ fn the_first_origin_header_is_kept() {
         Some(&b"last-event-id"[..])
     );
 }
+
+/// `has_bare_cr` (memchr) answers as the byte-by-byte rule it states does, for every buffer of
+/// up to 8 bytes made of CR, LF and one other byte.
+#[test]
+fn bare_cr_search_matches_the_byte_by_byte_rule() {
+    fn by_bytes(head: &[u8]) -> bool {
+        let end = head
+            .windows(3)
+            .position(|w| matches!(w, [b'\n', b'\n', _] | [b'\n', b'\r', b'\n']))
+            .map_or(head.len(), |at| at + 1);
+        head[..end]
+            .windows(2)
+            .any(|w| matches!(w, [b'\r', next] if *next != b'\n'))
+    }
+    let alphabet = [b'\r', b'\n', b'a'];
+    let mut checked = 0;
+    for len in 0..=8u32 {
+        for mut code in 0..3usize.pow(len) {
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    let b = alphabet[code % 3];
+                    code /= 3;
+                    b
+                })
+                .collect();
+            assert_eq!(has_bare_cr(&buf), by_bytes(&buf), "{buf:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, (0..=8).map(|n| 3usize.pow(n)).sum::<usize>());
+}
