@@ -50,7 +50,9 @@ impl Uring {
         let more = cqueue::more(flags);
         match Op::decode(word) {
             Some(Op::Waker) => {
-                self.waker.drain();
+                // The poll is multishot and every eventfd write wakes its watchers, so the
+                // counter is never read back (no read syscall per wake-up), as with epoll's
+                // edge-triggered registration; `EventFd::wake` copes with a full counter.
                 handler(Completion::Wake);
                 if !more {
                     self.rearm("waker", res, Uring::arm_waker);

@@ -60,11 +60,25 @@ impl Ring {
             .unwrap_or(MAX_CQ_ENTRIES)
             .max(entries.saturating_mul(4))
             .min(MAX_CQ_ENTRIES);
-        let uring = IoUring::builder()
-            .setup_submit_all()
-            .setup_clamp()
-            .setup_cqsize(cq_entries)
-            .build(entries)?;
+        // Cooperative task running: the kernel runs a ring's completion work when its worker next
+        // enters the kernel (every loop turn ends in io_uring_enter, and a sleeping worker is
+        // woken as before) instead of interrupting the worker with a signal-like notification
+        // for each batch of completions. A kernel without it (before 5.19) gets the plain ring.
+        let build = |coop: bool| {
+            let mut builder = IoUring::builder();
+            builder
+                .setup_submit_all()
+                .setup_clamp()
+                .setup_cqsize(cq_entries);
+            if coop {
+                builder.setup_coop_taskrun();
+            }
+            builder.build(entries)
+        };
+        let uring = match build(true) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => build(false)?,
+            built => built?,
+        };
         uring.submitter().register_files_sparse(table_size)?;
         Ok(Ring {
             uring,
