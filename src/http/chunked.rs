@@ -1,5 +1,6 @@
 //! Chunked request bodies (`Transfer-Encoding: chunked`): measured, then decoded into one `Vec`.
-//! Depends on [`limits`](super::limits) for the limits, the rejection type and the byte helpers.
+//! Depends on [`limits`](super::limits) for the limits, the rejection type and the byte helpers,
+//! and on `memchr`.
 //!
 //! Rules: a size line is one or more hex digits, optionally followed by blanks and a `;extension`
 //! (ignored; no control bytes), ended by CRLF or LF — blanks with no extension after them are 400; each chunk's data is followed by CRLF or LF; a zero-size chunk
@@ -13,7 +14,8 @@
 //! size line to size line and never scans chunk data. Nothing is allocated until the body is
 //! complete; then exactly the decoded size is allocated once.
 
-use super::limits::{memchr, strip_cr, HttpLimits, Reject};
+use super::limits::{strip_cr, HttpLimits, Reject};
+use memchr::memchr;
 
 /// The answer of [`decode`].
 #[derive(Clone, PartialEq, Eq, Debug)]

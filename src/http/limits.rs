@@ -46,11 +46,6 @@ impl Reject {
     }
 }
 
-/// Position of the first `needle` in `haystack` (SIMD).
-pub(super) fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    memchr::memchr(needle, haystack)
-}
-
 /// `line` without one trailing CR.
 pub(super) fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)

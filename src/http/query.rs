@@ -1,4 +1,5 @@
-//! Query-string and form parameters as iComet reads them, and percent-decoding. Depends on nothing.
+//! Query-string and form parameters as iComet reads them, and percent-decoding. Depends on
+//! `memchr` alone.
 //!
 //! Rules (iComet 0.2.5's, with the fixes README.md lists):
 //! * The parameters are split on `&`; each piece is split at its first `=`. Names are not decoded and

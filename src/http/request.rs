@@ -1,6 +1,7 @@
 //! HTTP/1.0 and 1.1 request parsing: one stateless function, [`parse`], called again on the grown
-//! buffer until it answers `Complete` or `Reject`. Depends on `httparse` (header block), and on
-//! [`limits`](super::limits), [`chunked`] and [`percent_decode`] from this module tree.
+//! buffer until it answers `Complete` or `Reject`. Depends on `httparse` (header block), `memchr`
+//! (byte searches), and on [`limits`](super::limits), [`chunked`] and [`percent_decode`] from
+//! this module tree.
 //!
 //! The request line is checked here rather than by `httparse`, which would refuse targets that are
 //! not UTF-8 or hold `{`, `"` and similar bytes (libevent accepted them, and iComet clients send
@@ -47,8 +48,9 @@
 use std::borrow::Cow;
 
 use super::chunked::{self, Decoded};
-use super::limits::{memchr, strip_cr, trim_blanks, HttpLimits, Reject, MAX_HEADERS};
+use super::limits::{strip_cr, trim_blanks, HttpLimits, Reject, MAX_HEADERS};
 use super::query::percent_decode;
+use memchr::{memchr, memchr_iter};
 
 /// The methods rcomet serves; every other method is answered with 501.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -311,7 +313,7 @@ fn parse_request<'a>(buf: &'a [u8], limits: &HttpLimits) -> Result<Parsed<'a>, R
 /// Checks the request line (without its line end): `METHOD SP target SP version`.
 fn request_line(line: &[u8]) -> Result<(Method, &[u8], Version), Reject> {
     // Exactly two spaces (SIMD search: the target is most of the line).
-    let mut spaces = memchr::memchr_iter(b' ', line);
+    let mut spaces = memchr_iter(b' ', line);
     let (Some(first), Some(second), None) = (spaces.next(), spaces.next(), spaces.next()) else {
         return Err(Reject::BadRequest);
     };
@@ -442,12 +444,12 @@ fn origin_form(uri: &[u8]) -> &[u8] {
 fn has_bare_cr(head: &[u8]) -> bool {
     // Only the head is examined: it ends at its first empty line (CRLF or LF line ends), that is
     // at an LF followed by LF or by CRLF (with a byte after it buffered).
-    let end = memchr::memchr_iter(b'\n', head)
+    let end = memchr_iter(b'\n', head)
         .find(|&at| matches!(head.get(at + 1..at + 3), Some([b'\n', _] | [b'\r', b'\n'])))
         .map_or(head.len(), |at| at + 1);
     let head = head.get(..end).unwrap_or(head);
     // A CR as the head's last byte has nothing after it yet.
-    memchr::memchr_iter(b'\r', head).any(|at| head.get(at + 1).is_some_and(|&next| next != b'\n'))
+    memchr_iter(b'\r', head).any(|at| head.get(at + 1).is_some_and(|&next| next != b'\n'))
 }
 
 /// Number of bytes taken by empty lines (CRLF or LF) at the start of `buf`.

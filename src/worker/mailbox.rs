@@ -136,6 +136,7 @@ impl<M> Post<M> {
 mod tests {
     use super::*;
     use crate::engine::epoll::Epoll;
+    use crate::engine::uring::{Uring, UringConfig};
     use crate::engine::{Backend, Completion, ReadControl};
     use std::time::{Duration, Instant};
 
@@ -150,7 +151,7 @@ mod tests {
     /// although the eventfd's counter is never read back.
     #[test]
     fn a_message_from_another_thread_wakes_a_sleeping_io_uring_backend() {
-        let backend = crate::engine::uring::Uring::new(crate::engine::uring::UringConfig::new(64))
+        let backend = Uring::new(UringConfig::new(64))
             .expect("io_uring (the tests run on a kernel that has it)");
         messages_from_another_thread_wake(backend);
     }
