@@ -289,6 +289,8 @@ fn uring_holds_more_connections_than_a_small_table() {
         table_size: Some(64),
         multishot_accept: true,
         accept_headroom: 16,
+        // Each table after the first is opened while clients keep arriving.
+        open_next_table_below: 8,
         ..UringConfig::new(256)
     };
     let Some(server) = uring_server(
@@ -370,6 +372,29 @@ fn uring_sizes_its_tables_for_the_capacity() {
     };
     let backend = Uring::new(config).expect("uring");
     assert_eq!((backend.tables(), backend.capacity()), (3, 250));
+}
+
+#[test]
+fn uring_opens_a_table_only_when_the_open_ones_are_nearly_full() {
+    if !runs_on(
+        "io_uring",
+        "uring_opens_a_table_only_when_the_open_ones_are_nearly_full",
+    ) {
+        return;
+    }
+    let config = UringConfig {
+        table_size: Some(5000),
+        ..UringConfig::new(20_000)
+    };
+    let backend = Uring::new(config).expect("uring");
+    assert_eq!((backend.tables(), backend.tables_open()), (4, 1));
+    assert_eq!(backend.capacity(), 20_000);
+    // Tables smaller than the margin are all opened at once.
+    let small = UringConfig {
+        table_size: Some(100),
+        ..UringConfig::new(250)
+    };
+    assert_eq!(Uring::new(small).expect("uring").tables_open(), 3);
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //!   `accept`). A listener that wants peer addresses gets single-shot accepts only, each writing
 //!   the address into a buffer it owns until its completion. A [`ConnId`] names the ring and the
 //!   index (see `table`). The capacity given to [`Uring::new`] is spread over as many rings as
-//!   the per-table limit requires; the first ring waits, and polls the other rings' file
-//!   descriptors.
+//!   the per-table limit requires, each opened when the ones before it are nearly full (an idle
+//!   server holds one); the first ring waits, and polls the other rings' file descriptors.
 //! - An idle connection waits on a multishot poll (≈0.27 KB of kernel memory, against ≈0.8 KB for
 //!   a posted read). When it is readable, one non-blocking receive into a per-worker receive buffer
 //!   is issued and its bytes are lent to the worker.
@@ -52,6 +52,9 @@ use std::time::{Duration, Instant};
 /// cancelled. 4096 covers a 75 ms turn at the fastest ramp measured on the 2-core VM (≈54k
 /// connections/s).
 pub const DEFAULT_ACCEPT_HEADROOM: u32 = 4096;
+/// Default [`UringConfig::open_next_table_below`]: more than a turn of the fastest connect ramp
+/// measured takes (a table smaller than this is followed by the next one at once).
+pub const DEFAULT_OPEN_NEXT_TABLE_BELOW: u32 = 4096;
 /// How often the "every table is full" warning may be repeated.
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long dropping the backend waits for the kernel to give back buffers of operations in flight.
@@ -79,6 +82,9 @@ pub struct UringConfig {
     pub recv_buffers: u16,
     /// Bytes per receive buffer (one read of a request head should fit).
     pub recv_buffer_size: u32,
+    /// The next table is opened once the open ones have fewer spare slots than this between
+    /// them, so an idle server holds one table and its ring.
+    pub open_next_table_below: u32,
 }
 
 impl UringConfig {
@@ -92,6 +98,7 @@ impl UringConfig {
             accept_headroom: DEFAULT_ACCEPT_HEADROOM,
             recv_buffers: 64,
             recv_buffer_size: 16 * 1024,
+            open_next_table_below: DEFAULT_OPEN_NEXT_TABLE_BELOW,
         }
     }
 }
@@ -108,6 +115,12 @@ struct Listener {
 /// The io_uring backend. One per worker thread.
 pub struct Uring {
     rings: Vec<Ring>,
+    /// Sizes of the tables still to open, the next one last.
+    unopened: Vec<u32>,
+    /// See [`UringConfig::open_next_table_below`].
+    open_next_below: u32,
+    /// Submission entries of each ring.
+    entries: u32,
     listeners: Vec<Listener>,
     listening: bool,
     /// Occupancy or listener state changed: the accept plan must run again.
@@ -153,12 +166,15 @@ impl Uring {
             ));
         }
         let entries = config.entries.max(8);
-        let rings = sizes
-            .iter()
-            .map(|&size| Ring::new(entries, size))
-            .collect::<io::Result<Vec<Ring>>>()?;
+        let mut unopened = sizes.clone();
+        unopened.reverse();
+        let first = unopened.pop().unwrap_or(1);
+        let rings = vec![Ring::new(entries, first)?];
         let mut backend = Uring {
             rings,
+            unopened,
+            open_next_below: config.open_next_table_below,
+            entries,
             listeners: Vec::new(),
             listening: true,
             accepts_dirty: false,
@@ -181,10 +197,39 @@ impl Uring {
             waker: Arc::new(EventFd::new()?),
         };
         backend.arm_waker()?;
-        for ring in 1..backend.rings.len() {
-            backend.arm_ring_ready(ring)?;
-        }
+        backend.open_tables_as_needed();
         Ok(backend)
+    }
+
+    /// Opens the next tables while the open ones have fewer than `open_next_table_below` spare
+    /// slots between them. A table the kernel refuses (out of memory, say) is given up with the
+    /// rest of the plan: the capacity shrinks to the tables open, and the log says so.
+    fn open_tables_as_needed(&mut self) {
+        while !self.unopened.is_empty() {
+            let spare: u32 = self.rings.iter().map(|r| r.table.spare()).sum();
+            if spare >= self.open_next_below {
+                return;
+            }
+            let Some(size) = self.unopened.pop() else {
+                return;
+            };
+            let opened = Ring::new(self.entries, size).and_then(|ring| {
+                self.rings.push(ring);
+                self.arm_ring_ready(self.rings.len() - 1)
+            });
+            if let Err(e) = opened {
+                let lost = size + self.unopened.iter().sum::<u32>();
+                self.unopened.clear();
+                self.capacity = self.capacity.saturating_sub(lost);
+                log::error!(
+                    "io_uring: a connection table could not be opened ({e}): this worker holds \
+                     at most {} connections",
+                    self.capacity
+                );
+                return;
+            }
+            self.accepts_dirty = true;
+        }
     }
 
     /// Connections this backend can hold (the sum of its table sizes).
@@ -192,8 +237,13 @@ impl Uring {
         self.capacity
     }
 
-    /// Rings (registered file tables) in use.
+    /// Registered file tables (one ring each) the capacity needs, open or not yet.
     pub fn tables(&self) -> usize {
+        self.rings.len() + self.unopened.len()
+    }
+
+    /// Tables open so far (each opened when the ones before it are nearly full).
+    pub fn tables_open(&self) -> usize {
         self.rings.len()
     }
 
@@ -460,6 +510,7 @@ impl Backend for Uring {
         handler: &mut dyn FnMut(Completion<'_>) -> ReadControl,
     ) -> io::Result<()> {
         self.recv.trim_idle(Instant::now());
+        self.open_tables_as_needed();
         self.start_reads();
         if self.accepts_dirty {
             self.plan_accepts();

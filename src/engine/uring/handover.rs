@@ -63,6 +63,7 @@ impl Uring {
 
     /// See [`crate::engine::Backend::adopt`].
     pub(super) fn start_adopt(&mut self, socket: OwnedFd, tag: u64) -> io::Result<Option<ConnId>> {
+        self.open_tables_as_needed();
         let ring = self
             .rings
             .iter()

@@ -73,12 +73,15 @@ impl Uring {
         queued_any
     }
 
-    /// Whether some ring can take one more connection with a single-shot accept.
+    /// Whether some ring can take one more connection with a single-shot accept (or a table
+    /// not opened yet can).
     pub(super) fn has_room(&self) -> bool {
         let headroom = self.headroom.max(1);
-        self.rings
-            .iter()
-            .any(|r| r.table.spare() > headroom.saturating_mul(r.table.multishots))
+        !self.unopened.is_empty()
+            || self
+                .rings
+                .iter()
+                .any(|r| r.table.spare() > headroom.saturating_mul(r.table.multishots))
     }
 
     /// Arms a readiness poll on every listener with no accept in flight (every table is full).
