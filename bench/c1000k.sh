@@ -19,7 +19,7 @@
 # FD_MARGIN connections: when C is more, the script says so in one line and runs that server at
 # the largest count it can hold here, which is then its target (io_uring rcomet is not capped).
 #
-# Env: C (1000000) target connections; ENGINE (epoll | io_uring); THREADS (0 = one per CPU) rcomet
+# Env: C (1000000) target connections; ENGINE (io_uring, the server's default, | epoll); THREADS (0 = one per CPU) rcomet
 #      workers; HOLD (10) seconds; MSG_RATE (5000) pushes/s; MESSAGES (COUNT) pushes in the push
 #      phase; FD_MARGIN (1000) descriptors kept free in each server for listeners, admin and
 #      stats connections; MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll
@@ -51,7 +51,7 @@ case ${1-} in
 esac
 
 C=${C:-1000000}
-ENGINE=${ENGINE:-epoll}
+ENGINE=${ENGINE:-io_uring}
 THREADS=${THREADS:-0}
 HOLD=${HOLD:-10}
 MSG_RATE=${MSG_RATE:-5000}

@@ -15,7 +15,7 @@
 # rcomet/iComet (with --json one JSON object on stdout, the rest on stderr).
 #
 # Usage: ICOMET_BIN=/path/to/icomet-server bash bench/messenger.sh [--json]
-# Env:   ICOMET_BIN (unset: the iComet column is skipped); ROUNDS (2); ENGINE (epoll | io_uring);
+# Env:   ICOMET_BIN (unset: the iComet column is skipped); ROUNDS (2); ENGINE (io_uring, the server's default, | epoll);
 #        THREADS (2) rcomet worker threads; CASES ("cl ol push sign info fan1k fan10k");
 #        CHANNELS (10000); MSG_SIZE (100) bytes of content; FAN_IN_FLIGHT (32);
 #        CL_PUSHES (200000), CL_DURATION (10) s cap of the closed loop; OL_RATE (10000),
@@ -34,7 +34,7 @@ source "$BENCH_DIR/lib_icomet.sh"
 bench_parse_args 25 "$@"
 
 ROUNDS=${ROUNDS:-2}
-ENGINE=${ENGINE:-epoll}
+ENGINE=${ENGINE:-io_uring}
 THREADS=${THREADS:-2}
 CASES=${CASES:-cl ol push sign info fan1k fan10k}
 CHANNELS=${CHANNELS:-10000}

@@ -40,17 +40,27 @@ pub struct Server {
     config: Config,
 }
 
-/// The engine to run: io_uring only when configured and the kernel passes the probe.
-fn choose_engine(config: &Config) -> EngineKind {
-    match config.server.engine {
-        EngineKind::Epoll => EngineKind::Epoll,
-        EngineKind::IoUring => match probe::uring_available() {
-            Ok(()) => EngineKind::IoUring,
-            Err(reason) => {
-                log::warn!("io_uring unavailable: {reason}; using epoll");
-                EngineKind::Epoll
-            }
-        },
+/// The engine a server runs on, once the configuration and the kernel have been consulted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chosen {
+    Epoll,
+    IoUring,
+}
+
+/// The engine to run: io_uring when configured (or `auto`) and the kernel passes the probe. A
+/// fallback from an explicit `io_uring` is a warning; from `auto` it is what was asked for.
+fn choose_engine(config: &Config) -> Chosen {
+    let level = match config.server.engine {
+        EngineKind::Epoll => return Chosen::Epoll,
+        EngineKind::Auto => log::Level::Info,
+        EngineKind::IoUring => log::Level::Warn,
+    };
+    match probe::uring_available() {
+        Ok(()) => Chosen::IoUring,
+        Err(reason) => {
+            log::log!(level, "io_uring unavailable: {reason}; using epoll");
+            Chosen::Epoll
+        }
     }
 }
 
@@ -79,7 +89,7 @@ impl Server {
     pub fn start(config: Config) -> io::Result<Server> {
         let threads = config.server.threads.max(1);
         match choose_engine(&config) {
-            EngineKind::IoUring => {
+            Chosen::IoUring => {
                 // Each worker's tables hold as many connections as its slab, unless configured.
                 let slots = connections_per_worker(config.server.max_connections, threads);
                 let capacity = match config.server.uring_slots {
@@ -93,7 +103,7 @@ impl Server {
                     .collect::<io::Result<Vec<_>>>()?;
                 Server::start_with(config, backends, "io_uring")
             }
-            EngineKind::Epoll => {
+            Chosen::Epoll => {
                 let backends = (0..threads)
                     .map(|_| Epoll::new())
                     .collect::<io::Result<Vec<_>>>()?;

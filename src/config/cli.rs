@@ -82,7 +82,8 @@ struct Args {
     #[arg(long, value_name = "N")]
     threads: Option<String>,
 
-    /// I/O backend: epoll or io_uring [file: server.engine] [default: epoll]
+    /// I/O backend: auto (io_uring where the kernel offers it, else epoll), epoll or io_uring
+    /// [file: server.engine] [default: auto]
     #[arg(long, value_name = "ENGINE")]
     engine: Option<String>,
 
@@ -529,7 +530,7 @@ mod tests {
         let d = Config::default();
         match key {
             "server.threads" => "0".into(),
-            "server.engine" => "epoll".into(),
+            "server.engine" => "auto".into(),
             "admin.listen" => d.admin.listen.to_string(),
             "front.listen" => d.front.listen.to_string(),
             "front.auth" => "none".into(),

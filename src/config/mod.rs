@@ -154,6 +154,9 @@ pub enum Auth {
 /// The I/O backend (`server.engine`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
+    /// io_uring where the start-up probe passes (a real accept, poll, receive, send and close
+    /// cycle), epoll elsewhere: the default.
+    Auto,
     Epoll,
     IoUring,
 }
@@ -268,7 +271,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             threads: available_cores(),
-            engine: EngineKind::Epoll,
+            engine: EngineKind::Auto,
             max_connections: 1_100_000,
             header_timeout: 10,
             keepalive_timeout: 60,

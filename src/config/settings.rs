@@ -300,9 +300,12 @@ pub(crate) fn parse_output(value: &str, base: &Path) -> LogOutput {
 
 pub(crate) fn parse_engine(value: &str) -> Result<EngineKind, String> {
     match value.to_ascii_lowercase().as_str() {
+        "auto" => Ok(EngineKind::Auto),
         "epoll" => Ok(EngineKind::Epoll),
         "io_uring" | "io-uring" | "uring" => Ok(EngineKind::IoUring),
-        _ => Err(format!("unknown engine `{value}` (epoll or io_uring)")),
+        _ => Err(format!(
+            "unknown engine `{value}` (auto, epoll or io_uring)"
+        )),
     }
 }
 
@@ -480,6 +483,7 @@ mod tests {
     fn engines_and_auth() {
         assert_eq!(parse_engine("io_uring"), Ok(EngineKind::IoUring));
         assert_eq!(parse_engine("epoll"), Ok(EngineKind::Epoll));
+        assert_eq!(parse_engine("auto"), Ok(EngineKind::Auto));
         assert!(parse_engine("kqueue").is_err());
         assert_eq!(parse_auth("token"), Ok(Auth::Token));
         assert!(parse_auth("tokens").is_err());

@@ -93,7 +93,7 @@ fn built_in_defaults() {
     assert_eq!(c.config_path, None);
     assert_eq!(c.server.threads, available_cores());
     assert!(c.server.threads >= 1);
-    assert_eq!(c.server.engine, EngineKind::Epoll);
+    assert_eq!(c.server.engine, EngineKind::Auto);
     assert_eq!(c.server.max_connections, 1_100_000);
     assert_eq!(c.server.header_timeout, 10);
     assert_eq!(c.server.keepalive_timeout, 60);
