@@ -170,10 +170,21 @@ def render(runs):
     return head, rule, lines, fails
 
 
+def loadgen_rss_max_kb(report):
+    """Largest server VmRSS among a load generator report's own samples, in kB."""
+    values = [s.get("server_rss_bytes") for s in (report or {}).get("samples") or []]
+    values = [v for v in values if isinstance(v, int)]
+    return max(values) // 1024 if values else None
+
+
 def read_runs(path):
     runs = bench_report.read_runs(path)
     for run in runs:
-        run["rss_peak_kb"] = sampler_max_kb(run["samples"])
+        # The hold phase is sampled by bench/lib.sh's sampler, the push phase by the load
+        # generator alone (see run_phase in bench/c1000k.sh).
+        peaks = [sampler_max_kb(run["samples"]), loadgen_rss_max_kb(run.get("push"))]
+        peaks = [p for p in peaks if p is not None]
+        run["rss_peak_kb"] = max(peaks) if peaks else None
     return runs
 
 
