@@ -133,12 +133,14 @@ port_listener_count() {
     ss -ltnH "( $filter )" 2>/dev/null | wc -l
 }
 
-# port_guard_start PID FILE PORT...: once a second, counts the listening sockets on PORT... and,
-# when there are more than PID's own (counted at the start), notes in FILE every other process
-# listening there. With SO_REUSEPORT the kernel would hand such a process part of our
-# connections, so a run during which that happened is not valid. Every server a benchmark starts
-# gets the same watcher, so its small cost is the same for all of them. Sets BENCH_GUARD to the
-# watcher's PID.
+# port_guard_start PID FILE PORT...: every GUARD_INTERVAL seconds (5), counts the listening
+# sockets on PORT... and, when there are more than PID's own (counted at the start), notes in FILE
+# every other process listening there. With SO_REUSEPORT the kernel would hand such a process part
+# of our connections, so a run during which that happened is not valid (its clients would also
+# count as errors or lost messages). Every server a benchmark starts gets the same watcher. Each
+# check starts `ss` and `wc`, a few ms of a CPU: once a second that alone moved a hand-run
+# long-poll push phase's p99 from 326 to 583 µs (medians of three), hence the longer interval.
+# Sets BENCH_GUARD to the watcher's PID.
 port_guard_start() {
     local me=$1 out=$2
     local -a ports=("${@:3}")
@@ -154,7 +156,7 @@ port_guard_start() {
                     done
                 done
             fi
-            sleep 1
+            sleep "${GUARD_INTERVAL:-5}"
         done
     ) &
     BENCH_GUARD=$!
