@@ -12,8 +12,10 @@
 //! - An idle connection waits on a multishot poll (≈0.27 KB of kernel memory, against ≈0.8 KB for
 //!   a posted read). When it is readable, one non-blocking receive into a per-worker receive buffer
 //!   is issued and its bytes are lent to the worker.
-//! - A flush moves the queued segments into a send record that owns them until the SendMsg
-//!   completes; sends are queued during the turn and submitted together by the next wait.
+//! - A flush moves the queued segments into a send record that owns them until its send
+//!   completes (a plain Send of one buffer: the segment itself, or a copy of several small ones;
+//!   a SendMsg of iovecs beyond 1 KiB); sends are queued during the turn and submitted together
+//!   by the next wait.
 //! - Every user-data word is a named layout (`user_data`); a completion whose slot generation moved
 //!   on is dropped. A closed connection's operations are cancelled and its descriptor closed; its
 //!   buffers live until their completions arrive.
@@ -31,7 +33,9 @@ mod table;
 mod user_data;
 
 use self::accept::{AcceptState, Action};
-use self::buffers::{AdoptRecord, PeerAddrs, RecvPool, SendRecord, SendSlab, Slab as Records};
+use self::buffers::{
+    AdoptRecord, PeerAddrs, Prepared, RecvPool, SendRecord, SendSlab, Slab as Records,
+};
 use self::read_queue::{ReadClass, ReadQueues};
 use self::ring::{soft_nofile_limit, table_sizes, Ring};
 use self::table::{flag, split, SlotState, MAX_TABLE};
@@ -366,14 +370,18 @@ impl Uring {
             .get_mut(id)
             .ok_or_else(|| io::Error::other("no such send"))?;
         let (ring, index) = split(record.conn);
-        let msg = record.prepare();
-        let entry = opcode::SendMsg::new(Fixed(index), msg)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(Op::Send { record: id }.encode());
+        let entry = match record.prepare() {
+            Prepared::Msg(msg) => opcode::SendMsg::new(Fixed(index), msg)
+                .flags(libc::MSG_NOSIGNAL as u32)
+                .build(),
+            Prepared::Flat(ptr, len) => opcode::Send::new(Fixed(index), ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build(),
+        }
+        .user_data(Op::Send { record: id }.encode());
         // SAFETY: the record is boxed in `self.sends` and is removed only when this send's
-        // completion arrives (or, at drop, after the kernel gave it back); its msghdr, iovecs and
-        // segments stay put meanwhile (see `SendRecord`'s invariant).
+        // completion arrives (or, at drop, after the kernel gave it back); its msghdr, iovecs,
+        // copied bytes and segments stay put meanwhile (see `SendRecord`'s invariant).
         unsafe { self.push(ring, &entry) }
     }
 

@@ -188,10 +188,13 @@ impl RecvPool {
     }
 }
 
-/// One send in flight: the bytes it sends and the msghdr/iovecs describing them.
+/// One send in flight: the bytes it sends and the msghdr/iovecs describing them, or, for a
+/// small send, a copy of its bytes.
 ///
-/// INVARIANT: while the send is in flight the record stays boxed at the same address, `msg`
-/// points at `iov`, and `iov` points into the segments `chunk` owns, which are not modified.
+/// INVARIANT: while the send is in flight the record stays boxed at the same address and, as the
+/// last [`SendRecord::prepare`] said, either `msg` points at `iov` and `iov` points into the
+/// segments `chunk` owns, which are not modified ([`Prepared::Msg`]), or the memory of `iov`
+/// holds a copy of the bytes to send and is not touched ([`Prepared::Flat`]).
 pub(crate) struct SendRecord {
     pub conn: ConnId,
     pub generation: u32,
@@ -205,6 +208,17 @@ pub(crate) struct SendRecord {
 // (`Arc`s, `SharedRange`s of an `AppendBuf`) stay alive while the record holds them, and the bytes
 // a range covers are never written again, even while the buffer's owner appends after them.
 unsafe impl Send for SendRecord {}
+
+/// What one send operation sends (see [`SendRecord::prepare`]).
+pub(crate) enum Prepared {
+    /// A SendMsg of the msghdr: several segments, more bytes than a copy is worth.
+    Msg(*const libc::msghdr),
+    /// A plain Send of `len` contiguous bytes at the pointer.
+    Flat(*const u8, u32),
+}
+
+/// Bytes of a record's iovec array, which holds the copy of a small send of several segments.
+const FLAT_MAX: usize = MAX_IOVECS * std::mem::size_of::<libc::iovec>();
 
 impl SendRecord {
     pub fn new(conn: ConnId, generation: u32, chunk: OutQueue) -> Box<SendRecord> {
@@ -221,12 +235,48 @@ impl SendRecord {
         })
     }
 
-    /// Points the msghdr at the unsent bytes and returns it for a SendMsg operation.
-    pub fn prepare(&mut self) -> *const libc::msghdr {
-        let count = self.chunk.iovecs(&mut self.iov);
+    /// Describes the unsent bytes for one send operation. One segment is sent where it lies;
+    /// several that fit in the iovec array's own memory are copied there and sent as one buffer
+    /// (a plain Send: the kernel then imports no msghdr and no iovec array, and copies one
+    /// range — the common case of a delivered frame, an inline head, the shared JSON and a static
+    /// tail); anything larger goes as a SendMsg of iovecs.
+    pub fn prepare(&mut self) -> Prepared {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_IOVECS];
+        let count = self.chunk.iovecs(&mut iov);
+        let parts = iov.get(..count).unwrap_or_default();
+        let total: usize = parts.iter().map(|v| v.iov_len).sum();
+        // A longer single segment goes in part: the completion says how much, the rest follows.
+        let len = total.min(u32::MAX as usize) as u32;
+        if let [only] = parts {
+            return Prepared::Flat(only.iov_base as *const u8, len);
+        }
+        if total <= FLAT_MAX {
+            let flat = self.iov.as_mut_ptr().cast::<u8>();
+            let mut at = 0;
+            for part in parts {
+                // SAFETY: each source range is one the OutQueue just described (bytes of segments
+                // `chunk` owns, alive and unmodified), and none lies in `self.iov`, which no
+                // segment points into; the destination is `self.iov`'s own memory, `FLAT_MAX`
+                // bytes of plain data (an iovec is a pointer and a length, no padding, valid for
+                // any bit pattern), and `at + len <= total <= FLAT_MAX`.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        part.iov_base as *const u8,
+                        flat.add(at),
+                        part.iov_len,
+                    );
+                }
+                at += part.iov_len;
+            }
+            return Prepared::Flat(flat as *const u8, len);
+        }
+        self.iov = iov;
         self.msg.msg_iov = self.iov.as_mut_ptr();
         self.msg.msg_iovlen = count as _;
-        &self.msg
+        Prepared::Msg(&self.msg)
     }
 }
 
@@ -415,10 +465,12 @@ mod tests {
         let mut q = OutQueue::default();
         q.push_bytes(b"hello");
         let mut record = SendRecord::new(ConnId(7), 1, q.take_front(MAX_IOVECS));
-        let msg = record.prepare();
-        // SAFETY: `msg` points into `record`, which is alive and not moved.
-        let (iovlen, first_len) = unsafe { ((*msg).msg_iovlen, (*(*msg).msg_iov).iov_len) };
-        assert_eq!((iovlen, first_len), (1, 5));
+        let Prepared::Flat(ptr, len) = record.prepare() else {
+            panic!("one segment is sent where it lies");
+        };
+        // SAFETY: `ptr` points at the 5 queued bytes, owned by `record`, alive and not moved.
+        let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+        assert_eq!(bytes, b"hello");
         let mut slab = SendSlab::default();
         let first = slab.insert(record);
         assert_eq!(slab.get_mut(first).map(|r| r.conn), Some(ConnId(7)));
@@ -427,6 +479,39 @@ mod tests {
         let again = slab.insert(SendRecord::new(ConnId(8), 1, OutQueue::default()));
         assert_eq!(again, first);
         assert_eq!(slab.in_flight(), 1);
+    }
+
+    /// Several small segments are sent as one copy of their bytes; many large ones as iovecs;
+    /// after a short send the rest is described again from where it stopped.
+    #[test]
+    fn small_sends_of_several_segments_are_one_contiguous_copy() {
+        let shared: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"{\"seq\":1}"[..]);
+        let mut q = OutQueue::default();
+        q.push_frame(b"head|", &shared, b"|tail");
+        let mut record = SendRecord::new(ConnId(1), 1, q.take_front(MAX_IOVECS));
+        let flat = |record: &mut SendRecord| match record.prepare() {
+            Prepared::Flat(ptr, len) => {
+                // SAFETY: the bytes lie in `record`'s own memory or its segments, alive and
+                // unmoved.
+                let bytes = unsafe { std::slice::from_raw_parts(ptr, len as usize) };
+                bytes.to_vec()
+            }
+            Prepared::Msg(_) => panic!("a small send went as iovecs"),
+        };
+        assert_eq!(flat(&mut record), b"head|{\"seq\":1}|tail");
+        record.chunk.advance(7);
+        assert_eq!(flat(&mut record), b"seq\":1}|tail");
+        let mut big = OutQueue::default();
+        for i in 0..8u8 {
+            big.push_shared(&std::sync::Arc::from(vec![i; 4000]));
+        }
+        let mut record = SendRecord::new(ConnId(2), 1, big.take_front(MAX_IOVECS));
+        let Prepared::Msg(msg) = record.prepare() else {
+            panic!("32,000 bytes were copied");
+        };
+        // SAFETY: `msg` points into `record`, which is alive and not moved.
+        let (iovlen, first) = unsafe { ((*msg).msg_iovlen, *(*msg).msg_iov) };
+        assert_eq!((iovlen, first.iov_len), (8, 4000));
     }
 
     #[test]
