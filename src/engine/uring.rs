@@ -170,7 +170,8 @@ impl Uring {
             ));
         }
         let entries = config.entries.max(8);
-        let mut unopened = sizes.clone();
+        let capacity = sizes.iter().sum();
+        let mut unopened = sizes;
         unopened.reverse();
         let first = unopened.pop().unwrap_or(1);
         let rings = vec![Ring::new(entries, first)?];
@@ -188,7 +189,7 @@ impl Uring {
             } else {
                 u32::MAX
             },
-            capacity: sizes.iter().sum(),
+            capacity,
             full_logged: None,
             accept_errors: 0,
             recv: RecvPool::new(config.recv_buffers, config.recv_buffer_size),

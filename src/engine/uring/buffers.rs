@@ -241,12 +241,8 @@ impl SendRecord {
     /// range — the common case of a delivered frame, an inline head, the shared JSON and a static
     /// tail); anything larger goes as a SendMsg of iovecs.
     pub fn prepare(&mut self) -> Prepared {
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_IOVECS];
-        let count = self.chunk.iovecs(&mut iov);
-        let parts = iov.get(..count).unwrap_or_default();
+        let count = self.chunk.iovecs(&mut self.iov);
+        let parts = self.iov.get(..count).unwrap_or_default();
         let total: usize = parts.iter().map(|v| v.iov_len).sum();
         // A longer single segment goes in part: the completion says how much, the rest follows.
         let len = total.min(u32::MAX as usize) as u32;
@@ -254,6 +250,9 @@ impl SendRecord {
             return Prepared::Flat(only.iov_base as *const u8, len);
         }
         if total <= FLAT_MAX {
+            // The descriptions move to the stack: their own memory receives the bytes.
+            let iov = self.iov;
+            let parts = iov.get(..count).unwrap_or_default();
             let flat = self.iov.as_mut_ptr().cast::<u8>();
             let mut at = 0;
             for part in parts {
@@ -273,7 +272,6 @@ impl SendRecord {
             }
             return Prepared::Flat(flat as *const u8, len);
         }
-        self.iov = iov;
         self.msg.msg_iov = self.iov.as_mut_ptr();
         self.msg.msg_iovlen = count as _;
         Prepared::Msg(&self.msg)
