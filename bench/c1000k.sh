@@ -6,8 +6,9 @@
 #   1. hold:  rcomet-loadgen connect -n COUNT (one channel each, JSONP long-poll, memory guard),
 #             held HOLD seconds; server RSS and kernel memory per connection at full count, and
 #             memory samples every 0.5 s during the ramp;
-#   2. push:  rcomet-loadgen fanout -n COUNT, one message per channel (= per subscriber), at
-#             MSG_RATE/s, with every subscriber connected: deliveries/s, latency, lost messages;
+#   2. push:  rcomet-loadgen fanout -n COUNT, MESSAGES pushes spread over the channels (one or
+#             more per subscriber, each a long-poll cycle), at MSG_RATE/s, with every
+#             subscriber connected: deliveries/s, latency, lost messages;
 # alternating servers, rcomet first (hold: rcomet, iComet, compare; then push in the same order),
 # with a fresh server process for every phase of every server the script starts. It prints one
 # table (a column per server, then rcomet/other ratios), writes it and two SVG charts (memory
@@ -20,9 +21,10 @@
 # the largest count it can hold here, which is then its target (io_uring rcomet is not capped).
 #
 # Env: C (1000000) target connections; ENGINE (io_uring, the server's default, | epoll); THREADS (0 = one per CPU) rcomet
-#      workers; HOLD (10) seconds; MSG_RATE (5000) pushes/s; MESSAGES (COUNT) pushes in the push
-#      phase; FD_MARGIN (1000) descriptors kept free in each server for listeners, admin and
-#      stats connections; MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll
+#      workers; HOLD (10) seconds; MSG_RATE (5000) pushes/s; MESSAGES pushes in the push phase
+#      (COUNT, or PUSH_SECONDS (10) x MSG_RATE when that is more: the tail percentiles of a phase
+#      of a few seconds are one hiccup of the machine, bench/RESULTS.md "2026-12-06"); FD_MARGIN
+#      (1000) descriptors kept free in each server for listeners, admin and stats connections; MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll
 #      and channel timeout and CHANNEL_BUFFER_SIZE (10), the same for every server started here;
 #      ICOMET_BIN: iComet's icomet-server, started here for a compare column on ICOMET_ADMIN
 #      (127.0.0.1:18001) and ICOMET_FRONT (127.0.0.1:18101), config and log in the run directory;
@@ -178,6 +180,7 @@ fi
 max_count=0
 for l in "${labels[@]}"; do ((COUNT[$l] > max_count)) && max_count=${COUNT[$l]}; done
 MESSAGES=${MESSAGES:-}
+PUSH_SECONDS=${PUSH_SECONDS:-10}
 
 # Kernel ~8.4 KB per loopback pair, ~3 KB in the server, a 4 KiB tcp_mem page per unread message.
 need_mb=$((max_count * 16 / 1024 + MIN_FREE_MB))
@@ -252,7 +255,7 @@ run_phase() {
     local front=${FRONT_OF[$1]} admin=${ADMIN_OF[$1]}
     local -a pidarg=()
     echo '{}' >"$out"
-    m=${MESSAGES:-$n}
+    m=${MESSAGES:-$((n > PUSH_SECONDS * MSG_RATE ? n : PUSH_SECONDS * MSG_RATE))}
     phase_timeouts "$n" "$m"
     base=$(tcp_alloc)
     server_up "$label" || return 0
