@@ -9,7 +9,6 @@
 //! to another loopback address.
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use support::json::Json;
 use support::*;
@@ -139,32 +138,16 @@ fn the_stats_stream_takes_get_and_head_only(engine: &'static str) {
     assert!(h.closed_by_peer(), "HEAD of the stream ends");
 }
 
-/// A client connection whose source address is `source`.
-fn conn_from(source: &str, to: SocketAddr) -> Conn {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = format!("{source}:0").parse().expect("address");
-    s.bind(&SockAddr::from(from)).expect("bind");
-    s.connect(&SockAddr::from(to)).expect("connect");
-    let stream: TcpStream = s.into();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    Conn {
-        stream,
-        buf: Vec::new(),
-    }
-}
-
 engine_tests!(the_admin_page_and_stream_follow_allow_and_deny);
 fn the_admin_page_and_stream_follow_allow_and_deny(engine: &'static str) {
     const CONFIG: &str = "admin:\n\tallow: 127.0.0.2\n\tdeny: all\n";
     let server = Server::start(Opts::new(engine).config(CONFIG));
     for path in ["/admin", "/stats/stream"] {
-        let mut refused = conn_from("127.0.0.1", server.admin);
+        let mut refused = Conn::open_from("127.0.0.1", server.admin);
         refused.get(path);
         assert_eq!(refused.read_head().0, 403, "{path} from 127.0.0.1");
         assert!(refused.closed_by_peer());
-        let mut allowed = conn_from("127.0.0.2", server.admin);
+        let mut allowed = Conn::open_from("127.0.0.2", server.admin);
         allowed.get(path);
         assert_eq!(allowed.read_head().0, 200, "{path} from 127.0.0.2");
     }

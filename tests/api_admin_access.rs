@@ -6,31 +6,14 @@
 //! to another loopback address.
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
 use support::*;
-
-/// A client connection whose source address is `source`.
-fn conn_from(source: &str, to: SocketAddr) -> Conn {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = format!("{source}:0").parse().expect("address");
-    s.bind(&SockAddr::from(from)).expect("bind");
-    s.connect(&SockAddr::from(to)).expect("connect");
-    let stream: TcpStream = s.into();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    Conn {
-        stream,
-        buf: Vec::new(),
-    }
-}
 
 engine_tests!(admin_allow_and_deny_by_source_address);
 fn admin_allow_and_deny_by_source_address(engine: &'static str) {
     const CONFIG: &str = "admin:\n\tallow: 127.0.0.2\n\tdeny: all\n";
     let server = Server::start(Opts::new(engine).config(CONFIG));
     // From 127.0.0.1: refused with the exact 403 and closed.
-    let mut c = conn_from("127.0.0.1", server.admin);
+    let mut c = Conn::open_from("127.0.0.1", server.admin);
     c.get("/info");
     let (status, head) = c.read_head();
     assert_eq!(status, 403);
@@ -41,16 +24,16 @@ fn admin_allow_and_deny_by_source_address(engine: &'static str) {
     assert!(c.closed_by_peer());
     assert!(c.buf.is_empty(), "{:?}", String::from_utf8_lossy(&c.buf));
     // Publishing is refused too, and nothing is created.
-    let mut c = conn_from("127.0.0.1", server.admin);
+    let mut c = Conn::open_from("127.0.0.1", server.admin);
     c.get("/push?cname=x&content=y");
     assert_eq!(c.read_head().0, 403);
     // Unknown admin paths are 404 even for refused addresses.
-    let mut c = conn_from("127.0.0.1", server.admin);
+    let mut c = Conn::open_from("127.0.0.1", server.admin);
     c.get("/nope");
     assert_eq!(c.read_response().status, 404);
 
     // From 127.0.0.2: allowed, on a keep-alive connection.
-    let mut ok = conn_from("127.0.0.2", server.admin);
+    let mut ok = Conn::open_from("127.0.0.2", server.admin);
     ok.get("/check?cname=x");
     assert_eq!(ok.read_response().text(), "{}\n");
     ok.get("/push?cname=x&content=y");
@@ -68,10 +51,10 @@ engine_tests!(admin_allow_list_without_deny_rejects_others);
 fn admin_allow_list_without_deny_rejects_others(engine: &'static str) {
     const CONFIG: &str = "admin:\n\tallow: 127.0.0.1\n";
     let server = Server::start(Opts::new(engine).config(CONFIG));
-    let mut c = conn_from("127.0.0.1", server.admin);
+    let mut c = Conn::open_from("127.0.0.1", server.admin);
     c.get("/info");
     assert_eq!(c.read_response().status, 200);
-    let mut c = conn_from("127.0.0.2", server.admin);
+    let mut c = Conn::open_from("127.0.0.2", server.admin);
     c.get("/info");
     assert_eq!(c.read_head().0, 403);
     assert!(c.closed_by_peer());
@@ -91,7 +74,7 @@ fn admin_filter_entries_match_at_dot_boundaries_and_never_shadow(engine: &'stati
         ("127.1.200.3", true),
         ("127.2.0.1", false),
     ] {
-        let mut c = conn_from(source, server.admin);
+        let mut c = Conn::open_from(source, server.admin);
         c.get("/check?cname=q");
         let r = c.read_response();
         let want = if allowed { 200 } else { 403 };

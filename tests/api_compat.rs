@@ -7,7 +7,6 @@
 //! to another loopback address.
 mod support;
 
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use support::front::*;
 use support::*;
@@ -154,22 +153,6 @@ fn http10_connection_close_on_a_refused_subscription(engine: &'static str) {
     );
 }
 
-/// A client connection whose source address is `source`.
-fn conn_from(source: &str, to: SocketAddr) -> Conn {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    let from: SocketAddr = format!("{source}:0").parse().expect("address");
-    s.bind(&SockAddr::from(from)).expect("bind");
-    s.connect(&SockAddr::from(to)).expect("connect");
-    let stream: TcpStream = s.into();
-    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-    Conn {
-        stream,
-        buf: Vec::new(),
-    }
-}
-
 engine_tests!(admin_403_follows_the_request_connection_header);
 fn admin_403_follows_the_request_connection_header(engine: &'static str) {
     const CONFIG: &str = "admin:\n\tallow: 127.0.0.2\n\tdeny: all\n";
@@ -189,7 +172,7 @@ fn admin_403_follows_the_request_connection_header(engine: &'static str) {
             format!("HTTP/1.0 403 Forbidden\r\nServer: icomet 0.2.5\r\nConnection: Close\r\n{tail}"),
         ),
     ] {
-        let mut c = conn_from("127.0.0.1", server.admin);
+        let mut c = Conn::open_from("127.0.0.1", server.admin);
         c.send(request.as_bytes());
         let all = String::from_utf8_lossy(&c.read_to_close()).into_owned();
         assert_eq!(

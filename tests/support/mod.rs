@@ -382,6 +382,23 @@ impl Conn {
         }
     }
 
+    /// A connection to `to` from the local address `source` (port chosen by the kernel), for
+    /// tests of access rules by source address (127.0.0.0/8 is all loopback).
+    pub fn open_from(source: &str, to: SocketAddr) -> Conn {
+        use socket2::{Domain, SockAddr, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        let from: SocketAddr = format!("{source}:0").parse().expect("address");
+        s.bind(&SockAddr::from(from)).expect("bind");
+        s.connect(&SockAddr::from(to)).expect("connect");
+        let stream: TcpStream = s.into();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
     }
