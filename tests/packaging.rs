@@ -13,7 +13,6 @@
 //! Depends only on `tests/support`.
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -93,34 +92,18 @@ fn start_installed(program: &Path, config: &Path, engine: &str) -> Running {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("start {}: {e}", program.display()));
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if line.starts_with("rcomet ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(20)) {
-        Ok(line) => line,
-        Err(_) => {
-            let _ = child.kill();
-            panic!("{} printed no ready line", program.display());
-        }
+    let Some(ready) = ReadyLine::wait(&mut child, Duration::from_secs(20)) else {
+        let _ = child.kill();
+        panic!("{} printed no ready line", program.display());
     };
-    let field = |name: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-            .parse()
-            .unwrap()
-    };
-    assert!(line.ends_with(&format!("engine={engine}")), "{line}");
+    assert!(
+        ready.0.ends_with(&format!("engine={engine}")),
+        "{}",
+        ready.0
+    );
     Running {
-        admin: field("admin="),
-        front: field("front="),
+        admin: ready.addr("admin="),
+        front: ready.addr("front="),
         child,
     }
 }

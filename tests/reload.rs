@@ -7,7 +7,6 @@
 //! Depends on tests/support (the real binary over raw sockets).
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -52,27 +51,10 @@ fn start(engine: &str, conf: &Path) -> Running {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start rcomet");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.starts_with("rcomet ready") {
-                let _ = tx.send(line);
-            }
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("ready line");
-    let field = |name: &str| -> std::net::SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line}"))
-    };
+    let ready = ReadyLine::wait(&mut child, Duration::from_secs(20)).expect("ready line");
     Running {
-        admin: field("admin="),
-        front: field("front="),
+        admin: ready.addr("admin="),
+        front: ready.addr("front="),
         child,
     }
 }

@@ -157,6 +157,43 @@ impl<'a> Opts<'a> {
     }
 }
 
+/// The server's `rcomet ready ...` line (its ports, engine and pid as `name=value` words).
+pub struct ReadyLine(pub String);
+
+impl ReadyLine {
+    /// Takes `child`'s stdout and waits up to `timeout` for its ready line; None when none came
+    /// in time (or stdout closed first). A thread keeps draining stdout afterwards.
+    pub fn wait(child: &mut Child, timeout: Duration) -> Option<ReadyLine> {
+        let stdout = child.stdout.take().expect("the child's stdout is piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("rcomet ready") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        rx.recv_timeout(timeout).ok().map(ReadyLine)
+    }
+
+    /// The value of the word that starts with `name` (`"admin="`, `"pid="`, ...).
+    pub fn field(&self, name: &str) -> &str {
+        self.0
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {:?}", self.0))
+    }
+
+    /// The address in the word that starts with `name`.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        let value = self.field(name);
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}{value} is not an address"))
+    }
+}
+
 impl Server {
     pub fn start(opts: Opts<'_>) -> Server {
         let dir = TempDir::new("srv");
@@ -217,33 +254,15 @@ impl Server {
             });
             lines
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            for line in lines.by_ref() {
-                let Ok(line) = line else { break };
-                if line.starts_with("rcomet ready") {
-                    let _ = tx.send(line);
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
+        let ready = ReadyLine::wait(&mut child, Duration::from_secs(20))
             .expect("rcomet did not print its ready line");
-        let field = |name: &str| -> String {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(name))
-                .unwrap_or_else(|| panic!("no {name} in {line}"))
-                .to_string()
-        };
         assert_eq!(
-            field("engine="),
+            ready.field("engine="),
             opts.engine,
             "the server runs on the engine asked for"
         );
-        let admin: SocketAddr = field("admin=").parse().unwrap();
-        let front: SocketAddr = field("front=").parse().unwrap();
+        let admin = ready.addr("admin=");
+        let front = ready.addr("front=");
         let pid = child.id();
         Server {
             child: Some(child),
