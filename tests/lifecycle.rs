@@ -3,9 +3,7 @@
 //! stops the binary with the file and line named); `--help`. Depends only on `tests/support`.
 mod support;
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -127,42 +125,9 @@ fn a_tab_indented_config_file_is_applied(engine: &'static str) {
 
 /// Runs the binary with `args`, waits (bounded) for it to exit, and returns the exit code and
 /// everything it printed.
-fn run_binary(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rcomet"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rcomet");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = err.read_to_string(&mut text);
-        text
-    });
-    let out_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out_reader.join().unwrap_or_default();
-    let stderr = reader.join().unwrap_or_default();
-    let code = status.and_then(|s| s.code());
-    (code, format!("{stdout}{stderr}"))
+fn run_printing(args: &[&str]) -> (Option<i32>, String) {
+    let exit = run_binary(args, Duration::from_secs(10));
+    (exit.code, format!("{}{}", exit.stdout, exit.stderr))
 }
 
 /// Writes `body` as a config file and runs the server on it (with ports that cannot clash).
@@ -170,7 +135,7 @@ fn run_with_config(dir: &Path, name: &str, body: &str) -> (String, Option<i32>, 
     let path = dir.join(name);
     std::fs::write(&path, body).expect("write config");
     let path = path.to_string_lossy().into_owned();
-    let (code, output) = run_binary(&[
+    let (code, output) = run_printing(&[
         &path,
         "--admin-listen",
         "127.0.0.1:0",
@@ -223,7 +188,7 @@ fn a_bad_config_file_stops_the_binary_naming_file_and_line() {
     }
     // A file that does not exist is named too.
     let missing = dir.0.join("missing.conf").to_string_lossy().into_owned();
-    let (code, output) = run_binary(&[
+    let (code, output) = run_printing(&[
         &missing,
         "--admin-listen",
         "127.0.0.1:0",
@@ -239,7 +204,7 @@ fn a_bad_config_file_stops_the_binary_naming_file_and_line() {
 
 #[test]
 fn help_exits_0_and_mentions_every_config_group() {
-    let (code, output) = run_binary(&["--help"]);
+    let (code, output) = run_printing(&["--help"]);
     assert_eq!(code, Some(0), "{output}");
     for group in [
         "pidfile", "logger.", "admin.", "front.", "server.", "limits.",

@@ -6,7 +6,7 @@
 //! on `tests/support`.
 mod support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::UnixDatagram;
@@ -25,56 +25,9 @@ const FILE_LOG_CONFIG: &str = "pidfile = ./rcomet.pid\n\
                                \tlevel: info\n\
                                \toutput: ./logs/log.txt\n";
 
-/// What a run of the binary left behind.
-struct Exit {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs the binary to its end (bounded), with stdout and stderr captured apart.
 fn run(args: &[&str]) -> Exit {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rcomet");
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = out.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = err.read_to_string(&mut text);
-        text
-    });
-    let code = wait_bounded(&mut child, Duration::from_secs(20));
-    Exit {
-        code,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    }
-}
-
-/// Waits for `child` to exit within `limit` (killed otherwise); its exit code.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    run_binary(args, Duration::from_secs(20))
 }
 
 /// A value of the ready line (`admin=`, `front=`, `pid=`, `workers=`, `engine=`).
