@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use support::front::{chunk, msg, wait_subscribers};
 use support::*;
 
-/// Subscribers of the big channel: ~30 turns of the backlog's 128 sends (more while the lane
-/// still queues frames), tens of milliseconds of sends on this machine.
+/// Subscribers of the big channel: ~30 turns of the backlog's 128 sends, tens of milliseconds of
+/// sends on this machine.
 const BIG: usize = 4000;
 
 /// Subscribers checked at each end of the big channel's list the moment the small one's frame

@@ -6,10 +6,9 @@
 //! subscribers on a worker is 9,000 sends. Written in the turn that queued them, as every other
 //! output is, they made that turn ~100 ms long, and every other client of the worker (a
 //! publisher of another channel, a new subscriber) waited for it (bench/RESULTS.md, `make
-//! big-channel`). Here the backlog gets `BACKLOG_SENDS_PER_TURN` sends (fewer,
-//! `BACKLOG_SENDS_PER_TURN_WHILE_QUEUING`, while the fan-out lane still queues frames) or
-//! `BACKLOG_TIME_PER_TURN` a turn, whichever ends first, after the turn's other output; the loop
-//! does not sleep while it is not empty. A subscriber whose frames wait here gets the frames of the pushes that arrive
+//! big-channel`). Here the backlog gets `BACKLOG_SENDS_PER_TURN` sends or `BACKLOG_TIME_PER_TURN`
+//! a turn, whichever ends first, after the turn's other output; the loop does not sleep while it
+//! is not empty. A subscriber whose frames wait here gets the frames of the pushes that arrive
 //! meanwhile appended to the same queue (the same range of a shared batch: `frame_batch`), so
 //! when its turn comes one send carries them all: under a fast publisher the backlog writes more
 //! frames per send instead of more sends.
@@ -18,8 +17,7 @@
 //! its output was first queued; output it gets later (a heartbeat, its next request's answer)
 //! goes out with its place in the backlog.
 //!
-//! Depends on: worker (Worker, output's flush of one connection), fanout_lane (`lane_busy`),
-//! engine (Backend).
+//! Depends on: worker (Worker, output's flush of one connection), engine (Backend).
 
 use super::Worker;
 use crate::engine::Backend;
@@ -29,20 +27,10 @@ use std::time::{Duration, Instant};
 /// (the same number a channel's home keeps before it spreads the channel: `handoff`).
 pub(super) const BIG_FANOUT: usize = 64;
 
-/// Sends the backlog makes in one turn at most, while the fan-out lane is empty (every frame
-/// of the big fan-outs queued): ≈ 1.3 ms of kernel time at this machine's 10 µs per loopback
-/// send, ≈ 0.3 ms on a host where a send costs 2–3 µs. A count, not only a time, because an
-/// io_uring send is only submitted here and runs in the kernel in the next wait.
+/// Sends the backlog makes in one turn at most: ≈ 1.3 ms of kernel time at this machine's
+/// 10 µs per loopback send, ≈ 0.3 ms on a host where a send costs 2–3 µs. A count, not only a
+/// time, because an io_uring send is only submitted here and runs in the kernel in the next wait.
 const BACKLOG_SENDS_PER_TURN: usize = 128;
-
-/// Sends a turn at most while the lane still queues frames (pushes pipelined to a big channel).
-/// A subscriber still waiting here takes the frames queued meanwhile into its one send, so
-/// fewer sends a turn, leaving the turn to the lane, means more frames per send. One channel ×
-/// 10,000 `/stream` subscribers, 32 pushes in flight, io_uring: 128 a turn wrote ~4.5 frames per
-/// send, 1.35–1.83 µs of server CPU per delivery; 16 a turn 0.50–0.55 µs (epoll 0.29–0.43 →
-/// 0.23–0.28 µs). Not always 16: one push to 30,000 subscribers a worker, once queued, then
-/// takes 1,875 turns instead of 234, 6.0 → 8.0 µs per delivery (bench/RESULTS.md).
-const BACKLOG_SENDS_PER_TURN_WHILE_QUEUING: usize = 16;
 
 /// Wall time the backlog's sends get in one turn at most (epoll sends run here).
 const BACKLOG_TIME_PER_TURN: Duration = Duration::from_millis(1);
@@ -72,12 +60,7 @@ impl Worker {
     pub(super) fn flush_backlog<B: Backend>(&mut self, backend: &mut B) {
         let start = Instant::now();
         let mut sends = 0;
-        let budget = if self.lane_busy() {
-            BACKLOG_SENDS_PER_TURN_WHILE_QUEUING
-        } else {
-            BACKLOG_SENDS_PER_TURN
-        };
-        while sends < budget {
+        while sends < BACKLOG_SENDS_PER_TURN {
             let Some(token) = self.backlog.pop_front() else {
                 break;
             };
