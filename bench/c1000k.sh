@@ -24,8 +24,9 @@
 #      workers; HOLD (10) seconds; MSG_RATE (5000) pushes/s; MESSAGES pushes in the push phase
 #      (COUNT, or PUSH_SECONDS (10) x MSG_RATE when that is more: the tail percentiles of a phase
 #      of a few seconds are one hiccup of the machine, bench/RESULTS.md "2026-12-06"); FD_MARGIN
-#      (1000) descriptors kept free in each server for listeners, admin and stats connections; MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll
-#      and channel timeout and CHANNEL_BUFFER_SIZE (10), the same for every server started here;
+#      (1000) descriptors kept free in each server for listeners, admin and stats connections;
+#      MIN_FREE_MB (3072) loadgen memory guard; POLLING_TIMEOUT (900) long-poll and channel
+#      timeout and CHANNEL_BUFFER_SIZE (10), the same for every server started here;
 #      ICOMET_BIN: iComet's icomet-server, started here for a compare column on ICOMET_ADMIN
 #      (127.0.0.1:18001) and ICOMET_FRONT (127.0.0.1:18101), config and log in the run directory;
 #      COMPARE_FRONT, COMPARE_ADMIN, COMPARE_PID: a second server to measure the same way;

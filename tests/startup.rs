@@ -30,14 +30,6 @@ fn run(args: &[&str]) -> Exit {
     run_binary(args, Duration::from_secs(20))
 }
 
-/// A value of the ready line (`admin=`, `front=`, `pid=`, `workers=`, `engine=`).
-fn ready_field(line: &str, name: &str) -> String {
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(name))
-        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-        .to_string()
-}
-
 fn is_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists.
     unsafe { libc::kill(pid, 0) == 0 }

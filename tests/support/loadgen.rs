@@ -2,7 +2,6 @@
 //! same target directory, runs it with a JSON report and a time bound, and reads the server's
 //! `/stats`. Depends on the parent support module (server, HTTP GET, JSON reader) and std.
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::json::Json;
-use super::{get, Server};
+use super::{get, read_all, Server};
 
 /// Longest one loadgen run may take before the test kills it and fails.
 pub const RUN_LIMIT: Duration = Duration::from_secs(45);
@@ -66,14 +65,6 @@ pub struct Loadgen {
     args: Vec<String>,
     out: Option<JoinHandle<String>>,
     err: Option<JoinHandle<String>>,
-}
-
-fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = r.read_to_string(&mut s);
-        s
-    })
 }
 
 impl Loadgen {

@@ -157,6 +157,13 @@ impl<'a> Opts<'a> {
     }
 }
 
+/// The value of the word of a ready line `line` that starts with `name` (panics without one).
+pub fn ready_field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+}
+
 /// The server's `rcomet ready ...` line (its ports, engine and pid as `name=value` words).
 pub struct ReadyLine(pub String);
 
@@ -179,10 +186,7 @@ impl ReadyLine {
 
     /// The value of the word that starts with `name` (`"admin="`, `"pid="`, ...).
     pub fn field(&self, name: &str) -> &str {
-        self.0
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {:?}", self.0))
+        ready_field(&self.0, name)
     }
 
     /// The address in the word that starts with `name`.
@@ -339,6 +343,16 @@ pub struct Exit {
     pub stderr: String,
 }
 
+/// Reads `r` to its end on a thread of its own (a child's stdout or stderr, so neither pipe
+/// fills while the other is read); the text, lossy only in that a read error ends it.
+pub fn read_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = r.read_to_string(&mut text);
+        text
+    })
+}
+
 /// Runs the `rcomet` binary with `args` to its end (killed after `limit`), stdin closed and
 /// stdout and stderr captured apart.
 pub fn run_binary(args: &[&str], limit: Duration) -> Exit {
@@ -349,15 +363,8 @@ pub fn run_binary(args: &[&str], limit: Duration) -> Exit {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start rcomet");
-    let read_all = |mut from: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = from.read_to_string(&mut text);
-            text
-        })
-    };
-    let out = read_all(Box::new(child.stdout.take().expect("stdout")));
-    let err = read_all(Box::new(child.stderr.take().expect("stderr")));
+    let out = read_all(child.stdout.take().expect("stdout"));
+    let err = read_all(child.stderr.take().expect("stderr"));
     let code = wait_bounded(&mut child, limit);
     Exit {
         code,
