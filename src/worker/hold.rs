@@ -8,7 +8,13 @@
 //! the channel's messages waiting in the home's lane times its subscribers, plus the
 //! subscribers of every big channel published to on this home whose deliveries are still in its
 //! own mail (they reach the lane when the turn handles its mail), reach `limits.fanout_ahead`;
-//! or the lane of another worker with subscribers of the channel holds `LANE_BEHIND` items.
+//! or the lane of another worker with subscribers of the channel holds `LANE_BEHIND` items; or a
+//! worker with subscribers of the channel is still writing its backlog with more than half its
+//! `limits.buffer_budget` buffered. The last bounds bytes, not deliveries: over its budget a
+//! worker closes the subscribers with most queued, and without it a fast publisher of large
+//! messages got subscribers that kept up closed for the backlog's own pace. It lets go as soon
+//! as the backlog is written, so connections that stopped reading (they leave the backlog for
+//! the kernel's readiness) slow a publisher but never hold it for good.
 //!
 //! The lane's frames then wait in the backlog, which writes fewer subscribers a turn than the
 //! lane queues frames for; a subscriber's frames of the messages that arrive meanwhile extend
@@ -74,14 +80,18 @@ impl Worker {
             return true;
         }
         let workers = channel.workers();
+        let half_budget = self.config.limits.buffer_budget_bytes / 2;
+        if workers & worker_bit(self.id) != 0 && self.backlogged() && self.buffered > half_budget {
+            return true;
+        }
         (0..self.workers().min(64)).any(|w| {
             w != self.id
                 && workers & worker_bit(w) != 0
-                && self
-                    .shared
-                    .stats
-                    .get(w)
-                    .is_some_and(|s| s.lane.load(Ordering::Relaxed) >= LANE_BEHIND)
+                && self.shared.stats.get(w).is_some_and(|s| {
+                    s.lane.load(Ordering::Relaxed) >= LANE_BEHIND
+                        || (s.backlog.load(Ordering::Relaxed) > 0
+                            && s.buffered.load(Ordering::Relaxed) > half_budget)
+                })
         })
     }
 

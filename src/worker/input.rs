@@ -11,6 +11,7 @@
 //! Depends on: worker (Worker, Conn), http (parse), api (dispatch).
 
 use super::conn::{flags, Conns, InBuf, Phase, Port};
+use super::output::HEAVY_BUFFER_BYTES;
 use super::Worker;
 use crate::api::{self, Outcome};
 use crate::engine::{Backend, ReadControl, Token};
@@ -67,6 +68,12 @@ impl Worker {
                 let Some(mut buf) = conn.inbuf.take() else {
                     return ReadControl::Continue;
                 };
+                if self.over_budget(buf.len() + bytes.len(), bytes.len()) {
+                    self.buffered = self.buffered.saturating_sub(buf.capacity());
+                    drop(buf);
+                    self.refuse_over_budget(token);
+                    return ReadControl::Pause;
+                }
                 let before = buf.capacity();
                 buf.extend_from_slice(bytes);
                 self.buffered += buf.capacity() - before;
@@ -108,14 +115,32 @@ impl Worker {
         }
     }
 
-    /// Appends bytes to the connection's borrowed input buffer.
+    /// Whether adding `adding` bytes of input, leaving a connection with `pending` unparsed,
+    /// breaks the worker's buffer budget. Over the budget a connection whose unparsed input would
+    /// pass `HEAVY_BUFFER_BYTES` is refused; one with a request or two pending (an admin connection
+    /// while a big fan-out fills the budget with output) goes on, its input bounded by the header
+    /// and body limits.
+    fn over_budget(&self, pending: usize, adding: usize) -> bool {
+        self.buffered + adding > self.config.limits.buffer_budget_bytes
+            && pending > HEAVY_BUFFER_BYTES
+    }
+
+    /// Answers 503 and closes: the connection's input would break the buffer budget.
+    fn refuse_over_budget(&mut self, token: Token) {
+        self.shared
+            .budget_refusals
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.reject(token, 503, b"");
+    }
+
+    /// Appends bytes to the connection's borrowed input buffer (within the budget: `over_budget`).
     pub(super) fn keep(&mut self, token: Token, bytes: &[u8]) {
-        let budget = self.config.limits.buffer_budget_bytes;
-        if self.buffered + bytes.len() > budget {
-            self.shared
-                .budget_refusals
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.reject(token, 503, b"");
+        let Some(conn) = self.conns.peek(token) else {
+            return;
+        };
+        let pending = conn.inbuf.as_ref().map_or(0, |b| b.len()) + bytes.len();
+        if self.over_budget(pending, bytes.len()) {
+            self.refuse_over_budget(token);
             return;
         }
         let Some(conn) = self.conns.at(token) else {

@@ -328,6 +328,7 @@ impl Worker {
         stats.mail.store(self.mail.len(), Ordering::Relaxed);
         stats.lane.store(self.lane.len(), Ordering::Relaxed);
         stats.backlog.store(self.backlog.len(), Ordering::Relaxed);
+        stats.buffered.store(self.buffered, Ordering::Relaxed);
         stats
             .accept_errors
             .store(backend.accept_errors(), Ordering::Relaxed);

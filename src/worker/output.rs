@@ -13,8 +13,10 @@ use crate::slab::Slab;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// Over the worker's buffer budget, connections with more than this unsent are closed first.
-const HEAVY_QUEUE_BYTES: usize = 64 * 1024;
+/// Over the worker's buffer budget, connections with more than this unsent are closed first, and
+/// input is refused to connections with more than this unparsed (`input::keep`): the budget is
+/// enforced on the connections that fill it, not on every connection of a worker that is full.
+pub(super) const HEAVY_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Worker {
     /// Marks the connection for the end-of-turn flush (in the fan-out backlog while a big
@@ -110,7 +112,7 @@ impl Worker {
         // A connection past its own cap, or a heavy one while the worker is over its budget, is a
         // slow consumer: closed and counted (a subscriber resumes by seq when it comes back).
         let budget = self.config.limits.buffer_budget_bytes;
-        if queued > max || (self.buffered > budget && queued > HEAVY_QUEUE_BYTES) {
+        if queued > max || (self.buffered > budget && queued > HEAVY_BUFFER_BYTES) {
             self.shared
                 .slow_consumers_closed
                 .fetch_add(1, Ordering::Relaxed);

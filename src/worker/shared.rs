@@ -57,6 +57,10 @@ pub struct WorkerStats {
     /// Items in the fan-out lane at the end of the last turn (`worker::fanout_lane`); a channel's
     /// home reads the other workers' to hold publishes their fan-out is behind on.
     pub lane: AtomicUsize,
+    /// Bytes the worker's connections held buffered (unsent output, unread input) at the end of
+    /// the last turn; read with `backlog` to hold publishes while a fan-out is written past half
+    /// the worker's budget (`worker::hold`).
+    pub buffered: AtomicUsize,
     /// Loop turns per duration bucket (`api::metrics::TURN_BUCKETS_US`, then +Inf).
     pub turn_buckets: [AtomicU64; 13],
     pub turn_nanos: AtomicU64,

@@ -468,6 +468,11 @@ impl Conn {
         self.stream.write_all(bytes).expect("send");
     }
 
+    /// Sends bytes the server may refuse to read; false once it has closed its side.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// Sends `GET path HTTP/1.1` with a Host header.
     pub fn get(&mut self, path: &str) {
         self.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
